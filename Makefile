@@ -1,0 +1,36 @@
+# Quick start:  make demo   (main job on the embedded simulator)
+#               make test   (the whole test suite)
+# Both build their own virtual environment in .venv from PyPI.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test test-cpu test-gpu-sim bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test,gpu,torch]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gbdt-pwiser compare
+
+test: test-cpu test-gpu-sim
+
+test-cpu: $(STAMP)
+	$(BIN)/python -m pytest -q tests --ignore=tests/gpu
+
+# CUDA kernels run in Numba's CUDA simulator (no GPU needed); on a GPU machine run
+# `$(BIN)/python -m pytest tests/gpu` without the variable to test the real device.
+test-gpu-sim: $(STAMP)
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q tests/gpu
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
