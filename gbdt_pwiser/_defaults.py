@@ -1,0 +1,10 @@
+"""Default hyper-parameters of the PWiseR objective.
+
+The evidence for these values (a sweep on the simulator) is in the README,
+section "Choosing λ and the margins".
+"""
+
+DEFAULT_LAM: float = 1.0
+DEFAULT_MARGIN_CLICK_ONLY: float = 0.1
+DEFAULT_MARGIN_NO_CLICK: float = 0.3
+HESSIAN_FLOOR: float = 1e-16

@@ -1,0 +1,121 @@
+"""Once-per-training preparation of labels, weights and groups for the kernels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _kernels as K
+
+_EMPTY_F = np.zeros(0, dtype=np.float64)
+
+
+@dataclass
+class PreparedData:
+    """Everything about the training data that stays fixed across boosting rounds.
+
+    ``perm`` lists the rows of the *active* groups (a conversion and at least one
+    partner), each group laid out as ``[P | C | N]``; ``aptr`` delimits the groups
+    in ``perm``; ``anP``/``anC`` give their conversion and click-only counts;
+    ``pptr`` is the offset of each group's conversions in the per-round scratch.
+    ``pair_weight_c``/``pair_weight_n`` are the total pair weights
+    ``Σ_G W_P,G · W_C,G`` and ``Σ_G W_P,G · W_N,G`` that normalise each term.
+    """
+
+    n: int
+    y: np.ndarray
+    w: np.ndarray
+    has_w: bool
+    total_weight: float
+    pair_weight_c: float
+    pair_weight_n: float
+    n_groups: int
+    perm: np.ndarray
+    aptr: np.ndarray
+    anP: np.ndarray
+    anC: np.ndarray
+    pptr: np.ndarray
+    _scratch: tuple | None = field(default=None, repr=False)
+
+    @property
+    def n_active_groups(self) -> int:
+        return int(self.aptr.size - 1)
+
+    def scratch(self) -> tuple:
+        """Per-round scratch buffers (allocated once, reused every round)."""
+        if self._scratch is None:
+            nP = int(self.pptr[-1]) if self.pptr.size else 0
+            A = self.n_active_groups
+            self._scratch = (
+                np.empty(nP, dtype=np.float64),
+                np.empty(nP, dtype=np.int64),
+                np.empty(nP + A, dtype=np.float64),
+                np.empty(nP + A, dtype=np.float64),
+                np.empty(nP + A, dtype=np.float64),
+                np.empty(nP + A, dtype=np.float64),
+            )
+        return self._scratch
+
+    def scales(self, lam: float) -> tuple[float, float]:
+        """λ·W / (total pair weight) of each term; 0 for a term without pairs."""
+        sc_c = lam * self.total_weight / self.pair_weight_c if self.pair_weight_c > 0 else 0.0
+        sc_n = lam * self.total_weight / self.pair_weight_n if self.pair_weight_n > 0 else 0.0
+        return sc_c, sc_n
+
+
+def _finish(y, w, has_w, counts, wsum):
+    active_mask = (counts[:, 0] > 0) & ((counts[:, 1] + counts[:, 2]) > 0)
+    active = np.flatnonzero(active_mask).astype(np.int64)
+    sizes = counts[active].sum(axis=1)
+    aptr = np.zeros(active.size + 1, dtype=np.int64)
+    np.cumsum(sizes, out=aptr[1:])
+    anP = np.ascontiguousarray(counts[active, 0])
+    anC = np.ascontiguousarray(counts[active, 1])
+    pptr = np.zeros(active.size + 1, dtype=np.int64)
+    np.cumsum(anP, out=pptr[1:])
+    pw_c = float(np.dot(wsum[:, 0], wsum[:, 1]))
+    pw_n = float(np.dot(wsum[:, 0], wsum[:, 2]))
+    total = float(wsum.sum())
+    return active, aptr, anP, anC, pptr, pw_c, pw_n, total
+
+
+def prepare_ptr(y: np.ndarray, w: np.ndarray | None, gptr: np.ndarray) -> PreparedData:
+    """Prepare data whose groups are contiguous row ranges ``gptr[g]:gptr[g+1]``.
+
+    No sort and no hashing: XGBoost's ``group_ptr`` and LightGBM's group sizes
+    arrive in this form.
+    """
+    has_w = w is not None
+    wk = w if has_w else _EMPTY_F
+    gptr = np.ascontiguousarray(gptr, dtype=np.int64)
+    counts, wsum = K.group_stats_ptr(y, wk, has_w, gptr)
+    active, aptr, anP, anC, pptr, pw_c, pw_n, total = _finish(y, wk, has_w, counts, wsum)
+    perm = np.empty(int(aptr[-1]), dtype=np.int64)
+    K.fill_perm_ptr(y, gptr, active, aptr, counts, perm)
+    return PreparedData(y.size, y, wk, has_w, total, pw_c, pw_n, gptr.size - 1, perm, aptr, anP, anC, pptr)
+
+
+def prepare_codes(y: np.ndarray, w: np.ndarray | None, codes: np.ndarray, n_groups: int) -> PreparedData:
+    """Prepare data with per-row group codes ``0..n_groups-1`` in any order (O(n), no sort)."""
+    has_w = w is not None
+    wk = w if has_w else _EMPTY_F
+    counts, wsum = K.group_stats_codes(y, wk, has_w, codes, n_groups)
+    active, aptr, anP, anC, pptr, pw_c, pw_n, total = _finish(y, wk, has_w, counts, wsum)
+    slot = np.full(n_groups, -1, dtype=np.int64)
+    slot[active] = np.arange(active.size, dtype=np.int64)
+    perm = np.empty(int(aptr[-1]), dtype=np.int64)
+    K.fill_perm_codes(y, codes, slot, aptr, counts, active, perm)
+    return PreparedData(y.size, y, wk, has_w, total, pw_c, pw_n, n_groups, perm, aptr, anP, anC, pptr)
+
+
+def ptr_from_sizes(sizes: np.ndarray, n: int, source: str) -> np.ndarray:
+    """Group boundaries from group sizes (or from boundaries already), checked against n."""
+    sizes = np.asarray(sizes, dtype=np.int64).ravel()
+    if sizes.size and sizes[0] == 0 and sizes[-1] == n and np.all(np.diff(sizes) >= 0) and sizes.sum() != n:
+        return sizes  # already boundaries
+    if np.any(sizes < 0) or sizes.sum() != n:
+        raise ValueError(f"{source}: group sizes sum to {int(sizes.sum())} but there are {n} rows")
+    ptr = np.zeros(sizes.size + 1, dtype=np.int64)
+    np.cumsum(sizes, out=ptr[1:])
+    return ptr

@@ -1,0 +1,195 @@
+"""Input validation shared by every public entry point.
+
+Everything that reaches a Numba kernel goes through here first, so a user
+sees a ``ValueError``/``TypeError`` naming the problem instead of a Numba
+typing error, a crash or NaN gradients.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "check_margin",
+    "check_labels",
+    "check_weight",
+    "check_lam_margins",
+    "check_pairs",
+    "check_pair_loss",
+    "check_device",
+    "group_codes",
+]
+
+PAIR_LOSSES = ("squared_hinge", "logistic")
+DEVICES = ("cpu", "cuda")
+
+
+def _to_numeric_array(values: Any, name: str) -> np.ndarray:
+    if hasattr(values, "to_numpy"):  # pandas objects
+        values = values.to_numpy()
+    arr = np.asarray(values)
+    if arr.dtype.kind in "USOVMm":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be real-valued, got complex dtype {arr.dtype}")
+    return arr
+
+
+def check_margin(margin: npt.ArrayLike, name: str = "margin") -> np.ndarray:
+    """Return the margins as a 1-D float32/float64 array (float32 is not copied)."""
+    arr = _to_numeric_array(margin, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D raw scores of shape (n,), got shape {arr.shape}")
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    if not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)
+    if not np.all(np.isfinite(arr)):
+        bad = np.flatnonzero(~np.isfinite(arr))
+        raise ValueError(
+            f"{name} contains {bad.size} NaN or infinite value(s) (first at index {int(bad[0])})"
+        )
+    return arr
+
+
+def check_labels(y: npt.ArrayLike, n: int | None = None, name: str = "y") -> np.ndarray:
+    """Return funnel labels in {0, 1, 2} as int8, rejecting anything else."""
+    arr = _to_numeric_array(y, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D funnel labels in {{0, 1, 2}}, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but margin has {n}")
+    if arr.dtype.kind == "b":
+        return arr.astype(np.int8)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or infinite labels")
+        if np.any(arr != np.round(arr)):
+            bad = np.flatnonzero(arr != np.round(arr))
+            raise ValueError(
+                f"{name} must be integral funnel labels in {{0, 1, 2}}; found {arr[bad[0]]!r} at index {int(bad[0])}"
+            )
+    bad = (arr < 0) | (arr > 2)
+    if np.any(bad):
+        idx = np.flatnonzero(bad)
+        raise ValueError(
+            f"{name} must be funnel labels in {{0, 1, 2}} (0 no click, 1 click-only, 2 conversion); "
+            f"found {arr[idx[0]]!r} at index {int(idx[0])}"
+        )
+    return arr.astype(np.int8)
+
+
+def check_weight(weight: npt.ArrayLike | None, n: int, name: str = "weight") -> np.ndarray | None:
+    """Return per-row weights as float64 (or None), rejecting negative/NaN values."""
+    if weight is None:
+        return None
+    arr = _to_numeric_array(weight, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D of shape (n,), got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but margin has {n}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if np.any(arr < 0):
+        idx = int(np.flatnonzero(arr < 0)[0])
+        raise ValueError(f"{name} must be non-negative; found {arr[idx]!r} at index {idx}")
+    return arr
+
+
+def _check_nonneg_real(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not np.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
+def check_lam_margins(lam: Any, m1: Any, m2: Any) -> tuple[float, float, float]:
+    return (
+        _check_nonneg_real(lam, "lam"),
+        _check_nonneg_real(m1, "margin_click_only"),
+        _check_nonneg_real(m2, "margin_no_click"),
+    )
+
+
+def check_pairs(pairs: Any) -> int:
+    """Return 0 for exact mode (``"all"``) or the positive sample count k."""
+    if isinstance(pairs, str):
+        if pairs == "all":
+            return 0
+        raise ValueError(f'pairs must be "all" or a positive int, got {pairs!r}')
+    if isinstance(pairs, bool) or not isinstance(pairs, numbers.Integral):
+        raise TypeError(f'pairs must be "all" or a positive int, got {type(pairs).__name__}')
+    if int(pairs) < 1:
+        raise ValueError(f'pairs must be "all" or a positive int, got {pairs!r}')
+    return int(pairs)
+
+
+def check_pair_loss(pair_loss: Any) -> int:
+    if pair_loss not in PAIR_LOSSES:
+        raise ValueError(f"pair_loss must be one of {PAIR_LOSSES}, got {pair_loss!r}")
+    return PAIR_LOSSES.index(pair_loss)
+
+
+def check_device(device: Any) -> str:
+    if not isinstance(device, str):
+        raise TypeError(f'device must be "cpu" or "cuda", got {type(device).__name__}')
+    base = device.split(":", 1)[0]
+    if base not in DEVICES:
+        raise ValueError(f'device must be "cpu" or "cuda" (optionally "cuda:<ordinal>"), got {device!r}')
+    if ":" in device and not device.split(":", 1)[1].isdigit():
+        raise ValueError(f"invalid device ordinal in {device!r}")
+    return device
+
+
+def check_random_state(random_state: Any) -> int:
+    if random_state is None:
+        return 0
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**63 - 1))
+    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
+        raise TypeError(f"random_state must be None or an int, got {type(random_state).__name__}")
+    if int(random_state) < 0:
+        raise ValueError(f"random_state must be >= 0, got {random_state!r}")
+    return int(random_state)
+
+
+def group_codes(group: Any, n: int, name: str = "group") -> np.ndarray:
+    """Map per-row group ids of any hashable type to int64 codes 0..G-1.
+
+    Codes follow first appearance, so contiguous groups give non-decreasing codes.
+    """
+    if hasattr(group, "to_numpy") and not isinstance(group, np.ndarray):
+        group = group.to_numpy()
+    arr = np.asarray(group)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D per-row group ids, got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but margin has {n}")
+    if arr.dtype.kind == "f" and np.any(np.isnan(arr)):
+        raise ValueError(f"{name} contains NaN group ids")
+    if arr.dtype.kind in "iub":
+        # Fast path: integer ids. Contiguous runs map directly without hashing.
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        change = np.empty(n, dtype=bool)
+        change[0] = True
+        np.not_equal(arr[1:], arr[:-1], out=change[1:])
+        starts = np.flatnonzero(change)
+        # runs are groups iff each id value appears in exactly one run
+        if np.unique(arr[starts]).size == starts.size:
+            return (np.cumsum(change) - 1).astype(np.int64)
+    import pandas as pd
+
+    codes, _ = pd.factorize(arr, use_na_sentinel=True)
+    if np.any(codes < 0):
+        raise ValueError(f"{name} contains missing (NaN/None) group ids")
+    return codes.astype(np.int64, copy=False)
