@@ -1,12 +1,13 @@
 """gbdt_pwiser: BCE + λ·PWiseR (arXiv 2406.02163) for gradient-boosted trees."""
 
 from ._labels import funnel_label, split_funnel_label
-from .objective import PWiseRObjective, initial_margin, prepare_data
+from .objective import EntireSpaceCVRObjective, PWiseRObjective, initial_margin, prepare_data
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PWiseRObjective",
+    "EntireSpaceCVRObjective",
     "funnel_label",
     "split_funnel_label",
     "initial_margin",

@@ -455,3 +455,52 @@ def pair_loss_sums(z, w, has_w, perm, aptr, anP, anC, m1, m2, loss_kind):
                     else:
                         out[a, 1] += wi * _weight(w, has_w, j) * log1pexp(np.float64(z[j]) - zi + m2)
     return out[:, 0].sum(), out[:, 1].sum()
+
+
+# --------------------------------------------------------------------------- entire-space CVR (SPEC §5)
+
+
+@njit(cache=True, inline="always")
+def _esmm_terms(u, a):
+    """q = σ(u), 1 - q and 1 - a q computed without cancellation."""
+    q, dq = sigmoid_and_deriv(u)
+    one_m_q = sigmoid_and_deriv(-u)[0]
+    one_m_aq = (1.0 - a) + a * one_m_q
+    return q, dq, one_m_q, one_m_aq
+
+
+@njit(parallel=True, cache=True)
+def esmm_pass(u, v, a, w, has_w, floor, g, h):
+    """Gradient and Fisher Hessian of BCE(a·σ(u), v) w.r.t. the CVR margin u.
+
+    grad = -v (1 - q) + (1 - v) a q (1 - q) / (1 - a q)
+    hess = a q (1 - q)² / (1 - a q)   (Fisher information of the Bernoulli(a q)
+    likelihood in u: non-negative; equals q (1 - q) when a = 1)
+    """
+    for i in prange(u.size):
+        ai = a[i]
+        q, dq, one_m_q, one_m_aq = _esmm_terms(np.float64(u[i]), ai)
+        wi = w[i] if has_w else 1.0
+        if v[i] == 2:
+            gi = -one_m_q
+        else:
+            gi = ai * dq / one_m_aq
+        g[i] = wi * gi
+        hh = wi * ai * dq * one_m_q / one_m_aq
+        h[i] = hh if hh > floor else floor
+
+
+@njit(parallel=True, cache=True)
+def esmm_loss(u, v, a, w, has_w):
+    total = 0.0
+    for i in prange(u.size):
+        ai = a[i]
+        ui = np.float64(u[i])
+        q, dq, one_m_q, one_m_aq = _esmm_terms(ui, ai)
+        wi = w[i] if has_w else 1.0
+        if v[i] == 2:
+            # -log(a q) = -log a + log(1 + exp(-u))
+            total += wi * (-math.log(ai) + log1pexp(-ui))
+        else:
+            total += wi * (-math.log(one_m_aq))
+    return total

@@ -125,7 +125,121 @@ def _numba_threads(n_jobs: int | None) -> Iterator[None]:
         numba.set_num_threads(old)
 
 
-class PWiseRObjective:
+class _CustomObjective:
+    """Adapter machinery shared by the objectives: XGBoost, LightGBM and sklearn calls.
+
+    Subclasses define ``_param_names``, ``_check_params``, ``_prepare(y, w, ptr)``
+    (once per training data) and ``_compute(z, prepared, iteration, reuse)``.
+    """
+
+    _param_names: tuple[str, ...] = ()
+
+    def _get_params(self) -> dict[str, Any]:
+        """Parameters as a dict (scikit-learn style)."""
+        return {name: getattr(self, name) for name in self._param_names}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self._get_params()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def _check_params(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def _compute(self, z: np.ndarray, data: Any, iteration: int, reuse: bool):  # pragma: no cover
+        raise NotImplementedError
+
+    def _buffers(self, n: int, reuse: bool) -> tuple[np.ndarray, np.ndarray]:
+        if not reuse:
+            return np.empty(n), np.empty(n)
+        if self._out is None or self._out[0].size != n:
+            self._out = (np.empty(n), np.empty(n))
+        return self._out
+
+    def _reset_adapter_state(self) -> None:
+        self._data_ref: Any = None
+        self._data_key: Any = None
+        self._prepared: Any = None
+        self._first_margin: np.ndarray | None = None
+        self._out: tuple[np.ndarray, np.ndarray] | None = None
+        self.iteration_ = 0
+
+    def reset(self) -> None:
+        """Forget the cached training data and restart the round counter."""
+        self._reset_adapter_state()
+
+    def _next_round(self, z: Any, same_data: bool) -> int:
+        # A new training run on the same data starts again from the same margins.
+        zh = np.asarray(z) if not hasattr(z, "__cuda_array_interface__") else None
+        if zh is None:  # device margins: count rounds per data object only
+            if not same_data:
+                self.iteration_ = 0
+        elif not same_data or self._first_margin is None or (
+            self._first_margin.shape == zh.shape and np.array_equal(self._first_margin, zh)
+        ):
+            self._first_margin = np.array(zh, copy=True)
+            self.iteration_ = 0
+        it = self.iteration_
+        self.iteration_ += 1
+        return it
+
+    def _adapt(self, z: Any, key: Any, obj_ref: Any, make: Any):
+        if not hasattr(z, "__cuda_array_interface__"):
+            z = check_margin(np.asarray(z).reshape(-1) if np.ndim(z) == 2 and np.shape(z)[1] == 1 else z,
+                             "predictions")
+        same = self._prepared is not None and self._data_key == key and (
+            obj_ref is None or (self._data_ref is not None and self._data_ref() is obj_ref)
+        )
+        if not same:
+            self._prepared = make()
+            self._data_key = key
+            self._data_ref = weakref.ref(obj_ref) if obj_ref is not None else None
+            self._out = None
+        n = z.shape[0]
+        if self._prepared.n != n:
+            raise ValueError(f"predictions have {n} rows but the training data has {self._prepared.n}")
+        it = self._next_round(z, same)
+        return self._compute(z, self._prepared, it, reuse=True)
+
+    def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None):
+        """Objective callable for ``xgb.train``, ``lgb.train`` and the sklearn wrappers.
+
+        * ``obj(predt, dtrain)`` — XGBoost ``DMatrix`` (``xgb.train(obj=obj)``).
+        * ``obj(preds, train_set)`` — LightGBM ``Dataset`` (``params["objective"] = obj``).
+        * ``obj(y_true, y_pred[, sample_weight[, group]])`` — scikit-learn wrappers;
+          ``group`` holds LightGBM-style group sizes.
+        """
+        mod = type(b).__module__ or ""
+        if mod.startswith("xgboost") and type(b).__name__.endswith("DMatrix"):
+            return self._adapt(a, ("xgb", id(b)), b, lambda: self._prepare(*_read_dmatrix(b)))
+        if mod.startswith("lightgbm") and type(b).__name__ == "Dataset":
+            return self._adapt(a, ("lgb", id(b)), b, lambda: self._prepare(*_read_lgb(b)))
+        y_true = check_labels(a)
+        w = check_weight(sample_weight, y_true.size, "sample_weight")
+        if w is not None and w.size == 0:
+            w = None
+        key = ("skl", y_true.size, zlib.crc32(y_true.tobytes()),
+               None if w is None else zlib.crc32(w.tobytes()),
+               None if group is None else zlib.crc32(np.asarray(group, dtype=np.int64).tobytes()))
+
+        def make() -> Any:
+            n = y_true.size
+            ptr = (np.array([0, n], dtype=np.int64) if group is None
+                   else ptr_from_sizes(group, n, "group"))
+            return self._prepare(y_true, w, ptr)
+
+        return self._adapt(b, key, None, make)
+
+
+class PWiseRObjective(_CustomObjective):
     """BCE + λ·PWiseR custom objective for XGBoost and LightGBM.
 
     The CTR booster's objective from "Pairwise Ranking Loss for Multi-Task
@@ -231,24 +345,6 @@ class PWiseRObjective:
             raise ValueError(f"n_jobs must be None, -1 or a positive int, got {self.n_jobs!r}")
         return lam, m1, m2, loss_kind, k, seed
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Parameters as a dict (scikit-learn style)."""
-        return {
-            name: getattr(self, name)
-            for name in ("lam", "margin_click_only", "margin_no_click", "pair_loss", "pairs",
-                         "random_state", "device", "n_jobs")
-        }
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"PWiseRObjective({args})"
-
-    def __getstate__(self) -> dict[str, Any]:
-        return self.get_params()
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)  # type: ignore[misc]
-
     # ------------------------------------------------------------------ core
     def grad_hess(
         self,
@@ -325,7 +421,10 @@ class PWiseRObjective:
             raise ValueError(f"margin has {z.size} rows but the prepared data has {data.n}")
         return self._compute(z, data, int(iteration), reuse=False)
 
-    def _compute(self, z: np.ndarray, data: PreparedData, iteration: int, reuse: bool):
+    _param_names = ("lam", "margin_click_only", "margin_no_click", "pair_loss", "pairs",
+                    "random_state", "device", "n_jobs")
+
+    def _compute(self, z: Any, data: PreparedData, iteration: int, reuse: bool):
         lam, m1, m2, loss_kind, k, seed = self._check_params()
         if iteration < 0:
             raise ValueError(f"iteration must be >= 0, got {iteration}")
@@ -333,12 +432,7 @@ class PWiseRObjective:
             from . import gpu
 
             return gpu.pwiser_grad_hess_cuda(self, z, data, iteration)
-        if reuse:
-            if self._out is None or self._out[0].size != z.size:
-                self._out = (np.empty(z.size), np.empty(z.size))
-            g, h = self._out
-        else:
-            g, h = np.empty(z.size), np.empty(z.size)
+        g, h = self._buffers(z.size, reuse)
         with _numba_threads(self.n_jobs):
             K.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h)
             if lam > 0.0 and data.n_active_groups > 0:
@@ -348,76 +442,12 @@ class PWiseRObjective:
                             sc_c, sc_n, m1, m2, loss_kind, k, key, g, h, *data.scratch())
         return g, h
 
-    # ------------------------------------------------------------------ adapters
-    def _reset_adapter_state(self) -> None:
-        self._data_ref: Any = None
-        self._data_key: Any = None
-        self._prepared: PreparedData | None = None
-        self._first_margin: np.ndarray | None = None
-        self._out: tuple[np.ndarray, np.ndarray] | None = None
-        self.iteration_ = 0
-
-    def reset(self) -> None:
-        """Forget the cached training data and restart the round counter."""
-        self._reset_adapter_state()
-
-    def _next_round(self, z: np.ndarray, same_data: bool) -> int:
-        # A new training run on the same data starts again from the same margins.
-        if not same_data or self._first_margin is None or (
-            self._first_margin.shape == z.shape and np.array_equal(self._first_margin, z)
-        ):
-            self._first_margin = np.array(z, copy=True)
-            self.iteration_ = 0
-        it = self.iteration_
-        self.iteration_ += 1
-        return it
-
-    def _adapt(self, z: np.ndarray, key: Any, obj_ref: Any, make: Any):
-        z = check_margin(np.asarray(z).reshape(-1) if np.ndim(z) == 2 and np.shape(z)[1] == 1 else z,
-                         "predictions")
-        same = self._prepared is not None and self._data_key == key and (
-            obj_ref is None or (self._data_ref is not None and self._data_ref() is obj_ref)
-        )
-        if not same:
-            self._prepared = make()
-            self._data_key = key
-            self._data_ref = weakref.ref(obj_ref) if obj_ref is not None else None
-            self._out = None
-        if self._prepared.n != z.size:
-            raise ValueError(f"predictions have {z.size} rows but the training data has {self._prepared.n}")
-        it = self._next_round(z, same)
-        return self._compute(z, self._prepared, it, reuse=True)
-
-    def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None):
-        """Objective callable for ``xgb.train``, ``lgb.train`` and the sklearn wrappers.
-
-        * ``obj(predt, dtrain)`` — XGBoost ``DMatrix`` (``xgb.train(obj=obj)``).
-        * ``obj(preds, train_set)`` — LightGBM ``Dataset`` (``params["objective"] = obj``).
-        * ``obj(y_true, y_pred[, sample_weight[, group]])`` — scikit-learn wrappers;
-          ``group`` holds LightGBM-style group sizes.
-        """
-        mod = type(b).__module__ or ""
-        if mod.startswith("xgboost") and type(b).__name__.endswith("DMatrix"):
-            return self._adapt(a, ("xgb", id(b)), b, lambda: _prepare_from_dmatrix(b))
-        if mod.startswith("lightgbm") and type(b).__name__ == "Dataset":
-            return self._adapt(a, ("lgb", id(b)), b, lambda: _prepare_from_lgb(b))
-        y_true = check_labels(a)
-        w = check_weight(sample_weight, y_true.size, "sample_weight")
-        if w is not None and w.size == 0:
-            w = None
-        key = ("skl", y_true.size, zlib.crc32(y_true.tobytes()),
-               None if w is None else zlib.crc32(w.tobytes()),
-               None if group is None else zlib.crc32(np.asarray(group, dtype=np.int64).tobytes()))
-
-        def make() -> PreparedData:
-            if group is None:
-                return prepare_data(y_true, None, w)
-            return prepare_ptr(y_true, w, ptr_from_sizes(group, y_true.size, "group"))
-
-        return self._adapt(b, key, None, make)
+    def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> PreparedData:
+        return prepare_ptr(y, w, ptr)
 
 
-def _prepare_from_dmatrix(dtrain: Any) -> PreparedData:
+def _read_dmatrix(dtrain: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Labels, per-row weights and group boundaries of an XGBoost DMatrix."""
     y = dtrain.get_label()
     n = y.size
     w = dtrain.get_weight()
@@ -432,11 +462,11 @@ def _prepare_from_dmatrix(dtrain: Any) -> PreparedData:
             w = np.repeat(np.asarray(w, dtype=np.float64), np.diff(ptr))
         else:
             raise ValueError(f"DMatrix has {w.size} weights for {n} rows")
-    lab = check_labels(y, n, "DMatrix label")
-    return prepare_ptr(lab, check_weight(w, n, "DMatrix weight"), ptr)
+    return check_labels(y, n, "DMatrix label"), check_weight(w, n, "DMatrix weight"), ptr
 
 
-def _prepare_from_lgb(ds: Any) -> PreparedData:
+def _read_lgb(ds: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Labels, per-row weights and group boundaries of a LightGBM Dataset."""
     y = ds.get_label()
     n = np.asarray(y).size
     lab = check_labels(y, n, "Dataset label")
@@ -444,4 +474,134 @@ def _prepare_from_lgb(ds: Any) -> PreparedData:
     w = None if w is None or np.asarray(w).size == 0 else check_weight(w, n, "Dataset weight")
     grp = ds.get_group()
     ptr = np.array([0, n], dtype=np.int64) if grp is None else ptr_from_sizes(grp, n, "Dataset group")
-    return prepare_ptr(lab, w, ptr)
+    return lab, w, ptr
+
+
+def check_ctr_prob(ctr_prob: Any, n: int, name: str = "ctr_prob") -> np.ndarray:
+    """pCTR per row as float64 in [0, 1], clipped away from 0 and 1 for the logs."""
+    arr = check_margin(ctr_prob, name).astype(np.float64, copy=False)
+    if arr.size != n:
+        raise ValueError(f"{name} has {arr.size} rows but margin has {n}")
+    if np.any((arr < 0) | (arr > 1)):
+        raise ValueError(f"{name} must be probabilities in [0, 1]")
+    return np.clip(arr, 1e-12, 1.0 - 1e-12)
+
+
+class _ESMMData:
+    def __init__(self, y: np.ndarray, w: np.ndarray | None) -> None:
+        self.n = y.size
+        self.y = y
+        self.has_w = w is not None
+        self.w = w if w is not None else np.zeros(0)
+
+
+class EntireSpaceCVRObjective(_CustomObjective):
+    """Entire-space CVR objective: ESMM for trees (SPEC §5).
+
+    Trains the CVR booster on *all* exposures with the loss
+    ``BCE(pCTR_i · σ(u_i), conversion_i)`` on its margin ``u``, where pCTR
+    comes from an already trained CTR model and stays fixed. pCVR then means
+    P(conversion | click) over the whole exposure space, which removes the
+    sample-selection bias of training on clicked rows only.
+
+    Gradient ``-v (1 - q) + (1 - v) a q (1 - q) / (1 - a q)`` with
+    ``a = pCTR``, ``q = σ(u)``; Hessian: the Fisher information
+    ``a q (1 - q)² / (1 - a q)`` (non-negative; the exact second derivative can
+    be negative for ``v = 0``), floored at 1e-16.
+
+    Parameters
+    ----------
+    ctr_prob : array-like of shape (n,), optional
+        pCTR of the training rows, used by the XGBoost/LightGBM adapters.
+        :meth:`grad_hess` can take it per call instead.
+    device : {"cpu", "cuda"}, default="cpu"
+    n_jobs : int, optional
+        Threads for the CPU kernel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gbdt_pwiser import EntireSpaceCVRObjective
+    >>> obj = EntireSpaceCVRObjective()
+    >>> g, h = obj.grad_hess(np.zeros(3), [0, 1, 2], ctr_prob=[0.1, 0.5, 0.5])
+    >>> bool(np.all(h > 0)), round(float(g[2]), 3)
+    (True, -0.5)
+    """
+
+    _param_names = ("ctr_prob", "device", "n_jobs")
+
+    def __init__(self, ctr_prob: npt.ArrayLike | None = None, device: str = "cpu",
+                 n_jobs: int | None = None) -> None:
+        self.ctr_prob = ctr_prob
+        self.device = device
+        self.n_jobs = n_jobs
+        self._check_params()
+        self._reset_adapter_state()
+
+    def _check_params(self) -> None:
+        check_device(self.device)
+        if self.n_jobs is not None and (isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, (int, np.integer)) or self.n_jobs == 0):
+            raise ValueError(f"n_jobs must be None, -1 or a positive int, got {self.n_jobs!r}")
+
+    def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> _ESMMData:
+        return _ESMMData(y, w)
+
+    def _ctr(self, ctr_prob: Any, n: int) -> np.ndarray:
+        if ctr_prob is None:
+            ctr_prob = self.ctr_prob
+        if ctr_prob is None:
+            raise ValueError("ctr_prob (pCTR of every row) is required by the entire-space CVR objective")
+        cached = getattr(self, "_ctr_cache", None)
+        if cached is not None and cached[0] is ctr_prob:
+            return cached[1]
+        a = check_ctr_prob(ctr_prob, n)
+        self._ctr_cache = (ctr_prob, a)
+        return a
+
+    def grad_hess(
+        self,
+        margin: npt.ArrayLike,
+        y: npt.ArrayLike,
+        ctr_prob: npt.ArrayLike | None = None,
+        weight: npt.ArrayLike | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and Fisher Hessian w.r.t. the CVR margins.
+
+        Parameters
+        ----------
+        margin : array-like of shape (n,)
+            CVR margins ``u``.
+        y : array-like of shape (n,)
+            Funnel labels; conversions are ``y == 2``.
+        ctr_prob : array-like of shape (n,), optional
+            pCTR per row (defaults to the constructor's ``ctr_prob``).
+        weight : array-like of shape (n,), optional
+        """
+        self._check_params()
+        z = check_margin(margin)
+        lab = check_labels(y, z.size)
+        w = check_weight(weight, z.size)
+        return self._run(z, _ESMMData(lab, w), self._ctr(ctr_prob, z.size), reuse=False)
+
+    def loss(self, margin: npt.ArrayLike, y: npt.ArrayLike, ctr_prob: npt.ArrayLike | None = None,
+             weight: npt.ArrayLike | None = None) -> float:
+        """Sum over rows of ``w_i · BCE(pCTR_i σ(u_i), v_i)``."""
+        z = check_margin(margin)
+        lab = check_labels(y, z.size)
+        w = check_weight(weight, z.size)
+        d = _ESMMData(lab, w)
+        with _numba_threads(self.n_jobs):
+            return float(K.esmm_loss(z, d.y, self._ctr(ctr_prob, z.size), d.w, d.has_w))
+
+    def _compute(self, z: Any, data: _ESMMData, iteration: int, reuse: bool):
+        return self._run(z, data, self._ctr(None, data.n), reuse)
+
+    def _run(self, z: Any, data: _ESMMData, a: np.ndarray, reuse: bool):
+        if self.device.startswith("cuda"):
+            from . import gpu
+
+            return gpu.esmm_grad_hess_cuda(self, z, data, a)
+        g, h = self._buffers(z.shape[0], reuse)
+        with _numba_threads(self.n_jobs):
+            K.esmm_pass(z, data.y, a, data.w, data.has_w, HESSIAN_FLOOR, g, h)
+        return g, h

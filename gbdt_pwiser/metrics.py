@@ -1,0 +1,179 @@
+"""AUC and GAUC for funnel labels, and eval-metric adapters for XGBoost/LightGBM (SPEC §6).
+
+The adapters score raw margins (what a custom objective's booster outputs):
+AUC is rank-based, so margins and probabilities give the same value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from ._validation import check_labels, group_codes
+
+__all__ = [
+    "auc",
+    "gauc",
+    "click_auc",
+    "conversion_auc",
+    "click_gauc",
+    "conversion_gauc",
+    "xgb_metric",
+    "lgb_metric",
+    "METRICS",
+]
+
+
+def auc(y_true: npt.ArrayLike, score: npt.ArrayLike, weight: npt.ArrayLike | None = None) -> float:
+    """ROC AUC; NaN when only one class is present.
+
+    Examples
+    --------
+    >>> from gbdt_pwiser.metrics import auc
+    >>> auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    0.75
+    """
+    yt = np.asarray(y_true)
+    if yt.size == 0 or np.unique(yt).size < 2:
+        return float("nan")
+    return float(roc_auc_score(yt, np.asarray(score, dtype=np.float64), sample_weight=weight))
+
+
+def gauc(y_true: npt.ArrayLike, score: npt.ArrayLike, group: npt.ArrayLike) -> float:
+    """Group AUC: impression-weighted mean of per-group AUC over groups with both classes.
+
+    Vectorised: average ranks within each group (ties count 1/2), then the
+    Mann–Whitney statistic per group.
+
+    Examples
+    --------
+    >>> from gbdt_pwiser.metrics import gauc
+    >>> gauc([0, 1, 1, 0, 0, 1], [0.1, 0.9, 0.2, 0.3, 0.5, 0.4], [0, 0, 0, 1, 1, 1])
+    0.5
+    """
+    yt = np.asarray(y_true).astype(np.float64)
+    s = np.asarray(score, dtype=np.float64)
+    if yt.shape != s.shape:
+        raise ValueError(f"y_true and score have different shapes: {yt.shape} != {s.shape}")
+    codes = group_codes(group, yt.size)
+    if yt.size == 0:
+        return float("nan")
+    ranks = pd.Series(s).groupby(codes).rank(method="average").to_numpy()
+    G = int(codes.max()) + 1
+    n = np.bincount(codes, minlength=G).astype(np.float64)
+    npos = np.bincount(codes, weights=yt, minlength=G)
+    rpos = np.bincount(codes, weights=ranks * yt, minlength=G)
+    nneg = n - npos
+    ok = (npos > 0) & (nneg > 0)
+    if not np.any(ok):
+        return float("nan")
+    per = (rpos[ok] - npos[ok] * (npos[ok] + 1) / 2) / (npos[ok] * nneg[ok])
+    return float(np.average(per, weights=n[ok]))
+
+
+def click_auc(score: npt.ArrayLike, y: npt.ArrayLike) -> float:
+    """AUC of a score against clicks (``y >= 1``) over all exposures."""
+    lab = check_labels(y)
+    return auc(lab >= 1, score)
+
+
+def conversion_auc(score: npt.ArrayLike, y: npt.ArrayLike) -> float:
+    """AUC of a score against conversions (``y == 2``) over all exposures."""
+    lab = check_labels(y)
+    return auc(lab == 2, score)
+
+
+def click_gauc(score: npt.ArrayLike, y: npt.ArrayLike, group: npt.ArrayLike) -> float:
+    """GAUC of a score against clicks, by group."""
+    return gauc(check_labels(y) >= 1, score, group)
+
+
+def conversion_gauc(score: npt.ArrayLike, y: npt.ArrayLike, group: npt.ArrayLike) -> float:
+    """GAUC of a score against conversions, by group."""
+    return gauc(check_labels(y) == 2, score, group)
+
+
+METRICS: dict[str, tuple[Callable[..., float], bool]] = {
+    # name: (function(score, y[, group]), needs_group)
+    "click_auc": (click_auc, False),
+    "conv_auc": (conversion_auc, False),
+    "click_gauc": (click_gauc, True),
+    "conv_gauc": (conversion_gauc, True),
+}
+
+
+def _check_names(names: Sequence[str]) -> tuple[str, ...]:
+    if not names:
+        names = ("click_auc", "conv_auc")
+    for nm in names:
+        if nm not in METRICS:
+            raise ValueError(f"unknown metric {nm!r}; choose from {sorted(METRICS)}")
+    return tuple(names)
+
+
+def _evaluate(names: tuple[str, ...], score: np.ndarray, y: np.ndarray, ptr: np.ndarray | None):
+    out = []
+    group = None
+    for nm in names:
+        fn, needs_group = METRICS[nm]
+        if needs_group:
+            if group is None:
+                sizes = np.diff(ptr) if ptr is not None and ptr.size > 1 else np.array([y.size])
+                group = np.repeat(np.arange(sizes.size), sizes)
+            out.append((nm, fn(score, y, group)))
+        else:
+            out.append((nm, fn(score, y)))
+    return out
+
+
+def xgb_metric(*names: str) -> Callable[[np.ndarray, Any], list[tuple[str, float]]]:
+    """``custom_metric`` for ``xgb.train`` reporting AUCs of the margin on funnel labels.
+
+    Names: ``"click_auc"``, ``"conv_auc"``, ``"click_gauc"``, ``"conv_gauc"``
+    (GAUC groups come from the evaluation DMatrix's ``qid``). Early stopping
+    watches the last name.
+
+    Examples
+    --------
+    >>> from gbdt_pwiser.metrics import xgb_metric
+    >>> metric = xgb_metric("click_auc", "conv_auc")
+    >>> # xgb.train(params, dtrain, evals=[(dvalid, "valid")], obj=obj, custom_metric=metric)
+    """
+    chosen = _check_names(names)
+
+    def metric(predt: np.ndarray, dmat: Any) -> list[tuple[str, float]]:
+        y = check_labels(dmat.get_label(), name="DMatrix label")
+        ptr = np.asarray(dmat.get_uint_info("group_ptr"), dtype=np.int64)
+        return _evaluate(chosen, np.asarray(predt).reshape(-1), y, ptr)
+
+    metric.__name__ = "pwiser_metric"
+    return metric
+
+
+def lgb_metric(*names: str) -> Callable[[np.ndarray, Any], list[tuple[str, float, bool]]]:
+    """``feval`` for ``lgb.train`` reporting the same AUCs (higher is better).
+
+    Examples
+    --------
+    >>> from gbdt_pwiser.metrics import lgb_metric
+    >>> feval = lgb_metric("click_auc", "conv_gauc")
+    >>> # lgb.train(params, dtrain, valid_sets=[dvalid], feval=feval)
+    """
+    chosen = _check_names(names)
+
+    def feval(preds: np.ndarray, ds: Any) -> list[tuple[str, float, bool]]:
+        y = check_labels(ds.get_label(), name="Dataset label")
+        grp = ds.get_group()
+        ptr = None
+        if grp is not None:
+            from ._prepare import ptr_from_sizes
+
+            ptr = ptr_from_sizes(grp, y.size, "Dataset group")
+        return [(nm, v, True) for nm, v in _evaluate(chosen, np.asarray(preds).reshape(-1), y, ptr)]
+
+    feval.__name__ = "pwiser_feval"
+    return feval
