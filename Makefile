@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: test-cpu test-gpu-sim
 
 test-cpu: $(STAMP)
-	$(BIN)/python -m pytest -q tests --ignore=tests/gpu
+	$(BIN)/python -m pytest -q tests --ignore=tests/gpu --doctest-modules gbdt_pwiser
 
 # CUDA kernels run in Numba's CUDA simulator (no GPU needed); on a GPU machine run
 # `$(BIN)/python -m pytest tests/gpu` without the variable to test the real device.

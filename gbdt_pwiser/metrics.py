@@ -99,16 +99,16 @@ def conversion_gauc(score: npt.ArrayLike, y: npt.ArrayLike, group: npt.ArrayLike
 
 METRICS: dict[str, tuple[Callable[..., float], bool]] = {
     # name: (function(score, y[, group]), needs_group)
-    "click_auc": (click_auc, False),
-    "conv_auc": (conversion_auc, False),
-    "click_gauc": (click_gauc, True),
-    "conv_gauc": (conversion_gauc, True),
+    "auc_click": (click_auc, False),
+    "auc_conv": (conversion_auc, False),
+    "auc_click_group": (click_gauc, True),
+    "auc_conv_group": (conversion_gauc, True),
 }
 
 
 def _check_names(names: Sequence[str]) -> tuple[str, ...]:
     if not names:
-        names = ("click_auc", "conv_auc")
+        names = ("auc_click", "auc_conv")
     for nm in names:
         if nm not in METRICS:
             raise ValueError(f"unknown metric {nm!r}; choose from {sorted(METRICS)}")
@@ -133,14 +133,15 @@ def _evaluate(names: tuple[str, ...], score: np.ndarray, y: np.ndarray, ptr: np.
 def xgb_metric(*names: str) -> Callable[[np.ndarray, Any], list[tuple[str, float]]]:
     """``custom_metric`` for ``xgb.train`` reporting AUCs of the margin on funnel labels.
 
-    Names: ``"click_auc"``, ``"conv_auc"``, ``"click_gauc"``, ``"conv_gauc"``
-    (GAUC groups come from the evaluation DMatrix's ``qid``). Early stopping
-    watches the last name.
+    Names: ``"auc_click"``, ``"auc_conv"``, ``"auc_click_group"``, ``"auc_conv_group"``
+    (the last two are GAUC, with groups from the evaluation DMatrix's ``qid``).
+    Every name starts with ``auc`` so that XGBoost's early stopping maximises
+    it; early stopping watches the last name.
 
     Examples
     --------
     >>> from gbdt_pwiser.metrics import xgb_metric
-    >>> metric = xgb_metric("click_auc", "conv_auc")
+    >>> metric = xgb_metric("auc_click", "auc_conv")
     >>> # xgb.train(params, dtrain, evals=[(dvalid, "valid")], obj=obj, custom_metric=metric)
     """
     chosen = _check_names(names)
@@ -160,7 +161,7 @@ def lgb_metric(*names: str) -> Callable[[np.ndarray, Any], list[tuple[str, float
     Examples
     --------
     >>> from gbdt_pwiser.metrics import lgb_metric
-    >>> feval = lgb_metric("click_auc", "conv_gauc")
+    >>> feval = lgb_metric("auc_click", "auc_conv_group")
     >>> # lgb.train(params, dtrain, valid_sets=[dvalid], feval=feval)
     """
     chosen = _check_names(names)

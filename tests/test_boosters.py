@@ -110,13 +110,13 @@ def test_xgb_custom_metric_and_early_stopping():
     res = {}
     params = {**XGB_PARAMS, "base_score": initial_margin(y), "disable_default_eval_metric": 1}
     b = xgb.train(params, dtrain, 200, obj=PWiseRObjective(), evals=[(dvalid, "valid")],
-                  custom_metric=xgb_metric("click_auc", "conv_auc", "click_gauc"),
+                  custom_metric=xgb_metric("auc_click", "auc_conv", "auc_click_group"),
                   early_stopping_rounds=5, evals_result=res, verbose_eval=False)
-    assert set(res["valid"]) == {"click_auc", "conv_auc", "click_gauc"}
+    assert set(res["valid"]) == {"auc_click", "auc_conv", "auc_click_group"}
     assert b.best_iteration < 199
     m = b.predict(dvalid, output_margin=True, iteration_range=(0, b.best_iteration + 1))
-    assert_allclose(res["valid"]["click_auc"][b.best_iteration], click_auc(m, yv), rtol=1e-6)
-    assert_allclose(res["valid"]["click_gauc"][b.best_iteration], gauc(yv >= 1, m, qv), rtol=1e-6)
+    assert_allclose(res["valid"]["auc_click"][b.best_iteration], click_auc(m, yv), rtol=1e-6)
+    assert_allclose(res["valid"]["auc_click_group"][b.best_iteration], gauc(yv >= 1, m, qv), rtol=1e-6)
 
 
 def test_lgb_train_with_groups_weights_and_feval():
@@ -138,16 +138,16 @@ def test_lgb_train_with_groups_weights_and_feval():
     res = {}
     b = lgb.train({"objective": Spy(lam=1.0), "metric": "None", "verbose": -1, "num_threads": 2, "seed": 0,
                    "num_leaves": 15}, dtrain, 20, valid_sets=[dvalid], valid_names=["valid"],
-                  feval=lgb_metric("click_auc", "conv_gauc"),
+                  feval=lgb_metric("auc_click", "auc_conv_group"),
                   callbacks=[lgb.record_evaluation(res)])
     assert calls == list(range(20))
-    assert res["valid"]["click_auc"][-1] > 0.65
+    assert res["valid"]["auc_click"][-1] > 0.65
     # the gradients LightGBM got are ours, with its groups and weights
     z = np.random.default_rng(0).normal(size=y.size)
     g, _ = PWiseRObjective(lam=1.0)(z, dtrain)
     assert_allclose(g, PWiseRObjective(lam=1.0).grad_hess(z, y, group=qid, weight=w)[0], rtol=1e-12)
     raw = b.predict(Xv, raw_score=True) + init[0]
-    assert_allclose(res["valid"]["click_auc"][-1], click_auc(raw, yv), rtol=1e-6)
+    assert_allclose(res["valid"]["auc_click"][-1], click_auc(raw, yv), rtol=1e-6)
 
 
 def test_sklearn_wrappers_accept_the_objective():
