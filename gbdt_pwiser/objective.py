@@ -107,17 +107,29 @@ def prepare_data(
     return prepare_codes(lab, w, codes, n_groups)
 
 
+#: Below this many rows the kernels run on one thread: a parallel region costs more than it
+#: saves there, and on a busy machine it waits for a descheduled worker thread.
+SERIAL_BELOW_ROWS = 65_536
+
+
 @contextlib.contextmanager
-def _numba_threads(n_jobs: int | None) -> Iterator[None]:
-    """Run the kernels with ``n_jobs`` threads, restoring the caller's setting."""
-    if n_jobs is None:
+def _numba_threads(n_jobs: int | None, n_rows: int | None = None) -> Iterator[None]:
+    """Run the kernels with ``n_jobs`` threads (1 for small inputs), restoring the caller's setting."""
+    small = n_rows is not None and n_rows < SERIAL_BELOW_ROWS
+    if n_jobs is None and not small:
         yield
         return
     import numba
 
     maxt = numba.config.NUMBA_NUM_THREADS
-    want = maxt if n_jobs < 0 else max(1, min(int(n_jobs), maxt))
+    if small:
+        want = 1
+    else:
+        want = maxt if n_jobs is None or n_jobs < 0 else max(1, min(int(n_jobs), maxt))
     old = numba.get_num_threads()
+    if want == old:
+        yield
+        return
     numba.set_num_threads(want)
     try:
         yield
@@ -433,7 +445,7 @@ class PWiseRObjective(_CustomObjective):
 
             return gpu.pwiser_grad_hess_cuda(self, z, data, iteration)
         g, h = self._buffers(z.size, reuse)
-        with _numba_threads(self.n_jobs):
+        with _numba_threads(self.n_jobs, z.size):
             K.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h)
             if lam > 0.0 and data.n_active_groups > 0:
                 sc_c, sc_n = data.scales(lam)
@@ -602,6 +614,6 @@ class EntireSpaceCVRObjective(_CustomObjective):
 
             return gpu.esmm_grad_hess_cuda(self, z, data, a)
         g, h = self._buffers(z.shape[0], reuse)
-        with _numba_threads(self.n_jobs):
+        with _numba_threads(self.n_jobs, z.shape[0]):
             K.esmm_pass(z, data.y, a, data.w, data.has_w, HESSIAN_FLOOR, g, h)
         return g, h

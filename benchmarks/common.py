@@ -1,0 +1,104 @@
+"""Shared helpers of the benchmarks: data, timing, machine description, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import lightgbm
+    import numba
+    import xgboost
+
+    mem = None
+    try:
+        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "python": platform.python_version(),
+            "numpy": np.__version__, "numba": numba.__version__, "xgboost": xgboost.__version__,
+            "lightgbm": lightgbm.__version__, "numba_threading_layer": _threading_layer()}
+
+
+def _threading_layer() -> str:
+    try:
+        import numba
+
+        @numba.njit(parallel=True)
+        def f(n):
+            s = 0
+            for i in numba.prange(n):
+                s += i
+            return s
+
+        f(10)
+        return numba.threading_layer()
+    except Exception as exc:  # pragma: no cover - informational only
+        return f"unknown ({exc})"
+
+
+def make_data(n_rows: int, n_features: int = 30, group_size: float = 25.0, seed: int = 0):
+    """Float32 features and funnel labels with the simulator's realistic rates, groups of ~group_size.
+
+    Rows come sorted by group (as XGBoost's qid and LightGBM's group sizes need).
+    """
+    from gbdt_pwiser.datasets import make_ad_log
+
+    n_req = max(1, int(round(n_rows / group_size)))
+    log = make_ad_log(n_req, mean_request_size=group_size, random_state=seed, with_truth=False)
+    y = log.y[:n_rows]
+    group = log.group[:n_rows]
+    n = y.size
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, n_features), dtype=np.float32)
+    # make a few features informative so trees have structure to find
+    X[:, :3] += (y[:, None] >= 1) * 0.8 + (y[:, None] == 2) * 0.8
+    order = np.argsort(group, kind="stable")
+    return X[order], y[order], group[order]
+
+
+def timeit(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"benchmark": name, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=1, default=float))
+    return path
+
+
+def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 600) -> str:
+    """Run code in a fresh interpreter and return its stdout (raises on failure)."""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, **(env or {})})
+    if res.returncode != 0:
+        raise RuntimeError(f"subprocess failed:\n{res.stderr}")
+    return res.stdout
