@@ -1,0 +1,81 @@
+"""Peak RSS of an XGBoost/LightGBM fit with PWiseR against the native objective.
+
+Each fit runs in a fresh process (same data generation, same parameters), and
+the process's peak resident set size (``ru_maxrss``) is compared. Writes
+``results/memory.json``.
+
+    python benchmarks/bench_memory.py [--rows 1000000] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import run_python, write_result  # noqa: E402
+
+CODE = r"""
+import json, resource, sys
+sys.path.insert(0, {bench!r})
+import numpy as np
+from common import make_data
+from gbdt_pwiser import PWiseRObjective, initial_margin
+X, y, g = make_data({rows}, 30)
+variant, backend = {variant!r}, {backend!r}
+if backend == "xgboost":
+    import xgboost as xgb
+    base = {{"tree_method": "hist", "max_depth": 6, "eta": 0.1, "nthread": 2, "seed": 0}}
+    if variant == "native":
+        d = xgb.DMatrix(X, label=(y >= 1).astype(np.float32), nthread=2)
+        xgb.train({{**base, "objective": "binary:logistic"}}, d, {rounds})
+    else:
+        d = xgb.DMatrix(X, label=y, qid=g, nthread=2)
+        obj = PWiseRObjective(pairs="all" if variant == "exact" else 4, n_jobs=2)
+        xgb.train({{**base, "base_score": initial_margin(y), "disable_default_eval_metric": 1}}, d, {rounds}, obj=obj)
+else:
+    import lightgbm as lgb
+    base = {{"num_leaves": 63, "max_depth": 6, "num_threads": 2, "verbose": -1, "metric": "None", "seed": 0}}
+    if variant == "native":
+        lgb.train({{**base, "objective": "binary"}}, lgb.Dataset(X, label=(y >= 1).astype(np.float32)), {rounds})
+    else:
+        sizes = np.bincount(g - g.min()); sizes = sizes[sizes > 0]
+        ds = lgb.Dataset(X, label=y, group=sizes, init_score=np.full(y.size, initial_margin(y)))
+        obj = PWiseRObjective(pairs="all" if variant == "exact" else 4, n_jobs=2)
+        lgb.train({{**base, "objective": obj}}, ds, {rounds})
+print(json.dumps({{"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--backends", nargs="+", default=["xgboost", "lightgbm"])
+    ap.add_argument("--smoke", action="store_true")
+    a = ap.parse_args(argv)
+    if a.smoke:
+        a.rows, a.rounds = 3000, 2
+    bench = str(Path(__file__).resolve().parent)
+    res: dict = {}
+    for backend in a.backends:
+        res[backend] = {}
+        for variant in ("native", "exact", "k=4"):
+            out = run_python(CODE.format(bench=bench, rows=a.rows, rounds=a.rounds, variant=variant, backend=backend))
+            res[backend][variant] = json.loads(out.strip().splitlines()[-1])["peak_rss_mib"]
+        nat = res[backend]["native"]
+        for variant in ("exact", "k=4"):
+            res[backend][f"{variant}_over_native"] = res[backend][variant] / nat
+        print(f"{backend}: peak RSS native {nat:.0f} MiB, exact {res[backend]['exact']:.0f} MiB "
+              f"({res[backend]['exact_over_native']:.3f}x), k=4 {res[backend]['k=4']:.0f} MiB "
+              f"({res[backend]['k=4_over_native']:.3f}x)", flush=True)
+    out = {"rows": a.rows, "rounds": a.rounds, "results": res}
+    if not a.smoke:
+        write_result("memory", out)
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Regenerate every benchmark and the tables of ``benchmarks/README.md``.
+
+    python benchmarks/run_all.py            # full sizes (about 15-25 minutes on 2 cores)
+    python benchmarks/run_all.py --smoke    # seconds; what the test suite runs
+    python benchmarks/run_all.py --tables-only   # rebuild README tables from results/*.json
+
+Run it on an otherwise idle machine: the ratios are only as good as the quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_fit  # noqa: E402
+import bench_memory  # noqa: E402
+import bench_objective  # noqa: E402
+import bench_startup  # noqa: E402
+from common import RESULTS  # noqa: E402
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+TARGETS = {
+    "fit_exact": 1.10, "fit_k4": 1.05, "objective_2m": 2.0, "rss": 1.10, "scaling": 11.0, "warm_start": 1.0,
+}
+
+
+def _load(name: str) -> dict | None:
+    p = RESULTS / f"{name}.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _ok(v: float, target: float, higher_is_better: bool = False) -> str:
+    good = v >= target if higher_is_better else v <= target
+    return "met" if good else "**missed**"
+
+
+def tables() -> str:
+    lines: list[str] = []
+    any_res = next((r for r in (_load(n) for n in ("fit_xgboost", "fit_lightgbm", "objective", "memory", "startup")) if r), None)
+    if any_res is None:
+        return "No results yet: run `python benchmarks/run_all.py`."
+    m = any_res["machine"]
+    lines.append(f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, "
+                 f"NumPy {m['numpy']}, Numba {m['numba']} ({m['numba_threading_layer']} threads), "
+                 f"XGBoost {m['xgboost']}, LightGBM {m['lightgbm']}. Measured {any_res['date']}.")
+    lines.append("")
+    for backend, ref in (("xgboost", "native binary:logistic"), ("lightgbm", "native binary")):
+        r = _load(f"fit_{backend}")
+        if not r:
+            continue
+        lines.append(f"**Fit time, {backend}** ({r['rounds']} rounds, depth 6, {r['features']} features, "
+                     f"{r['threads']} threads, median of {r['repeat']} interleaved paired ratios over `{ref}`)")
+        lines.append("")
+        lines.append("| rows | objective | median fit (s) | ratio | range | target |")
+        lines.append("|---|---|---|---|---|---|")
+        for n, res in r["results"].items():
+            for name, v in res.items():
+                tgt = ""
+                if name == "PWiseR exact":
+                    tgt = f"≤ {TARGETS['fit_exact']} {_ok(v['ratio_median'], TARGETS['fit_exact'])}"
+                elif name == "PWiseR k=4":
+                    tgt = f"≤ {TARGETS['fit_k4']} {_ok(v['ratio_median'], TARGETS['fit_k4'])}"
+                lines.append(f"| {int(n):,} | {name} | {v['median_s']:.3f} | {v['ratio_median']:.3f} | "
+                             f"{v['ratio_min']:.3f}–{v['ratio_max']:.3f} | {tgt} |")
+        lines.append("")
+    r = _load("objective")
+    if r:
+        lines.append(f"**Objective time** (groups of ~25, {r['threads']} threads; per round = data prepared once "
+                     "as inside training; full call = `grad_hess` with validation and preparation)")
+        lines.append("")
+        lines.append("| rows | mode | per round (ms) | full call (ms) | NumPy BCE-only (ms) | NumPy / per round |")
+        lines.append("|---|---|---|---|---|---|")
+        for n, row in r["results"].items():
+            for mode in ("exact", "k=4", "bce_only (lam=0)"):
+                v = row[mode]
+                lines.append(f"| {row['rows']:,} | {mode} | {v['per_round_s']*1e3:.2f} | {v['full_call_s']*1e3:.2f} | "
+                             f"{row['numpy_bce_s']*1e3:.2f} | {v['numpy_over_round']:.2f}× |")
+        lines.append("")
+        for mode, s in r.get("scaling", {}).items():
+            lines.append(f"Scaling ({mode}): {s['rows_ratio']:.1f}× the rows → {s['time_ratio']:.2f}× the "
+                         f"per-round time (target ≤ 11×: {_ok(s['time_ratio'], TARGETS['scaling'])}).")
+        two = r["results"].get("2000000")
+        if two:
+            v = two["exact"]["numpy_over_round"]
+            lines.append(f"Exact at 2M rows: {v:.2f}× faster than NumPy BCE-only "
+                         f"(target ≥ 2×: {_ok(v, TARGETS['objective_2m'], True)}).")
+        lines.append("")
+    r = _load("memory")
+    if r:
+        lines.append(f"**Peak RSS of the fit** ({r['rows']:,} rows × 30 features, {r['rounds']} rounds, fresh process each)")
+        lines.append("")
+        lines.append("| backend | native (MiB) | PWiseR exact (MiB) | ratio | PWiseR k=4 (MiB) | ratio | target ≤ 1.10 |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for b, v in r["results"].items():
+            lines.append(f"| {b} | {v['native']:.0f} | {v['exact']:.0f} | {v['exact_over_native']:.3f} | "
+                         f"{v['k=4']:.0f} | {v['k=4_over_native']:.3f} | "
+                         f"{_ok(max(v['exact_over_native'], v['k=4_over_native']), TARGETS['rss'])} |")
+        lines.append("")
+    r = _load("startup")
+    if r:
+        b = r["best"]
+        lines.append("**Start-up** (fresh process, 100k rows, best of runs)")
+        lines.append("")
+        lines.append("| Numba cache | import gbdt_pwiser (s) | first grad_hess (s) | second grad_hess (ms) |")
+        lines.append("|---|---|---|---|")
+        for k in ("cold", "warm"):
+            lines.append(f"| {k} | {b[k]['import_s']:.2f} | {b[k]['first_call_s']:.2f} | {b[k]['second_call_s']*1e3:.1f} |")
+        lines.append("")
+        lines.append(f"Warm-cache first call {b['warm']['first_call_s']:.2f} s (target ≤ 1 s: "
+                     f"{_ok(b['warm']['first_call_s'], TARGETS['warm_start'])}).")
+    return "\n".join(lines)
+
+
+def write_readme() -> None:
+    path = HERE / "README.md"
+    text = path.read_text()
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    path.write_text(text[:start] + "\n" + tables() + "\n" + text[end:])
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--tables-only", action="store_true")
+    a = ap.parse_args(argv)
+    if not a.tables_only:
+        extra = ["--smoke"] if a.smoke else []
+        for mod in (bench_objective, bench_fit, bench_memory, bench_startup):
+            print(f"== {mod.__name__}", flush=True)
+            mod.main(extra)
+    if not a.smoke:
+        write_readme()
+        print(f"updated {HERE / 'README.md'}")
+
+
+if __name__ == "__main__":
+    main()
