@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test,gpu,torch]"
+	$(BIN)/python -m pip install -q -e ".[test,torch]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -5,6 +5,6 @@ section "Choosing λ and the margins".
 """
 
 DEFAULT_LAM: float = 1.0
-DEFAULT_MARGIN_CLICK_ONLY: float = 0.1
-DEFAULT_MARGIN_NO_CLICK: float = 0.3
+DEFAULT_MARGIN_CLICK_ONLY: float = 0.02
+DEFAULT_MARGIN_NO_CLICK: float = 0.02
 HESSIAN_FLOOR: float = 1e-16

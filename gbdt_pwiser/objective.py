@@ -268,10 +268,10 @@ class PWiseRObjective(_CustomObjective):
     ----------
     lam : float, default=1.0
         Weight λ ≥ 0 of the pairwise term; 0 gives plain BCE.
-    margin_click_only : float, default=0.1
+    margin_click_only : float, default=0.02
         Margin m1 of conversion-vs-click-only pairs (probability units for
         ``squared_hinge``, logits for ``logistic``).
-    margin_no_click : float, default=0.3
+    margin_no_click : float, default=0.02
         Margin m2 of conversion-vs-non-click pairs.
     pair_loss : {"squared_hinge", "logistic"}, default="squared_hinge"
         ``max(0, p_j - p_i + m)²`` (the paper's) or ``log(1 + exp(z_j - z_i + m))``.
