@@ -443,7 +443,7 @@ class PWiseRObjective(_CustomObjective):
         if self.device.startswith("cuda"):
             from . import gpu
 
-            return gpu.pwiser_grad_hess_cuda(self, z, data, iteration)
+            return gpu.pwiser_grad_hess_cuda(self, z, data, iteration, reuse=reuse)
         g, h = self._buffers(z.size, reuse)
         with _numba_threads(self.n_jobs, z.size):
             K.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h)
@@ -612,7 +612,7 @@ class EntireSpaceCVRObjective(_CustomObjective):
         if self.device.startswith("cuda"):
             from . import gpu
 
-            return gpu.esmm_grad_hess_cuda(self, z, data, a)
+            return gpu.esmm_grad_hess_cuda(self, z, data, a, reuse=reuse)
         g, h = self._buffers(z.shape[0], reuse)
         with _numba_threads(self.n_jobs, z.shape[0]):
             K.esmm_pass(z, data.y, a, data.w, data.has_w, HESSIAN_FLOOR, g, h)
