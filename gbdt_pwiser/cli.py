@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", type=Path, default=Path("gbdt_pwiser_out"), help="output folder")
     o.add_argument("--quiet", action="store_true", help="no progress bars")
     o.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    from .neural_bench import __doc__ as bench_doc, add_arguments as add_bench_arguments
+
+    add_bench_arguments(sub.add_parser(
+        "bench-neural", help="neural multi-task baselines vs the boosted chain, each with BCE and with PWiseR",
+        description=bench_doc.split("\n\n")[0]))
     return p
 
 
@@ -317,6 +322,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "compare":
             run_compare(args)
+        elif args.command == "bench-neural":
+            from .neural_bench import run_bench
+
+            run_bench(args)
         return 0
     except UserError as exc:
         if getattr(args, "debug", False):
