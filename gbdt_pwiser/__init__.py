@@ -1,8 +1,15 @@
 """gbdt_pwiser: BCE + λ·PWiseR (arXiv 2406.02163) for gradient-boosted trees."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from ._labels import funnel_label, split_funnel_label
-from .estimator import CTCVRClassifier
 from .objective import EntireSpaceCVRObjective, PWiseRObjective, initial_margin, prepare_data
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .estimator import CTCVRClassifier
+    from .evaluation import evaluate
 
 __version__ = "0.1.0"
 
@@ -10,9 +17,28 @@ __all__ = [
     "PWiseRObjective",
     "EntireSpaceCVRObjective",
     "CTCVRClassifier",
+    "evaluate",
     "funnel_label",
     "split_funnel_label",
     "initial_margin",
     "prepare_data",
     "__version__",
 ]
+
+# The estimator and the evaluation helpers pull in scikit-learn's model machinery; load them
+# on first use so that `import gbdt_pwiser` (and a custom objective's first call) stays fast.
+_LAZY = {"CTCVRClassifier": ".estimator", "evaluate": ".evaluation"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -52,8 +52,8 @@ def gauc(y_true: npt.ArrayLike, score: npt.ArrayLike, group: npt.ArrayLike) -> f
     Examples
     --------
     >>> from gbdt_pwiser.metrics import gauc
-    >>> gauc([0, 1, 1, 0, 0, 1], [0.1, 0.9, 0.2, 0.3, 0.5, 0.4], [0, 0, 0, 1, 1, 1])
-    0.5
+    >>> gauc([0, 1, 1, 0, 0, 1], [0.1, 0.9, 0.2, 0.3, 0.5, 0.4], [0, 0, 0, 1, 1, 1])  # (1.0 + 0.5) / 2
+    0.75
     """
     yt = np.asarray(y_true).astype(np.float64)
     s = np.asarray(score, dtype=np.float64)

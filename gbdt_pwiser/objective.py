@@ -407,7 +407,7 @@ class PWiseRObjective(_CustomObjective):
         >>> import numpy as np
         >>> from gbdt_pwiser import PWiseRObjective
         >>> obj = PWiseRObjective(lam=0.0)
-        >>> round(obj.loss(np.zeros(2), [0, 1]), 6) == round(2 * np.log(2), 6)
+        >>> round(obj.loss(np.zeros(2), [0, 1]), 6) == round(2 * float(np.log(2)), 6)
         True
         """
         lam, m1, m2, loss_kind, _, _ = self._check_params()

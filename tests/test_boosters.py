@@ -180,3 +180,19 @@ def test_entire_space_objective_in_xgb_train():
 def test_metric_names_are_checked():
     with pytest.raises(ValueError, match="unknown metric"):
         xgb_metric("auc")
+
+
+def test_gauc_matches_per_group_sklearn_auc():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    group = rng.integers(0, 40, 2000).astype(str)
+    y = (rng.random(2000) < 0.3).astype(int)
+    s = np.round(rng.normal(size=2000), 1)  # ties
+    num = den = 0.0
+    for g in np.unique(group):
+        m = group == g
+        if 0 < y[m].sum() < m.sum():
+            num += m.sum() * roc_auc_score(y[m], s[m])
+            den += m.sum()
+    assert_allclose(gauc(y, s, group), num / den, rtol=1e-12)
