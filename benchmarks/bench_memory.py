@@ -33,7 +33,7 @@ if backend == "xgboost":
         xgb.train({{**base, "objective": "binary:logistic"}}, d, {rounds})
     else:
         d = xgb.DMatrix(X, label=y, qid=g, nthread=2)
-        obj = PWiseRObjective(pairs="all" if variant == "exact" else 4, n_jobs=2)
+        obj = PWiseRObjective(pairs="all" if variant == "exact" else 4)
         xgb.train({{**base, "base_score": initial_margin(y), "disable_default_eval_metric": 1}}, d, {rounds}, obj=obj)
 else:
     import lightgbm as lgb
@@ -43,7 +43,7 @@ else:
     else:
         sizes = np.bincount(g - g.min()); sizes = sizes[sizes > 0]
         ds = lgb.Dataset(X, label=y, group=sizes, init_score=np.full(y.size, initial_margin(y)))
-        obj = PWiseRObjective(pairs="all" if variant == "exact" else 4, n_jobs=2)
+        obj = PWiseRObjective(pairs="all" if variant == "exact" else 4)
         lgb.train({{**base, "objective": obj}}, ds, {rounds})
 print(json.dumps({{"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """

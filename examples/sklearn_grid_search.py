@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> GridSearchCV:
         n_estimators, n_splits = 8, 2
     else:
         log = make_ad_log(4000, random_state=0)
-        grid = {"model__lam": [0.0, 0.5, 1.0, 2.0], "model__margin_click_only": [0.05, 0.1],
-                "model__margin_no_click": [0.1, 0.3]}
+        grid = {"model__lam": [0.0, 0.5, 1.0, 2.0], "model__margin_click_only": [0.02, 0.1],
+                "model__margin_no_click": [0.02, 0.1]}
         n_estimators, n_splits = 100, 3
     train, test = train_test_split_by_group(log, test_size=0.2, random_state=0)
     print(f"train: {train}\ntest:  {test}")

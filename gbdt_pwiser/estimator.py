@@ -386,9 +386,9 @@ class CTCVRClassifier(ClassifierMixin, BaseEstimator):
         Gradient-boosting library of both boosters.
     lam : float, default=1.0
         Weight λ ≥ 0 of the pairwise term of the CTR loss; 0 gives plain BCE.
-    margin_click_only : float, default=0.1
+    margin_click_only : float, default=0.02
         Margin of conversion-vs-click-only pairs.
-    margin_no_click : float, default=0.3
+    margin_no_click : float, default=0.02
         Margin of conversion-vs-non-click pairs.
     pair_loss : {"squared_hinge", "logistic"}, default="squared_hinge"
         Pair loss of the PWiseR term.
@@ -427,9 +427,10 @@ class CTCVRClassifier(ClassifierMixin, BaseEstimator):
         objective's gradients as host arrays only; its own GPU tree learner can
         be chosen with ``device_type`` in ``ctr_params``/``cvr_params``).
     n_jobs : int, optional
-        Threads of the boosters (``nthread`` / ``num_threads``) and of the
-        objective's kernels; ``-1`` for all cores, ``None`` for the libraries'
-        defaults.
+        Threads of the boosters (``nthread`` / ``num_threads``); ``-1`` for all
+        cores, ``None`` for the libraries' defaults. The objectives' kernels run
+        on one thread inside the boosting loop, where they cost a few per cent
+        of a round (see :class:`~gbdt_pwiser.PWiseRObjective`).
     random_state : int, optional
         Seed of both boosters (row/column subsampling) and of the sampled pair
         mode. ``None`` means 0: fits are deterministic unless you change it.
@@ -711,7 +712,9 @@ class CTCVRClassifier(ClassifierMixin, BaseEstimator):
 
         es = self.early_stopping_rounds
         base = backend.params(self, cfg["seed"], cfg["nthread"])
-        obj_kw = {"device": self.device, "n_jobs": cfg["nthread"]}
+        # n_jobs=None: the objectives' kernels run on one thread inside the boosting loop,
+        # leaving the cores to the booster (see PWiseRObjective's n_jobs).
+        obj_kw = {"device": self.device, "n_jobs": None}
 
         # ---- CTR booster: BCE + λ·PWiseR on all rows
         ctr_obj = PWiseRObjective(lam=self.lam, margin_click_only=self.margin_click_only,

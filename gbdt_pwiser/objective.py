@@ -169,6 +169,15 @@ class _CustomObjective:
     def _compute(self, z: np.ndarray, data: Any, iteration: int, reuse: bool):  # pragma: no cover
         raise NotImplementedError
 
+    def _threads(self, in_booster: bool) -> int | None:
+        # Inside a boosting loop the booster owns the cores: its OpenMP threads spin
+        # between rounds, and a second pool competing with them slowed XGBoost fits by
+        # 10-30 % in benchmarks/, while the fused kernel needs ~2 ms per 1M rows on one
+        # thread. So the adapters default to one thread; an explicit n_jobs is honoured.
+        if self.n_jobs is None and in_booster:
+            return 1
+        return self.n_jobs
+
     def _buffers(self, n: int, reuse: bool) -> tuple[np.ndarray, np.ndarray]:
         if not reuse:
             return np.empty(n), np.empty(n)
@@ -288,7 +297,12 @@ class PWiseRObjective(_CustomObjective):
         Where gradients are computed. ``"cuda"`` returns device arrays
         (``__cuda_array_interface__``) for XGBoost GPU training.
     n_jobs : int, optional
-        Threads for the CPU kernels (``-1`` all; ``None`` Numba's default).
+        Threads for the CPU kernels (``-1`` all). ``None``: Numba's default for
+        :meth:`grad_hess`, and **one** thread when called by XGBoost/LightGBM
+        during training, where the booster's own threads own the cores (a second
+        busy thread pool slows the tree building more than it speeds up the
+        objective; see ``benchmarks/README.md``). Inputs under 65,536 rows always
+        use one thread.
 
     Attributes
     ----------
@@ -445,7 +459,7 @@ class PWiseRObjective(_CustomObjective):
 
             return gpu.pwiser_grad_hess_cuda(self, z, data, iteration, reuse=reuse)
         g, h = self._buffers(z.size, reuse)
-        with _numba_threads(self.n_jobs, z.size):
+        with _numba_threads(self._threads(reuse), z.size):
             K.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h)
             if lam > 0.0 and data.n_active_groups > 0:
                 sc_c, sc_n = data.scales(lam)
@@ -614,6 +628,6 @@ class EntireSpaceCVRObjective(_CustomObjective):
 
             return gpu.esmm_grad_hess_cuda(self, z, data, a, reuse=reuse)
         g, h = self._buffers(z.shape[0], reuse)
-        with _numba_threads(self.n_jobs, z.shape[0]):
+        with _numba_threads(self._threads(reuse), z.shape[0]):
             K.esmm_pass(z, data.y, a, data.w, data.has_w, HESSIAN_FLOOR, g, h)
         return g, h
