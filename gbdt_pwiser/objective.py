@@ -220,7 +220,8 @@ class _CustomObjective:
             obj_ref is None or (self._data_ref is not None and self._data_ref() is obj_ref)
         )
         if not same:
-            self._prepared = make()
+            with _numba_threads(self._threads(True), n_rows=None):  # leave the booster its cores
+                self._prepared = make()
             self._data_key = key
             self._data_ref = weakref.ref(obj_ref) if obj_ref is not None else None
             self._out = None
