@@ -65,6 +65,11 @@ def check_labels(y: npt.ArrayLike, n: int | None = None, name: str = "y") -> np.
         raise ValueError(f"{name} has {arr.shape[0]} rows but margin has {n}")
     if arr.dtype.kind == "b":
         return arr.astype(np.int8)
+    if arr.dtype.kind in "iu":
+        # one pass: viewed as unsigned, negative values are huge
+        unsigned = arr.view(arr.dtype.str.replace("i", "u")) if arr.dtype.kind == "i" else arr
+        if not np.any(unsigned > 2):
+            return arr.astype(np.int8, copy=False)
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or infinite labels")
@@ -162,11 +167,7 @@ def check_random_state(random_state: Any) -> int:
     return int(random_state)
 
 
-def group_codes(group: Any, n: int, name: str = "group") -> np.ndarray:
-    """Map per-row group ids of any hashable type to int64 codes 0..G-1.
-
-    Codes follow first appearance, so contiguous groups give non-decreasing codes.
-    """
+def _group_array(group: Any, n: int, name: str) -> np.ndarray:
     if hasattr(group, "to_numpy") and not isinstance(group, np.ndarray):
         group = group.to_numpy()
     arr = np.asarray(group)
@@ -176,17 +177,49 @@ def group_codes(group: Any, n: int, name: str = "group") -> np.ndarray:
         raise ValueError(f"{name} has {arr.shape[0]} rows but margin has {n}")
     if arr.dtype.kind == "f" and np.any(np.isnan(arr)):
         raise ValueError(f"{name} contains NaN group ids")
+    return arr
+
+
+def _contiguous_ptr(arr: np.ndarray) -> np.ndarray | None:
+    """Boundaries of the runs of equal numeric ids if every id forms one run, else None."""
+    n = arr.shape[0]
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    change = np.empty(n, dtype=bool)
+    change[0] = True
+    np.not_equal(arr[1:], arr[:-1], out=change[1:])
+    starts = np.flatnonzero(change)
+    # runs are groups iff each id value appears in exactly one run (a sort of the G run ids only)
+    if np.unique(arr[starts]).size != starts.size:
+        return None
+    return np.append(starts, n).astype(np.int64)
+
+
+def group_layout(group: Any, n: int, name: str = "group") -> tuple[np.ndarray | None, np.ndarray | None, int]:
+    """``(ptr, None, G)`` when the groups are contiguous runs, else ``(None, codes, G)``.
+
+    Numeric ids that come grouped (the usual case: rows sorted by request) are
+    handled in two vectorised passes without hashing or a sort over all rows.
+    """
+    arr = _group_array(group, n, name)
+    if arr.dtype.kind in "iubf":
+        ptr = _contiguous_ptr(arr)
+        if ptr is not None:
+            return ptr, None, ptr.size - 1
+    codes = group_codes(arr, n, name)
+    return None, codes, (int(codes.max()) + 1 if n else 0)
+
+
+def group_codes(group: Any, n: int, name: str = "group") -> np.ndarray:
+    """Map per-row group ids of any hashable type to int64 codes 0..G-1.
+
+    Codes follow first appearance, so contiguous groups give non-decreasing codes.
+    """
+    arr = _group_array(group, n, name)
     if arr.dtype.kind in "iub":
-        # Fast path: integer ids. Contiguous runs map directly without hashing.
-        if n == 0:
-            return np.zeros(0, dtype=np.int64)
-        change = np.empty(n, dtype=bool)
-        change[0] = True
-        np.not_equal(arr[1:], arr[:-1], out=change[1:])
-        starts = np.flatnonzero(change)
-        # runs are groups iff each id value appears in exactly one run
-        if np.unique(arr[starts]).size == starts.size:
-            return (np.cumsum(change) - 1).astype(np.int64)
+        ptr = _contiguous_ptr(arr)
+        if ptr is not None:  # contiguous integer ids: codes without hashing
+            return np.repeat(np.arange(ptr.size - 1, dtype=np.int64), np.diff(ptr))
     import pandas as pd
 
     codes, _ = pd.factorize(arr, use_na_sentinel=True)

@@ -26,7 +26,7 @@ from ._validation import (
     check_pairs,
     check_random_state,
     check_weight,
-    group_codes,
+    group_layout,
 )
 
 __all__ = ["PWiseRObjective", "initial_margin", "prepare_data"]
@@ -99,9 +99,10 @@ def prepare_data(
         return prepare_ptr(lab, w, ptr)
     if group is None:
         return prepare_ptr(lab, w, np.array([0, n], dtype=np.int64))
-    codes = group_codes(group, n)
-    n_groups = int(codes.max()) + 1 if n else 0
-    if n and np.all(codes[1:] >= codes[:-1]):
+    ptr, codes, n_groups = group_layout(group, n)
+    if ptr is not None:
+        return prepare_ptr(lab, w, ptr)
+    if n and np.all(codes[1:] >= codes[:-1]):  # e.g. string ids that come grouped
         ptr = np.searchsorted(codes, np.arange(n_groups + 1), side="left").astype(np.int64)
         return prepare_ptr(lab, w, ptr)
     return prepare_codes(lab, w, codes, n_groups)
@@ -197,17 +198,23 @@ class _CustomObjective:
         """Forget the cached training data and restart the round counter."""
         self._reset_adapter_state()
 
+    @staticmethod
+    def _fingerprint(z: np.ndarray) -> np.ndarray:
+        # up to 4096 evenly spaced margins: a boosting round changes (almost) all of them
+        step = max(1, z.shape[0] // 4096)
+        return np.array(z[::step], dtype=np.float64)
+
     def _next_round(self, z: Any, same_data: bool) -> int:
         # A new training run on the same data starts again from the same margins.
         zh = np.asarray(z) if not hasattr(z, "__cuda_array_interface__") else None
         if zh is None:  # device margins: count rounds per data object only
             if not same_data:
                 self.iteration_ = 0
-        elif not same_data or self._first_margin is None or (
-            self._first_margin.shape == zh.shape and np.array_equal(self._first_margin, zh)
-        ):
-            self._first_margin = np.array(zh, copy=True)
-            self.iteration_ = 0
+        else:
+            fp = self._fingerprint(zh)
+            if not same_data or self._first_margin is None or np.array_equal(self._first_margin, fp):
+                self._first_margin = fp
+                self.iteration_ = 0
         it = self.iteration_
         self.iteration_ += 1
         return it
@@ -404,8 +411,7 @@ class PWiseRObjective(_CustomObjective):
         """
         z = check_margin(margin)
         lab = check_labels(y, z.size)
-        check_weight(weight, z.size)
-        data = prepare_data(lab, group, weight)
+        data = prepare_data(lab, group, check_weight(weight, z.size))
         return self._compute(z, data, int(iteration), reuse=False)
 
     def loss(
