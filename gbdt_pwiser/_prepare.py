@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _kernels as K
+from ._threads import numba_threads
 
 _EMPTY_F = np.zeros(0, dtype=np.float64)
 
@@ -89,10 +90,13 @@ def prepare_ptr(y: np.ndarray, w: np.ndarray | None, gptr: np.ndarray) -> Prepar
     has_w = w is not None
     wk = w if has_w else _EMPTY_F
     gptr = np.ascontiguousarray(gptr, dtype=np.int64)
-    counts, wsum = K.group_stats_ptr(y, wk, has_w, gptr)
-    active, aptr, anP, anC, pptr, pw_c, pw_n, total = _finish(y, wk, has_w, counts, wsum)
-    perm = np.empty(int(aptr[-1]), dtype=np.int64)
-    K.fill_perm_ptr(y, gptr, active, aptr, counts, perm)
+    # One light O(n) pass, once per training run: on one thread, so no worker pool is
+    # woken (on a busy 2-core machine waking it cost more than the pass itself).
+    with numba_threads(1):
+        counts, wsum = K.group_stats_ptr(y, wk, has_w, gptr)
+        active, aptr, anP, anC, pptr, pw_c, pw_n, total = _finish(y, wk, has_w, counts, wsum)
+        perm = np.empty(int(aptr[-1]), dtype=np.int64)
+        K.fill_perm_ptr(y, gptr, active, aptr, counts, perm)
     return PreparedData(y.size, y, wk, has_w, total, pw_c, pw_n, gptr.size - 1, perm, aptr, anP, anC, pptr)
 
 

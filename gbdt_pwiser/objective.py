@@ -17,6 +17,7 @@ import numpy.typing as npt
 from . import _kernels as K
 from ._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK, HESSIAN_FLOOR
 from ._prepare import PreparedData, prepare_codes, prepare_ptr, ptr_from_sizes
+from ._threads import numba_threads as _numba_threads
 from ._validation import (
     check_device,
     check_labels,
@@ -106,36 +107,6 @@ def prepare_data(
         ptr = np.searchsorted(codes, np.arange(n_groups + 1), side="left").astype(np.int64)
         return prepare_ptr(lab, w, ptr)
     return prepare_codes(lab, w, codes, n_groups)
-
-
-#: Below this many rows the kernels run on one thread: a parallel region costs more than it
-#: saves there, and on a busy machine it waits for a descheduled worker thread.
-SERIAL_BELOW_ROWS = 65_536
-
-
-@contextlib.contextmanager
-def _numba_threads(n_jobs: int | None, n_rows: int | None = None) -> Iterator[None]:
-    """Run the kernels with ``n_jobs`` threads (1 for small inputs), restoring the caller's setting."""
-    small = n_rows is not None and n_rows < SERIAL_BELOW_ROWS
-    if n_jobs is None and not small:
-        yield
-        return
-    import numba
-
-    maxt = numba.config.NUMBA_NUM_THREADS
-    if small:
-        want = 1
-    else:
-        want = maxt if n_jobs is None or n_jobs < 0 else max(1, min(int(n_jobs), maxt))
-    old = numba.get_num_threads()
-    if want == old:
-        yield
-        return
-    numba.set_num_threads(want)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
 
 
 class _CustomObjective:

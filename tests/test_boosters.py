@@ -199,7 +199,7 @@ def test_gauc_matches_per_group_sklearn_auc():
 
 
 def test_adapters_default_to_one_thread_and_honour_explicit_n_jobs(monkeypatch):
-    import gbdt_pwiser.objective as O
+    import gbdt_pwiser.objective as O  # adapters call O._numba_threads
 
     seen = []
     real = O._numba_threads
