@@ -117,11 +117,17 @@ def tables() -> str:
     return "\n".join(lines)
 
 
-def write_readme() -> None:
-    path = HERE / "README.md"
+def _replace_between(path: Path, begin: str, end: str, body: str) -> None:
     text = path.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    path.write_text(text[:start] + "\n" + tables() + "\n" + text[end:])
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    path.write_text(text[:start] + "\n" + body + "\n" + text[stop:])
+
+
+def write_readme() -> None:
+    """Rewrite the tables of benchmarks/README.md and the performance section of the README."""
+    body = tables()
+    _replace_between(HERE / "README.md", BEGIN, END, body)
+    _replace_between(HERE.parent / "README.md", "<!-- perf:begin -->", "<!-- perf:end -->", body)
 
 
 def main(argv=None) -> None:
