@@ -38,10 +38,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
+from ._validation import _check_nonneg_real
 from .torch import (
     _check_choice,
     _check_funnel_labels,
-    _check_real,
     _group_codes,
     _pwiser_sum,
 )
@@ -584,11 +584,11 @@ def fit_neural(
     model_cls = _model_class(model_name)
     loss = _check_choice("loss", loss, ("bce", "pwiser"))  # type: ignore[assignment]
     pair_loss = _check_choice("pair_loss", pair_loss, ("squared_hinge", "logistic"))  # type: ignore[assignment]
-    lam = _check_real("lam", lam)
-    m1 = _check_real("margin_click_only", margin_click_only)
-    m2 = _check_real("margin_no_click", margin_no_click)
-    lr = _check_real("lr", lr)
-    weight_decay = _check_real("weight_decay", weight_decay)
+    lam = _check_nonneg_real(lam, "lam")
+    m1 = _check_nonneg_real(margin_click_only, "margin_click_only")
+    m2 = _check_nonneg_real(margin_no_click, "margin_no_click")
+    lr = _check_nonneg_real(lr, "lr")
+    weight_decay = _check_nonneg_real(weight_decay, "weight_decay")
     if cvr_space is None:
         cvr_space = model_cls.default_cvr_space  # type: ignore[assignment]
     cvr_space = _check_choice("cvr_space", cvr_space, ("clicked", "entire"))  # type: ignore[assignment]

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
+from ._validation import _check_nonneg_real, check_labels, group_codes
 
 __all__ = ["pwiser_loss", "PWiseRLoss"]
 
@@ -46,17 +47,6 @@ _REDUCTIONS = ("mean", "sum")
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _check_real(name: str, value: Any, *, nonnegative: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if nonnegative and value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -74,43 +64,18 @@ def _to_numpy(values: Any) -> np.ndarray:
 
 
 def _check_funnel_labels(y: Any, n: int | None = None, name: str = "y") -> np.ndarray:
-    """Validate funnel labels in {0, 1, 2}; return an int8 array."""
+    """Validate funnel labels in {0, 1, 2} (tensors too); return an int8 array."""
     arr = _to_numpy(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D funnel labels in {{0, 1, 2}}, got shape {arr.shape}")
-    if arr.dtype.kind == "b":
-        arr = arr.astype(np.int8)
-    if arr.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be numeric funnel labels in {{0, 1, 2}}, got dtype {arr.dtype}")
-    if arr.dtype.kind == "f" and arr.size and np.isnan(arr).any():
-        raise ValueError(f"{name} contains NaN")
-    bad = (arr != 0) & (arr != 1) & (arr != 2)
-    if np.any(bad):
-        idx = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{name} must contain funnel labels 0 (no click), 1 (click only) or 2 (conversion); "
-            f"found {arr[idx]!r} at index {idx}"
-        )
-    if n is not None and arr.shape[0] != n:
-        raise ValueError(f"{name} has length {arr.shape[0]}, expected {n}")
-    return arr.astype(np.int8)
+    return check_labels(arr, n, name)
 
 
 def _group_codes(group: Any, n: int) -> np.ndarray:
-    """Map per-row group ids of any hashable type to int64 codes 0..G-1."""
+    """Map per-row group ids of any hashable type to int64 codes 0..G-1 (one group if None)."""
     if group is None:
         return np.zeros(n, dtype=np.int64)
-    arr = _to_numpy(group)
-    if arr.ndim != 1:
-        raise ValueError(f"group must be 1-D (one id per row), got shape {arr.shape}")
-    if arr.shape[0] != n:
-        raise ValueError(f"group has length {arr.shape[0]}, expected {n}")
-    codes, _ = pd.factorize(arr, use_na_sentinel=True)
-    if np.any(codes < 0):
-        raise ValueError("group contains missing values (None/NaN); every row needs a group id")
-    return codes.astype(np.int64, copy=False)
+    return group_codes(_to_numpy(group), n)
 
 
 def _check_weight(weight: Any, n: int, like: torch.Tensor) -> torch.Tensor:
@@ -332,9 +297,9 @@ def pwiser_loss(
     >>> loss = pwiser_loss(z, [2, 1, 0, 0], group=["a", "a", "a", "b"])
     >>> loss.backward()
     """
-    lam = _check_real("lam", lam)
-    m1 = _check_real("margin_click_only", margin_click_only)
-    m2 = _check_real("margin_no_click", margin_no_click)
+    lam = _check_nonneg_real(lam, "lam")
+    m1 = _check_nonneg_real(margin_click_only, "margin_click_only")
+    m2 = _check_nonneg_real(margin_no_click, "margin_no_click")
     pair_loss = _check_choice("pair_loss", pair_loss, _PAIR_LOSSES)
     inputs = _check_choice("inputs", inputs, _INPUTS)
     reduction = _check_choice("reduction", reduction, _REDUCTIONS)
@@ -393,9 +358,9 @@ class PWiseRLoss(torch.nn.Module):
         reduction: ReductionName = "mean",
     ) -> None:
         super().__init__()
-        self.lam = _check_real("lam", lam)
-        self.margin_click_only = _check_real("margin_click_only", margin_click_only)
-        self.margin_no_click = _check_real("margin_no_click", margin_no_click)
+        self.lam = _check_nonneg_real(lam, "lam")
+        self.margin_click_only = _check_nonneg_real(margin_click_only, "margin_click_only")
+        self.margin_no_click = _check_nonneg_real(margin_no_click, "margin_no_click")
         self.pair_loss = _check_choice("pair_loss", pair_loss, _PAIR_LOSSES)
         self.inputs = _check_choice("inputs", inputs, _INPUTS)
         self.reduction = _check_choice("reduction", reduction, _REDUCTIONS)
