@@ -29,3 +29,32 @@ def test_quickstart_examples_run(script, args):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "conversion AUC of pCTR" in res.stdout
+
+
+def test_aliexpress_sample_example_runs_on_the_shared_sample():
+    from conftest import SHARED_DATA
+
+    d = SHARED_DATA / "aliexpress_sample"
+    if not d.exists():
+        pytest.skip("shared samples absent")
+    res = subprocess.run([sys.executable, str(ROOT / "examples" / "aliexpress_sample_estimator.py"),
+                          "--train", str(d / "aliexpress_train_sample.csv"),
+                          "--test", str(d / "aliexpress_test_sample.csv"), "--n-estimators", "5"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "train: 100 rows" in res.stdout and "ctcvr_auc" in res.stdout
+
+
+def test_cli_example_script_runs(tmp_path):
+    import os
+    import shutil
+
+    if shutil.which("bash") is None:
+        pytest.skip("no bash")
+    env = {**os.environ, "REQUESTS": "300", "OUT": str(tmp_path), "EXTRA": "--n-estimators 5 --quiet",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    res = subprocess.run(["bash", str(ROOT / "examples" / "cli_compare.sh")], capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "results.json").exists() and (tmp_path / "lightgbm_entire" / "results.json").exists()
+    assert (tmp_path / "lambda_sweep.png").exists()

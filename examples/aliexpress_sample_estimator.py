@@ -1,0 +1,37 @@
+"""The shared real AliExpress sample through ``CTCVRClassifier`` (format check, not a benchmark).
+
+    python examples/aliexpress_sample_estimator.py [--data-dir ../shared/data/aliexpress_sample]
+
+The sample is 100 training and 20 test rows of the processed AliExpress layout; every
+conversion there sits alone in its request, so PWiseR has no pairs to rank and the
+figures below say nothing about quality. Point ``--train``/``--test`` at the full files
+(tens of millions of rows) for a real run.
+"""
+
+import argparse
+import warnings
+from pathlib import Path
+
+from gbdt_pwiser import CTCVRClassifier, evaluate
+from gbdt_pwiser.datasets import load_aliexpress
+
+default_dir = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "aliexpress_sample"
+ap = argparse.ArgumentParser()
+ap.add_argument("--train", type=Path, default=default_dir / "aliexpress_train_sample.csv")
+ap.add_argument("--test", type=Path, default=default_dir / "aliexpress_test_sample.csv")
+ap.add_argument("--n-estimators", type=int, default=20)
+args = ap.parse_args()
+
+train = load_aliexpress(args.train)
+test = load_aliexpress(args.test).align_categories(train)
+print(f"train: {len(train)} rows, {train.n_groups} requests, {int((train.y >= 1).sum())} clicks, "
+      f"{int((train.y == 2).sum())} conversions; test: {len(test)} rows")
+
+model = CTCVRClassifier(backend="lightgbm", n_estimators=args.n_estimators, random_state=0,
+                        ctr_params={"min_data_in_leaf": 5}, cvr_params={"min_data_in_leaf": 2})
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # tiny data: the boosters warn about few splits
+    model.fit(train.X, train.y, group=train.group)
+scores = evaluate(model, test.X, test.y, test.group)  # NaN where the 20 test rows hold one class only
+print("pCTCVR of the first test rows:", model.predict_ctcvr(test.X)[:5].round(4))
+print({k: round(v, 4) for k, v in scores.items()})
