@@ -155,6 +155,7 @@ def make_model(args: argparse.Namespace, lam: float) -> Any:
         margin_no_click=args.margin_no_click, pair_loss=args.pair_loss, pairs=args.pairs,
         cvr_space=args.cvr_space, n_estimators=args.n_estimators, learning_rate=args.learning_rate,
         max_depth=args.max_depth, n_jobs=args.n_jobs, random_state=args.seed,
+        verbose=not args.quiet,  # progress bars over the boosting rounds
     )
 
 

@@ -12,6 +12,7 @@ margin, serialise and deserialise a booster.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import numbers
 import os
@@ -175,8 +176,10 @@ class _Backend:
 
     def train(self, params: dict[str, Any], n_rounds: int, data: _TrainData, evals: list[_EvalData],
               grad: GradFn | None, init_margin: float, metric_name: str,
-              early_stopping_rounds: int | None) -> _Fit:
+              early_stopping_rounds: int | None, tick: Callable[[int], Any] | None = None) -> _Fit:
         """Train a booster from ``init_margin`` with ``grad(margin) -> (grad, hess)``.
+
+        ``tick(1)`` is called after every round (progress bars).
 
         ``grad=None`` means the library's native binary log-loss (and its own intercept).
         Each eval set's ``metric`` gets the raw margin every round (higher is better);
@@ -216,7 +219,7 @@ class _XGBoostBackend(_Backend):
                            enable_categorical=isinstance(X, pd.DataFrame), nthread=nthread)
 
     def train(self, params, n_rounds, data, evals, grad, init_margin, metric_name,
-              early_stopping_rounds):
+              early_stopping_rounds, tick=None):
         import xgboost as xgb
 
         params = {**params, "disable_default_eval_metric": 1}
@@ -242,6 +245,13 @@ class _XGBoostBackend(_Backend):
                     return stopper.update(epoch, float(evals_log[watch][metric_name][-1]))
 
             callbacks.append(_Stop())
+        if tick is not None:
+            class _Tick(xgb.callback.TrainingCallback):
+                def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                    tick(1)
+                    return False
+
+            callbacks.insert(0, _Tick())
         history: dict[str, Any] = {}
         booster = xgb.train(params, dtrain, num_boost_round=n_rounds,
                             evals=[(d, f"valid_{k}") for k, d in enumerate(dmats)],
@@ -286,7 +296,7 @@ class _LightGBMBackend(_Backend):
         return p
 
     def train(self, params, n_rounds, data, evals, grad, init_margin, metric_name,
-              early_stopping_rounds):
+              early_stopping_rounds, tick=None):
         import lightgbm as lgb
 
         native = grad is None
@@ -311,6 +321,12 @@ class _LightGBMBackend(_Backend):
 
         history: dict[str, Any] = {}
         callbacks: list[Any] = [lgb.record_evaluation(history)] if evals else []
+        if tick is not None:
+            def _tick(env: Any) -> None:
+                tick(1)
+
+            _tick.order = 5  # type: ignore[attr-defined]
+            callbacks.append(_tick)
         stopper = _Stopper(early_stopping_rounds) if early_stopping_rounds else None
         if stopper is not None:
             watch = f"valid_{len(evals) - 1}"
@@ -434,6 +450,9 @@ class CTCVRClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, optional
         Seed of both boosters (row/column subsampling) and of the sampled pair
         mode. ``None`` means 0: fits are deterministic unless you change it.
+    verbose : bool, default=False
+        Show a progress bar over the boosting rounds of each booster (tqdm, on
+        standard error).
 
     Attributes
     ----------
@@ -519,6 +538,7 @@ class CTCVRClassifier(ClassifierMixin, BaseEstimator):
         device: str = "cpu",
         n_jobs: int | None = None,
         random_state: int | None = None,
+        verbose: bool = False,
     ) -> None:
         self.backend = backend
         self.lam = lam
@@ -537,6 +557,7 @@ class CTCVRClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ scikit-learn plumbing
     def __sklearn_tags__(self) -> Any:
@@ -725,9 +746,11 @@ class CTCVRClassifier(ClassifierMixin, BaseEstimator):
             self._check_monitored(evals[-1], "ctr")
         ctr_evals = [_EvalData(Xe, ye, m0, self._ctr_metric(ye, ge)) for Xe, ye, ge in evals]
         sizes = None if codes is None else np.bincount(codes)
-        ctr = backend.train({**base, **(self.ctr_params or {})}, self.n_estimators,
-                            _TrainData(Xc, yf.astype(np.float32), w), ctr_evals,
-                            _grad_fn(ctr_obj, yf, w, sizes), m0, self.ctr_stopping_metric, es)
+        with self._round_bar("CTR booster") as bar:
+            ctr = backend.train({**base, **(self.ctr_params or {})}, self.n_estimators,
+                                _TrainData(Xc, yf.astype(np.float32), w), ctr_evals,
+                                _grad_fn(ctr_obj, yf, w, sizes), m0, self.ctr_stopping_metric, es,
+                                tick=None if bar is None else bar.update)
         self.ctr_booster_ = ctr.booster
         self.ctr_init_margin_ = ctr.offset
         self.n_rounds_ctr_ = ctr.n_rounds
@@ -769,8 +792,10 @@ class CTCVRClassifier(ClassifierMixin, BaseEstimator):
                              for Xe, ye, _ in evals]
             if es is not None:
                 self._check_monitored(evals[-1], "cvr")
-            cvr = backend.train({**base, **(self.cvr_params or {})}, self.n_estimators, data, cvr_evals,
-                                cvr_grad, u0, "auc_conv" if self.cvr_space == "clicked" else "auc_ctcvr", es)
+            with self._round_bar("CVR booster") as bar:
+                cvr = backend.train({**base, **(self.cvr_params or {})}, self.n_estimators, data, cvr_evals,
+                                    cvr_grad, u0, "auc_conv" if self.cvr_space == "clicked" else "auc_ctcvr",
+                                    es, tick=None if bar is None else bar.update)
             self.cvr_booster_ = cvr.booster
             self.cvr_init_margin_ = cvr.offset
             self.n_rounds_cvr_ = cvr.n_rounds
@@ -822,6 +847,17 @@ class CTCVRClassifier(ClassifierMixin, BaseEstimator):
         return lambda z: fn(z, ye)
 
     # ------------------------------------------------------------------ predict
+    def _round_bar(self, desc: str) -> Any:
+        """A tqdm bar over the boosting rounds when ``verbose``, else a null context."""
+        if not self.verbose:
+            return contextlib.nullcontext(None)
+        import sys
+
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.n_estimators, desc=desc, unit="round", leave=False, file=sys.stderr,
+                    dynamic_ncols=True)
+
     def _backend(self) -> _Backend:
         return _BACKENDS[self.backend]()
 

@@ -603,3 +603,13 @@ def test_pwiser_chain_ranks_conversions_no_worse_than_bce():
             diffs[backend].append(score[DEFAULT_LAM] - score[0.0])
     for backend, d in diffs.items():
         assert min(d) >= -0.02 and np.mean(d) >= -0.01, diffs
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_verbose_shows_round_progress_bars(numeric, backend, capsys):
+    X, y, group = numeric
+    CTCVRClassifier(backend=backend, verbose=True, **SMALL).fit(X, y, group=group)
+    err = capsys.readouterr().err
+    assert "CTR booster" in err and "CVR booster" in err and "round" in err
+    CTCVRClassifier(backend=backend, **SMALL).fit(X, y, group=group)
+    assert "booster" not in capsys.readouterr().err
