@@ -857,7 +857,6 @@ def make_ad_log(
     item_quality = rng.standard_normal(n_items_eff)
     item_appeal = rng.standard_normal(n_items_eff)
     cat_price = rng.normal(3.0, 0.7, n_cat)
-    item_cat = np.repeat(np.arange(n_cat), per_cat)
     item_logprice_dev = rng.normal(0.0, 0.5, n_items_eff)  # deviation from the category's price
     item_shop = _zipf(rng, n_shops, zipf_a, n_items_eff)
     shop_trust = rng.normal(0.0, 0.5, n_shops)

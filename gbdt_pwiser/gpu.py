@@ -819,7 +819,6 @@ def _upload(cuda: Any, data: Any) -> dict:
     """Send the fixed per-training arrays to the device (once per PreparedData)."""
     P = int(data.pptr[-1]) if data.pptr.size else 0
     A = int(data.aptr.size - 1)
-    one = max(P, 1)
     return {
         "y": cuda.to_device(np.ascontiguousarray(data.y)) if data.n else cuda.device_array(1, dtype=np.int8),
         "w": cuda.to_device(np.ascontiguousarray(data.w, dtype=np.float64)) if data.has_w and data.n

@@ -6,10 +6,9 @@ This module validates, prepares and dispatches; the mathematics is in
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 import zlib
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt

@@ -22,8 +22,6 @@ weighted mean of a term is taken over *all* its eligible pairs of the batch
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, Literal
 
 import numpy as np

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -70,7 +69,6 @@ def test_unreadable_and_wrong_format_files(tmp_path, capsys):
 
 
 def test_no_conversions_is_a_user_error(tmp_path, capsys):
-    import pandas as pd
 
     from gbdt_pwiser.datasets import make_ad_log
 

@@ -14,7 +14,6 @@ from gbdt_pwiser.datasets import (
     ALI_CCP_DENSE,
     ALI_CCP_SPARSE,
     ALIEXPRESS_CATEGORICAL,
-    ALIEXPRESS_COLUMNS,
     ALIEXPRESS_NUMERICAL,
     AdLog,
     load_ali_ccp,
