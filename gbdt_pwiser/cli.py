@@ -147,16 +147,20 @@ def split_log(log: Any, test_size: float, seed: int) -> tuple[Any, Any]:
     return train, test
 
 
-def make_model(args: argparse.Namespace, lam: float) -> Any:
+def make_model(args: argparse.Namespace, lam: float, **overrides: Any) -> Any:
+    """The GBDT chain of the command line's options; ``overrides`` replace estimator parameters."""
     from .estimator import CTCVRClassifier
 
-    return CTCVRClassifier(
+    params = dict(
         backend=args.backend, lam=lam, margin_click_only=args.margin_click_only,
         margin_no_click=args.margin_no_click, pair_loss=args.pair_loss, pairs=args.pairs,
-        cvr_space=args.cvr_space, n_estimators=args.n_estimators, learning_rate=args.learning_rate,
-        max_depth=args.max_depth, n_jobs=args.n_jobs, random_state=args.seed,
+        cvr_space=args.cvr_space, n_jobs=args.n_jobs, random_state=args.seed,
         verbose=not args.quiet,  # progress bars over the boosting rounds
     )
+    for name in ("n_estimators", "learning_rate", "max_depth"):
+        if hasattr(args, name):
+            params[name] = getattr(args, name)
+    return CTCVRClassifier(**{**params, **overrides})
 
 
 def fit_eval(args: argparse.Namespace, lam: float, train: Any, test: Any) -> tuple[dict[str, float], Any, float]:

@@ -285,15 +285,10 @@ def _fit_neural(model: str, loss: str, args: argparse.Namespace, cfg: dict[str, 
 
 
 def _fit_gbdt(loss: str, args: argparse.Namespace, cfg: dict[str, Any], train: Any) -> Any:
-    from .estimator import CTCVRClassifier
+    from .cli import make_model
 
-    model = CTCVRClassifier(
-        backend=args.backend, lam=0.0 if loss == "bce" else args.lam,
-        margin_click_only=args.margin_click_only, margin_no_click=args.margin_no_click,
-        pair_loss=args.pair_loss, pairs=args.pairs, cvr_space=args.cvr_space,
-        n_estimators=cfg["n_estimators"], learning_rate=cfg["learning_rate"], max_depth=cfg["max_depth"],
-        n_jobs=args.n_jobs, random_state=args.seed,
-    )
+    model = make_model(args, 0.0 if loss == "bce" else args.lam, n_estimators=cfg["n_estimators"],
+                       learning_rate=cfg["learning_rate"], max_depth=cfg["max_depth"], verbose=False)
     return model.fit(train.X, train.y, group=train.group)
 
 
