@@ -133,7 +133,7 @@ def stage_env(rec: Recorder) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - report, don't fail
             versions[name] = f"MISSING ({type(exc).__name__}: {exc})"
     info["versions"] = versions
-    from gbdt_pwiser import gpu
+    from gbdt_pwiser.kernels import cuda as gpu
 
     ok, why = gpu.cuda_status()
     info["cuda_ok"], info["cuda_mode"] = ok, why
@@ -160,7 +160,8 @@ def _compare(g: np.ndarray, gc: np.ndarray, h: np.ndarray, hc: np.ndarray) -> di
 
 
 def stage_equality(rec: Recorder, args: argparse.Namespace, n: int, giant: int) -> dict[str, Any]:
-    from gbdt_pwiser import PWiseRObjective, gpu, prepare_data
+    from gbdt_pwiser import PWiseRObjective, prepare_data
+    from gbdt_pwiser.kernels import cuda as gpu
 
     out: dict[str, Any] = {"rows": n, "giant_rows": giant, "cases": []}
     _, y, qid = make_data(n, 0, args.group_size, seed=1, features=False)

@@ -28,7 +28,7 @@ from sklearn.pipeline import Pipeline
 
 from gbdt_pwiser import CTCVRClassifier
 from gbdt_pwiser.datasets import make_ad_log, train_test_split_by_group
-from gbdt_pwiser.estimator import ctcvr_auc_scorer, ctr_auc_scorer, pctr_conversion_auc_scorer
+from gbdt_pwiser.sklearn import ctcvr_auc_scorer, ctr_auc_scorer, pctr_conversion_auc_scorer
 
 
 def main(argv: list[str] | None = None) -> GridSearchCV:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._labels import funnel_label, split_funnel_label
-from .objective import EntireSpaceCVRObjective, PWiseRObjective, initial_margin, prepare_data
+from ._labels import as_funnel, funnel_label, split_funnel_label
+from .objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin, prepare_data
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .estimator import CTCVRClassifier
+    from .sklearn import CTCVRClassifier
     from .evaluation import evaluate
 
 __version__ = "0.1.0"
@@ -20,6 +20,7 @@ __all__ = [
     "evaluate",
     "funnel_label",
     "split_funnel_label",
+    "as_funnel",
     "initial_margin",
     "prepare_data",
     "__version__",
@@ -27,7 +28,7 @@ __all__ = [
 
 # The estimator and the evaluation helpers pull in scikit-learn's model machinery; load them
 # on first use so that `import gbdt_pwiser` (and a custom objective's first call) stays fast.
-_LAZY = {"CTCVRClassifier": ".estimator", "evaluate": ".evaluation"}
+_LAZY = {"CTCVRClassifier": ".sklearn", "evaluate": ".evaluation"}
 
 
 def __getattr__(name: str) -> Any:

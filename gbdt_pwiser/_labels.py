@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["funnel_label", "split_funnel_label"]
+__all__ = ["funnel_label", "split_funnel_label", "as_funnel"]
 
 
 def _as_binary(values: npt.ArrayLike, name: str) -> np.ndarray:
@@ -88,3 +90,51 @@ def split_funnel_label(y: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
 
     lab = check_labels(y)
     return (lab >= 1).astype(np.int8), (lab == 2).astype(np.int8)
+
+
+def as_funnel(y: Any, name: str = "y") -> np.ndarray:
+    """Funnel labels from funnel labels ``(n,)`` or ``[click, conversion]`` of shape ``(n, 2)``.
+
+    The one conversion every entry point uses: arrays, pandas objects and lists are
+    accepted; an ``(n, 1)`` column is read as funnel labels (with a
+    ``DataConversionWarning``, as scikit-learn does); anything else is a
+    ``ValueError``/``TypeError`` that names ``name``.
+
+    Examples
+    --------
+    >>> from gbdt_pwiser import as_funnel
+    >>> as_funnel([[0, 0], [1, 0], [1, 1]])
+    array([0, 1, 2], dtype=int8)
+    """
+    from ._validation import check_labels
+
+    if y is None:
+        raise ValueError(f"{name} is None; funnel labels (n,) or [click, conversion] (n, 2) are required")
+    arr = y.to_numpy() if hasattr(y, "to_numpy") and not isinstance(y, np.ndarray) else np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 2:
+        return funnel_label(arr[:, 0], arr[:, 1])
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        import warnings
+
+        from sklearn.exceptions import DataConversionWarning
+
+        warnings.warn(
+            f"A column-vector y was passed when a 1d array was expected; {name} is read as funnel labels.",
+            DataConversionWarning, stacklevel=3,
+        )
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{name} must be funnel labels of shape (n,) with values in {{0, 1, 2}} or "
+            f"[click, conversion] of shape (n, 2); got shape {arr.shape}"
+        )
+    if arr.dtype.kind in "OUSV":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"Unknown label type: {name} must hold numeric funnel labels in {{0, 1, 2}} "
+                             f"(0 no click, 1 click only, 2 conversion), got dtype {arr.dtype}") from None
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.any(arr != np.round(arr)):
+        raise ValueError(f"Unknown label type: {name} is continuous; it must hold funnel labels in "
+                         "{0, 1, 2} (0 no click, 1 click only, 2 conversion)")
+    return check_labels(arr, name=name)

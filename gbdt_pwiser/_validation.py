@@ -14,6 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "check_real",
+    "check_int",
     "check_margin",
     "check_labels",
     "check_weight",
@@ -106,13 +108,60 @@ def check_weight(weight: npt.ArrayLike | None, n: int, name: str = "weight") -> 
     return arr
 
 
-def _check_nonneg_real(value: Any, name: str) -> float:
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
+    """Return ``value`` as a finite float inside the given interval (the one number check).
+
+    ``TypeError`` for a non-number (or a bool), ``ValueError`` naming the interval otherwise.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     v = float(value)
-    if not np.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    ok = np.isfinite(v)
+    if ok and lo is not None:
+        ok = v > lo if lo_open else v >= lo
+    if ok and hi is not None:
+        ok = v < hi if hi_open else v <= hi
+    if not ok:
+        raise ValueError(f"{name} must be {_interval_text(lo, hi, lo_open, hi_open)}, got {value!r}")
     return v
+
+
+def _interval_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    if lo is None and hi is None:
+        return "a finite number"
+    if hi is None:
+        return f"a finite number {'>' if lo_open else '>='} {lo:g}"
+    if lo is None:
+        return f"a finite number {'<' if hi_open else '<='} {hi:g}"
+    return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def check_int(value: Any, name: str, *, lo: int | None = None, hi: int | None = None) -> int:
+    """Return ``value`` as an int (NumPy integers accepted, bools not) inside ``[lo, hi]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    v = int(value)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        if hi is None:
+            what = f"an integer >= {lo}"
+        elif lo is None:
+            what = f"an integer <= {hi}"
+        else:
+            what = f"an integer in [{lo}, {hi}]"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return v
+
+
+def _check_nonneg_real(value: Any, name: str) -> float:
+    return check_real(value, name, lo=0.0)
 
 
 def check_lam_margins(lam: Any, m1: Any, m2: Any) -> tuple[float, float, float]:

@@ -171,7 +171,7 @@ def lgb_metric(*names: str) -> Callable[[np.ndarray, Any], list[tuple[str, float
         grp = ds.get_group()
         ptr = None
         if grp is not None:
-            from ._prepare import ptr_from_sizes
+            from .objectives._prepare import ptr_from_sizes
 
             ptr = ptr_from_sizes(grp, y.size, "Dataset group")
         return [(nm, v, True) for nm, v in _evaluate(chosen, np.asarray(preds).reshape(-1), y, ptr)]

@@ -199,7 +199,8 @@ def test_gauc_matches_per_group_sklearn_auc():
 
 
 def test_adapters_default_to_one_thread_and_honour_explicit_n_jobs(monkeypatch):
-    import gbdt_pwiser.objective as O  # adapters call O._numba_threads
+    import gbdt_pwiser.objectives._adapters as O  # data preparation: O._numba_threads
+    import gbdt_pwiser.objectives.pwiser as P  # each round: P._numba_threads
 
     seen = []
     real = O._numba_threads
@@ -209,6 +210,7 @@ def test_adapters_default_to_one_thread_and_honour_explicit_n_jobs(monkeypatch):
         return real(n_jobs, n_rows)
 
     monkeypatch.setattr(O, "_numba_threads", spy)
+    monkeypatch.setattr(P, "_numba_threads", spy)
     X, y, qid = _data(n_groups=20)
     d = xgb.DMatrix(X, label=y, qid=qid)
     z = np.zeros(y.size, dtype=np.float32)

@@ -24,11 +24,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import gbdt_pwiser.estimator as E
+import gbdt_pwiser.sklearn._classifier as E
 from gbdt_pwiser import CTCVRClassifier, funnel_label
 from gbdt_pwiser._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
 from gbdt_pwiser.datasets import make_ad_log, train_test_split_by_group
-from gbdt_pwiser.estimator import (
+from gbdt_pwiser.sklearn._classifier import (
     ctcvr_auc_scorer,
     ctr_auc_scorer,
     cvr_auc_scorer,
@@ -453,7 +453,7 @@ def test_n_jobs_seed_and_device_reach_boosters_and_objectives(numeric, backend, 
 
 def test_device_cuda_fails_clearly_without_a_gpu(numeric):
     try:
-        from gbdt_pwiser.gpu import cuda_status
+        from gbdt_pwiser.kernels.cuda import cuda_status
     except ImportError:
         available = False
     else:

@@ -1,4 +1,4 @@
-"""Smoke tests of the neural multi-task baselines (gbdt_pwiser.neural)."""
+"""Smoke tests of the neural multi-task baselines (gbdt_pwiser.neural.models)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from gbdt_pwiser.neural import ESMM, MMoE, PLE, SharedBottom, fit_neural  # noqa: E402
-from gbdt_pwiser.neural import _batches  # noqa: E402
+from gbdt_pwiser.neural.models import ESMM, MMoE, PLE, SharedBottom, fit_neural  # noqa: E402
+from gbdt_pwiser.neural.models import _batches  # noqa: E402
 
 torch.set_num_threads(1)
 

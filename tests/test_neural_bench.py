@@ -1,4 +1,4 @@
-"""Tests of ``gbdt-pwiser bench-neural`` (gbdt_pwiser.neural_bench): a tiny in-process run,
+"""Tests of ``gbdt-pwiser bench-neural`` (gbdt_pwiser.neural.bench): a tiny in-process run,
 the tables and files it writes, the torch-missing path, user errors and argument parsing."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gbdt_pwiser import cli, neural_bench
-from gbdt_pwiser.neural_bench import DEFAULTS, MODEL_NAMES, QUICK, resolve_settings
+from gbdt_pwiser import cli
+import gbdt_pwiser.cli.compare  # noqa: F401  (cli.compare.build_parser)
+from gbdt_pwiser.neural import bench as neural_bench
+from gbdt_pwiser.neural.bench import DEFAULTS, MODEL_NAMES, QUICK, resolve_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 AUC_KEYS = ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_gauc", "ctr_conv_auc")
@@ -155,8 +157,8 @@ sys.meta_path.insert(0, _NoTorch())
 
 def test_fresh_interpreter_without_torch():
     code = NO_TORCH + (
-        "import gbdt_pwiser, gbdt_pwiser.cli, gbdt_pwiser.neural_bench\n"
-        "gbdt_pwiser.cli.build_parser()\n"
+        "import gbdt_pwiser, gbdt_pwiser.cli, gbdt_pwiser.neural.bench\n"
+        "gbdt_pwiser.cli.compare.build_parser()\n"
         "sys.exit(gbdt_pwiser.cli.main(['bench-neural', '--quick', '--quiet', '--out', '/nonexistent/x']))\n"
     )
     res = _run(code)
@@ -166,8 +168,8 @@ def test_fresh_interpreter_without_torch():
 
 
 def test_import_does_not_import_torch():
-    res = _run("import sys, gbdt_pwiser, gbdt_pwiser.cli, gbdt_pwiser.neural_bench\n"
-               "gbdt_pwiser.cli.build_parser().parse_args(['bench-neural'])\n"
+    res = _run("import sys, gbdt_pwiser, gbdt_pwiser.cli, gbdt_pwiser.neural.bench\n"
+               "gbdt_pwiser.cli.compare.build_parser().parse_args(['bench-neural'])\n"
                "print('torch' in sys.modules)")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
@@ -196,7 +198,7 @@ def test_user_errors_one_line(extra, message, tmp_path, capsys):
 
 
 def test_cli_subcommand_parses():
-    args = cli.build_parser().parse_args(
+    args = cli.compare.build_parser().parse_args(
         ["bench-neural", "--models", "PLE,shared-bottom,trees", "--losses", "pwiser", "--epochs", "4",
          "--lam", "0.5", "--margin-click-only", "0.2", "--margin-no-click", "0.4", "--backend", "lightgbm",
          "--requests", "700", "--seed", "3", "--out", "x"])
@@ -210,14 +212,14 @@ def test_cli_subcommand_parses():
 
 
 def test_defaults_and_quick_resolution():
-    args = cli.build_parser().parse_args(["bench-neural"])
+    args = cli.compare.build_parser().parse_args(["bench-neural"])
     assert args.models == list(MODEL_NAMES) and args.losses == ["bce", "pwiser"]
     assert args.backend == "xgboost" and str(args.out) == "neural_bench_out" and args.seed == 0
     assert args.torch_threads == 1 and args.n_jobs is None
     cfg = resolve_settings(args)
     assert {k: cfg[k] for k in DEFAULTS} == DEFAULTS
     assert all(p == {} for p in cfg["model_params"].values())
-    quick = resolve_settings(cli.build_parser().parse_args(["bench-neural", "--quick", "--epochs", "2"]))
+    quick = resolve_settings(cli.compare.build_parser().parse_args(["bench-neural", "--quick", "--epochs", "2"]))
     assert quick["epochs"] == 2 and quick["requests"] == QUICK["requests"]
     assert all(quick["model_params"][m] for m in ("shared_bottom", "esmm", "mmoe", "ple"))
 
@@ -226,7 +228,7 @@ def test_defaults_and_quick_resolution():
                                  ["--epochs", "0"], ["--lr", "-1"], ["--lam", "-1"]])
 def test_bad_options_exit_2(bad, capsys):
     with pytest.raises(SystemExit) as exc:
-        cli.build_parser().parse_args(["bench-neural", *bad])
+        cli.compare.build_parser().parse_args(["bench-neural", *bad])
     assert exc.value.code == 2
 
 

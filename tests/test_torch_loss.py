@@ -1,4 +1,4 @@
-"""Tests of gbdt_pwiser.torch.pwiser_loss (SPEC §2) against a naive double loop."""
+"""Tests of gbdt_pwiser.neural.loss.pwiser_loss (SPEC §2) against a naive double loop."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from gbdt_pwiser._defaults import (  # noqa: E402
     DEFAULT_MARGIN_CLICK_ONLY,
     DEFAULT_MARGIN_NO_CLICK,
 )
-from gbdt_pwiser.torch import PWiseRLoss, pwiser_loss  # noqa: E402
+from gbdt_pwiser.neural.loss import PWiseRLoss, pwiser_loss  # noqa: E402
 
 from _reference_torch import reference_pwiser_sum  # noqa: E402
 

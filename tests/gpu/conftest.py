@@ -14,7 +14,7 @@ import pytest
 @pytest.fixture(autouse=True)
 def small_blocks():
     """Small CUDA blocks (32 threads) so that small inputs span several blocks."""
-    from gbdt_pwiser import gpu
+    from gbdt_pwiser.kernels import cuda as gpu
 
     old = gpu.BLOCK_SIZE, gpu.SERIAL_MAX_ROWS
     gpu.BLOCK_SIZE = 32

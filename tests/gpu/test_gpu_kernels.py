@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from gbdt_pwiser import EntireSpaceCVRObjective, PWiseRObjective, prepare_data
-from gbdt_pwiser import _kernels as K
-from gbdt_pwiser import gpu
+from gbdt_pwiser.kernels import cpu as K
+from gbdt_pwiser.kernels import cuda as gpu
 
 ROOT = Path(__file__).resolve().parents[2]
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
@@ -310,7 +310,7 @@ import json, sys
 {pre}
 import numpy as np
 import gbdt_pwiser
-import gbdt_pwiser.gpu
+import gbdt_pwiser.kernels.cuda
 from gbdt_pwiser import PWiseRObjective
 def cuda_modules():
     return sorted(m for m in ("numba.cuda", "numba_cuda") if sys.modules.get(m) is not None)

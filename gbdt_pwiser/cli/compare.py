@@ -60,7 +60,7 @@ def _nonneg(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
+    from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
 
     p = argparse.ArgumentParser(prog="gbdt-pwiser", description="BCE + λ·PWiseR for gradient-boosted trees.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", type=Path, default=Path("gbdt_pwiser_out"), help="output folder")
     o.add_argument("--quiet", action="store_true", help="no progress bars")
     o.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    from .neural_bench import __doc__ as bench_doc, add_arguments as add_bench_arguments
+    from ..neural.bench import __doc__ as bench_doc, add_arguments as add_bench_arguments
 
     add_bench_arguments(sub.add_parser(
         "bench-neural", help="neural multi-task baselines vs the boosted chain, each with BCE and with PWiseR",
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_log(args: argparse.Namespace) -> Any:
-    from . import datasets
+    from .. import datasets
 
     if args.data is None:
         if args.requests < 10:
@@ -126,7 +126,7 @@ def load_log(args: argparse.Namespace) -> Any:
 
 
 def split_log(log: Any, test_size: float, seed: int) -> tuple[Any, Any]:
-    from .datasets import train_test_split_by_group
+    from ..datasets import train_test_split_by_group
 
     if not 0 < test_size < 1:
         raise UserError(f"--test-size must be between 0 and 1, got {test_size}")
@@ -149,7 +149,7 @@ def split_log(log: Any, test_size: float, seed: int) -> tuple[Any, Any]:
 
 def make_model(args: argparse.Namespace, lam: float, **overrides: Any) -> Any:
     """The GBDT chain of the command line's options; ``overrides`` replace estimator parameters."""
-    from .estimator import CTCVRClassifier
+    from ..sklearn import CTCVRClassifier
 
     params = dict(
         backend=args.backend, lam=lam, margin_click_only=args.margin_click_only,
@@ -164,7 +164,7 @@ def make_model(args: argparse.Namespace, lam: float, **overrides: Any) -> Any:
 
 
 def fit_eval(args: argparse.Namespace, lam: float, train: Any, test: Any) -> tuple[dict[str, float], Any, float]:
-    from .evaluation import evaluate
+    from ..evaluation import evaluate
 
     model = make_model(args, lam)
     t0 = time.perf_counter()
@@ -178,7 +178,7 @@ TABLE_ROWS = ["ctr_auc", "ctr_conv_auc", "cvr_auc", "ctcvr_auc", "ctr_gauc", "ct
 
 
 def format_table(results: dict[str, dict[str, float]]) -> str:
-    from .evaluation import METRIC_LABELS
+    from ..evaluation import METRIC_LABELS
 
     names = list(results)
     labels = {**METRIC_LABELS, "fit_s": "fit time (s)"}
@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compare":
             run_compare(args)
         elif args.command == "bench-neural":
-            from .neural_bench import run_bench
+            from ..neural.bench import run_bench
 
             run_bench(args)
         return 0

@@ -1,8 +1,8 @@
 """``CTCVRClassifier``: the chained CTR → CVR gradient-boosted estimator (SPEC §5, §7).
 
 The estimator is glue and contains no loss mathematics: the CTR booster is
-trained with :class:`~gbdt_pwiser.objective.PWiseRObjective`, the entire-space
-CVR booster with :class:`~gbdt_pwiser.objective.EntireSpaceCVRObjective`, the
+trained with :class:`~gbdt_pwiser.objectives.PWiseRObjective`, the entire-space
+CVR booster with :class:`~gbdt_pwiser.objectives.EntireSpaceCVRObjective`, the
 clicked-space CVR booster with the library's native log-loss, and evaluation
 uses :mod:`gbdt_pwiser.metrics`. Everything that differs between XGBoost and
 LightGBM lives in one small adapter per library (``_XGBoostBackend``,
@@ -31,11 +31,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import metrics as M
-from ._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
-from ._labels import funnel_label
-from ._validation import check_labels, check_random_state, check_weight, group_codes
-from .objective import EntireSpaceCVRObjective, PWiseRObjective, initial_margin
+from .. import metrics as M
+from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
+from .._labels import as_funnel, funnel_label
+from .._validation import check_labels, check_random_state, check_weight, group_codes
+from ..objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin
 
 __all__ = [
     "CTCVRClassifier",
@@ -63,33 +63,9 @@ _RESERVED = frozenset({
 
 
 def _as_funnel(y: Any, name: str = "y") -> np.ndarray:
-    """Funnel labels from funnel labels (n,) or a [click, conversion] array/DataFrame (n, 2)."""
     if y is None:
         raise ValueError(f"CTCVRClassifier requires y to be passed, but the target {name} is None")
-    arr = y.to_numpy() if hasattr(y, "to_numpy") and not isinstance(y, np.ndarray) else np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 2:
-        return funnel_label(arr[:, 0], arr[:, 1])
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        warnings.warn(
-            f"A column-vector y was passed when a 1d array was expected; {name} is read as funnel labels.",
-            DataConversionWarning, stacklevel=3,
-        )
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(
-            f"{name} must be funnel labels of shape (n,) with values in {{0, 1, 2}} or "
-            f"[click, conversion] of shape (n, 2); got shape {arr.shape}"
-        )
-    if arr.dtype.kind in "OUSV":
-        try:
-            arr = arr.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"Unknown label type: {name} must hold numeric funnel labels in {{0, 1, 2}} "
-                             f"(0 no click, 1 click only, 2 conversion), got dtype {arr.dtype}") from None
-    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.any(arr != np.round(arr)):
-        raise ValueError(f"Unknown label type: {name} is continuous; it must hold funnel labels in "
-                         "{0, 1, 2} (0 no click, 1 click only, 2 conversion)")
-    return check_labels(arr, name=name)
+    return as_funnel(y, name)
 
 
 def _n_rows(X: Any) -> int:
@@ -934,7 +910,7 @@ class CTCVRClassifier(ClassifierMixin, BaseEstimator):
             "cvr_fallback_rate_": self.cvr_fallback_rate_, "evals_result_": self.evals_result_,
             "_columns": self._columns, "_categorical": self._categorical,
         }
-        from . import __version__
+        from .. import __version__
 
         meta = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "gbdt_pwiser_version": __version__,
                 "params": self.get_params(deep=False), "fitted": fitted, "files": sorted(files)}

@@ -12,7 +12,7 @@ and returns ``(ctr_logit, cvr_logit)``; ``pCTCVR = pCTR·pCVR``.
 Training (:func:`fit_neural`):
 
 * CTR head: BCE on clicks over all exposures (``loss="bce"``) or
-  BCE + λ·PWiseR (:func:`gbdt_pwiser.torch.pwiser_loss`, mean form) on the
+  BCE + λ·PWiseR (:func:`gbdt_pwiser.neural.loss.pwiser_loss`, mean form) on the
   batch (``loss="pwiser"``). Batches keep groups together (groups are
   shuffled, not rows) so that within-group pairs exist in a batch.
 * CVR head, ``cvr_space="clicked"`` (default for SharedBottom, MMoE, PLE):
@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
-from ._validation import _check_nonneg_real
-from .torch import (
+from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
+from .._validation import _check_nonneg_real
+from .loss import (
     _check_choice,
     _check_funnel_labels,
     _group_codes,
@@ -545,7 +545,7 @@ def fit_neural(
     loss : {"bce", "pwiser"}, default "bce"
         CTR head loss: BCE, or BCE + λ·PWiseR (mean form, per batch).
     lam, margin_click_only, margin_no_click, pair_loss
-        PWiseR parameters (see :func:`gbdt_pwiser.torch.pwiser_loss`); used
+        PWiseR parameters (see :func:`gbdt_pwiser.neural.loss.pwiser_loss`); used
         with ``loss="pwiser"`` only.
     cvr_space : {"clicked", "entire"}, optional
         CVR head loss: BCE on clicked rows, or BCE of pCTR·pCVR on all rows
@@ -607,7 +607,7 @@ def fit_neural(
         raise ValueError("X_df is empty")
     y_arr = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
     if y_arr.ndim == 2 and y_arr.shape[1] == 2:
-        from ._labels import funnel_label
+        from .._labels import funnel_label
 
         labels = funnel_label(y_arr[:, 0], y_arr[:, 1])
     else:

@@ -4,7 +4,7 @@
 loads or simulates one ad log, splits it once by group, and trains on the same
 training part
 
-* each neural multi-task model of :mod:`gbdt_pwiser.neural` (SharedBottom,
+* each neural multi-task model of :mod:`gbdt_pwiser.neural.models` (SharedBottom,
   ESMM, MMoE, PLE) with BCE and with BCE + λ·PWiseR on the CTR head, and
 * the boosted chain :class:`~gbdt_pwiser.CTCVRClassifier` with BCE (λ = 0) and
   with BCE + λ·PWiseR,
@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .cli import UserError, load_log, split_log
+from ..cli.compare import UserError, load_log, split_log
 
 __all__ = [
     "NEURAL_MODELS",
@@ -169,8 +169,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     argparse.ArgumentParser
         ``parser`` itself.
     """
-    from ._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
-    from .cli import _nonneg, _pairs
+    from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
+    from ..cli.compare import _nonneg, _pairs
 
     d = parser.add_argument_group("data")
     d.add_argument("--data", type=Path, help="CSV file of an ad log (default: simulate one)")
@@ -273,7 +273,7 @@ def _loss_label(loss: str, lam: float) -> str:
 
 
 def _fit_neural(model: str, loss: str, args: argparse.Namespace, cfg: dict[str, Any], train: Any) -> Any:
-    from .neural import fit_neural
+    from .models import fit_neural
 
     return fit_neural(
         model, train.X, train.y, train.group, loss=loss, lam=args.lam,
@@ -285,7 +285,7 @@ def _fit_neural(model: str, loss: str, args: argparse.Namespace, cfg: dict[str, 
 
 
 def _fit_gbdt(loss: str, args: argparse.Namespace, cfg: dict[str, Any], train: Any) -> Any:
-    from .cli import make_model
+    from ..cli.compare import make_model
 
     model = make_model(args, 0.0 if loss == "bce" else args.lam, n_estimators=cfg["n_estimators"],
                        learning_rate=cfg["learning_rate"], max_depth=cfg["max_depth"], verbose=False)
@@ -383,7 +383,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     """
     from tqdm.auto import tqdm
 
-    from .evaluation import evaluate
+    from ..evaluation import evaluate
 
     cfg = resolve_settings(args)
     neural = [m for m in args.models if m in NEURAL_MODELS]
@@ -480,6 +480,6 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``gbdt-pwiser bench-neural`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
-    from .cli import main as cli_main
+    from ..cli import main as cli_main
 
     return cli_main(["bench-neural", *(sys.argv[1:] if argv is None else argv)])

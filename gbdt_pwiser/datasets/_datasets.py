@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ._labels import funnel_label
+from .._labels import funnel_label
 
 __all__ = [
     "AdLog",

@@ -1,7 +1,7 @@
 """CUDA gradients and Hessians of BCE + λ·PWiseR (SPEC §2–§4) with numba-cuda.
 
 ``PWiseRObjective(device="cuda")`` and ``EntireSpaceCVRObjective(device="cuda")``
-dispatch here. The results are the CPU kernels' numbers (:mod:`gbdt_pwiser._kernels`)
+dispatch here. The results are the CPU kernels' numbers (:mod:`gbdt_pwiser.kernels.cpu`)
 computed in float64 on the GPU and returned as numba device arrays
 (``__cuda_array_interface__``), which XGBoost 3.x (checked on 3.2) accepts as
 gradients.
@@ -49,11 +49,11 @@ Design (stumpy-like layering)
      the partners of large groups may differ from the CPU by float rounding).
 
 Sampled pairs use the CPU's counter-based SplitMix64 scheme
-(:func:`gbdt_pwiser._kernels.draw_index`, counter ``(row_i*2 + term)*k + draw``,
-key :func:`gbdt_pwiser._kernels.round_key`), so the same pairs are drawn.
+(:func:`gbdt_pwiser.kernels.cpu.draw_index`, counter ``(row_i*2 + term)*k + draw``,
+key :func:`gbdt_pwiser.kernels.cpu.round_key`), so the same pairs are drawn.
 
 The per-training arrays (labels, weights, group layout) go to the device once
-per :class:`~gbdt_pwiser._prepare.PreparedData` and are cached on it
+per :class:`~gbdt_pwiser.objectives._prepare.PreparedData` and are cached on it
 (attribute ``_device_cache``); the objective's XGBoost/LightGBM adapters also
 reuse the output buffers from round to round.
 
@@ -74,9 +74,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import _kernels as K
-from ._defaults import HESSIAN_FLOOR
-from ._validation import check_margin
+from . import cpu as K
+from .._defaults import HESSIAN_FLOOR
+from .._validation import check_margin
 
 __all__ = [
     "BLOCK_SIZE",
@@ -98,7 +98,7 @@ _DEFAULT_BLOCK = 256
 _DEFAULT_SERIAL_MAX = 512
 _INSTALL_HINT = "pip install gbdt-pwiser[gpu]"
 
-# SplitMix64 constants, identical to gbdt_pwiser._kernels
+# SplitMix64 constants, identical to gbdt_pwiser.kernels.cpu
 _U30 = np.uint64(30)
 _U27 = np.uint64(27)
 _U31 = np.uint64(31)
@@ -263,7 +263,7 @@ def _kernels() -> SimpleNamespace:
 
 
 def _build_kernels() -> SimpleNamespace:  # noqa: C901 - one kernel family
-    """Define the device functions and kernels; ports of :mod:`gbdt_pwiser._kernels`.
+    """Define the device functions and kernels; ports of :mod:`gbdt_pwiser.kernels.cpu`.
 
     The kernels use the module global ``cuda`` (set by :func:`_get_cuda`).
     """

@@ -5,7 +5,7 @@ installed the ``[torch]`` extra. ``import gbdt_pwiser`` never imports it.
 
 The loss is the one the gradient-boosting objective
 (:class:`gbdt_pwiser.PWiseRObjective`) optimises, written with autograd so that
-neural multi-task models (see :mod:`gbdt_pwiser.neural`) can be trained with
+neural multi-task models (see :mod:`gbdt_pwiser.neural.models`) can be trained with
 exactly the same definition::
 
     L      = Σ_i w_i·BCE_i + λ·W·PWiseR                   (reduction="sum")
@@ -30,8 +30,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
-from ._validation import _check_nonneg_real, check_labels, group_codes
+from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
+from .._validation import _check_nonneg_real, check_labels, group_codes
 
 __all__ = ["pwiser_loss", "PWiseRLoss"]
 
@@ -290,7 +290,7 @@ def pwiser_loss(
     Examples
     --------
     >>> import torch
-    >>> from gbdt_pwiser.torch import pwiser_loss
+    >>> from gbdt_pwiser.neural.loss import pwiser_loss
     >>> z = torch.tensor([2.0, 0.5, -1.0, 0.0], requires_grad=True)
     >>> loss = pwiser_loss(z, [2, 1, 0, 0], group=["a", "a", "a", "b"])
     >>> loss.backward()
@@ -341,7 +341,7 @@ class PWiseRLoss(torch.nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from gbdt_pwiser.torch import PWiseRLoss
+    >>> from gbdt_pwiser.neural.loss import PWiseRLoss
     >>> crit = PWiseRLoss(lam=0.5)
     >>> loss = crit(torch.zeros(3), [2, 1, 0])
     """

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _kernels as K
-from ._threads import numba_threads
+from ..kernels import cpu as K
+from .._threads import numba_threads
 
 _EMPTY_F = np.zeros(0, dtype=np.float64)
 

@@ -1,6 +1,6 @@
 """Numba kernels for BCE + λ·PWiseR (SPEC §2–§4). The loss math lives here only.
 
-Layering (after stumpy): the validated public API in :mod:`gbdt_pwiser.objective`
+Layering (after stumpy): the validated public API in :mod:`gbdt_pwiser.objectives`
 prepares the data once (:func:`prepare_ptr` / :func:`prepare_codes`), then every
 boosting round calls two ``@njit(parallel=True)`` drivers:
 
