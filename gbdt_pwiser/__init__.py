@@ -9,7 +9,7 @@ from .objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin
 
 if TYPE_CHECKING:  # pragma: no cover
     from .sklearn import CTCVRClassifier
-    from .evaluation import evaluate
+    from .metrics import evaluate
 
 __version__ = "0.1.0"
 
@@ -28,7 +28,7 @@ __all__ = [
 
 # The estimator and the evaluation helpers pull in scikit-learn's model machinery; load them
 # on first use so that `import gbdt_pwiser` (and a custom objective's first call) stays fast.
-_LAZY = {"CTCVRClassifier": ".sklearn", "evaluate": ".evaluation"}
+_LAZY = {"CTCVRClassifier": ".sklearn", "evaluate": ".metrics"}
 
 
 def __getattr__(name: str) -> Any:

@@ -164,7 +164,7 @@ def make_model(args: argparse.Namespace, lam: float, **overrides: Any) -> Any:
 
 
 def fit_eval(args: argparse.Namespace, lam: float, train: Any, test: Any) -> tuple[dict[str, float], Any, float]:
-    from ..evaluation import evaluate
+    from ..metrics import evaluate
 
     model = make_model(args, lam)
     t0 = time.perf_counter()
@@ -178,7 +178,7 @@ TABLE_ROWS = ["ctr_auc", "ctr_conv_auc", "cvr_auc", "ctcvr_auc", "ctr_gauc", "ct
 
 
 def format_table(results: dict[str, dict[str, float]]) -> str:
-    from ..evaluation import METRIC_LABELS
+    from ..metrics import METRIC_LABELS
 
     names = list(results)
     labels = {**METRIC_LABELS, "fit_s": "fit time (s)"}

@@ -372,7 +372,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     dict
         The summary written to ``neural_bench.json``: ``data``, ``settings``,
         ``rows`` (one per model × loss, with every metric of
-        :func:`gbdt_pwiser.evaluation.evaluate`, ``train_s`` and, for neural
+        :func:`gbdt_pwiser.metrics.evaluate`, ``train_s`` and, for neural
         models, the per-epoch training loss), ``machine`` and ``total_s``.
 
     Raises
@@ -383,7 +383,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     """
     from tqdm.auto import tqdm
 
-    from ..evaluation import evaluate
+    from ..metrics import evaluate
 
     cfg = resolve_settings(args)
     neural = [m for m in args.models if m in NEURAL_MODELS]
