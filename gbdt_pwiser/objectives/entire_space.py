@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from .._defaults import HESSIAN_FLOOR
 from .._threads import numba_threads as _numba_threads
-from .._validation import check_device, check_labels, check_margin, check_weight
+from .._validation import check_device, check_labels, check_margin, check_n_jobs, check_weight
 from ..kernels import cpu as K
 from ._adapters import _CustomObjective
 
@@ -79,8 +79,7 @@ class EntireSpaceCVRObjective(_CustomObjective):
 
     def _check_params(self) -> None:
         check_device(self.device)
-        if self.n_jobs is not None and (isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, (int, np.integer)) or self.n_jobs == 0):
-            raise ValueError(f"n_jobs must be None, -1 or a positive int, got {self.n_jobs!r}")
+        check_n_jobs(self.n_jobs)
 
     def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> _ESMMData:
         return _ESMMData(y, w)

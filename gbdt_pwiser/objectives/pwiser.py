@@ -18,6 +18,7 @@ from .._validation import (
     check_labels,
     check_lam_margins,
     check_margin,
+    check_n_jobs,
     check_pair_loss,
     check_pairs,
     check_random_state,
@@ -214,8 +215,7 @@ class PWiseRObjective(_CustomObjective):
         k = check_pairs(self.pairs)
         check_device(self.device)
         seed = check_random_state(self.random_state)
-        if self.n_jobs is not None and (isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, (int, np.integer)) or self.n_jobs == 0):
-            raise ValueError(f"n_jobs must be None, -1 or a positive int, got {self.n_jobs!r}")
+        check_n_jobs(self.n_jobs)
         return lam, m1, m2, loss_kind, k, seed
 
     # ------------------------------------------------------------------ core
