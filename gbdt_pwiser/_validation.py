@@ -115,12 +115,12 @@ def check_labels(y: npt.ArrayLike, n: int | None = None, name: str = "y") -> np.
         if np.any(arr != np.round(arr)):
             bad = np.flatnonzero(arr != np.round(arr))
             raise ValueError(
-                f"{name} must be integral funnel labels in {{0, 1, 2}}; found {arr[bad[0]]!r} at index {int(bad[0])}"
+                f"{name} must be integral funnel labels in {{0, 1, 2}}; found {arr[bad[0]].item()!r} at index {int(bad[0])}"
             )
     idx = np.flatnonzero((arr < 0) | (arr > 2))
     raise ValueError(
         f"{name} must be funnel labels in {{0, 1, 2}} (0 no click, 1 click-only, 2 conversion); "
-        f"found {arr[idx[0]]!r} at index {int(idx[0])}"
+        f"found {arr[idx[0]].item()!r} at index {int(idx[0])}"
     )
 
 
