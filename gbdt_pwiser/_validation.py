@@ -19,6 +19,7 @@ __all__ = [
     "check_margin",
     "check_labels",
     "check_weight",
+    "check_ctr_prob",
     "check_lam_margins",
     "check_pairs",
     "check_pair_loss",
@@ -140,6 +141,16 @@ def check_weight(weight: npt.ArrayLike | None, n: int, name: str = "weight") -> 
         idx = int(np.flatnonzero(arr < 0)[0])
         raise ValueError(f"{name} must be non-negative; found {arr[idx]!r} at index {idx}")
     return arr
+
+
+def check_ctr_prob(ctr_prob: Any, n: int, name: str = "ctr_prob") -> np.ndarray:
+    """pCTR per row as float64 in [0, 1], clipped away from 0 and 1 for the logs."""
+    arr = check_margin(ctr_prob, name).astype(np.float64, copy=False)
+    if arr.size != n:
+        raise ValueError(f"{name} has {arr.size} rows but margin has {n}")
+    if np.any((arr < 0) | (arr > 1)):
+        raise ValueError(f"{name} must be probabilities in [0, 1]")
+    return np.clip(arr, 1e-12, 1.0 - 1e-12)
 
 
 def check_real(
