@@ -19,14 +19,27 @@ __all__ = [
     "check_margin",
     "check_labels",
     "check_weight",
+    "check_ctr_prob",
     "check_lam_margins",
     "check_pairs",
     "check_pair_loss",
     "check_device",
+    "check_n_jobs",
+    "check_random_state",
+    "group_layout",
     "group_codes",
+    "NoConversionWarning",
 ]
 
 PAIR_LOSSES = ("squared_hinge", "logistic")
+
+
+class NoConversionWarning(UserWarning):
+    """Training labels hold no conversion (label 2), so the pairwise term is zero.
+
+    Funnel labels are ``click + conversion``; labels that are only 0/1 are click
+    labels, with which PWiseR reduces to plain BCE whatever ``lam`` is.
+    """
 DEVICES = ("cpu", "cuda")
 
 
@@ -59,8 +72,28 @@ def check_margin(margin: npt.ArrayLike, name: str = "margin") -> np.ndarray:
 
 
 def check_labels(y: npt.ArrayLike, n: int | None = None, name: str = "y") -> np.ndarray:
-    """Return funnel labels in {0, 1, 2} as int8, rejecting anything else."""
+    """Return funnel labels in {0, 1, 2} as int8, rejecting anything else.
+
+    One cast and one comparison over the labels on the happy path; the
+    offending value is looked up only when the check fails. A ``(n, 2)``
+    array (``[click, conversion]`` columns) gets an error that points to
+    :func:`~gbdt_pwiser.funnel_label`.
+
+    Examples
+    --------
+    >>> check_labels([0.0, 1.0, 2.0])
+    array([0, 1, 2], dtype=int8)
+    >>> check_labels([[1, 0], [1, 1]], name="DMatrix label")
+    Traceback (most recent call last):
+    ...
+    ValueError: DMatrix label has 2 columns (shape (2, 2)); PWiseR needs one funnel label column y = click + conversion in {0, 1, 2}: build it with funnel_label(click, conversion)
+    """
     arr = _to_numeric_array(y, name)
+    if arr.ndim == 2 and arr.shape[1] == 2:
+        raise ValueError(
+            f"{name} has 2 columns (shape {arr.shape}); PWiseR needs one funnel label column "
+            "y = click + conversion in {0, 1, 2}: build it with funnel_label(click, conversion)"
+        )
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D funnel labels in {{0, 1, 2}}, got shape {arr.shape}")
     if n is not None and arr.shape[0] != n:
@@ -72,22 +105,24 @@ def check_labels(y: npt.ArrayLike, n: int | None = None, name: str = "y") -> np.
         unsigned = arr.view(arr.dtype.str.replace("i", "u")) if arr.dtype.kind == "i" else arr
         if not np.any(unsigned > 2):
             return arr.astype(np.int8, copy=False)
-    if arr.dtype.kind == "f":
+    else:  # float: NaN, inf, 0.5, -1 or 258 all fail "cast to int8, within 0..2, casts back exactly"
+        with np.errstate(invalid="ignore", over="ignore"):
+            lab = arr.astype(np.int8)
+        if not np.any(lab.view(np.uint8) > 2) and np.array_equal(lab, arr):
+            return lab
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} contains NaN or infinite labels")
+            bad = np.flatnonzero(~np.isfinite(arr))
+            raise ValueError(f"{name} contains {bad.size} NaN or infinite label(s) (first at index {int(bad[0])})")
         if np.any(arr != np.round(arr)):
             bad = np.flatnonzero(arr != np.round(arr))
             raise ValueError(
-                f"{name} must be integral funnel labels in {{0, 1, 2}}; found {arr[bad[0]]!r} at index {int(bad[0])}"
+                f"{name} must be integral funnel labels in {{0, 1, 2}}; found {arr[bad[0]].item()!r} at index {int(bad[0])}"
             )
-    bad = (arr < 0) | (arr > 2)
-    if np.any(bad):
-        idx = np.flatnonzero(bad)
-        raise ValueError(
-            f"{name} must be funnel labels in {{0, 1, 2}} (0 no click, 1 click-only, 2 conversion); "
-            f"found {arr[idx[0]]!r} at index {int(idx[0])}"
-        )
-    return arr.astype(np.int8)
+    idx = np.flatnonzero((arr < 0) | (arr > 2))
+    raise ValueError(
+        f"{name} must be funnel labels in {{0, 1, 2}} (0 no click, 1 click-only, 2 conversion); "
+        f"found {arr[idx[0]].item()!r} at index {int(idx[0])}"
+    )
 
 
 def check_weight(weight: npt.ArrayLike | None, n: int, name: str = "weight") -> np.ndarray | None:
@@ -106,6 +141,16 @@ def check_weight(weight: npt.ArrayLike | None, n: int, name: str = "weight") -> 
         idx = int(np.flatnonzero(arr < 0)[0])
         raise ValueError(f"{name} must be non-negative; found {arr[idx]!r} at index {idx}")
     return arr
+
+
+def check_ctr_prob(ctr_prob: Any, n: int, name: str = "ctr_prob") -> np.ndarray:
+    """pCTR per row as float64 in [0, 1], clipped away from 0 and 1 for the logs."""
+    arr = check_margin(ctr_prob, name).astype(np.float64, copy=False)
+    if arr.size != n:
+        raise ValueError(f"{name} has {arr.size} rows but margin has {n}")
+    if np.any((arr < 0) | (arr > 1)):
+        raise ValueError(f"{name} must be probabilities in [0, 1]")
+    return np.clip(arr, 1e-12, 1.0 - 1e-12)
 
 
 def check_real(
@@ -161,15 +206,38 @@ def check_int(value: Any, name: str, *, lo: int | None = None, hi: int | None = 
 
 
 def _check_nonneg_real(value: Any, name: str) -> float:
+    """Alias of ``check_real(value, name, lo=0)``, kept for gbdt_pwiser.neural until it switches."""
     return check_real(value, name, lo=0.0)
 
 
 def check_lam_margins(lam: Any, m1: Any, m2: Any) -> tuple[float, float, float]:
+    """λ and the two margins of PWiseR, each a finite float >= 0."""
     return (
-        _check_nonneg_real(lam, "lam"),
-        _check_nonneg_real(m1, "margin_click_only"),
-        _check_nonneg_real(m2, "margin_no_click"),
+        check_real(lam, "lam", lo=0.0),
+        check_real(m1, "margin_click_only", lo=0.0),
+        check_real(m2, "margin_no_click", lo=0.0),
     )
+
+
+def check_n_jobs(n_jobs: Any, name: str = "n_jobs") -> int | None:
+    """``None``, ``-1`` (all cores) or a positive thread count; 0, bools and non-ints are rejected.
+
+    Examples
+    --------
+    >>> check_n_jobs(None), check_n_jobs(-1), check_n_jobs(4)
+    (None, -1, 4)
+    >>> check_n_jobs(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_jobs must be None, -1 or a positive int, got 0
+    """
+    if n_jobs is None:
+        return None
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        raise ValueError(f"{name} must be None, -1 or a positive int, got {n_jobs!r}")
+    if n_jobs == 0:  # negative values mean "all cores", as in the thread helper
+        raise ValueError(f"{name} must be None, -1 or a positive int, got {n_jobs!r}")
+    return int(n_jobs)
 
 
 def check_pairs(pairs: Any) -> int:
@@ -186,12 +254,14 @@ def check_pairs(pairs: Any) -> int:
 
 
 def check_pair_loss(pair_loss: Any) -> int:
+    """Index of ``pair_loss`` in ``PAIR_LOSSES`` (the kernels' loss code)."""
     if pair_loss not in PAIR_LOSSES:
         raise ValueError(f"pair_loss must be one of {PAIR_LOSSES}, got {pair_loss!r}")
     return PAIR_LOSSES.index(pair_loss)
 
 
 def check_device(device: Any) -> str:
+    """``"cpu"``, ``"cuda"`` or ``"cuda:<ordinal>"``."""
     if not isinstance(device, str):
         raise TypeError(f'device must be "cpu" or "cuda", got {type(device).__name__}')
     base = device.split(":", 1)[0]
@@ -203,6 +273,7 @@ def check_device(device: Any) -> str:
 
 
 def check_random_state(random_state: Any) -> int:
+    """A non-negative int seed (``None`` is 0; a NumPy generator draws one)."""
     if random_state is None:
         return 0
     if isinstance(random_state, np.random.RandomState):

@@ -1,10 +1,20 @@
 """Calling conventions shared by the objectives: ``xgb.train``, ``lgb.train`` and the
-scikit-learn wrappers, plus the round counting that drives the sampled mode."""
+scikit-learn wrappers, plus the round counting that drives the sampled mode.
+
+Round counting. XGBoost >= 3.2 passes the boosting round to objects that are
+instances of ``xgboost.objective.Objective`` (``obj(iteration, predt, dtrain)``);
+the objectives register themselves as such (a virtual subclass, so importing
+gbdt_pwiser does not import XGBoost) and then use the true round. Older XGBoost,
+LightGBM and the scikit-learn wrappers give no round: there the adapters count
+calls and restart at 0 when the margins equal the first round's again (a new
+training run on the same data starts from the same margins).
+"""
 
 from __future__ import annotations
 
+import numbers
+import sys
 import weakref
-import zlib
 from typing import Any
 
 import numpy as np
@@ -13,11 +23,52 @@ from .._threads import numba_threads as _numba_threads
 from .._validation import check_labels, check_margin, check_weight
 from ._prepare import ptr_from_sizes
 
+_REGISTERED: list[type] = []
+
+
+def _register_xgboost_objective() -> None:
+    """Make every objective class an ``xgboost.objective.Objective`` (XGBoost >= 3.2).
+
+    Done only once XGBoost is imported (here at import time when it already is, or
+    at the first adapter call), so that ``import gbdt_pwiser`` stays light.
+    """
+    if _REGISTERED or "xgboost" not in sys.modules:
+        return
+    try:
+        from xgboost.objective import Objective
+    except ImportError:  # XGBoost < 3.2: rounds are counted from the margins
+        _REGISTERED.append(object)
+        return
+    Objective.register(_CustomObjective)
+    _REGISTERED.append(Objective)
+
+
+def _is_dmatrix(b: Any) -> bool:
+    mod = type(b).__module__ or ""
+    return mod.startswith("xgboost") and type(b).__name__.endswith("DMatrix")
+
+
+_SNAPSHOT = 4096  # rows compared when the scikit-learn wrapper passes the same arrays again
+
+
+def _snapshot(a: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return None
+    step = max(1, a.shape[0] // _SNAPSHOT)
+    return np.array(a[::step], copy=True)
+
+
 class _CustomObjective:
     """Adapter machinery shared by the objectives: XGBoost, LightGBM and sklearn calls.
 
-    Subclasses define ``_param_names``, ``_check_params``, ``_prepare(y, w, ptr)``
-    (once per training data) and ``_compute(z, prepared, iteration, reuse)``.
+    Extension points (what a subclass defines or overrides):
+
+    * ``_param_names``, ``_check_params()`` — the parameters;
+    * ``_prepare(y, w, ptr)`` — once per training data: validated int8 labels,
+      float64 weights (or None) and int64 group boundaries → prepared data;
+    * ``_check_prepared(data)`` — once per training data, after ``_prepare``
+      (warnings about degenerate data); a no-op here;
+    * ``_compute(z, data, iteration, reuse)`` — every round: gradient and Hessian.
     """
 
     _param_names: tuple[str, ...] = ()
@@ -61,9 +112,13 @@ class _CustomObjective:
             self._out = (np.empty(n), np.empty(n))
         return self._out
 
+    def _check_prepared(self, data: Any) -> None:
+        """Hook run once per training data after :meth:`_prepare` (warnings)."""
+
     def _reset_adapter_state(self) -> None:
         self._data_ref: Any = None
         self._data_key: Any = None
+        self._skl_ref: Any = None
         self._prepared: Any = None
         self._first_margin: np.ndarray | None = None
         self._out: tuple[np.ndarray, np.ndarray] | None = None
@@ -94,59 +149,114 @@ class _CustomObjective:
         self.iteration_ += 1
         return it
 
-    def _adapt(self, z: Any, key: Any, obj_ref: Any, make: Any):
+    def _adapt(self, z: Any, same: bool, make: Any, iteration: int | None = None):
+        """One round: prepare the data unless ``same``, check the margins, compute."""
+        if not same:
+            self._prepared = None  # a failed preparation must not leave the old data cached
+            with _numba_threads(self._threads(True), n_rows=None):  # leave the booster its cores
+                self._prepared = make()
+            self._out = None
+            self._check_prepared(self._prepared)
+        # after the data, so a 2-column label is reported as such, not as 2-D predictions
         if not hasattr(z, "__cuda_array_interface__"):
             z = check_margin(np.asarray(z).reshape(-1) if np.ndim(z) == 2 and np.shape(z)[1] == 1 else z,
                              "predictions")
-        same = self._prepared is not None and self._data_key == key and (
-            obj_ref is None or (self._data_ref is not None and self._data_ref() is obj_ref)
-        )
-        if not same:
-            with _numba_threads(self._threads(True), n_rows=None):  # leave the booster its cores
-                self._prepared = make()
-            self._data_key = key
-            self._data_ref = weakref.ref(obj_ref) if obj_ref is not None else None
-            self._out = None
         n = z.shape[0]
         if self._prepared.n != n:
             raise ValueError(f"predictions have {n} rows but the training data has {self._prepared.n}")
-        it = self._next_round(z, same)
+        if iteration is None:
+            it = self._next_round(z, same)
+        else:  # the booster's own round (XGBoost >= 3.2)
+            if iteration < 0:
+                raise ValueError(f"iteration must be >= 0, got {iteration}")
+            it = int(iteration)
+            self._first_margin = None
+            self.iteration_ = it + 1
         return self._compute(z, self._prepared, it, reuse=True)
+
+    def _same_booster_data(self, key: Any, obj: Any) -> bool:
+        same = (self._prepared is not None and self._data_key == key
+                and self._data_ref is not None and self._data_ref() is obj)
+        if not same:
+            self._data_key, self._data_ref, self._skl_ref = key, weakref.ref(obj), None
+        return same
+
+    def _same_sklearn_data(self, arrays: tuple) -> bool:
+        """Whether the wrapper passes the training data of the cached preparation again.
+
+        No hashing: LightGBM's wrappers pass the very same arrays every round (then
+        a strided sample of 4096 labels guards against in-place edits); XGBoost's
+        pass fresh copies (then one vectorised comparison with the kept copy).
+        """
+        ref = self._skl_ref
+        if ref is None or self._prepared is None or self._data_key is not None:
+            return False
+        for new, (obj, copy, snap) in zip(arrays, ref):
+            if new is None or obj is None:
+                if new is not obj:
+                    return False
+                continue
+            if new is obj:
+                if not np.array_equal(_snapshot(np.asarray(new)), snap):
+                    return False
+            elif not (np.shape(new) == copy.shape and np.array_equal(np.asarray(new), copy)):
+                return False
+        return True
 
     def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None):
         """Objective callable for ``xgb.train``, ``lgb.train`` and the sklearn wrappers.
 
-        * ``obj(predt, dtrain)`` — XGBoost ``DMatrix`` (``xgb.train(obj=obj)``).
+        * ``obj(iteration, predt, dtrain)`` — XGBoost >= 3.2 (``xgb.train(obj=obj)``),
+          which passes the boosting round.
+        * ``obj(predt, dtrain)`` — XGBoost ``DMatrix`` (older XGBoost).
         * ``obj(preds, train_set)`` — LightGBM ``Dataset`` (``params["objective"] = obj``).
         * ``obj(y_true, y_pred[, sample_weight[, group]])`` — scikit-learn wrappers;
           ``group`` holds LightGBM-style group sizes.
+
+        The labels must be one funnel-label column (``funnel_label(click,
+        conversion)``); a 2-column label is a ``ValueError``. LightGBM turns NaN
+        labels into 0 when it constructs a ``Dataset`` and keeps no trace of them,
+        so check labels before building one (an unconstructed ``Dataset`` with NaN
+        labels is rejected here).
         """
+        _register_xgboost_objective()
+        if _is_dmatrix(sample_weight) and isinstance(a, numbers.Integral) and group is None:
+            d = sample_weight
+            return self._adapt(b, self._same_booster_data(("xgb", id(d)), d),
+                               lambda: self._prepare(*_read_dmatrix(d)), iteration=int(a))
+        if _is_dmatrix(b):
+            return self._adapt(a, self._same_booster_data(("xgb", id(b)), b),
+                               lambda: self._prepare(*_read_dmatrix(b)))
         mod = type(b).__module__ or ""
-        if mod.startswith("xgboost") and type(b).__name__.endswith("DMatrix"):
-            return self._adapt(a, ("xgb", id(b)), b, lambda: self._prepare(*_read_dmatrix(b)))
         if mod.startswith("lightgbm") and type(b).__name__ == "Dataset":
-            return self._adapt(a, ("lgb", id(b)), b, lambda: self._prepare(*_read_lgb(b)))
-        y_true = check_labels(a)
-        w = check_weight(sample_weight, y_true.size, "sample_weight")
-        if w is not None and w.size == 0:
-            w = None
-        key = ("skl", y_true.size, zlib.crc32(y_true.tobytes()),
-               None if w is None else zlib.crc32(w.tobytes()),
-               None if group is None else zlib.crc32(np.asarray(group, dtype=np.int64).tobytes()))
+            return self._adapt(a, self._same_booster_data(("lgb", id(b)), b),
+                               lambda: self._prepare(*_read_lgb(b)))
+        if sample_weight is not None and np.size(sample_weight) == 0:
+            sample_weight = None
+        arrays = (a, sample_weight, group)
+        same = self._same_sklearn_data(arrays)
 
         def make() -> Any:
+            y_true = check_labels(a, name="y_true")
             n = y_true.size
+            w = check_weight(sample_weight, n, "sample_weight")
             ptr = (np.array([0, n], dtype=np.int64) if group is None
                    else ptr_from_sizes(group, n, "group"))
-            return self._prepare(y_true, w, ptr)
+            prepared = self._prepare(y_true, w, ptr)
+            self._data_key = self._data_ref = None
+            self._skl_ref = tuple(
+                (None, None, None) if x is None
+                else (x, np.array(x, copy=True), _snapshot(np.asarray(x))) for x in arrays
+            )
+            return prepared
 
-        return self._adapt(b, key, None, make)
+        return self._adapt(b, same, make)
 
 
 def _read_dmatrix(dtrain: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Labels, per-row weights and group boundaries of an XGBoost DMatrix."""
-    y = dtrain.get_label()
-    n = y.size
+    n = dtrain.num_row()
+    y = check_labels(dtrain.get_label(), n, "DMatrix label")  # first: a 2-column label is named as such
     w = dtrain.get_weight()
     ptr = dtrain.get_uint_info("group_ptr")
     ptr = np.asarray(ptr, dtype=np.int64) if ptr.size > 1 else np.array([0, n], dtype=np.int64)
@@ -159,7 +269,7 @@ def _read_dmatrix(dtrain: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarra
             w = np.repeat(np.asarray(w, dtype=np.float64), np.diff(ptr))
         else:
             raise ValueError(f"DMatrix has {w.size} weights for {n} rows")
-    return check_labels(y, n, "DMatrix label"), check_weight(w, n, "DMatrix weight"), ptr
+    return y, check_weight(w, n, "DMatrix weight"), ptr
 
 
 def _read_lgb(ds: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -172,3 +282,6 @@ def _read_lgb(ds: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     grp = ds.get_group()
     ptr = np.array([0, n], dtype=np.int64) if grp is None else ptr_from_sizes(grp, n, "Dataset group")
     return lab, w, ptr
+
+
+_register_xgboost_objective()  # when XGBoost is already imported

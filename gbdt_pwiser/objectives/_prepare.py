@@ -22,6 +22,12 @@ class PreparedData:
     ``pptr`` is the offset of each group's conversions in the per-round scratch.
     ``pair_weight_c``/``pair_weight_n`` are the total pair weights
     ``Σ_G W_P,G · W_C,G`` and ``Σ_G W_P,G · W_N,G`` that normalise each term.
+
+    Extension point: ``total_weight``, ``pair_weight_c`` and ``pair_weight_n``
+    are read only through :meth:`scales`, so a subclass of
+    :class:`~gbdt_pwiser.objectives.PWiseRObjective` may overwrite them in its
+    ``_prepare`` with totals over the whole data set (data-parallel training)
+    while ``perm``/``aptr``… describe the local rows.
     """
 
     n: int

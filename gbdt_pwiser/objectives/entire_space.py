@@ -9,21 +9,11 @@ import numpy.typing as npt
 
 from .._defaults import HESSIAN_FLOOR
 from .._threads import numba_threads as _numba_threads
-from .._validation import check_device, check_labels, check_margin, check_weight
+from .._validation import check_ctr_prob, check_device, check_labels, check_margin, check_n_jobs, check_weight
 from ..kernels import cpu as K
 from ._adapters import _CustomObjective
 
-__all__ = ["EntireSpaceCVRObjective", "check_ctr_prob"]
-
-
-def check_ctr_prob(ctr_prob: Any, n: int, name: str = "ctr_prob") -> np.ndarray:
-    """pCTR per row as float64 in [0, 1], clipped away from 0 and 1 for the logs."""
-    arr = check_margin(ctr_prob, name).astype(np.float64, copy=False)
-    if arr.size != n:
-        raise ValueError(f"{name} has {arr.size} rows but margin has {n}")
-    if np.any((arr < 0) | (arr > 1)):
-        raise ValueError(f"{name} must be probabilities in [0, 1]")
-    return np.clip(arr, 1e-12, 1.0 - 1e-12)
+__all__ = ["EntireSpaceCVRObjective", "check_ctr_prob"]  # check_ctr_prob: re-exported from _validation
 
 
 class _ESMMData:
@@ -79,8 +69,7 @@ class EntireSpaceCVRObjective(_CustomObjective):
 
     def _check_params(self) -> None:
         check_device(self.device)
-        if self.n_jobs is not None and (isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, (int, np.integer)) or self.n_jobs == 0):
-            raise ValueError(f"n_jobs must be None, -1 or a positive int, got {self.n_jobs!r}")
+        check_n_jobs(self.n_jobs)
 
     def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> _ESMMData:
         return _ESMMData(y, w)

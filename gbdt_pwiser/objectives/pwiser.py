@@ -6,6 +6,7 @@ This module validates, prepares and dispatches; the mathematics is in
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -14,10 +15,12 @@ import numpy.typing as npt
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK, HESSIAN_FLOOR
 from .._threads import numba_threads as _numba_threads
 from .._validation import (
+    NoConversionWarning,
     check_device,
     check_labels,
     check_lam_margins,
     check_margin,
+    check_n_jobs,
     check_pair_loss,
     check_pairs,
     check_random_state,
@@ -87,8 +90,16 @@ def prepare_data(
     boundaries of contiguous groups (XGBoost's ``group_ptr``) instead.
     """
     lab = check_labels(y)
+    return _prepare_checked(lab, group, check_weight(weight, lab.size), group_ptr)
+
+
+def _prepare_checked(lab: np.ndarray, group: Any, w: np.ndarray | None, group_ptr: Any = None) -> PreparedData:
+    """:func:`prepare_data` for labels and weights that are validated already.
+
+    Contiguous numeric group ids cost two vectorised passes (run starts, and a
+    ``np.unique`` over the run ids only); no hashing or sort over all rows.
+    """
     n = lab.size
-    w = check_weight(weight, n)
     if group_ptr is not None:
         if group is not None:
             raise ValueError("give either group or group_ptr, not both")
@@ -171,7 +182,20 @@ class PWiseRObjective(_CustomObjective):
     * scikit-learn wrappers (``XGBRegressor(objective=obj)``,
       ``LGBMRegressor``/``LGBMRanker(objective=obj)``) call
       ``obj(y_true, y_pred[, sample_weight[, group_sizes]])``; without group
-      sizes all rows form one group.
+      sizes all rows form one group. Rounds: XGBoost >= 3.2 passes the true
+      boosting round (the objective is an ``xgboost.objective.Objective``);
+      elsewhere rounds are counted and restart when a new run starts.
+    * Labels without any conversion (no 2) with ``lam > 0`` raise a
+      :class:`~gbdt_pwiser.objectives.NoConversionWarning` once per training
+      data in the booster adapters (the pair term is then zero). LightGBM turns
+      NaN labels into 0 when it constructs a ``Dataset``; validate labels first.
+
+    Extension points (for subclasses, e.g. data-parallel training that needs
+    global normalisers): :meth:`_prepare` ``(y, w, ptr) -> PreparedData``, once
+    per training data (``PreparedData.total_weight``, ``pair_weight_c`` and
+    ``pair_weight_n`` are the normalisers ``W`` and the per-term pair totals),
+    :meth:`_check_prepared` ``(data)`` (the warnings) and :meth:`_compute`
+    ``(z, data, iteration, reuse) -> (grad, hess)``, every round.
 
     Examples
     --------
@@ -214,8 +238,7 @@ class PWiseRObjective(_CustomObjective):
         k = check_pairs(self.pairs)
         check_device(self.device)
         seed = check_random_state(self.random_state)
-        if self.n_jobs is not None and (isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, (int, np.integer)) or self.n_jobs == 0):
-            raise ValueError(f"n_jobs must be None, -1 or a positive int, got {self.n_jobs!r}")
+        check_n_jobs(self.n_jobs)
         return lam, m1, m2, loss_kind, k, seed
 
     # ------------------------------------------------------------------ core
@@ -250,7 +273,7 @@ class PWiseRObjective(_CustomObjective):
         """
         z = check_margin(margin)
         lab = check_labels(y, z.size)
-        data = prepare_data(lab, group, check_weight(weight, z.size))
+        data = _prepare_checked(lab, group, check_weight(weight, z.size))
         return self._compute(z, data, int(iteration), reuse=False)
 
     def loss(
@@ -273,8 +296,7 @@ class PWiseRObjective(_CustomObjective):
         lam, m1, m2, loss_kind, _, _ = self._check_params()
         z = check_margin(margin)
         lab = check_labels(y, z.size)
-        check_weight(weight, z.size)
-        data = prepare_data(lab, group, weight)
+        data = _prepare_checked(lab, group, check_weight(weight, z.size))
         with _numba_threads(self.n_jobs):
             bce = K.bce_loss(z, data.y, data.w, data.has_w)
             if lam == 0.0 or data.n_active_groups == 0:
@@ -297,6 +319,11 @@ class PWiseRObjective(_CustomObjective):
                     "random_state", "device", "n_jobs")
 
     def _compute(self, z: Any, data: PreparedData, iteration: int, reuse: bool):
+        """Extension point: gradient and Hessian of one round for prepared ``data``.
+
+        ``iteration`` selects the pairs of the sampled mode; ``reuse`` lets the
+        adapters reuse one pair of output buffers across rounds.
+        """
         lam, m1, m2, loss_kind, k, seed = self._check_params()
         if iteration < 0:
             raise ValueError(f"iteration must be >= 0, got {iteration}")
@@ -315,4 +342,23 @@ class PWiseRObjective(_CustomObjective):
         return g, h
 
     def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> PreparedData:
+        """Extension point: validated labels, weights and group boundaries → :class:`PreparedData`.
+
+        Called once per training data by the XGBoost/LightGBM/scikit-learn adapters.
+        A subclass may fill in global normalisers here (``total_weight``,
+        ``pair_weight_c``, ``pair_weight_n`` of the whole data set, e.g. for
+        data-parallel training) before the data is used.
+        """
         return prepare_ptr(y, w, ptr)
+
+    def _check_prepared(self, data: PreparedData) -> None:
+        """Warn once per training data when λ > 0 but no label is a conversion (2)."""
+        if data.n == 0 or data.n_active_groups > 0 or self._check_params()[0] == 0.0:
+            return
+        if not np.any(data.y == 2):
+            warnings.warn(
+                "the training labels hold no conversion (label 2), so the pairwise term is zero and "
+                "PWiseR reduces to BCE; funnel labels are click + conversion in {0, 1, 2} "
+                "(build them with funnel_label(click, conversion))",
+                NoConversionWarning, stacklevel=4,
+            )
