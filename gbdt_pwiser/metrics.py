@@ -318,6 +318,23 @@ class _AUCScorer:
     (or of a ``Pipeline`` ending in one: the other steps transform ``X`` first)
     and scores it with one of the metric functions above; ``y`` is funnel labels
     or ``[click, conversion]``, as in ``CTCVRClassifier.fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.model_selection import GroupKFold, cross_val_score
+    >>> from gbdt_pwiser import CTCVRClassifier
+    >>> from gbdt_pwiser.metrics import click_auc, ctr_auc_scorer, pctr_conversion_auc_scorer
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.normal(size=(200, 3)), rng.choice([0, 1, 2], size=200, p=[0.7, 0.2, 0.1])
+    >>> model = CTCVRClassifier(n_estimators=3, n_jobs=1).fit(X, y, group="all")
+    >>> ctr_auc_scorer(model, X, y) == click_auc(model.predict_ctr(X), y)
+    True
+    >>> scores = cross_val_score(CTCVRClassifier(n_estimators=3, n_jobs=1, lam=0.0), X, y,
+    ...                          groups=np.repeat(np.arange(20), 10), cv=GroupKFold(2),
+    ...                          scoring=pctr_conversion_auc_scorer)
+    >>> scores.shape
+    (2,)
     """
 
     def __init__(self, name: str, method: str, metric: Callable[..., float]) -> None:

@@ -178,7 +178,8 @@ def test_scorers_and_score(numeric):
     assert model.score(X, y, sample_weight=w) == auc(y == 2, pctcvr, w)
     # usable as `scoring=`, also on a pipeline
     pipe = Pipeline([("id", FunctionTransformer()), ("model", CTCVRClassifier(**SMALL))])
-    scores = cross_val_score(pipe, X, y, groups=group, cv=GroupKFold(2), scoring=pctr_conversion_auc_scorer)
+    with pytest.warns(NoGroupWarning):  # without metadata routing `groups` only reaches the splitter
+        scores = cross_val_score(pipe, X, y, groups=group, cv=GroupKFold(2), scoring=pctr_conversion_auc_scorer)
     assert scores.shape == (2,) and np.all((scores > 0.5) & (scores <= 1))
 
 

@@ -11,8 +11,6 @@ saved-model format in :mod:`._persistence`.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import warnings
 from numbers import Integral, Real
 from typing import Any, Callable, Sequence
@@ -20,17 +18,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 from scipy.special import expit
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from .. import metrics as M
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
 from .._labels import as_funnel
 from .._validation import PAIR_LOSSES, check_random_state, group_codes
 from ..objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin
-from . import _persistence
-from ._backends import BACKENDS, Backend, EvalData, TrainData, grad_fn
+from ._backends import BACKENDS, EvalData, TrainData, grad_fn
+from ._base import _ChainBase
 from ._inputs import (
     NoGroupWarning,
     check_eval_set,
@@ -49,7 +46,7 @@ __all__ = ["CTCVRClassifier", "NoGroupWarning"]
 _CTR_METRICS = ("auc_click", "auc_conv", "auc_click_group", "auc_conv_group")  # keys of metrics.METRICS
 
 
-class CTCVRClassifier(ClassifierMixin, BaseEstimator):
+class CTCVRClassifier(_ChainBase):
     """Chained CTR → CVR gradient-boosted classifier with the PWiseR CTR loss.
 
     Two boosters are trained (SPEC §5): a **CTR booster** on all exposures
@@ -255,26 +252,6 @@ class CTCVRClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------------ scikit-learn plumbing
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.input_tags.sparse = True
-        tags.input_tags.categorical = True
-        tags.target_tags.required = True
-        # The target is a funnel label (0 no click, 1 click only, 2 conversion), not a set of
-        # classes; the classifier predicts one binary event, "converts".
-        tags.classifier_tags.multi_class = False
-        return tags
-
-    # ------------------------------------------------------------------ validation
-    def _nthread(self) -> int | None:
-        nj = self.n_jobs
-        return None if nj is None else (int(nj) if nj > 0 else max(1, (os.cpu_count() or 1) + 1 + int(nj)))
-
-    def _backend(self) -> Backend:
-        return BACKENDS[self.backend]()
-
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any, group: npt.ArrayLike | str | None = None,
@@ -433,82 +410,6 @@ class CTCVRClassifier(ClassifierMixin, BaseEstimator):
             g = np.zeros(ye.size, dtype=np.int64) if ge is None else ge
             return lambda z: fn(z, ye, g)
         return _margin_metric(fn, ye)
-
-    def _round_bar(self, desc: str) -> Any:
-        """A tqdm bar over the boosting rounds when ``verbose`` (drawn only on a terminal), else a null context."""
-        if not self.verbose:
-            return contextlib.nullcontext(None)
-        import sys
-
-        from tqdm.auto import tqdm
-
-        # disable=None: tqdm draws only when the stream is a terminal (no escape codes in logs/CI)
-        return tqdm(total=self.n_estimators, desc=desc, unit="round", leave=False, file=sys.stderr,
-                    dynamic_ncols=True, disable=None)
-
-    # ------------------------------------------------------------------ predict
-    def _ctr_margin(self, Xc: Any) -> np.ndarray:
-        return (self._backend().predict_margin(self.ctr_booster_, Xc, self.n_rounds_ctr_, self._nthread())
-                + self.ctr_init_margin_)
-
-    def _predict_all(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        check_is_fitted(self, "ctr_booster_")
-        Xc = check_X(self, X, reset=False)
-        pctr = expit(self._ctr_margin(Xc))
-        if self.cvr_booster_ is None:
-            pcvr = np.full(pctr.shape, float(self.cvr_fallback_rate_))
-        else:
-            u = (self._backend().predict_margin(self.cvr_booster_, Xc, self.n_rounds_cvr_, self._nthread())
-                 + self.cvr_init_margin_)
-            pcvr = expit(u)
-        return np.asarray(pctr, dtype=np.float64), np.asarray(pcvr, dtype=np.float64)
-
-    def predict_ctr(self, X: Any) -> np.ndarray:
-        """pCTR: probability of a click per exposure, shape (n,)."""
-        return self._predict_all(X)[0]
-
-    def predict_cvr(self, X: Any) -> np.ndarray:
-        """pCVR: probability of a conversion given a click, shape (n,)."""
-        return self._predict_all(X)[1]
-
-    def predict_ctcvr(self, X: Any) -> np.ndarray:
-        """pCTCVR = pCTR · pCVR: probability of a conversion per exposure, shape (n,)."""
-        pctr, pcvr = self._predict_all(X)
-        return pctr * pcvr
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """``[1 - pCTCVR, pCTCVR]`` per row, shape (n, 2) (columns follow ``classes_``)."""
-        p = self.predict_ctcvr(X)
-        return np.column_stack([1.0 - p, p])
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted class (1 = converts): the argmax of :meth:`predict_proba`."""
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
-
-    def score(self, X: Any, y: Any, sample_weight: npt.ArrayLike | None = None) -> float:
-        """CTCVR AUC: AUC of pCTCVR against conversions over all exposures (SPEC §6).
-
-        ``y`` as in :meth:`fit`. NaN when ``y`` has a single conversion class.
-        Same as :data:`gbdt_pwiser.metrics.ctcvr_auc_scorer`.
-        """
-        return M.conversion_auc(self.predict_ctcvr(X), as_funnel(y), sample_weight)
-
-    # ------------------------------------------------------------------ persistence
-    def save_model(self, path: str | os.PathLike[str]) -> None:
-        """Save the fitted model: native boosters + ``meta.json``, to a directory or a ``.zip``.
-
-        The boosters are stored in their native formats (``ctr.ubj``/``cvr.ubj``
-        for XGBoost, ``ctr.txt``/``cvr.txt`` for LightGBM), so they can also be
-        loaded by the libraries alone; the parameters and fitted metadata go to
-        ``meta.json``. Load with :meth:`load_model`.
-        """
-        _persistence.save_model(self, path)
-
-    @classmethod
-    def load_model(cls, path: str | os.PathLike[str]) -> CTCVRClassifier:
-        """Load a model written by :meth:`save_model` (directory or ``.zip``)."""
-        return _persistence.load_model(cls, path)
 
 
 def _margin_metric(fn: Callable[..., float], y: np.ndarray) -> Callable[[np.ndarray], float]:
