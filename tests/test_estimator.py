@@ -709,3 +709,23 @@ def test_group_all_is_one_group_on_purpose(numeric, backend):
     assert_array_equal(on_purpose.predict_proba(X), implicit.predict_proba(X))
     with pytest.raises(ValueError, match='"all"'):
         CTCVRClassifier(backend=backend, **SMALL).fit(X, y, group="everything")
+
+
+def test_backends_implement_the_documented_interface(numeric):
+    """Each backend provides the five operations, from plain values only (no estimator)."""
+    from gbdt_pwiser.sklearn._backends import BACKENDS, Backend, TrainData
+
+    X, y, _ = numeric
+    for name, cls in BACKENDS.items():
+        assert issubclass(cls, Backend) and cls.name == name and cls.suffix
+        for op in ("params", "train", "predict_margin", "to_bytes", "from_bytes"):
+            assert getattr(cls, op) is not getattr(Backend, op), (name, op)
+        be = cls()
+        params = be.params(learning_rate=0.3, max_depth=2, seed=1, nthread=1, device="cpu")
+        fit = be.train(params, 3, TrainData(X, (y == 2).astype(np.float32), None), [], None, 0.0, "auc", None)
+        assert fit.n_rounds == 3 and fit.best_iteration is None and fit.history == {}
+        margin = be.predict_margin(fit.booster, X, fit.n_rounds, 1)
+        again = be.predict_margin(be.from_bytes(be.to_bytes(fit.booster), 1), X, fit.n_rounds, 1)
+        assert margin.dtype == np.float64 and margin.shape == y.shape
+        assert_array_equal(again, margin)
+        assert auc(y == 2, margin) > 0.7  # native log-loss on conversions learns the intent feature
