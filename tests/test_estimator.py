@@ -528,6 +528,15 @@ def test_bad_parameters_are_reported_at_fit(numeric, params, match):
         model.fit(X, y)
 
 
+def test_parameter_constraints_cover_every_parameter():
+    """scikit-learn's own check: each parameter has a constraint and a bad value fails fit by name."""
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoGroupWarning)
+        check_param_validation("CTCVRClassifier", CTCVRClassifier(n_estimators=2, n_jobs=1))
+
+
 def test_predict_checks_the_features(numeric):
     X, y, group = numeric
     model = CTCVRClassifier(**SMALL)
