@@ -8,7 +8,7 @@ from ._labels import as_funnel, funnel_label, split_funnel_label
 from .objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin, prepare_data
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .sklearn import CTCVRClassifier
+    from .sklearn import CTCVRClassifier, NoGroupWarning
     from .metrics import evaluate
 
 __version__ = "0.1.0"
@@ -17,6 +17,7 @@ __all__ = [
     "PWiseRObjective",
     "EntireSpaceCVRObjective",
     "CTCVRClassifier",
+    "NoGroupWarning",
     "evaluate",
     "funnel_label",
     "split_funnel_label",
@@ -28,7 +29,7 @@ __all__ = [
 
 # The estimator and the evaluation helpers pull in scikit-learn's model machinery; load them
 # on first use so that `import gbdt_pwiser` (and a custom objective's first call) stays fast.
-_LAZY = {"CTCVRClassifier": ".sklearn", "evaluate": ".metrics"}
+_LAZY = {"CTCVRClassifier": ".sklearn", "NoGroupWarning": ".sklearn", "evaluate": ".metrics"}
 
 
 def __getattr__(name: str) -> Any:

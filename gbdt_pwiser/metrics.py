@@ -1,5 +1,6 @@
 """The metrics (SPEC §6), each defined once: AUC/GAUC for funnel labels, eval-metric adapters for
-XGBoost/LightGBM, and ``evaluate`` for fitted pCTR/pCVR/pCTCVR models.
+XGBoost/LightGBM, ``evaluate`` for fitted pCTR/pCVR/pCTCVR models, and the scikit-learn
+scorers (``scoring=``) built on the same functions.
 
 The adapters score raw margins (what a custom objective's booster outputs):
 AUC is rank-based, so margins and probabilities give the same value.
@@ -22,6 +23,7 @@ __all__ = [
     "gauc",
     "click_auc",
     "conversion_auc",
+    "clicked_conversion_auc",
     "click_gauc",
     "conversion_gauc",
     "xgb_metric",
@@ -30,6 +32,10 @@ __all__ = [
     "evaluate",
     "evaluate_predictions",
     "METRIC_LABELS",
+    "ctr_auc_scorer",
+    "cvr_auc_scorer",
+    "ctcvr_auc_scorer",
+    "pctr_conversion_auc_scorer",
 ]
 
 
@@ -80,16 +86,51 @@ def gauc(y_true: npt.ArrayLike, score: npt.ArrayLike, group: npt.ArrayLike) -> f
     return float(np.average(per, weights=n[ok]))
 
 
-def click_auc(score: npt.ArrayLike, y: npt.ArrayLike) -> float:
-    """AUC of a score against clicks (``y >= 1``) over all exposures."""
+def click_auc(score: npt.ArrayLike, y: npt.ArrayLike, sample_weight: npt.ArrayLike | None = None) -> float:
+    """AUC of a score against clicks (``y >= 1``) over all exposures: the CTR AUC of pCTR.
+
+    Examples
+    --------
+    >>> from gbdt_pwiser.metrics import click_auc
+    >>> click_auc([0.1, 0.6, 0.4, 0.3], [0, 1, 2, 0])
+    1.0
+    """
     lab = check_labels(y)
-    return auc(lab >= 1, score)
+    return auc(lab >= 1, score, sample_weight)
 
 
-def conversion_auc(score: npt.ArrayLike, y: npt.ArrayLike) -> float:
-    """AUC of a score against conversions (``y == 2``) over all exposures."""
+def conversion_auc(score: npt.ArrayLike, y: npt.ArrayLike, sample_weight: npt.ArrayLike | None = None) -> float:
+    """AUC of a score against conversions (``y == 2``) over all exposures.
+
+    The CTCVR AUC of pCTCVR, or the conversion AUC of pCTR.
+
+    Examples
+    --------
+    >>> from gbdt_pwiser.metrics import conversion_auc
+    >>> conversion_auc([0.1, 0.6, 0.4, 0.3], [0, 1, 2, 2])
+    0.5
+    """
     lab = check_labels(y)
-    return auc(lab == 2, score)
+    return auc(lab == 2, score, sample_weight)
+
+
+def clicked_conversion_auc(score: npt.ArrayLike, y: npt.ArrayLike,
+                           sample_weight: npt.ArrayLike | None = None) -> float:
+    """AUC of a score against conversions over the clicked exposures (``y >= 1``): the CVR AUC of pCVR.
+
+    Examples
+    --------
+    >>> from gbdt_pwiser.metrics import clicked_conversion_auc
+    >>> clicked_conversion_auc([0.9, 0.2, 0.6, 0.3], [0, 1, 2, 1])  # row 0 (no click) is left out
+    1.0
+    """
+    lab = check_labels(y)
+    s = np.asarray(score, dtype=np.float64).reshape(-1)
+    if s.size != lab.size:
+        raise ValueError(f"score has {s.size} rows but y has {lab.size}")
+    clicked = lab >= 1
+    w = None if sample_weight is None else np.asarray(sample_weight)[clicked]
+    return auc(lab[clicked] == 2, s[clicked], w)
 
 
 def click_gauc(score: npt.ArrayLike, y: npt.ArrayLike, group: npt.ArrayLike) -> float:
@@ -242,12 +283,11 @@ def evaluate_predictions(
     click = (lab >= 1).astype(np.int8)
     conv = (lab == 2).astype(np.int8)
     pctcvr = pc * pv
-    clicked = click == 1
     out = {
-        "ctr_auc": auc(click, pc),
-        "cvr_auc": auc(conv[clicked], pv[clicked]),
-        "ctcvr_auc": auc(conv, pctcvr),
-        "ctr_conv_auc": auc(conv, pc),
+        "ctr_auc": click_auc(pc, lab),
+        "cvr_auc": clicked_conversion_auc(pv, lab),
+        "ctcvr_auc": conversion_auc(pctcvr, lab),
+        "ctr_conv_auc": conversion_auc(pc, lab),
         "ctr_gauc": gauc(click, pc, group) if group is not None else float("nan"),
         "ctcvr_gauc": gauc(conv, pctcvr, group) if group is not None else float("nan"),
         "ctr_logloss": _logloss(click, pc),
@@ -266,3 +306,59 @@ def evaluate(model: Any, X: Any, y: npt.ArrayLike, group: npt.ArrayLike | None =
     the conversion AUC of pCTR, GAUC by group and log loss.
     """
     return evaluate_predictions(as_funnel(y), model.predict_ctr(X), model.predict_cvr(X), group)
+
+
+# --------------------------------------------------------------------------- scikit-learn scorers
+
+
+class _AUCScorer:
+    """A scorer ``scorer(estimator, X, y, sample_weight=None)`` for ``scoring=``.
+
+    Calls one prediction method of a fitted :class:`~gbdt_pwiser.CTCVRClassifier`
+    (or of a ``Pipeline`` ending in one: the other steps transform ``X`` first)
+    and scores it with one of the metric functions above; ``y`` is funnel labels
+    or ``[click, conversion]``, as in ``CTCVRClassifier.fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.model_selection import GroupKFold, cross_val_score
+    >>> from gbdt_pwiser import CTCVRClassifier
+    >>> from gbdt_pwiser.metrics import click_auc, ctr_auc_scorer, pctr_conversion_auc_scorer
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.normal(size=(200, 3)), rng.choice([0, 1, 2], size=200, p=[0.7, 0.2, 0.1])
+    >>> model = CTCVRClassifier(n_estimators=3, n_jobs=1).fit(X, y, group="all")
+    >>> ctr_auc_scorer(model, X, y) == click_auc(model.predict_ctr(X), y)
+    True
+    >>> scores = cross_val_score(CTCVRClassifier(n_estimators=3, n_jobs=1, lam=0.0), X, y,
+    ...                          groups=np.repeat(np.arange(20), 10), cv=GroupKFold(2),
+    ...                          scoring=pctr_conversion_auc_scorer)
+    >>> scores.shape
+    (2,)
+    """
+
+    def __init__(self, name: str, method: str, metric: Callable[..., float]) -> None:
+        self._name, self._method, self._metric = name, method, metric
+
+    def __call__(self, estimator: Any, X: Any, y_true: Any, sample_weight: Any = None) -> float:
+        from sklearn.pipeline import Pipeline
+
+        while isinstance(estimator, Pipeline):
+            if len(estimator.steps) > 1:
+                X = estimator[:-1].transform(X)
+            estimator = estimator.steps[-1][1]
+        score = getattr(estimator, self._method)(X)
+        return self._metric(score, as_funnel(y_true), sample_weight)
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+#: AUC of pCTR against clicks over all exposures (:func:`click_auc` of ``predict_ctr``).
+ctr_auc_scorer = _AUCScorer("ctr_auc_scorer", "predict_ctr", click_auc)
+#: AUC of pCVR against conversions over the clicked exposures (:func:`clicked_conversion_auc`).
+cvr_auc_scorer = _AUCScorer("cvr_auc_scorer", "predict_cvr", clicked_conversion_auc)
+#: AUC of pCTCVR against conversions over all exposures (what ``CTCVRClassifier.score`` returns).
+ctcvr_auc_scorer = _AUCScorer("ctcvr_auc_scorer", "predict_ctcvr", conversion_auc)
+#: AUC of pCTR against conversions over all exposures (what the PWiseR term improves).
+pctr_conversion_auc_scorer = _AUCScorer("pctr_conversion_auc_scorer", "predict_ctr", conversion_auc)

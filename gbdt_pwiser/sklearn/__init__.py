@@ -1,15 +1,16 @@
-"""scikit-learn estimators: the chained CTR→CVR classifier and its scorers."""
+"""scikit-learn estimators: the chained CTR→CVR classifier, and the scorers of :mod:`gbdt_pwiser.metrics`.
 
-from ._classifier import (
-    CTCVRClassifier,
-    ctcvr_auc_scorer,
-    ctr_auc_scorer,
-    cvr_auc_scorer,
-    pctr_conversion_auc_scorer,
-)
+``_classifier`` holds the estimator, ``_backends`` the XGBoost/LightGBM
+adapters (the interface other engines reuse), ``_inputs`` the feature checks
+and ``_persistence`` the saved-model format.
+"""
+
+from ..metrics import ctcvr_auc_scorer, ctr_auc_scorer, cvr_auc_scorer, pctr_conversion_auc_scorer
+from ._classifier import CTCVRClassifier, NoGroupWarning
 
 __all__ = [
     "CTCVRClassifier",
+    "NoGroupWarning",
     "ctr_auc_scorer",
     "cvr_auc_scorer",
     "ctcvr_auc_scorer",

@@ -1,0 +1,336 @@
+"""Booster backends: everything that differs between XGBoost and LightGBM, behind one interface.
+
+A backend trains one booster from a gradient function, predicts its raw margin
+and (de)serialises it. It knows nothing about the estimator: the estimator
+hands it plain values (hyper-parameters, a :class:`TrainData`, a list of
+:class:`EvalData`, a gradient function) and gets a :class:`FitResult` back.
+That is the contract other engines reuse (a Dask estimator over
+``xgboost.dask``/``lightgbm.dask``, a shared multi-output booster whose
+gradient function returns ``(n, 2)`` arrays): implement the five operations of
+:class:`Backend` and register the class in :data:`BACKENDS`.
+
+The interface
+-------------
+``params(learning_rate=, max_depth=, seed=, nthread=, device=) -> dict``
+    The library's native parameters for these estimator settings; the
+    estimator merges the user's ``ctr_params``/``cvr_params`` over them.
+``train(params, n_rounds, data, evals, grad, init_margin, metric_name, early_stopping_rounds, tick) -> FitResult``
+    Boost ``n_rounds`` rounds on ``data`` starting from ``init_margin``.
+    ``grad(margin) -> (grad, hess)`` is the custom objective (``None``: the
+    library's native binary log-loss on 0/1 labels, with its own intercept).
+    Every round each ``EvalData.metric`` gets that set's raw margin (higher is
+    better) and is recorded under ``metric_name``; with
+    ``early_stopping_rounds`` the **last** eval set decides, by
+    :class:`Stopper`'s rule, identically for every backend. ``tick(1)`` is
+    called after each round (progress bars).
+``predict_margin(booster, X, n_rounds, nthread) -> ndarray``
+    float64 raw margin of the first ``n_rounds`` rounds, *without*
+    ``FitResult.offset``.
+``to_bytes(booster) -> bytes`` / ``from_bytes(raw, nthread) -> booster``
+    The library's native model format (``suffix`` names the file type).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Backend", "BACKENDS", "EvalData", "FitResult", "GradFn", "Stopper", "TrainData", "grad_fn"]
+
+#: ``margin -> (grad, hess)``: the custom objective of one booster.
+GradFn = Callable[[Any], "tuple[Any, Any]"]
+
+
+@dataclass
+class TrainData:
+    """Training rows of one booster.
+
+    ``label`` holds funnel labels (custom objective) or 0/1 targets (native
+    log-loss); ``weight`` per-row weights or ``None``.
+    """
+
+    X: Any
+    label: np.ndarray
+    weight: np.ndarray | None
+
+
+@dataclass
+class EvalData:
+    """One evaluation set: features, labels, its starting margin and a metric of the raw margin.
+
+    ``metric(margin) -> float`` is higher-is-better (an AUC); ``init_margin`` is
+    the starting margin of the set's rows (LightGBM's ``init_score``).
+    """
+
+    X: Any
+    label: np.ndarray
+    init_margin: float
+    metric: Callable[[np.ndarray], float]
+
+
+@dataclass
+class FitResult:
+    """What :meth:`Backend.train` returns."""
+
+    booster: Any
+    offset: float  # added to the booster's raw prediction (LightGBM's init_score)
+    n_rounds: int  # boosting rounds used for prediction
+    best_iteration: int | None  # 0-based best round with early stopping, else None
+    history: dict[str, dict[str, list[float]]]  # {"valid_k": {metric_name: [score per round]}}
+
+
+class Stopper:
+    """Early stopping on a higher-is-better score; the same rule for every backend.
+
+    Examples
+    --------
+    >>> from gbdt_pwiser.sklearn._backends import Stopper
+    >>> s = Stopper(rounds=2)
+    >>> [s.update(i, score) for i, score in enumerate([0.6, 0.7, 0.69, 0.68])]
+    [False, False, False, True]
+    >>> s.best_iteration
+    1
+    """
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+        self.best_score = -np.inf
+        self.best_iteration = 0
+
+    def update(self, iteration: int, score: float) -> bool:
+        """Record round ``iteration``'s score; True when training should stop."""
+        if score > self.best_score:
+            self.best_score = score
+            self.best_iteration = iteration
+            return False
+        return iteration - self.best_iteration >= self.rounds
+
+
+def grad_fn(objective: Any, y: np.ndarray, w: np.ndarray | None, sizes: np.ndarray | None) -> GradFn:
+    """``margin -> (grad, hess)`` through an objective's call ``obj(y_true, y_pred, sample_weight, group_sizes)``.
+
+    Labels, weights and groups come from here, identically for every backend
+    (XGBoost would want per-group weights with ``qid``).
+    """
+    return lambda margin: objective(y, margin, w, sizes)
+
+
+def _plain_history(history: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    return {d: {m: [float(v) for v in vals] for m, vals in ms.items()} for d, ms in history.items()}
+
+
+def _n_rows(X: Any) -> int:
+    return int(X.shape[0])
+
+
+class Backend:
+    """The interface of a booster backend (see the module docstring)."""
+
+    #: name used in ``CTCVRClassifier(backend=...)``
+    name = ""
+    #: file suffix of the native model format
+    suffix = ""
+    #: whether the custom objective's gradients may live on a GPU (``device="cuda"``)
+    device_gradients = False
+
+    def params(self, *, learning_rate: float, max_depth: int | None, seed: int, nthread: int | None,
+               device: str) -> dict[str, Any]:
+        """Native parameters for the estimator's settings."""
+        raise NotImplementedError
+
+    def train(self, params: dict[str, Any], n_rounds: int, data: TrainData, evals: list[EvalData],
+              grad: GradFn | None, init_margin: float, metric_name: str,
+              early_stopping_rounds: int | None, tick: Callable[[int], Any] | None = None) -> FitResult:
+        """Train a booster from ``init_margin`` with ``grad(margin) -> (grad, hess)`` (see the module docstring)."""
+        raise NotImplementedError
+
+    def predict_margin(self, booster: Any, X: Any, n_rounds: int, nthread: int | None) -> np.ndarray:
+        """Raw margin of the first ``n_rounds`` rounds (without ``FitResult.offset``), float64."""
+        raise NotImplementedError
+
+    def to_bytes(self, booster: Any) -> bytes:
+        """The booster in the library's native format."""
+        raise NotImplementedError
+
+    def from_bytes(self, raw: bytes, nthread: int | None) -> Any:
+        """A booster from :meth:`to_bytes`'s output."""
+        raise NotImplementedError
+
+
+class XGBoostBackend(Backend):
+    """``xgb.train`` with a custom objective (or ``binary:logitraw``); models in UBJSON."""
+
+    name = "xgboost"
+    suffix = "ubj"
+    device_gradients = True
+
+    def params(self, *, learning_rate, max_depth, seed, nthread, device):
+        p: dict[str, Any] = {"tree_method": "hist", "eta": float(learning_rate), "seed": seed,
+                             "device": device, "verbosity": 1}
+        if max_depth is not None:
+            p["max_depth"] = int(max_depth)
+        if nthread is not None:
+            p["nthread"] = nthread
+        return p
+
+    @staticmethod
+    def _dmatrix(X: Any, label: Any = None, weight: Any = None, nthread: int | None = None) -> Any:
+        import xgboost as xgb
+
+        return xgb.DMatrix(X, label=label, weight=weight, missing=np.nan,
+                           enable_categorical=isinstance(X, pd.DataFrame), nthread=nthread)
+
+    def train(self, params, n_rounds, data, evals, grad, init_margin, metric_name,
+              early_stopping_rounds, tick=None):
+        import xgboost as xgb
+
+        params = {**params, "disable_default_eval_metric": 1}
+        if grad is None:
+            params["objective"] = "binary:logitraw"  # log-loss; predictions stay raw margins
+        else:
+            params["base_score"] = float(init_margin)  # a custom objective has an identity link
+        nthread = params.get("nthread")
+        dtrain = self._dmatrix(data.X, data.label, data.weight, nthread=nthread)
+        dmats = [self._dmatrix(e.X, e.label, nthread=nthread) for e in evals]
+        by_id = {id(d): e.metric for d, e in zip(dmats, evals)}
+
+        def custom_metric(predt: np.ndarray, dmat: Any) -> list[tuple[str, float]]:
+            return [(metric_name, by_id[id(dmat)](np.asarray(predt, dtype=np.float64).reshape(-1)))]
+
+        callbacks = []
+        stopper = Stopper(early_stopping_rounds) if early_stopping_rounds else None
+        if stopper is not None:
+            watch = f"valid_{len(evals) - 1}"
+
+            class _Stop(xgb.callback.TrainingCallback):
+                def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                    return stopper.update(epoch, float(evals_log[watch][metric_name][-1]))
+
+            callbacks.append(_Stop())
+        if tick is not None:
+            class _Tick(xgb.callback.TrainingCallback):
+                def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                    tick(1)
+                    return False
+
+            callbacks.insert(0, _Tick())
+        history: dict[str, Any] = {}
+        booster = xgb.train(params, dtrain, num_boost_round=n_rounds,
+                            evals=[(d, f"valid_{k}") for k, d in enumerate(dmats)],
+                            obj=None if grad is None else (lambda predt, _dtrain: grad(predt)),
+                            custom_metric=custom_metric if evals else None,
+                            callbacks=callbacks, evals_result=history, verbose_eval=False)
+        best = None if stopper is None else stopper.best_iteration
+        used = booster.num_boosted_rounds() if best is None else best + 1
+        return FitResult(booster, 0.0, int(used), best, _plain_history(history))
+
+    def predict_margin(self, booster, X, n_rounds, nthread):
+        margin = booster.predict(self._dmatrix(X, nthread=nthread), output_margin=True,
+                                 iteration_range=(0, n_rounds))
+        return np.asarray(margin, dtype=np.float64)
+
+    def to_bytes(self, booster):
+        return bytes(booster.save_raw("ubj"))
+
+    def from_bytes(self, raw, nthread):
+        import xgboost as xgb
+
+        booster = xgb.Booster(model_file=bytearray(raw))
+        if nthread is not None:
+            booster.set_param({"nthread": nthread})
+        return booster
+
+
+class LightGBMBackend(Backend):
+    """``lgb.train`` with a custom objective (``init_score`` as the start) or ``binary``; models as text."""
+
+    name = "lightgbm"
+    suffix = "txt"
+    device_gradients = False  # LightGBM takes a custom objective's gradients as host arrays only
+
+    def params(self, *, learning_rate, max_depth, seed, nthread, device):
+        # feature_pre_filter=False: when no feature can be split (tiny data) LightGBM drops them all
+        # and then aborts with a custom objective; deterministic + force_col_wise: reproducible fits.
+        p: dict[str, Any] = {"learning_rate": float(learning_rate), "seed": seed, "verbose": -1,
+                             "deterministic": True, "force_col_wise": True, "feature_pre_filter": False}
+        if max_depth is not None:
+            p["max_depth"] = int(max_depth)
+            p["num_leaves"] = int(min(31, 2 ** int(max_depth)))
+        if nthread is not None:
+            p["num_threads"] = nthread
+        return p
+
+    def train(self, params, n_rounds, data, evals, grad, init_margin, metric_name,
+              early_stopping_rounds, tick=None):
+        import lightgbm as lgb
+
+        native = grad is None
+        params = {**params, "metric": "None",
+                  "objective": "binary" if native else (lambda preds, _dataset: grad(preds))}
+
+        def init(n: int, value: float) -> np.ndarray | None:
+            return None if native else np.full(n, value, dtype=np.float64)
+
+        dtrain = lgb.Dataset(data.X, label=data.label, weight=data.weight,
+                             init_score=init(_n_rows(data.X), init_margin))
+        dvalids = [lgb.Dataset(e.X, label=e.label, init_score=init(_n_rows(e.X), e.init_margin),
+                               reference=dtrain) for e in evals]
+        by_id = {id(d): e.metric for d, e in zip(dvalids, evals)}
+
+        def feval(preds: np.ndarray, ds: Any) -> tuple[str, float, bool]:
+            z = np.asarray(preds, dtype=np.float64).reshape(-1)
+            if native:  # LightGBM hands built-in objectives' probabilities to feval
+                with np.errstate(divide="ignore"):
+                    z = np.log(z) - np.log1p(-z)
+            return metric_name, by_id[id(ds)](z), True
+
+        history: dict[str, Any] = {}
+        callbacks: list[Any] = [lgb.record_evaluation(history)] if evals else []
+        if tick is not None:
+            def _tick(env: Any) -> None:
+                tick(1)
+
+            _tick.order = 5  # type: ignore[attr-defined]
+            callbacks.append(_tick)
+        stopper = Stopper(early_stopping_rounds) if early_stopping_rounds else None
+        if stopper is not None:
+            watch = f"valid_{len(evals) - 1}"
+            best_list: list[Any] = []
+
+            def stop(env: Any) -> None:
+                for item in env.evaluation_result_list:
+                    if item[0] == watch:
+                        done = stopper.update(env.iteration, float(item[2]))
+                        if stopper.best_iteration == env.iteration:
+                            best_list[:] = env.evaluation_result_list
+                        if done:
+                            raise lgb.callback.EarlyStopException(stopper.best_iteration, list(best_list))
+
+            stop.order = 30  # type: ignore[attr-defined]
+            callbacks.append(stop)
+        booster = lgb.train(params, dtrain, num_boost_round=n_rounds, valid_sets=dvalids,
+                            valid_names=[f"valid_{k}" for k in range(len(dvalids))],
+                            feval=feval if evals else None, callbacks=callbacks)
+        best = None if stopper is None else stopper.best_iteration
+        used = booster.current_iteration() if best is None else best + 1
+        return FitResult(booster, 0.0 if native else float(init_margin), int(used), best,
+                         _plain_history(history))
+
+    def predict_margin(self, booster, X, n_rounds, nthread):
+        kw = {} if nthread is None else {"num_threads": nthread}
+        return np.asarray(booster.predict(X, raw_score=True, num_iteration=n_rounds, **kw), dtype=np.float64)
+
+    def to_bytes(self, booster):
+        return booster.model_to_string().encode("utf-8")
+
+    def from_bytes(self, raw, nthread):
+        import lightgbm as lgb
+
+        return lgb.Booster(model_str=raw.decode("utf-8"))
+
+
+#: ``backend=`` name → backend class.
+BACKENDS: dict[str, type[Backend]] = {"xgboost": XGBoostBackend, "lightgbm": LightGBMBackend}
