@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bar.close()
     for ln in lines:
         print(ln)
+    if d["test_conversions"] == 0 or d["test_clicks"] in (0, d["test_rows"]):
+        print("gbdt-pwiser: warning: the test part lacks clicks, non-clicks or conversions, so some AUCs are "
+              "undefined (nan); use more data or another --seed/--test-size", file=sys.stderr)
     print(table)
     if note:
         print(note)
