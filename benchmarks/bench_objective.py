@@ -35,7 +35,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args(argv)
     if a.smoke:
-        a.rows, a.repeat = [5000, 10000], 2
+        a.rows, a.repeat = [10000, 40000], 2  # the smallest sizes whose groups hold conversion pairs
     res = {}
     for n in a.rows:
         _, y, g = make_data(n, 1)

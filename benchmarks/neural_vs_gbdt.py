@@ -1,7 +1,7 @@
 """Neural multi-task baselines (SharedBottom, ESMM, MMoE, PLE) against the boosted chain,
 each trained with BCE and with BCE + λ·PWiseR, on one split by group.
 
-A thin wrapper of ``gbdt-pwiser bench-neural`` (see :mod:`gbdt_pwiser.neural.bench`);
+A thin wrapper of ``gbdt-pwiser bench-neural`` (logic in ``gbdt_pwiser.neural.bench``);
 it takes the same options and writes ``neural_bench.json`` and ``neural_bench.md``
 to ``--out`` (default ``neural_bench_out/``). Needs the ``torch`` extra.
 
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gbdt_pwiser.neural.bench import main  # noqa: E402
+from gbdt_pwiser.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["bench-neural", *sys.argv[1:]]))

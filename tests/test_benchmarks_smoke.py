@@ -1,5 +1,9 @@
-"""A tiny smoke run of the benchmark scripts (speed itself is measured in benchmarks/, not here)."""
+"""A tiny smoke run of the benchmark scripts: the figures they return and print have the promised shape.
 
+Speed itself is measured in benchmarks/, not here; a smoke run writes no result file.
+"""
+
+import re
 import sys
 from pathlib import Path
 
@@ -9,12 +13,80 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 
-@pytest.mark.parametrize("name", ["bench_objective", "bench_fit", "bench_memory", "bench_startup"])
-def test_benchmark_script_smoke(name, capsys):
-    mod = __import__(name)
-    out = mod.main(["--smoke"])
-    assert out
-    assert "x" in capsys.readouterr().out or name == "bench_startup"
+@pytest.fixture
+def no_results(tmp_path, monkeypatch):
+    import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    yield tmp_path / "results"
+    assert not (tmp_path / "results").exists()  # --smoke never writes a result file
+
+
+def _lines(text, pattern):
+    return [ln for ln in text.splitlines() if re.match(pattern, ln)]
+
+
+def test_bench_objective_smoke(no_results, capsys):
+    import bench_objective
+
+    out = bench_objective.main(["--smoke"])
+    printed = capsys.readouterr().out
+    assert set(out["results"]) == {"10000", "40000"} and out["threads"] == 2
+    for row in out["results"].values():
+        assert row["rows"] > 0 and row["active_groups"] > 0 and row["numpy_bce_s"] > 0
+        for name in ("exact", "k=4", "bce_only (lam=0)"):
+            r = row[name]
+            assert r["per_round_s"] > 0 and r["full_call_s"] > 0
+            assert r["numpy_over_round"] == pytest.approx(row["numpy_bce_s"] / r["per_round_s"])
+    assert set(out["scaling"]) == {"exact", "k=4"}
+    assert all(s["rows_ratio"] > 1.5 and s["time_ratio"] > 0 for s in out["scaling"].values())
+    assert len(_lines(printed, r"n=\s*\d+ (exact|k=4|bce_only \(lam=0\)) +round ")) == 6
+    assert len(_lines(printed, r"scaling (exact|k=4): \d+\.\dx rows -> \d+\.\d+x time$")) == 2
+
+
+def test_bench_fit_smoke(no_results, capsys):
+    import bench_fit
+
+    out = bench_fit.main(["--smoke"])
+    printed = capsys.readouterr().out
+    assert set(out) == {"xgboost", "lightgbm"}
+    for backend, res in out.items():
+        assert set(res) == {"3000"}
+        variants = res["3000"]
+        assert len(variants) >= 2
+        for name, r in variants.items():
+            assert r["median_s"] > 0 and len(r["times_s"]) == 1
+            assert r["ratio_min"] <= r["ratio_median"] <= r["ratio_max"]
+        ref = [r for r in variants.values() if r["ratio_median"] == 1.0]
+        assert ref, "the native reference has ratio 1"
+        assert len(_lines(printed, rf"{backend} n=3000: ")) == len(variants)
+
+
+def test_bench_memory_smoke(no_results, capsys):
+    import bench_memory
+
+    out = bench_memory.main(["--smoke"])
+    printed = capsys.readouterr().out
+    assert (out["rows"], out["rounds"]) == (3000, 2)
+    for backend in ("xgboost", "lightgbm"):
+        r = out["results"][backend]
+        assert all(r[k] > 0 for k in ("native", "exact", "k=4", "data_loaded_mib"))
+        assert r["exact_over_native"] == pytest.approx(r["exact"] / r["native"])
+        assert r["k=4_over_native"] == pytest.approx(r["k=4"] / r["native"])
+        assert len(_lines(printed, rf"{backend}: peak RSS native \d+ MiB, exact \d+ MiB")) == 1
+
+
+def test_bench_startup_smoke(no_results, capsys):
+    import bench_startup
+
+    out = bench_startup.main(["--smoke"])
+    printed = capsys.readouterr().out
+    assert [len(out["runs"][k]) for k in ("cold", "warm")] == [1, 1]
+    for kind in ("cold", "warm"):
+        best = out["best"][kind]
+        assert set(best) == {"import_s", "first_call_s", "second_call_s"}
+        assert all(v > 0 for v in best.values())
+        assert len(_lines(printed, rf"{kind} cache: import \d+\.\d\d s, first grad_hess \d+\.\d\d s")) == 1
 
 
 def test_readme_tables_render_from_results(tmp_path, monkeypatch):

@@ -401,12 +401,31 @@ def test_simulator_knobs() -> None:
         ({"n_categorical": 0, "n_numerical": 0}, "at least 1"),
         ({"position_bias": -1}, "position_bias"),
         ({"zipf_a": float("nan")}, "zipf_a"),
-        ({"n_numerical": 2.5}, "n_numerical"),
     ],
 )
 def test_simulator_rejects_bad_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         make_ad_log(10, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_numerical": 2.5}, "n_numerical must be an integer"),
+    ({"ctr": "0.1"}, "ctr must be a real number"),
+    ({"n_items": True}, "n_items must be an integer"),
+])
+def test_simulator_rejects_wrong_types(kwargs: dict, match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        make_ad_log(10, **kwargs)
+
+
+def test_loader_nrows_is_checked_by_name(tmp_path: Path) -> None:
+    f = tmp_path / "sim.csv"
+    make_ad_log(20, n_categorical=16, n_numerical=63, random_state=0).to_frame().to_csv(f, index=False)
+    with pytest.raises(ValueError, match="nrows must be an integer >= 0"):
+        load_aliexpress(f, nrows=-1)
+    with pytest.raises(TypeError, match="nrows must be an integer"):
+        load_aliexpress(f, nrows=2.0)
+    assert len(load_aliexpress(f, nrows=0)) == 0
 
 
 def test_simulator_rejects_no_requests() -> None:
@@ -438,12 +457,31 @@ def test_split_by_group_int_and_errors() -> None:
     one = log.take(log.group == 0)
     with pytest.raises(ValueError, match="at least 2"):
         train_test_split_by_group(one)
-    for bad in (0.0, 1.0, 0, 10, "x"):
+    for bad in (0.0, 1.0, 0, 10, float("nan")):
         with pytest.raises(ValueError, match="test_size"):
+            train_test_split_by_group(log, test_size=bad)
+    for bad in ("x", True, None):
+        with pytest.raises(TypeError, match="test_size"):
             train_test_split_by_group(log, test_size=bad)
     tiny = log.take(log.group <= 1)
     tr, te = train_test_split_by_group(tiny, test_size=0.01)
     assert tr.n_groups == 1 and te.n_groups == 1
+
+
+def test_split_is_scikit_learns_group_shuffle_split(sim: AdLog) -> None:
+    from sklearn.model_selection import GroupShuffleSplit
+
+    n_groups = sim.n_groups
+    n_test = math.ceil(0.2 * n_groups)
+    tr_idx, te_idx = next(GroupShuffleSplit(n_splits=1, test_size=n_test, train_size=n_groups - n_test,
+                                            random_state=7).split(np.zeros(len(sim)), groups=sim.group))
+    train, test = train_test_split_by_group(sim, test_size=0.2, random_state=7)
+    np.testing.assert_array_equal(test.group, sim.group[np.sort(te_idx)])
+    np.testing.assert_array_equal(train.group, sim.group[np.sort(tr_idx)])
+    # a Generator seeds the splitter deterministically
+    a = train_test_split_by_group(sim, random_state=np.random.default_rng(3))[1]
+    b = train_test_split_by_group(sim, random_state=np.random.default_rng(3))[1]
+    np.testing.assert_array_equal(a.group, b.group)
 
 
 def test_split_unsorted_groups() -> None:

@@ -1,4 +1,4 @@
-"""Smoke tests of the neural multi-task baselines (gbdt_pwiser.neural.models)."""
+"""Tests of the neural multi-task baselines (gbdt_pwiser.neural: models, training, encoding)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from gbdt_pwiser.neural.models import ESMM, MMoE, PLE, SharedBottom, fit_neural  # noqa: E402
-from gbdt_pwiser.neural.models import _batches  # noqa: E402
+from gbdt_pwiser.neural.encoding import FeatureEncoder  # noqa: E402
+from gbdt_pwiser.neural.models import ESMM, MMoE, PLE, SharedBottom  # noqa: E402
+from gbdt_pwiser.neural.training import _batches, fit_neural  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -163,3 +164,51 @@ def test_bad_arguments(data):
         fit_neural("mmoe", X, np.where(y == 2, 3, y), progress=False)
     with pytest.raises(TypeError):
         fit_neural("mmoe", X.to_numpy(), y, progress=False)
+
+
+def test_feature_encoder_indices_and_scaling():
+    X = pd.DataFrame({
+        "shop": pd.Categorical(["b", "a", "b", None]),
+        "item": pd.Series([30, 10, 20, 10]).astype("category"),
+        "flag": [True, False, True, True],
+        "price": [1.0, 3.0, np.nan, np.inf],
+    })
+    enc = FeatureEncoder().fit(X)
+    assert enc.cat_cols_ == ["shop", "item"] and enc.num_cols_ == ["flag", "price"]
+    assert enc.cardinalities == [3, 4]  # seen values + the reserved index 0 (missing is not a category)
+    codes, num = enc.transform(X)
+    assert codes.dtype == np.int64 and num.dtype == np.float32
+    assert codes[:, 0].tolist() == [2, 1, 2, 0] and codes[:, 1].tolist() == [3, 1, 2, 1]
+    # StandardScaler over the finite training values; missing/infinite -> 0 (the mean)
+    np.testing.assert_allclose(num[:, 1], [-1.0, 1.0, 0.0, 0.0], atol=1e-6)
+    flag = np.array([1.0, 0.0, 1.0, 1.0])
+    np.testing.assert_allclose(num[:, 0], (flag - flag.mean()) / flag.std(), rtol=1e-6)
+    new = pd.DataFrame({"shop": pd.Categorical(["zz", "a"]), "item": pd.Categorical([99, 30]),
+                        "flag": [False, True], "price": [3.0, 1.0]})
+    c2, _ = enc.transform(new)
+    assert c2.tolist() == [[0, 0], [1, 3]]  # unseen -> 0
+    with pytest.raises(ValueError, match="lacks the training columns"):
+        enc.transform(new.drop(columns="price"))
+    with pytest.raises(TypeError, match="unsupported dtype"):
+        FeatureEncoder().fit(pd.DataFrame({"t": pd.to_timedelta([1, 2], unit="s")}))
+
+
+def test_progress_bar_only_on_a_terminal(data, capsys):
+    """progress=True draws nothing when stderr is not a terminal (CI logs, pipes)."""
+    X, y, group = data
+    fit_neural("esmm", X.iloc[:300], y[:300], group[:300], epochs=2, batch_size=128,
+               embedding_dim=2, model_params=SMALL["esmm"], progress=True)
+    err = capsys.readouterr().err
+    assert err == ""
+
+
+def test_bad_numbers_name_the_parameter(data):
+    X, y, group = data
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
+        fit_neural("mmoe", X, y, epochs=0, progress=False)
+    with pytest.raises(TypeError, match="batch_size must be an integer"):
+        fit_neural("mmoe", X, y, batch_size=2.5, progress=False)
+    with pytest.raises(ValueError, match="lr must be"):
+        fit_neural("mmoe", X, y, lr=-1.0, progress=False)
+    with pytest.raises(ValueError, match="sample_weight must be non-negative"):
+        fit_neural("mmoe", X, y, sample_weight=-np.ones(len(y)), progress=False)

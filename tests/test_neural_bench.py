@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 
 from gbdt_pwiser import cli
-import gbdt_pwiser.cli.compare  # noqa: F401  (cli.compare.build_parser)
-from gbdt_pwiser.neural import bench as neural_bench
 from gbdt_pwiser.neural.bench import DEFAULTS, MODEL_NAMES, QUICK, resolve_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,7 +156,7 @@ sys.meta_path.insert(0, _NoTorch())
 def test_fresh_interpreter_without_torch():
     code = NO_TORCH + (
         "import gbdt_pwiser, gbdt_pwiser.cli, gbdt_pwiser.neural.bench\n"
-        "gbdt_pwiser.cli.compare.build_parser()\n"
+        "gbdt_pwiser.cli.build_parser()\n"
         "sys.exit(gbdt_pwiser.cli.main(['bench-neural', '--quick', '--quiet', '--out', '/nonexistent/x']))\n"
     )
     res = _run(code)
@@ -169,7 +167,7 @@ def test_fresh_interpreter_without_torch():
 
 def test_import_does_not_import_torch():
     res = _run("import sys, gbdt_pwiser, gbdt_pwiser.cli, gbdt_pwiser.neural.bench\n"
-               "gbdt_pwiser.cli.compare.build_parser().parse_args(['bench-neural'])\n"
+               "gbdt_pwiser.cli.build_parser().parse_args(['bench-neural'])\n"
                "print('torch' in sys.modules)")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
@@ -178,27 +176,29 @@ def test_import_does_not_import_torch():
 # --------------------------------------------------------------------------- user errors
 
 
-@pytest.mark.parametrize(
-    "extra, message",
-    [
-        (["--data", "/nonexistent/log.csv"], "no such file"),
-        (["--requests", "5"], "--requests must be at least 10"),
-        (["--test-size", "1.5"], "--test-size"),
-    ],
-)
-def test_user_errors_one_line(extra, message, tmp_path, capsys):
-    rc = cli.main(["bench-neural", "--quiet", "--models", "gbdt", "--out", str(tmp_path), *extra])
-    err = capsys.readouterr().err
+def test_user_errors_one_line(tmp_path, capsys):
+    rc = cli.main(["bench-neural", "--quiet", "--models", "gbdt", "--out", str(tmp_path),
+                   "--data", "/nonexistent/log.csv"])
     assert rc == 2
-    assert err.startswith("gbdt-pwiser: error:") and message in err
-    assert err.strip().count("\n") == 0
+    assert capsys.readouterr().err == "gbdt-pwiser: error: cannot read /nonexistent/log.csv: no such file\n"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--requests", "5"], "argument --requests: must be an integer >= 10, got 5"),
+    (["--test-size", "1.5"], "argument --test-size: must be in (0, 1), got 1.5"),
+])
+def test_bad_sizes_are_parser_errors(extra, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench-neural", "--quiet", *extra])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"gbdt-pwiser bench-neural: error: {message}"
 
 
 # --------------------------------------------------------------------------- parsing
 
 
 def test_cli_subcommand_parses():
-    args = cli.compare.build_parser().parse_args(
+    args = cli.build_parser().parse_args(
         ["bench-neural", "--models", "PLE,shared-bottom,trees", "--losses", "pwiser", "--epochs", "4",
          "--lam", "0.5", "--margin-click-only", "0.2", "--margin-no-click", "0.4", "--backend", "lightgbm",
          "--requests", "700", "--seed", "3", "--out", "x"])
@@ -212,14 +212,14 @@ def test_cli_subcommand_parses():
 
 
 def test_defaults_and_quick_resolution():
-    args = cli.compare.build_parser().parse_args(["bench-neural"])
+    args = cli.build_parser().parse_args(["bench-neural"])
     assert args.models == list(MODEL_NAMES) and args.losses == ["bce", "pwiser"]
     assert args.backend == "xgboost" and str(args.out) == "neural_bench_out" and args.seed == 0
     assert args.torch_threads == 1 and args.n_jobs is None
     cfg = resolve_settings(args)
     assert {k: cfg[k] for k in DEFAULTS} == DEFAULTS
     assert all(p == {} for p in cfg["model_params"].values())
-    quick = resolve_settings(cli.compare.build_parser().parse_args(["bench-neural", "--quick", "--epochs", "2"]))
+    quick = resolve_settings(cli.build_parser().parse_args(["bench-neural", "--quick", "--epochs", "2"]))
     assert quick["epochs"] == 2 and quick["requests"] == QUICK["requests"]
     assert all(quick["model_params"][m] for m in ("shared_bottom", "esmm", "mmoe", "ple"))
 
@@ -228,8 +228,9 @@ def test_defaults_and_quick_resolution():
                                  ["--epochs", "0"], ["--lr", "-1"], ["--lam", "-1"]])
 def test_bad_options_exit_2(bad, capsys):
     with pytest.raises(SystemExit) as exc:
-        cli.compare.build_parser().parse_args(["bench-neural", *bad])
+        cli.build_parser().parse_args(["bench-neural", *bad])
     assert exc.value.code == 2
+    assert f"gbdt-pwiser bench-neural: error: argument {bad[0]}:" in capsys.readouterr().err
 
 
 def test_benchmark_wrapper_help():
@@ -239,13 +240,8 @@ def test_benchmark_wrapper_help():
     assert "bench-neural" in res.stdout and "--models" in res.stdout and "--quick" in res.stdout
 
 
-def test_module_main_delegates_to_cli(monkeypatch):
-    seen = {}
-
-    def fake_main(argv):
-        seen["argv"] = argv
-        return 7
-
-    monkeypatch.setattr(cli, "main", fake_main)
-    assert neural_bench.main(["--quick"]) == 7
-    assert seen["argv"] == ["bench-neural", "--quick"]
+def test_bench_logic_does_not_import_the_command_line():
+    res = _run("import sys, gbdt_pwiser.neural.bench\n"
+               "print(sorted(m for m in sys.modules if m.startswith('gbdt_pwiser.cli')))")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"

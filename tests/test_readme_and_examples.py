@@ -10,14 +10,37 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_python_blocks_run_as_written():
+def test_readme_python_blocks_run_as_written(capsys):
+    import lightgbm as lgb
+    import numpy as np
+    import xgboost as xgb
+    from sklearn.metrics import roc_auc_score
+
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) >= 2
+    xgb_block = next(i for i, b in enumerate(blocks) if "xgb.train(" in b)
+    lgb_block = next(i for i, b in enumerate(blocks) if "lgb.train(" in b)
+    est_block = next(i for i, b in enumerate(blocks) if "CTCVRClassifier(" in b)
     ns: dict = {"__name__": "readme"}
-    for code in blocks:
+    for i, code in enumerate(blocks):
         exec(compile(code, "README.md", "exec"), ns)  # noqa: S102 - our own documentation
-    assert "booster" in ns
+        if i == xgb_block:
+            booster, p_ctr, click = ns["booster"], ns["p_ctr"], ns["click"]
+            assert isinstance(booster, xgb.Booster) and booster.num_boosted_rounds() == 50
+            assert p_ctr.shape == (20_000,) and np.all((p_ctr > 0) & (p_ctr < 1))
+            assert roc_auc_score(click, p_ctr) > 0.65  # the click signal X[:, 0] is learnt
+        elif i == lgb_block:
+            booster, margin = ns["booster"], ns["margin"]
+            assert isinstance(booster, lgb.Booster) and booster.num_trees() == 50
+            assert margin.shape == (20_000,) and np.all(np.isfinite(margin))
+            assert roc_auc_score(ns["click"], margin) > 0.65
+        elif i == est_block:
+            model, test, p_ctcvr = ns["model"], ns["test"], ns["p_ctcvr"]
+            assert p_ctcvr.shape == (len(test),) and np.all((p_ctcvr >= 0) & (p_ctcvr <= 1))
+            np.testing.assert_allclose(p_ctcvr, model.predict_proba(test.X)[:, 1])
+            printed = capsys.readouterr().out
+            for key in ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_gauc"):
+                assert f"'{key}'" in printed
 
 
 @pytest.mark.parametrize("script, args", [
@@ -28,7 +51,11 @@ def test_quickstart_examples_run(script, args):
     res = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    assert "conversion AUC of pCTR" in res.stdout
+    hit = re.search(r"best iteration (\d+): click AUC (\S+), conversion AUC of pCTR (\S+)$", res.stdout.strip())
+    assert hit, res.stdout
+    best, click_auc, conv_auc = int(hit[1]), float(hit[2].rstrip(",")), float(hit[3])
+    assert 0 <= best < 20
+    assert 0.5 < click_auc <= 1.0 and 0.0 <= conv_auc <= 1.0  # finite: the validation part holds conversions
 
 
 def test_aliexpress_sample_example_runs_on_the_shared_sample():
@@ -51,10 +78,18 @@ def test_cli_example_script_runs(tmp_path):
 
     if shutil.which("bash") is None:
         pytest.skip("no bash")
-    env = {**os.environ, "REQUESTS": "300", "OUT": str(tmp_path), "EXTRA": "--n-estimators 5 --quiet",
+    env = {**os.environ, "REQUESTS": "600", "OUT": str(tmp_path), "EXTRA": "--n-estimators 5 --bootstrap 20 --quiet",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     res = subprocess.run(["bash", str(ROOT / "examples" / "cli_compare.sh")], capture_output=True, text=True,
                          timeout=600, env=env)
     assert res.returncode == 0, res.stderr
-    assert (tmp_path / "results.json").exists() and (tmp_path / "lightgbm_entire" / "results.json").exists()
-    assert (tmp_path / "lambda_sweep.png").exists()
+    import json
+
+    first = json.loads((tmp_path / "results.json").read_text())
+    second = json.loads((tmp_path / "lightgbm_entire" / "results.json").read_text())
+    assert (first["settings"]["backend"], first["settings"]["cvr_space"]) == ("xgboost", "clicked")
+    assert (second["settings"]["backend"], second["settings"]["cvr_space"]) == ("lightgbm", "entire")
+    assert [r["lam"] for r in first["sweep"]] == [0.0, 0.5, 1.0, 2.0] and second["sweep"] == []
+    assert first["data"]["groups"] == second["data"]["groups"] == 600
+    assert (tmp_path / "lambda_sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert res.stdout.count("| CTCVR AUC") == 2

@@ -1,5 +1,48 @@
-"""Command line: ``gbdt-pwiser compare`` (the main job) and ``gbdt-pwiser bench-neural``."""
+"""Command line: ``gbdt-pwiser compare`` (the main job) and ``gbdt-pwiser bench-neural``.
 
-from .compare import main
+Layout: ``_options`` declares every shared option once, ``_output`` draws
+tables, plots and progress bars, ``_data`` holds the stages the commands
+share (load, split, build the chain), and each command has its module
+(``compare``, ``bench_neural``).
+"""
 
-__all__ = ["main"]
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import bench_neural, compare
+from ._data import UserError
+
+__all__ = ["main", "build_parser", "UserError"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``gbdt-pwiser`` parser with its subcommands."""
+    from .. import __version__
+
+    p = argparse.ArgumentParser(prog="gbdt-pwiser", description="BCE + λ·PWiseR for gradient-boosted trees.")
+    p.add_argument("--version", action="version", version=f"gbdt-pwiser {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    compare.add_parser(sub)
+    bench_neural.add_parser(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``gbdt-pwiser`` and ``python -m gbdt_pwiser``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {"compare": compare.run, "bench-neural": bench_neural.run}
+    try:
+        commands[args.command](args)
+        return 0
+    except UserError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"gbdt-pwiser: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gbdt-pwiser: interrupted", file=sys.stderr)
+        return 130

@@ -1,11 +1,4 @@
-"""The ``gbdt-pwiser`` command line.
-
-``gbdt-pwiser compare`` is the main job: it fits the BCE chain and the PWiseR
-chain of :class:`~gbdt_pwiser.CTCVRClassifier` on one split by group, prints a
-table of the standard figures, and writes ``results.json``, ``results.md`` and
-PNG plots (a λ sweep and ROC curves) to an output folder. With no arguments it
-runs on a simulated AliExpress-style log of about 500k exposures.
-"""
+"""``gbdt-pwiser compare``: the BCE chain against the PWiseR chain on one split by group (the main job)."""
 
 from __future__ import annotations
 
@@ -16,154 +9,56 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["main"]
+from ._data import UserError, load_log, make_model, split_log
+from ._options import add_data_options, add_pwiser_options, add_run_options, add_tree_options, integer, real_list
+from ._output import format_compare_table, plot_roc, plot_sweep, progress
+
+__all__ = ["DESCRIPTION", "TREE_DEFAULTS", "BOOTSTRAP_METRICS", "add_parser", "run"]
+
+DESCRIPTION = (
+    "Fit the BCE chain (lambda = 0) and the PWiseR chain of CTCVRClassifier on one split by group, "
+    "print a table of the standard figures with the difference PWiseR - BCE and its bootstrap "
+    "confidence interval over test groups, and write results.json, results.md and PNG plots "
+    "(a lambda sweep and ROC curves) to an output folder. With no arguments it runs on a simulated "
+    "AliExpress-style log of about 500k exposures."
+)
+TREE_DEFAULTS: dict[str, Any] = {"n_estimators": 100, "learning_rate": 0.1, "max_depth": 6}
+#: AUC differences with a bootstrap interval: metric -> (target, score, rows).
+BOOTSTRAP_METRICS: dict[str, tuple[str, str, str]] = {
+    "ctr_auc": ("click", "p_ctr", "all"),
+    "ctr_conv_auc": ("conversion", "p_ctr", "all"),
+    "cvr_auc": ("conversion", "p_cvr", "clicked"),
+    "ctcvr_auc": ("conversion", "p_ctcvr", "all"),
+}
+CONFIDENCE = 0.95
 
 
-class UserError(Exception):
-    """A problem with the user's input: reported in one line, without a traceback."""
-
-
-# --------------------------------------------------------------------------- argument parsing
-
-
-def _pairs(text: str) -> str | int:
-    if text == "all":
-        return "all"
-    try:
-        k = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'--pairs must be "all" or a positive integer, got {text!r}') from None
-    if k < 1:
-        raise argparse.ArgumentTypeError(f'--pairs must be "all" or a positive integer, got {text!r}')
-    return k
-
-
-def _float_list(text: str) -> list[float]:
-    try:
-        vals = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not vals or any(v < 0 or not np.isfinite(v) for v in vals):
-        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
-    return vals
-
-
-def _nonneg(text: str) -> float:
-    v = float(text)
-    if v < 0 or not np.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return v
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
-
-    p = argparse.ArgumentParser(prog="gbdt-pwiser", description="BCE + λ·PWiseR for gradient-boosted trees.")
-    sub = p.add_subparsers(dest="command", required=True)
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``compare`` subcommand to ``sub`` (the result of ``add_subparsers``)."""
     c = sub.add_parser("compare", help="fit the BCE chain and the PWiseR chain and compare them (main job)",
-                       description=__doc__.split("\n\n")[1].replace("\n", " "))
-    d = c.add_argument_group("data")
-    d.add_argument("--data", type=Path, help="CSV file of an ad log (default: simulate one)")
-    d.add_argument("--format", choices=["aliexpress", "ali-ccp"], default="aliexpress",
-                   help="layout of --data (default: aliexpress)")
-    d.add_argument("--requests", type=int, default=20000,
-                   help="simulated requests when --data is not given (default 20000, about 500k exposures)")
-    d.add_argument("--nrows", type=int, default=None, help="read at most this many rows of --data")
-    d.add_argument("--test-size", type=float, default=0.2, help="share of groups held out (default 0.2)")
-    d.add_argument("--seed", type=int, default=0, help="seed of the simulator, the split and the models")
+                       description=DESCRIPTION)
+    add_data_options(c, requests=20000, requests_help="default 20000, about 500k exposures")
     m = c.add_argument_group("model")
-    m.add_argument("--backend", choices=["xgboost", "lightgbm"], default="xgboost")
-    m.add_argument("--lam", type=_nonneg, default=DEFAULT_LAM, help=f"λ of the PWiseR chain (default {DEFAULT_LAM})")
-    m.add_argument("--margin-click-only", type=_nonneg, default=DEFAULT_MARGIN_CLICK_ONLY)
-    m.add_argument("--margin-no-click", type=_nonneg, default=DEFAULT_MARGIN_NO_CLICK)
-    m.add_argument("--pair-loss", choices=["squared_hinge", "logistic"], default="squared_hinge")
-    m.add_argument("--pairs", type=_pairs, default="all", help='"all" (exact) or k sampled partners')
-    m.add_argument("--cvr-space", choices=["clicked", "entire"], default="clicked")
-    m.add_argument("--n-estimators", type=int, default=100)
-    m.add_argument("--learning-rate", type=float, default=0.1)
-    m.add_argument("--max-depth", type=int, default=6)
-    m.add_argument("--n-jobs", type=int, default=None)
+    add_pwiser_options(m, lam_help="λ of the PWiseR chain")
+    add_tree_options(m, defaults=TREE_DEFAULTS, resolved=True)
     o = c.add_argument_group("output")
-    o.add_argument("--sweep-lam", type=_float_list, default=[0.0, 0.5, 1.0, 2.0],
-                   help="λ values of the sweep plot (default 0,0.5,1,2); empty to skip with --no-sweep")
+    o.add_argument("--bootstrap", type=integer(lo=0), default=200,
+                   help="resamples of test groups for the confidence intervals of the AUC differences "
+                        "(default 200; 0: no intervals)")
+    o.add_argument("--sweep-lam", type=real_list, default=[0.0, 0.5, 1.0, 2.0],
+                   help="λ values of the sweep plot (default 0,0.5,1,2)")
     o.add_argument("--no-sweep", action="store_true", help="skip the λ sweep")
     o.add_argument("--no-plots", action="store_true", help="write no PNG plots")
-    o.add_argument("--out", type=Path, default=Path("gbdt_pwiser_out"), help="output folder")
-    o.add_argument("--quiet", action="store_true", help="no progress bars")
-    o.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    from ..neural.bench import __doc__ as bench_doc, add_arguments as add_bench_arguments
-
-    add_bench_arguments(sub.add_parser(
-        "bench-neural", help="neural multi-task baselines vs the boosted chain, each with BCE and with PWiseR",
-        description=bench_doc.split("\n\n")[0]))
-    return p
-
-
-# --------------------------------------------------------------------------- stages
-
-
-def load_log(args: argparse.Namespace) -> Any:
-    from .. import datasets
-
-    if args.data is None:
-        if args.requests < 10:
-            raise UserError(f"--requests must be at least 10, got {args.requests}")
-        return datasets.make_ad_log(args.requests, random_state=args.seed)
-    path = Path(args.data)
-    if not path.exists():
-        raise UserError(f"cannot read {path}: no such file")
-    if path.is_dir():
-        raise UserError(f"cannot read {path}: it is a folder, give a CSV file")
-    loader = datasets.load_aliexpress if args.format == "aliexpress" else datasets.load_ali_ccp
-    try:
-        return loader(path, nrows=args.nrows)
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"cannot load {path} as {args.format}: {exc}") from exc
-
-
-def split_log(log: Any, test_size: float, seed: int) -> tuple[Any, Any]:
-    from ..datasets import train_test_split_by_group
-
-    if not 0 < test_size < 1:
-        raise UserError(f"--test-size must be between 0 and 1, got {test_size}")
-    if log.n_groups < 4:
-        raise UserError(f"too few groups to split: {log.n_groups} (need at least 4)")
-    try:
-        train, test = train_test_split_by_group(log, test_size=test_size, random_state=seed)
-    except ValueError as exc:
-        raise UserError(f"cannot split the data by group: {exc}") from exc
-    if len(train) < 20 or len(test) < 5:
-        raise UserError(f"too few rows to split: {len(log)}")
-    if (train.y >= 1).sum() == 0:
-        raise UserError("the training part has no clicks")
-    if (train.y == 2).sum() == 0:
-        raise UserError("the training part has no conversions: nothing to compare")
-    if hasattr(test, "align_categories"):
-        test = test.align_categories(train)
-    return train, test
-
-
-def make_model(args: argparse.Namespace, lam: float, **overrides: Any) -> Any:
-    """The GBDT chain of the command line's options; ``overrides`` replace estimator parameters."""
-    from ..sklearn import CTCVRClassifier
-
-    params = dict(
-        backend=args.backend, lam=lam, margin_click_only=args.margin_click_only,
-        margin_no_click=args.margin_no_click, pair_loss=args.pair_loss, pairs=args.pairs,
-        cvr_space=args.cvr_space, n_jobs=args.n_jobs, random_state=args.seed,
-        verbose=not args.quiet,  # progress bars over the boosting rounds
-    )
-    for name in ("n_estimators", "learning_rate", "max_depth"):
-        if hasattr(args, name):
-            params[name] = getattr(args, name)
-    return CTCVRClassifier(**{**params, **overrides})
+    add_run_options(o, out="gbdt_pwiser_out")
+    return c
 
 
 def fit_eval(args: argparse.Namespace, lam: float, train: Any, test: Any) -> tuple[dict[str, float], Any, float]:
+    """Fit the chain with ``lam`` on ``train``; its metrics on ``test``, the model and the fit time."""
     from ..metrics import evaluate
 
     model = make_model(args, lam)
@@ -173,76 +68,38 @@ def fit_eval(args: argparse.Namespace, lam: float, train: Any, test: Any) -> tup
     return evaluate(model, test.X, test.y, test.group), model, fit_s
 
 
-TABLE_ROWS = ["ctr_auc", "ctr_conv_auc", "cvr_auc", "ctcvr_auc", "ctr_gauc", "ctcvr_gauc",
-              "ctr_logloss", "ctcvr_logloss", "fit_s"]
+def count_test_part(test: Any) -> dict[str, int]:
+    """Rows, clicks, conversions, groups and groups holding a conversion of the test part."""
+    conv_groups = np.unique(test.group[test.y == 2])
+    return {"test_rows": len(test), "test_clicks": int(np.count_nonzero(test.y >= 1)),
+            "test_conversions": int(np.count_nonzero(test.y == 2)), "test_groups": int(test.n_groups),
+            "test_groups_with_conversion": int(conv_groups.size)}
 
 
-def format_table(results: dict[str, dict[str, float]]) -> str:
-    from ..metrics import METRIC_LABELS
+def differences(results: dict[str, dict[str, float]], predictions: dict[str, dict[str, np.ndarray]], test: Any,
+                n_resamples: int, seed: int) -> dict[str, dict[str, float]]:
+    """PWiseR − BCE per metric; the AUCs of ``BOOTSTRAP_METRICS`` with a paired group-bootstrap interval."""
+    from .._bootstrap import paired_auc_difference
 
-    names = list(results)
-    labels = {**METRIC_LABELS, "fit_s": "fit time (s)"}
-    width = max(len(labels[k]) for k in TABLE_ROWS)
-    head = f"| {'metric'.ljust(width)} | " + " | ".join(n.rjust(14) for n in names) + " |"
-    sep = "|" + "-" * (width + 2) + "|" + "|".join("-" * 16 for _ in names) + "|"
-    lines = [head, sep]
-    for k in TABLE_ROWS:
-        vals = []
-        for n in names:
-            v = results[n].get(k, float("nan"))
-            vals.append((f"{v:.2f}" if k == "fit_s" else f"{v:.4f}").rjust(14))
-        lines.append(f"| {labels[k].ljust(width)} | " + " | ".join(vals) + " |")
-    return "\n".join(lines)
-
-
-def plot_sweep(sweep: list[dict[str, float]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lams = [r["lam"] for r in sweep]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    for key, label, style in (("ctr_auc", "click AUC of pCTR", "o-"),
-                              ("ctr_conv_auc", "conversion AUC of pCTR", "s-"),
-                              ("ctcvr_auc", "CTCVR AUC", "^-")):
-        ax.plot(lams, [r[key] for r in sweep], style, label=label)
-    ax.set_xlabel("λ (weight of PWiseR)")
-    ax.set_ylabel("AUC on the held-out requests")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    out: dict[str, dict[str, float]] = {}
+    for k in results["BCE"]:
+        if k in ("fit_s", "lam"):
+            continue
+        out[k] = {"delta": float(results["PWiseR"][k]) - float(results["BCE"][k])}
+    if n_resamples == 0:
+        return out
+    targets = {"click": test.y >= 1, "conversion": test.y == 2}
+    rows = {"all": None, "clicked": test.y >= 1}
+    for k, (target, score, subset) in BOOTSTRAP_METRICS.items():
+        ci = paired_auc_difference(targets[target], predictions["PWiseR"][score], predictions["BCE"][score],
+                                   test.group, rows=rows[subset], n_resamples=n_resamples,
+                                   confidence=CONFIDENCE, random_state=seed)
+        out[k] = {**ci, "delta": out[k]["delta"]}  # the point difference of the table's own AUCs
+    return out
 
 
-def plot_roc(curves: dict[str, dict[str, np.ndarray]], test_y: np.ndarray, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=110)
-    targets = (("p_ctr", test_y >= 1, "pCTR vs clicks"), ("p_ctcvr", test_y == 2, "pCTCVR vs conversions"))
-    for ax, (key, truth, title) in zip(axes, targets):
-        for name, c in curves.items():
-            fpr, tpr, _ = roc_curve(truth, c[key])
-            ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(truth, c[key]):.4f})")
-        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("false positive rate")
-        ax.set_ylabel("true positive rate")
-        ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def run_compare(args: argparse.Namespace) -> dict[str, Any]:
-    from tqdm.auto import tqdm
-
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``compare`` with parsed options; prints the table and returns the summary written to results.json."""
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -251,8 +108,8 @@ def run_compare(args: argparse.Namespace) -> dict[str, Any]:
     sweep_lams = [] if args.no_sweep else [lam for lam in args.sweep_lam if lam not in (0.0, args.lam)]
     stages = ["load data", "split by group", "fit BCE chain (λ=0)", f"fit PWiseR chain (λ={args.lam:g})"]
     stages += [f"λ sweep: fit λ={lam:g}" for lam in sweep_lams]
-    stages += ["write results"]
-    bar = tqdm(total=len(stages), disable=args.quiet, unit="stage", file=sys.stderr, dynamic_ncols=True)
+    stages += ["bootstrap and write results"]
+    bar = progress(args.quiet, total=len(stages), unit="stage")
 
     def stage(i: int) -> None:
         bar.set_description(stages[i])
@@ -265,7 +122,7 @@ def run_compare(args: argparse.Namespace) -> dict[str, Any]:
     train, test = split_log(log, args.test_size, args.seed)
     bar.update()
     results: dict[str, dict[str, float]] = {}
-    models: dict[str, Any] = {}
+    predictions: dict[str, dict[str, np.ndarray]] = {}
     for i, (name, lam) in enumerate((("BCE", 0.0), ("PWiseR", args.lam))):
         stage(2 + i)
         try:
@@ -273,7 +130,8 @@ def run_compare(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError as exc:
             raise UserError(str(exc)) from exc
         results[name] = {**metrics, "fit_s": fit_s, "lam": lam}
-        models[name] = model
+        p_ctr, p_cvr = model.predict_ctr(test.X), model.predict_cvr(test.X)
+        predictions[name] = {"p_ctr": p_ctr, "p_cvr": p_cvr, "p_ctcvr": p_ctr * p_cvr}
         bar.update()
     sweep = [{"lam": 0.0, **results["BCE"]}, {"lam": args.lam, **results["PWiseR"]}]
     for j, lam in enumerate(sweep_lams):
@@ -283,64 +141,52 @@ def run_compare(args: argparse.Namespace) -> dict[str, Any]:
         bar.update()
     sweep.sort(key=lambda r: r["lam"])
     stage(len(stages) - 1)
+    diffs = differences(results, predictions, test, args.bootstrap, args.seed)
     desc = "simulated log" if args.data is None else f"{args.data} ({args.format})"
-    summary = {
-        "data": {"source": desc, "rows": len(log), "groups": int(log.n_groups),
-                 "train_rows": len(train), "test_rows": len(test),
-                 "ctr": float(np.mean(log.y >= 1)), "cvr_given_click": float(np.mean(log.y[log.y >= 1] == 2))
-                 if np.any(log.y >= 1) else float("nan")},
+    clicked = log.y >= 1
+    summary: dict[str, Any] = {
+        "data": {"source": desc, "rows": len(log), "groups": int(log.n_groups), "train_rows": len(train),
+                 **count_test_part(test), "ctr": float(np.mean(clicked)),
+                 "cvr_given_click": float(np.mean(log.y[clicked] == 2)) if clicked.any() else float("nan")},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "results": results,
+        "differences": diffs,
+        "bootstrap": {"n_resamples": args.bootstrap, "confidence": CONFIDENCE, "unit": "test group",
+                      "paired": True, "seed": args.seed, "metrics": list(BOOTSTRAP_METRICS) if args.bootstrap else []},
         "sweep": sweep if len(sweep) > 2 else [],
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "total_s": None,
     }
-    table = format_table(results)
+    table = format_compare_table(results, diffs, CONFIDENCE if args.bootstrap else None)
     if not args.no_plots:
-        curves = {}
-        for name, model in models.items():
-            p_ctr = model.predict_ctr(test.X)
-            curves[f"{name} chain"] = {"p_ctr": p_ctr, "p_ctcvr": p_ctr * model.predict_cvr(test.X)}
+        curves = {f"{name} chain": p for name, p in predictions.items()}
         plot_roc(curves, test.y, out / "roc.png")
         if summary["sweep"]:
             plot_sweep(sweep, out / "lambda_sweep.png",
                        f"{args.backend}, {desc}: AUC vs λ (m1={args.margin_click_only:g}, m2={args.margin_no_click:g})")
     summary["total_s"] = time.perf_counter() - t_all
+    d = summary["data"]
+    lines = [
+        f"data: {desc}: {d['rows']} exposures in {d['groups']} groups, CTR {d['ctr']:.2%}, "
+        f"CVR among clicks {d['cvr_given_click']:.2%}",
+        f"test: {d['test_rows']} rows in {d['test_groups']} groups, {d['test_clicks']} clicks, "
+        f"{d['test_conversions']} conversions in {d['test_groups_with_conversion']} groups",
+        f"backend: {args.backend}, cvr_space={args.cvr_space}, pairs={args.pairs}, pair_loss={args.pair_loss}",
+    ]
+    note = (f"intervals: paired bootstrap over the {d['test_groups']} test groups, {args.bootstrap} resamples, "
+            f"{CONFIDENCE:.0%} percentile; an interval that contains 0 shows no effect" if args.bootstrap else "")
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=float))
-    (out / "results.md").write_text(table + "\n")
+    (out / "results.md").write_text("\n".join([*(f"{ln}  " for ln in lines), "", table, "", note, ""]))
     bar.update()
     bar.close()
-    d = summary["data"]
-    print(f"data: {desc}: {d['rows']} exposures in {d['groups']} groups, CTR {d['ctr']:.2%}, "
-          f"CVR among clicks {d['cvr_given_click']:.2%}; test: {d['test_rows']} rows")
-    print(f"backend: {args.backend}, cvr_space={args.cvr_space}, pairs={args.pairs}, pair_loss={args.pair_loss}")
+    for ln in lines:
+        print(ln)
+    if d["test_conversions"] == 0 or d["test_clicks"] in (0, d["test_rows"]):
+        print("gbdt-pwiser: warning: the test part lacks clicks, non-clicks or conversions, so some AUCs are "
+              "undefined (nan); use more data or another --seed/--test-size", file=sys.stderr)
     print(table)
+    if note:
+        print(note)
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}"
           + ("" if args.no_plots else f", {out / 'roc.png'}" + (f", {out / 'lambda_sweep.png'}" if summary["sweep"] else "")))
     return summary
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``gbdt-pwiser`` and ``python -m gbdt_pwiser``."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "compare":
-            run_compare(args)
-        elif args.command == "bench-neural":
-            from ..neural.bench import run_bench
-
-            run_bench(args)
-        return 0
-    except UserError as exc:
-        if getattr(args, "debug", False):
-            raise
-        print(f"gbdt-pwiser: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("gbdt-pwiser: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

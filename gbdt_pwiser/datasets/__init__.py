@@ -1,4 +1,39 @@
-"""Ad logs: the ``AdLog`` type, loaders of the public logs and a simulator."""
+"""Ad logs for CTR/CVR learning: the ``AdLog`` type, loaders of the public logs, a simulator and a group split.
 
-from ._datasets import *  # noqa: F401,F403
-from ._datasets import __all__  # noqa: F401
+* ``adlog``: ``AdLog``, features ``X`` (categorical fields as pandas
+  ``category``, numerical ones as ``float32``), funnel labels ``y``
+  (``click + conversion`` in {0, 1, 2}, int8) and per-row group ids ``group``.
+* ``loaders``: ``load_aliexpress`` and ``load_ali_ccp`` (they read files the
+  user has; nothing is downloaded).
+* ``simulator``: ``make_ad_log``, a search-ad log with position bias and
+  accidental clicks that never convert.
+* ``split``: ``train_test_split_by_group``, no group in both parts.
+"""
+
+from .adlog import AdLog
+from .loaders import (
+    ALI_CCP_COLUMNS,
+    ALI_CCP_DENSE,
+    ALI_CCP_SPARSE,
+    ALIEXPRESS_CATEGORICAL,
+    ALIEXPRESS_COLUMNS,
+    ALIEXPRESS_NUMERICAL,
+    load_ali_ccp,
+    load_aliexpress,
+)
+from .simulator import make_ad_log
+from .split import train_test_split_by_group
+
+__all__ = [
+    "AdLog",
+    "ALIEXPRESS_CATEGORICAL",
+    "ALIEXPRESS_NUMERICAL",
+    "ALIEXPRESS_COLUMNS",
+    "ALI_CCP_SPARSE",
+    "ALI_CCP_DENSE",
+    "ALI_CCP_COLUMNS",
+    "load_aliexpress",
+    "load_ali_ccp",
+    "make_ad_log",
+    "train_test_split_by_group",
+]

@@ -1,55 +1,56 @@
 """Neural multi-task baselines against the boosted chain, each with BCE and with BCE + λ·PWiseR.
 
-``gbdt-pwiser bench-neural`` (also ``python benchmarks/neural_vs_gbdt.py``)
-loads or simulates one ad log, splits it once by group, and trains on the same
-training part
+The logic of ``gbdt-pwiser bench-neural`` (the command line lives in
+``gbdt_pwiser.cli.bench_neural``): on one training part it trains
 
-* each neural multi-task model of :mod:`gbdt_pwiser.neural.models` (SharedBottom,
+* each neural multi-task model of ``gbdt_pwiser.neural.models`` (SharedBottom,
   ESMM, MMoE, PLE) with BCE and with BCE + λ·PWiseR on the CTR head, and
-* the boosted chain :class:`~gbdt_pwiser.CTCVRClassifier` with BCE (λ = 0) and
-  with BCE + λ·PWiseR,
+* the boosted chain (``CTCVRClassifier``, built by the caller) with BCE
+  (λ = 0) and with BCE + λ·PWiseR,
 
-then evaluates every model on the same held-out groups and prints one table
+then evaluates every model on the same held-out groups and makes one table
 (rows = model × loss) of the AUC of pCTR, pCVR and pCTCVR, the CTR GAUC, the
 conversion AUC of pCTR and the training time. The table goes to
 ``neural_bench.md`` and everything else (data summary, settings, all metrics,
-per-epoch losses, machine) to ``neural_bench.json`` in ``--out``.
+per-epoch losses, machine) to ``neural_bench.json``.
 
-The neural models need the optional ``torch`` extra (``pip install
-gbdt-pwiser[torch]``); this module imports PyTorch only when a neural model is
-actually trained, so the command line stays importable without it.
+This module imports PyTorch only when a neural model is actually trained, and
+nothing of the command line: the caller passes the data and a factory of the
+boosted chain.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-
-from ..cli.compare import UserError, load_log, split_log
 
 __all__ = [
     "NEURAL_MODELS",
     "MODEL_NAMES",
+    "MODEL_ALIASES",
     "LOSSES",
     "DEFAULTS",
     "QUICK",
-    "add_arguments",
-    "build_parser",
+    "BenchError",
+    "require_torch",
     "resolve_settings",
     "run_bench",
     "format_table",
     "format_delta_table",
-    "main",
 ]
+
+
+class BenchError(Exception):
+    """A problem with the inputs of a bench run (PyTorch missing, an unusable log ...), in one line."""
 
 #: Neural architectures, in table order, with their display names.
 NEURAL_MODELS: dict[str, str] = {"shared_bottom": "SharedBottom", "esmm": "ESMM", "mmoe": "MMoE", "ple": "PLE"}
@@ -102,148 +103,26 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("train_s", "train (s)"),
 )
 
-_ALIASES: dict[str, str] = {
+#: Spellings ``--models`` accepts (lower case, without ``-`` and ``_``).
+MODEL_ALIASES: dict[str, str] = {
     "sharedbottom": "shared_bottom", "shared": "shared_bottom", "sb": "shared_bottom",
     "esmm": "esmm", "mmoe": "mmoe", "ple": "ple",
     "gbdt": "gbdt", "trees": "gbdt", "tree": "gbdt", "chain": "gbdt",
 }
 
 
-# --------------------------------------------------------------------------- argument parsing
-
-
-def _name_list(choices: Sequence[str], aliases: dict[str, str], what: str) -> Any:
-    def parse(text: str) -> list[str]:
-        out: list[str] = []
-        for raw in text.split(","):
-            key = raw.strip().lower().replace("-", "").replace("_", "")
-            if not key:
-                continue
-            name = aliases.get(key)
-            if name is None:
-                raise argparse.ArgumentTypeError(
-                    f"unknown {what} {raw.strip()!r}; choose from {','.join(choices)}")
-            if name not in out:
-                out.append(name)
-        if not out:
-            raise argparse.ArgumentTypeError(f"give at least one of {','.join(choices)}")
-        return [c for c in choices if c in out]  # table order
-
-    return parse
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return v
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``bench-neural`` options to ``parser``.
-
-    Size options default to ``None`` and are resolved by
-    :func:`resolve_settings` from :data:`DEFAULTS`, or from :data:`QUICK` with
-    ``--quick``; an explicit value always wins.
-
-    Parameters
-    ----------
-    parser : argparse.ArgumentParser
-        The (sub)parser to extend.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        ``parser`` itself.
-    """
-    from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
-    from ..cli.compare import _nonneg, _pairs
-
-    d = parser.add_argument_group("data")
-    d.add_argument("--data", type=Path, help="CSV file of an ad log (default: simulate one)")
-    d.add_argument("--format", choices=["aliexpress", "ali-ccp"], default="aliexpress",
-                   help="layout of --data (default: aliexpress)")
-    d.add_argument("--requests", type=int, default=None,
-                   help=f"simulated requests when --data is not given (default {DEFAULTS['requests']}, "
-                        f"about {DEFAULTS['requests'] * 25 // 1000}k exposures; --quick: {QUICK['requests']})")
-    d.add_argument("--nrows", type=int, default=None, help="read at most this many rows of --data")
-    d.add_argument("--test-size", type=float, default=0.2, help="share of groups held out (default 0.2)")
-    d.add_argument("--seed", type=int, default=0, help="seed of the simulator, the split and every model (default 0)")
-    s = parser.add_argument_group("what to train")
-    s.add_argument("--models", type=_name_list(MODEL_NAMES, _ALIASES, "model"), default=list(MODEL_NAMES),
-                   help=f"comma-separated subset of {','.join(MODEL_NAMES)} (default: all)")
-    s.add_argument("--losses", type=_name_list(LOSSES, {"bce": "bce", "pwiser": "pwiser"}, "loss"),
-                   default=list(LOSSES), help="comma-separated subset of bce,pwiser (default: both)")
-    s.add_argument("--quick", action="store_true",
-                   help="tiny run for a smoke test (about 25k exposures, 1 epoch, small networks, 20 trees)")
-    p = parser.add_argument_group("PWiseR")
-    p.add_argument("--lam", type=_nonneg, default=DEFAULT_LAM, help=f"λ of the PWiseR rows (default {DEFAULT_LAM})")
-    p.add_argument("--margin-click-only", type=_nonneg, default=DEFAULT_MARGIN_CLICK_ONLY,
-                   help=f"margin m1 against click-only rows (default {DEFAULT_MARGIN_CLICK_ONLY})")
-    p.add_argument("--margin-no-click", type=_nonneg, default=DEFAULT_MARGIN_NO_CLICK,
-                   help=f"margin m2 against non-clicks (default {DEFAULT_MARGIN_NO_CLICK})")
-    p.add_argument("--pair-loss", choices=["squared_hinge", "logistic"], default="squared_hinge")
-    n = parser.add_argument_group("neural models")
-    n.add_argument("--epochs", type=_positive_int, default=None,
-                   help=f"training epochs (default {DEFAULTS['epochs']}; --quick: {QUICK['epochs']})")
-    n.add_argument("--batch-size", type=_positive_int, default=None,
-                   help=f"rows per batch, whole groups (default {DEFAULTS['batch_size']})")
-    n.add_argument("--lr", type=_positive_float, default=None, help=f"Adam learning rate (default {DEFAULTS['lr']:g})")
-    n.add_argument("--embedding-dim", type=_positive_int, default=None,
-                   help=f"embedding size (default {DEFAULTS['embedding_dim']})")
-    g = parser.add_argument_group("boosted chain")
-    g.add_argument("--backend", choices=["xgboost", "lightgbm"], default="xgboost")
-    g.add_argument("--pairs", type=_pairs, default="all", help='"all" (exact) or k sampled partners')
-    g.add_argument("--cvr-space", choices=["clicked", "entire"], default="clicked")
-    g.add_argument("--n-estimators", type=_positive_int, default=None,
-                   help=f"trees per booster (default {DEFAULTS['n_estimators']})")
-    g.add_argument("--learning-rate", type=_positive_float, default=None,
-                   help=f"boosting learning rate (default {DEFAULTS['learning_rate']:g})")
-    g.add_argument("--max-depth", type=_positive_int, default=None,
-                   help=f"tree depth (default {DEFAULTS['max_depth']})")
-    o = parser.add_argument_group("run and output")
-    o.add_argument("--torch-threads", type=_positive_int, default=1,
-                   help="PyTorch threads while training the networks (default 1: these small networks gain "
-                        "little from more, and spinning threads slow down ten-fold on a busy machine)")
-    o.add_argument("--n-jobs", type=_positive_int, default=None,
-                   help="threads of the boosting library (default: its own)")
-    o.add_argument("--out", type=Path, default=Path("neural_bench_out"), help="output folder (default neural_bench_out)")
-    o.add_argument("--quiet", action="store_true", help="no progress bars")
-    o.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    return parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A stand-alone parser of the ``bench-neural`` options."""
-    return add_arguments(argparse.ArgumentParser(
-        prog="gbdt-pwiser bench-neural", description=__doc__.split("\n\n")[0]))
-
-
-def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The effective sizes: explicit options, else :data:`QUICK` (``--quick``) or :data:`DEFAULTS`.
+def resolve_settings(args: Any) -> dict[str, Any]:
+    """The effective sizes: explicit options, else ``QUICK`` (``--quick``) or ``DEFAULTS``.
 
     Parameters
     ----------
     args : argparse.Namespace
-        Parsed ``bench-neural`` options.
+        Parsed ``bench-neural`` options (``quick`` and the size options).
 
     Returns
     -------
     dict
-        The keys of :data:`DEFAULTS` with their effective values, plus
+        The keys of ``DEFAULTS`` with their effective values, plus
         ``model_params`` (network sizes per neural model).
     """
     base = QUICK if getattr(args, "quick", False) else DEFAULTS
@@ -252,15 +131,13 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-# --------------------------------------------------------------------------- training
-
-
-def _require_torch() -> Any:
+def require_torch() -> Any:
+    """Import PyTorch, or raise ``BenchError`` saying how to install it."""
     try:
         import torch
     except ImportError as exc:
-        raise UserError(f"the neural models need PyTorch, which is not installed ({exc}): "
-                        "pip install gbdt-pwiser[torch]") from None
+        raise BenchError(f"the neural models need PyTorch, which is not installed ({exc}): "
+                         "pip install gbdt-pwiser[torch]") from None
     return torch
 
 
@@ -272,8 +149,8 @@ def _loss_label(loss: str, lam: float) -> str:
     return "BCE" if loss == "bce" else f"BCE + {lam:g}·PWiseR"
 
 
-def _fit_neural(model: str, loss: str, args: argparse.Namespace, cfg: dict[str, Any], train: Any) -> Any:
-    from .models import fit_neural
+def _fit_neural(model: str, loss: str, args: Any, cfg: dict[str, Any], train: Any) -> Any:
+    from .training import fit_neural
 
     return fit_neural(
         model, train.X, train.y, train.group, loss=loss, lam=args.lam,
@@ -282,14 +159,6 @@ def _fit_neural(model: str, loss: str, args: argparse.Namespace, cfg: dict[str, 
         embedding_dim=cfg["embedding_dim"], model_params=cfg["model_params"][model],
         random_state=args.seed, progress=not args.quiet,
     )
-
-
-def _fit_gbdt(loss: str, args: argparse.Namespace, cfg: dict[str, Any], train: Any) -> Any:
-    from ..cli.compare import make_model
-
-    model = make_model(args, 0.0 if loss == "bce" else args.lam, n_estimators=cfg["n_estimators"],
-                       learning_rate=cfg["learning_rate"], max_depth=cfg["max_depth"], verbose=False)
-    return model.fit(train.X, train.y, group=train.group)
 
 
 # --------------------------------------------------------------------------- tables
@@ -305,7 +174,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     Parameters
     ----------
     rows : list of dict
-        Result rows with ``model``, ``loss`` and the keys of :data:`COLUMNS`.
+        Result rows with ``model``, ``loss`` and the keys of ``COLUMNS``.
 
     Returns
     -------
@@ -329,7 +198,7 @@ def format_delta_table(rows: list[dict[str, Any]]) -> str:
     Parameters
     ----------
     rows : list of dict
-        Result rows as for :func:`format_table`, with ``key`` (model id) and ``loss_id``.
+        Result rows as for ``format_table``, with ``key`` (model id) and ``loss_id``.
 
     Returns
     -------
@@ -359,52 +228,63 @@ def format_delta_table(rows: list[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------- the run
 
 
-def run_bench(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the benchmark described by parsed ``bench-neural`` options.
+def run_bench(
+    args: Any,
+    log: Any,
+    train: Any,
+    test: Any,
+    make_gbdt: Callable[[float], Any],
+    *,
+    t_start: float | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate every model × loss of ``args`` on one split; print and write the tables.
 
     Parameters
     ----------
     args : argparse.Namespace
-        Options from :func:`add_arguments` (the ``bench-neural`` subcommand).
+        The ``bench-neural`` options: ``models``, ``losses``, ``lam``,
+        ``margin_click_only``, ``margin_no_click``, ``pair_loss``, ``seed``,
+        ``backend``, ``torch_threads``, ``quiet``, ``out`` and the size options
+        (resolved with ``resolve_settings``).
+    log, train, test : AdLog
+        The whole log (for the data summary) and its split by group.
+    make_gbdt : callable
+        ``make_gbdt(lam)`` returns an unfitted boosted chain (``CTCVRClassifier``).
+    t_start : float, optional
+        ``time.perf_counter()`` at the start of the run (loading included).
 
     Returns
     -------
     dict
         The summary written to ``neural_bench.json``: ``data``, ``settings``,
         ``rows`` (one per model × loss, with every metric of
-        :func:`gbdt_pwiser.metrics.evaluate`, ``train_s`` and, for neural
+        ``gbdt_pwiser.metrics.evaluate``, ``train_s`` and, for neural
         models, the per-epoch training loss), ``machine`` and ``total_s``.
 
     Raises
     ------
-    UserError
-        On bad input (missing file, unusable data, PyTorch not installed for
-        a neural model …); the command line prints it in one line.
+    BenchError
+        PyTorch missing for a neural model, a model that cannot be trained on
+        the data, or an output folder that cannot be written.
     """
     from tqdm.auto import tqdm
 
     from ..metrics import evaluate
 
     cfg = resolve_settings(args)
-    neural = [m for m in args.models if m in NEURAL_MODELS]
-    torch = _require_torch() if neural else None
-    if args.requests is None:
-        args.requests = cfg["requests"]
+    torch = require_torch() if any(m in NEURAL_MODELS for m in args.models) else None
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create the output folder {out}: {exc}") from exc
-
-    t_all = time.perf_counter()
-    log = load_log(args)
-    train, test = split_log(log, args.test_size, args.seed)
+        raise BenchError(f"cannot create the output folder {out}: {exc}") from exc
+    t_all = time.perf_counter() if t_start is None else t_start
     runs = [(m, loss) for m in args.models for loss in args.losses]
     prev_threads = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(args.torch_threads)
     rows: list[dict[str, Any]] = []
-    bar = tqdm(runs, disable=args.quiet, unit="model", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(runs, disable=True if args.quiet else None, unit="model", file=sys.stderr, dynamic_ncols=True)
     try:
         for model_id, loss in bar:
             name = _display(model_id, args.backend)
@@ -412,11 +292,12 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             try:
                 if model_id == "gbdt":
-                    model = _fit_gbdt(loss, args, cfg, train)
+                    model = make_gbdt(0.0 if loss == "bce" else args.lam)
+                    model.fit(train.X, train.y, group=train.group)
                 else:
                     model = _fit_neural(model_id, loss, args, cfg, train)
             except ValueError as exc:
-                raise UserError(f"{name} with {loss}: {exc}") from exc
+                raise BenchError(f"{name} with {loss}: {exc}") from exc
             train_s = time.perf_counter() - t0
             metrics = evaluate(model, test.X, test.y, test.group)
             row: dict[str, Any] = {
@@ -467,7 +348,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         (out / "neural_bench.json").write_text(json.dumps(summary, indent=1, default=float))
         (out / "neural_bench.md").write_text("\n".join(md))
     except OSError as exc:
-        raise UserError(f"cannot write to {out}: {exc}") from exc
+        raise BenchError(f"cannot write to {out}: {exc}") from exc
     print(data_line)
     print(settings_line)
     print(table)
@@ -476,10 +357,3 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         print(delta)
     print(f"wrote {out / 'neural_bench.json'}, {out / 'neural_bench.md'}")
     return summary
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``gbdt-pwiser bench-neural`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
-    from ..cli import main as cli_main
-
-    return cli_main(["bench-neural", *(sys.argv[1:] if argv is None else argv)])

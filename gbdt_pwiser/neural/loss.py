@@ -5,7 +5,7 @@ installed the ``[torch]`` extra. ``import gbdt_pwiser`` never imports it.
 
 The loss is the one the gradient-boosting objective
 (:class:`gbdt_pwiser.PWiseRObjective`) optimises, written with autograd so that
-neural multi-task models (see :mod:`gbdt_pwiser.neural.models`) can be trained with
+neural multi-task models (see ``gbdt_pwiser.neural.models``) can be trained with
 exactly the same definition::
 
     L      = Σ_i w_i·BCE_i + λ·W·PWiseR                   (reduction="sum")
@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
-from .._validation import _check_nonneg_real, check_labels, group_codes
+from .._labels import as_funnel
+from .._validation import PAIR_LOSSES, check_labels, check_lam_margins, check_pair_loss, check_weight, group_codes
 
 __all__ = ["pwiser_loss", "PWiseRLoss"]
 
@@ -39,7 +40,6 @@ PairLossName = Literal["squared_hinge", "logistic"]
 InputsName = Literal["logits", "probs"]
 ReductionName = Literal["mean", "sum"]
 
-_PAIR_LOSSES = ("squared_hinge", "logistic")
 _INPUTS = ("logits", "probs")
 _REDUCTIONS = ("mean", "sum")
 
@@ -48,62 +48,46 @@ _REDUCTIONS = ("mean", "sum")
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """The string options of the loss and the trainer (``inputs``, ``reduction``, ``loss``, ``cvr_space``)."""
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
 
 
 def _to_numpy(values: Any) -> np.ndarray:
+    """A tensor (any device) or array-like as a NumPy array; the checks of ``_validation`` take it from there."""
     if isinstance(values, torch.Tensor):
         return values.detach().cpu().numpy()
-    if isinstance(values, (pd.Series, pd.Index)):
-        return values.to_numpy()
-    return np.asarray(values)
+    return values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)
 
 
-def _check_funnel_labels(y: Any, n: int | None = None, name: str = "y") -> np.ndarray:
-    """Validate funnel labels in {0, 1, 2} (tensors too); return an int8 array."""
+def _labels(y: Any, n: int) -> np.ndarray:
+    """Funnel labels (n,), an (n, 1) column or ``[click, conversion]`` (n, 2), tensors too, as int8."""
     arr = _to_numpy(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    return check_labels(arr, n, name)
+    labels = as_funnel(arr) if arr.ndim == 2 else check_labels(arr, name="y")
+    if labels.shape[0] != n:
+        raise ValueError(f"y has {labels.shape[0]} labels but the input has {n} rows")
+    return labels
 
 
-def _group_codes(group: Any, n: int) -> np.ndarray:
-    """Map per-row group ids of any hashable type to int64 codes 0..G-1 (one group if None)."""
-    if group is None:
-        return np.zeros(n, dtype=np.int64)
-    return group_codes(_to_numpy(group), n)
+def _weights(weight: Any, n: int, like: torch.Tensor) -> torch.Tensor:
+    """Row weights as a tensor like ``like``; values checked by ``_validation.check_weight``.
 
-
-def _check_weight(weight: Any, n: int, like: torch.Tensor) -> torch.Tensor:
+    A weight tensor is kept (cast to the input's dtype and device), so a
+    gradient with respect to it still flows.
+    """
     if weight is None:
         return torch.ones(n, dtype=like.dtype, device=like.device)
+    arr = _to_numpy(weight)
+    if arr.dtype.kind == "b":
+        raise TypeError(f"weight must be real-valued numbers, got dtype {arr.dtype}")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+        weight = weight[:, 0] if isinstance(weight, torch.Tensor) else arr
+    checked = check_weight(arr, n, name="weight")
     if isinstance(weight, torch.Tensor):
-        w = weight
-        if w.is_complex() or not (w.is_floating_point() or w.dtype in _INT_DTYPES):
-            raise TypeError(f"weight must be real-valued, got dtype {w.dtype}")
-        w = w.to(dtype=like.dtype, device=like.device)
-    else:
-        arr = np.asarray(weight)
-        if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
-            raise TypeError(f"weight must be real-valued numbers, got dtype {arr.dtype}")
-        w = torch.as_tensor(arr.astype(np.float64), dtype=like.dtype, device=like.device)
-    if w.ndim == 2 and w.shape[1] == 1:
-        w = w[:, 0]
-    if w.ndim != 1:
-        raise ValueError(f"weight must be 1-D, got shape {tuple(w.shape)}")
-    if w.shape[0] != n:
-        raise ValueError(f"weight has length {w.shape[0]}, expected {n}")
-    wd = w.detach()
-    if not bool(torch.isfinite(wd).all()):
-        raise ValueError("weight contains NaN or infinite values")
-    if bool((wd < 0).any()):
-        raise ValueError("weight must be non-negative")
-    return w
-
-
-_INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+        return weight.to(dtype=like.dtype, device=like.device)
+    return torch.as_tensor(checked, dtype=like.dtype, device=like.device)
 
 
 def _check_input(x: Any, inputs: str) -> torch.Tensor:
@@ -295,18 +279,16 @@ def pwiser_loss(
     >>> loss = pwiser_loss(z, [2, 1, 0, 0], group=["a", "a", "a", "b"])
     >>> loss.backward()
     """
-    lam = _check_nonneg_real(lam, "lam")
-    m1 = _check_nonneg_real(margin_click_only, "margin_click_only")
-    m2 = _check_nonneg_real(margin_no_click, "margin_no_click")
-    pair_loss = _check_choice("pair_loss", pair_loss, _PAIR_LOSSES)
+    lam, m1, m2 = check_lam_margins(lam, margin_click_only, margin_no_click)
+    pair_loss = PAIR_LOSSES[check_pair_loss(pair_loss)]  # type: ignore[assignment]
     inputs = _check_choice("inputs", inputs, _INPUTS)
     reduction = _check_choice("reduction", reduction, _REDUCTIONS)
 
     x = _check_input(logits_or_probs, inputs)
     n = int(x.shape[0])
-    labels = _check_funnel_labels(y, n)
-    codes = _group_codes(group, n)
-    w = _check_weight(weight, n, x)
+    labels = _labels(y, n)
+    codes = np.zeros(n, dtype=np.int64) if group is None else group_codes(_to_numpy(group), n)
+    w = _weights(weight, n, x)
 
     total = _pwiser_sum(
         x,
@@ -356,10 +338,10 @@ class PWiseRLoss(torch.nn.Module):
         reduction: ReductionName = "mean",
     ) -> None:
         super().__init__()
-        self.lam = _check_nonneg_real(lam, "lam")
-        self.margin_click_only = _check_nonneg_real(margin_click_only, "margin_click_only")
-        self.margin_no_click = _check_nonneg_real(margin_no_click, "margin_no_click")
-        self.pair_loss = _check_choice("pair_loss", pair_loss, _PAIR_LOSSES)
+        self.lam, self.margin_click_only, self.margin_no_click = check_lam_margins(
+            lam, margin_click_only, margin_no_click
+        )
+        self.pair_loss = PAIR_LOSSES[check_pair_loss(pair_loss)]
         self.inputs = _check_choice("inputs", inputs, _INPUTS)
         self.reduction = _check_choice("reduction", reduction, _REDUCTIONS)
 

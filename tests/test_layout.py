@@ -1,0 +1,137 @@
+"""The package layout: no import cycle between its modules, and no module over 500 lines."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "gbdt_pwiser"
+MAX_LINES = 500
+#: Modules still over the limit; being split in this restructure (the lead removes them at merge).
+TOO_LONG_ALLOWED = {
+    "gbdt_pwiser/sklearn/_classifier.py",  # being split in this restructure
+    "gbdt_pwiser/kernels/cuda.py",  # being split in this restructure
+    "gbdt_pwiser/kernels/cpu.py",  # being split in this restructure
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:`` (not imported at run time)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                todo.extend(child.orelse)
+                continue
+            todo.append(child)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Edges ``module -> module of the package it imports`` (every import, also those inside functions).
+
+    Imports under ``if TYPE_CHECKING:`` are skipped.
+    ``from . import x`` points at the submodule ``x`` when there is one, else
+    at the package; importing ``a.b.c`` points at ``a.b.c`` only (the
+    packages above it are not counted as imports of the importer).
+    """
+    modules = _modules()
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        is_pkg = path.name == "__init__.py"
+        package = name if is_pkg else name.rpartition(".")[0]
+        for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base_parts = package.split(".")
+                    base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+                    base = ".".join(base_parts + ([node.module] if node.module else []))
+                else:
+                    base = node.module or ""
+                subs = [f"{base}.{a.name}" for a in node.names]
+                targets = [s if s in modules else base for s in subs]
+            for t in targets:
+                while t and t not in modules:  # "gbdt_pwiser.x.y" where y is a name in x
+                    t = t.rpartition(".")[0]
+                if t and t != name and t.split(".")[0] == "gbdt_pwiser":
+                    graph[name].add(t)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as a list of modules (first == last), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(u: str) -> list[str] | None:
+        state[u] = 1
+        stack.append(u)
+        for v in sorted(graph[u]):
+            if state.get(v) == 1:
+                return stack[stack.index(v):] + [v]
+            if v not in state:
+                found = visit(v)
+                if found:
+                    return found
+        stack.pop()
+        state[u] = 2
+        return None
+
+    for u in sorted(graph):
+        if u not in state:
+            found = visit(u)
+            if found:
+                return found
+    return None
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_the_graph_sees_relative_and_lazy_imports():
+    g = import_graph()
+    assert "gbdt_pwiser.sklearn" not in g["gbdt_pwiser"]  # only under TYPE_CHECKING
+    assert "gbdt_pwiser._validation" in g["gbdt_pwiser.datasets.simulator"]
+    assert "gbdt_pwiser.neural.bench" in g["gbdt_pwiser.cli.bench_neural"]  # module-level
+    assert "gbdt_pwiser.sklearn" in g["gbdt_pwiser.cli._data"]  # inside a function
+
+
+def test_no_import_cycle():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_layers_point_downwards():
+    g = import_graph()
+    for name, deps in g.items():
+        if not name.startswith(("gbdt_pwiser.cli", "gbdt_pwiser.__main__")):
+            assert not any(d.startswith("gbdt_pwiser.cli") for d in deps), (name, deps)
+        if name.startswith("gbdt_pwiser.datasets"):
+            assert not any(d.startswith(("gbdt_pwiser.neural", "gbdt_pwiser.sklearn")) for d in deps), (name, deps)
+
+
+def test_no_module_over_500_lines():
+    too_long = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).as_posix()
+        n = len(path.read_text().splitlines())
+        if n > MAX_LINES and rel not in TOO_LONG_ALLOWED:
+            too_long[rel] = n
+    assert not too_long, too_long
