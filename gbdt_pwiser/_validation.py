@@ -205,11 +205,6 @@ def check_int(value: Any, name: str, *, lo: int | None = None, hi: int | None = 
     return v
 
 
-def _check_nonneg_real(value: Any, name: str) -> float:
-    """Alias of ``check_real(value, name, lo=0)``, kept for gbdt_pwiser.neural until it switches."""
-    return check_real(value, name, lo=0.0)
-
-
 def check_lam_margins(lam: Any, m1: Any, m2: Any) -> tuple[float, float, float]:
     """λ and the two margins of PWiseR, each a finite float >= 0."""
     return (

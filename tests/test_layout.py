@@ -9,7 +9,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gbdt_pwiser"
 MAX_LINES = 500
 #: Modules still over the limit; being split in this restructure (the lead removes them at merge).
 TOO_LONG_ALLOWED = {
-    "gbdt_pwiser/sklearn/_classifier.py",  # being split in this restructure
     "gbdt_pwiser/kernels/cuda.py",  # being split in this restructure
     "gbdt_pwiser/kernels/cpu.py",  # being split in this restructure
 }
