@@ -368,3 +368,25 @@ def test_label_check_agrees_with_a_naive_reference(values, dtype):
     else:
         with pytest.raises(ValueError, match="y "):
             check_labels(arr)
+
+
+def test_preparation_and_initial_margin_make_no_blas_call(monkeypatch):
+    """np.dot over > 10,000 groups wakes OpenBLAS's worker thread, which then spins ~0.1 s against
+    the booster's threads (the LightGBM overhead at 300k rows); preparation must not call BLAS."""
+    from gbdt_pwiser import initial_margin, prepare_data
+
+    rng = np.random.default_rng(0)
+    n_groups, size = 12_000, 3
+    y = rng.choice(np.array([0, 1, 2], dtype=np.int8), size=n_groups * size, p=[0.6, 0.3, 0.1])
+    group = np.repeat(np.arange(n_groups), size)
+    w = rng.uniform(0.5, 2.0, y.size)
+    expected = prepare_data(y, group, w)
+
+    def no_dot(*args, **kwargs):
+        raise AssertionError("np.dot called during preparation")
+
+    monkeypatch.setattr(np, "dot", no_dot)
+    data = prepare_data(y, group, w)
+    assert data.pair_weight_c == pytest.approx(expected.pair_weight_c, rel=1e-12)
+    assert data.pair_weight_n == pytest.approx(expected.pair_weight_n, rel=1e-12)
+    assert np.isfinite(initial_margin(y, w))

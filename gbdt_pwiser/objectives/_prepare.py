@@ -81,8 +81,11 @@ def _finish(y, w, has_w, counts, wsum):
     anC = np.ascontiguousarray(counts[active, 1])
     pptr = np.zeros(active.size + 1, dtype=np.int64)
     np.cumsum(anP, out=pptr[1:])
-    pw_c = float(np.dot(wsum[:, 0], wsum[:, 1]))
-    pw_n = float(np.dot(wsum[:, 0], wsum[:, 2]))
+    # No BLAS here: over 10,000 groups np.dot takes OpenBLAS's threaded path, whose worker then
+    # spins ~0.1 s against the booster's own threads (measured +20-40 ms CPU per LightGBM fit on
+    # 2 cores at 300k rows); an element-wise product and a sum cost 0.03 ms.
+    pw_c = float(np.sum(wsum[:, 0] * wsum[:, 1]))
+    pw_n = float(np.sum(wsum[:, 0] * wsum[:, 2]))
     total = float(wsum.sum())
     return active, aptr, anP, anC, pptr, pw_c, pw_n, total
 

@@ -72,7 +72,7 @@ def initial_margin(y: npt.ArrayLike, weight: npt.ArrayLike | None = None) -> flo
         tot = w.sum()
         if tot <= 0:
             raise ValueError("weights sum to zero")
-        rate = float(np.dot(click, w) / tot)
+        rate = float(np.sum(click * w) / tot)  # no BLAS call: see _prepare._finish
     rate = min(max(rate, 1e-6), 1.0 - 1e-6)
     return float(np.log(rate / (1.0 - rate)))
 
