@@ -432,3 +432,20 @@ def test_bench_shared_smoke(tmp_path):
     assert (tmp_path / "shared.json").exists() and (tmp_path / "shared.md").exists()
     assert {r["model"] for r in out["results"]} >= {"shared λ=0", "shared λ=1", "chain"}
     assert all(0.0 <= r["click_auc"] <= 1.0 for r in out["results"])
+
+
+def test_sklearn_calling_convention_with_group_sizes(rng):
+    # obj(y_true, y_pred, sample_weight, group_sizes): the call the estimator's backends make
+    sizes = np.array([5, 3, 7, 4])
+    y = rng.choice([0, 1, 2], sizes.sum(), p=[0.5, 0.3, 0.2]).astype(np.int8)
+    m = rng.normal(size=(y.size, 2))
+    w = rng.uniform(0.5, 2, y.size)
+    obj = SharedCTCVRObjective(lam=2.0)
+    g, h = obj(y, m, w, sizes)
+    rg, rh = obj.grad_hess(m, y, group=np.repeat(np.arange(sizes.size), sizes), weight=w)
+    assert_allclose(g, rg, rtol=1e-12)
+    assert_allclose(h, rh, rtol=1e-12)
+    g2, _ = obj(np.column_stack([y >= 1, y == 2]), m, w, sizes)  # [click, conversion] columns
+    assert_allclose(g2, rg, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
+        obj(y, m[:, 0], w, sizes)

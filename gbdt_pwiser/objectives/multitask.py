@@ -135,7 +135,7 @@ class SharedCTCVRObjective(_CustomObjective):
     ``[z, u]`` of shape (n, 2); :func:`shared_probabilities` turns it into
     pCTR, pCVR and pCTCVR. XGBoost 3.2's multi-output trees refuse categorical
     features: encode them as codes first
-    (:func:`gbdt_pwiser.sklearn._encode.encode_categoricals`). LightGBM has no
+    (:class:`gbdt_pwiser.sklearn._encode.CategoricalCodes`). LightGBM has no
     multi-output trees.
 
     Examples
