@@ -17,6 +17,7 @@ __all__ = [
     "check_real",
     "check_int",
     "check_margin",
+    "check_margin_matrix",
     "check_labels",
     "check_weight",
     "check_ctr_prob",
@@ -341,3 +342,26 @@ def group_codes(group: Any, n: int, name: str = "group") -> np.ndarray:
     if np.any(codes < 0):
         raise ValueError(f"{name} contains missing (NaN/None) group ids")
     return codes.astype(np.int64, copy=False)
+
+
+def check_margin_matrix(margins: npt.ArrayLike, n_outputs: int = 2, name: str = "margins") -> np.ndarray:
+    """Return ``(n, n_outputs)`` raw scores as a C-contiguous float32/float64 array (float32 kept).
+
+    The multi-output twin of :func:`check_margin`: one column per output of a
+    multi-output booster (e.g. ``[z, u]``, the CTR and CVR margins).
+    """
+    arr = _to_numeric_array(margins, name)
+    if arr.ndim != 2 or arr.shape[1] != n_outputs:
+        raise ValueError(
+            f"{name} must be raw scores of shape (n, {n_outputs}) (one column per output), got shape {arr.shape}"
+        )
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    arr = np.ascontiguousarray(arr)
+    finite = np.isfinite(arr)
+    if not np.all(finite):
+        rows, cols = np.nonzero(~finite)
+        raise ValueError(
+            f"{name} contains {rows.size} NaN or infinite value(s) (first at row {int(rows[0])}, column {int(cols[0])})"
+        )
+    return arr
