@@ -158,9 +158,7 @@ class _CustomObjective:
             self._out = None
             self._check_prepared(self._prepared)
         # after the data, so a 2-column label is reported as such, not as 2-D predictions
-        if not hasattr(z, "__cuda_array_interface__"):
-            z = check_margin(np.asarray(z).reshape(-1) if np.ndim(z) == 2 and np.shape(z)[1] == 1 else z,
-                             "predictions")
+        z = self._check_predictions(z)
         n = z.shape[0]
         if self._prepared.n != n:
             raise ValueError(f"predictions have {n} rows but the training data has {self._prepared.n}")
@@ -173,6 +171,16 @@ class _CustomObjective:
             self._first_margin = None
             self.iteration_ = it + 1
         return self._compute(z, self._prepared, it, reuse=True)
+
+    def _check_predictions(self, z: Any) -> Any:
+        """The booster's margins for one round, checked (1-D; device arrays pass as they are).
+
+        An extension point: an objective with several outputs per row overrides it.
+        """
+        if hasattr(z, "__cuda_array_interface__"):
+            return z
+        return check_margin(np.asarray(z).reshape(-1) if np.ndim(z) == 2 and np.shape(z)[1] == 1 else z,
+                            "predictions")
 
     def _same_booster_data(self, key: Any, obj: Any) -> bool:
         same = (self._prepared is not None and self._data_key == key

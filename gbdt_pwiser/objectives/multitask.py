@@ -13,7 +13,6 @@ pCTCVR (entire-space) term on both columns with :mod:`gbdt_pwiser.kernels.multit
 
 from __future__ import annotations
 
-import weakref
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -299,23 +298,9 @@ class SharedCTCVRObjective(_CustomObjective):
     def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> PreparedData:
         return prepare_ptr(y, w, ptr)
 
-    def _adapt(self, z: Any, key: Any, obj_ref: Any, make: Any):
-        # The base adapter checks 1-D margins; here predictions are (n, 2). Same caching:
-        # the training data is prepared once per DMatrix, rounds are counted for sampled mode.
-        m = check_margin_matrix(z, name="predictions")
-        same = self._prepared is not None and self._data_key == key and (
-            obj_ref is None or (self._data_ref is not None and self._data_ref() is obj_ref)
-        )
-        if not same:
-            with _numba_threads(self._threads(True), n_rows=None):
-                self._prepared = make()
-            self._data_key = key
-            self._data_ref = weakref.ref(obj_ref) if obj_ref is not None else None
-            self._out = None
-        if self._prepared.n != m.shape[0]:
-            raise ValueError(f"predictions have {m.shape[0]} rows but the training data has {self._prepared.n}")
-        it = self._next_round(m, same)
-        return self._compute(m, self._prepared, it, reuse=True)
+    def _check_predictions(self, z: Any) -> np.ndarray:
+        # predictions are (n, 2): the CTR and CVR margins of each row
+        return check_margin_matrix(z, name="predictions")
 
     def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None):
         """Objective callable for ``xgb.train`` (``obj(predt, dtrain)``, predt of shape (n, 2)).
