@@ -30,8 +30,8 @@ from ._boosters import (
     xgboost_dmatrix,
     xgboost_params,
 )
+from ..objectives._adapters import GROUP_START_FIELD
 from ._objectives import (
-    GROUP_START_FIELD,
     EntireSpaceLabelObjective,
     GlobalPWiseRObjective,
     entire_space_label,

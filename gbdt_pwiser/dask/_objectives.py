@@ -15,6 +15,7 @@ Neither imports dask: workers only need gbdt_pwiser, XGBoost/LightGBM and numpy.
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,6 @@ from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_N
 from .._threads import numba_threads as _numba_threads
 from .._validation import check_labels, check_margin, check_real, check_weight
 from ..kernels import cpu as K
-from ..objectives._adapters import GROUP_START_FIELD  # noqa: F401  (re-exported)
 from ..objectives._prepare import PreparedData, prepare_ptr
 from ..objectives.entire_space import EntireSpaceCVRObjective, _ESMMData, check_ctr_prob
 from ..objectives.pwiser import PWiseRObjective, prepare_data
@@ -236,6 +236,6 @@ class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
         w = check_weight(sample_weight, lab.size, "sample_weight")
         if w is not None and w.size == 0:
             w = None
-        key = ("skl", lab.size, hash(np.asarray(a).tobytes()),
-               None if w is None else hash(w.tobytes()))
+        key = ("skl", lab.size, zlib.crc32(np.ascontiguousarray(a).tobytes()),
+               None if w is None else zlib.crc32(w.tobytes()))
         return self._adapt(b, key, None, lambda: _LabelESMMData(lab, w, p))
