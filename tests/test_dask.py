@@ -153,16 +153,23 @@ def test_sampled_mode_deterministic_for_a_partitioning(client):
     assert np.corrcoef(runs[0][0], g_all)[0, 1] > 0.3
 
 
-def test_entire_space_first_round_gradients(client):
+@pytest.mark.parametrize("booster", ["xgboost", "lightgbm"])
+def test_entire_space_first_round_gradients(client, booster):
+    """pCTR travels in each row's label: the workers' gradients are the single-process ones."""
     df = _frame()
     rng = np.random.default_rng(3)
     df["pctr"] = rng.uniform(0.01, 0.9, len(df)).astype(np.float32).astype(np.float64)
     df["esl"] = entire_space_label(df["y"], df["pctr"])
     ddf = _scattered(df)
-    dtrain = xgb.dask.DaskQuantileDMatrix(client, ddf[FEATURES], label=ddf["esl"], weight=ddf["w"],
-                                          base_margin=ddf["z"])
-    xgb.dask.train(client, {"tree_method": "hist", "max_depth": 2, "disable_default_eval_metric": 1},
-                   dtrain, num_boost_round=1, obj=H.RecordingEntireSpace())
+    if booster == "xgboost":
+        dtrain = xgb.dask.DaskQuantileDMatrix(client, ddf[FEATURES], label=ddf["esl"], weight=ddf["w"],
+                                              base_margin=ddf["z"])
+        xgb.dask.train(client, {"tree_method": "hist", "max_depth": 2, "disable_default_eval_metric": 1},
+                       dtrain, num_boost_round=1, obj=H.RecordingEntireSpace())
+    else:
+        lgb.dask.DaskLGBMRegressor(objective=H.RecordingEntireSpace(), n_estimators=1, num_leaves=4,
+                                   verbose=-1, client=client).fit(
+            ddf[FEATURES], ddf["esl"], sample_weight=ddf["w"], init_score=ddf["z"])
     g, h = _collect(client, df)
     g0, h0 = EntireSpaceCVRObjective().grad_hess(df["z"].to_numpy(), df["y"].to_numpy(),
                                                  ctr_prob=df["pctr"].to_numpy(), weight=df["w"].to_numpy())
