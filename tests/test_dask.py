@@ -140,17 +140,31 @@ def test_lightgbm_first_round_gradients_exact(client):
     np.testing.assert_allclose(h, h0, rtol=1e-9, atol=0)
 
 
-def test_sampled_mode_deterministic_for_a_partitioning(client):
+def test_sampled_mode_is_a_function_of_each_workers_rows(client):
+    """Sampled pairs: each worker's draws are fixed by its own rows and their order (so a fit is
+    reproducible for a given assignment of partitions to workers, not across assignments)."""
     df = _frame()
     params = {"lam": 1.0, "pairs": 2, "random_state": 7}
-    runs = []
-    for _ in range(2):
-        runs.append(_xgb_first_round(client, df, H.RecordingGlobal(**params, **STATS0), True))
-    np.testing.assert_array_equal(runs[0][0], runs[1][0])
-    # sampled gradients are noisy, but follow the exact ones
+    ddf = partition_by_group(_scattered(df), "group")
+    stats = group_statistics(ddf["y"], ddf["group"], ddf["w"], X=ddf[FEATURES], check_groups=False)
+    dtrain = xgboost_dmatrix(client, ddf[FEATURES], ddf["y"], ddf["group"], ddf["w"], stats=stats,
+                             base_margin=ddf["z"], check_groups=False)
+    xgb.dask.train(client, xgboost_params(stats, {"tree_method": "hist", "max_depth": 2, "nthread": 1}),
+                   dtrain, num_boost_round=1, obj=H.RecordingGlobal(**params, **stats.normalisers()))
+    recs = [r for per_worker in client.run(H.take_record).values() for r in per_worker]
+    assert len(recs) == 2
+    pos = pd.Series(np.arange(len(df)), index=df["z"].to_numpy())
+    local = GlobalPWiseRObjective(**params, **stats.normalisers())
+    for z, g, _ in recs:
+        rows = df.iloc[pos.loc[z].to_numpy()]
+        g1, _ = local.grad_hess(z, rows["y"].to_numpy(), group=rows["group"].to_numpy(),
+                                weight=rows["w"].to_numpy())
+        np.testing.assert_array_equal(g, g1)
     g_all, _ = _reference(df, True, lam=1.0)
-    assert np.all(np.isfinite(runs[0][0])) and not np.allclose(runs[0][0], g_all)
-    assert np.corrcoef(runs[0][0], g_all)[0, 1] > 0.3
+    g_s = np.concatenate([r[1] for r in recs])
+    rows = pos.loc[np.concatenate([r[0] for r in recs])].to_numpy()
+    assert np.all(np.isfinite(g_s)) and not np.allclose(g_s, g_all[rows])
+    assert np.corrcoef(g_s, g_all[rows])[0, 1] > 0.3
 
 
 @pytest.mark.parametrize("booster", ["xgboost", "lightgbm"])
@@ -230,6 +244,20 @@ def test_straddling_groups_rejected(client):
     # partition_by_group repairs it
     fixed = partition_by_group(ddf, "group")
     group_statistics(fixed["y"], fixed["group"], fixed["w"])
+
+
+def test_straddle_check_is_not_fooled_by_unsorted_contiguous_groups(client):
+    """Partitions whose groups are contiguous but unsorted: ends [b, c] and [a, d] look disjoint
+    by their first/last ids while group "a" is in both."""
+    pdf = pd.DataFrame({"g": ["b", "a", "c", "a", "d"], "y": [2, 0, 1, 0, 2]})
+    parts = [pdf.iloc[:3], pdf.iloc[3:]]
+    ddf = dd.concat([dd.from_pandas(p, npartitions=1) for p in parts])
+    assert ddf.npartitions == 2
+    with pytest.raises(ValueError, match="straddle partitions.*'a'"):
+        group_statistics(ddf["y"], ddf["g"])
+    fine = dd.concat([dd.from_pandas(pdf.iloc[[0, 2]], npartitions=1),
+                      dd.from_pandas(pdf.iloc[[1, 3, 4]], npartitions=1)])
+    assert group_statistics(fine["y"], fine["g"]).n_groups == 4
 
 
 def test_unsorted_partition_rejected(client):

@@ -50,9 +50,10 @@ class GlobalPWiseRObjective(PWiseRObjective):
     ----------
     lam, margin_click_only, margin_no_click, pair_loss, pairs, random_state, device, n_jobs
         As :class:`gbdt_pwiser.PWiseRObjective`. With ``pairs=k`` each worker
-        draws from its own rows: deterministic for a given partitioning and
-        assignment of partitions to workers, but not the draws of a
-        single-process fit.
+        draws from its own rows, keyed by each row's position on the worker:
+        reproducible for a given partitioning *and* assignment of partitions
+        to workers (the scheduler may place partitions differently from one
+        run to the next), and not the draws of a single-process fit.
     total_weight : float
         ``W = Σ w_i`` over the whole training data (the row count without weights).
     pair_weight_c, pair_weight_n : float

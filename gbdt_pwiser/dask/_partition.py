@@ -126,8 +126,8 @@ class GlobalStats:
     click_weight: float
     rows: np.ndarray
     groups: np.ndarray
-    first_group: list = field(default_factory=list, repr=False)
-    last_group: list = field(default_factory=list, repr=False)
+    min_group: list = field(default_factory=list, repr=False)
+    max_group: list = field(default_factory=list, repr=False)
 
     @property
     def n_rows(self) -> int:
@@ -184,9 +184,14 @@ def _partition_stats(i: int, y: Any, g: Any, w: Any, nx: Any) -> dict[str, Any]:
     data = prepare_data(lab, weight=wv, group_ptr=ptr)
     click = lab >= 1
     cw = float(click.sum()) if wv is None else float(np.dot(click, wv))
+    lo = hi = None
+    if heads.size:
+        try:  # the range of ids held (groups need not come sorted, only contiguous)
+            lo, hi = min(heads), max(heads)
+        except TypeError:  # ids of mixed, unordered types
+            lo = hi = None
     return {"n": n, "W": data.total_weight, "pc": data.pair_weight_c, "pn": data.pair_weight_n,
-            "cw": cw, "G": ptr.size - 1, "first": heads[0] if heads.size else None,
-            "last": heads[-1] if heads.size else None}
+            "cw": cw, "G": ptr.size - 1, "min": lo, "max": hi}
 
 
 def _unique_groups(g: Any) -> pd.Series:
@@ -195,14 +200,14 @@ def _unique_groups(g: Any) -> pd.Series:
 
 
 def _ranges_disjoint(stats: list[dict]) -> bool:
-    spans = [(s["first"], s["last"]) for s in stats if s["G"] > 0]
+    """True when the partitions hold disjoint ranges of ids (then no group can straddle)."""
+    spans = [(s["min"], s["max"]) for s in stats if s["G"] > 0]
+    if any(lo is None for lo, _ in spans):
+        return False
     try:
-        for lo, hi in spans:
-            if lo > hi:
-                return False  # not sorted inside: cannot tell from the ends
         spans.sort(key=lambda t: t[0])
         return all(spans[k][1] < spans[k + 1][0] for k in range(len(spans) - 1))
-    except TypeError:  # ids of mixed, unordered types
+    except TypeError:  # ids of different types in different partitions
         return False
 
 
@@ -211,8 +216,7 @@ def _straddlers(gparts: list, group: Any) -> list:
     import dask.dataframe as dd
     from dask import delayed
 
-    dtype = group.dtype if hasattr(group, "dtype") else object
-    meta = pd.Series(np.zeros(0, dtype=dtype) if np.dtype(dtype) != object else [], dtype=dtype)
+    meta = pd.Series([], dtype=getattr(group, "dtype", object))
     uniq = dd.from_delayed([delayed(_unique_groups)(g) for g in gparts], meta=meta, verify_meta=False)
     counts = uniq.value_counts(split_out=max(1, len(gparts) // 4))
     bad = counts[counts > 1]
@@ -275,8 +279,8 @@ def group_statistics(y: Any, group: Any, sample_weight: Any = None, *, X: Any = 
         click_weight=float(sum(p["cw"] for p in parts)),
         rows=np.array([p["n"] for p in parts], dtype=np.int64),
         groups=np.array([p["G"] for p in parts], dtype=np.int64),
-        first_group=[p["first"] for p in parts],
-        last_group=[p["last"] for p in parts],
+        min_group=[p["min"] for p in parts],
+        max_group=[p["max"] for p in parts],
     )
     if stats.n_rows == 0:
         raise ValueError("y is empty")
