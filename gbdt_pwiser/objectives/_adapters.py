@@ -267,7 +267,7 @@ def _read_dmatrix(dtrain: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarra
     y = check_labels(dtrain.get_label(), n, "DMatrix label")  # first: a 2-column label is named as such
     w = dtrain.get_weight()
     ptr = dtrain.get_uint_info("group_ptr")
-    ptr = np.asarray(ptr, dtype=np.int64) if ptr.size > 1 else np.array([0, n], dtype=np.int64)
+    ptr = np.asarray(ptr, dtype=np.int64) if ptr.size > 1 else _group_start_ptr(dtrain, n)
     if ptr[-1] != n:
         raise ValueError(f"DMatrix group_ptr ends at {int(ptr[-1])} but there are {n} rows")
     if w.size == 0:
@@ -278,6 +278,22 @@ def _read_dmatrix(dtrain: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarra
         else:
             raise ValueError(f"DMatrix has {w.size} weights for {n} rows")
     return y, check_weight(w, n, "DMatrix weight"), ptr
+
+
+#: DMatrix field that may carry group-start flags (1 on each group's first row, else 0): XGBoost
+#: keeps only per-group weights beside ``qid`` in its quantile sketch and Dask interface, so
+#: per-row weights travel with ``weight`` and the groups with these flags instead
+GROUP_START_FIELD = "label_lower_bound"
+
+
+def _group_start_ptr(dtrain: Any, n: int) -> np.ndarray:
+    flags = dtrain.get_float_info(GROUP_START_FIELD)
+    if flags.size == 0:
+        return np.array([0, n], dtype=np.int64)
+    if flags.size != n or (n and flags[0] != 1.0) or np.any((flags != 0.0) & (flags != 1.0)):
+        raise ValueError(f"DMatrix {GROUP_START_FIELD} must hold group-start flags (1 on the first row "
+                         f"of each group, else 0) for all {n} rows when it is set with a custom objective")
+    return np.append(np.flatnonzero(flags == 1.0), n).astype(np.int64)
 
 
 def _read_lgb(ds: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:

@@ -1,0 +1,242 @@
+"""Objectives for workers that each hold a slice of the data.
+
+* :class:`GlobalPWiseRObjective` — ``PWiseRObjective`` whose normalisers
+  (``W`` and the two pair totals) are the global ones, given at construction,
+  so that each worker's gradients equal those of single-process training on
+  the whole data. The numbers travel with the objective when Dask pickles it
+  to the workers; nothing is communicated per round.
+* :class:`EntireSpaceLabelObjective` — the entire-space CVR objective reading
+  pCTR from the label itself (``entire_space_label``), so pCTR travels with
+  each row's partition.
+
+Neither imports dask: workers only need gbdt_pwiser, XGBoost/LightGBM and numpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
+from .._threads import numba_threads as _numba_threads
+from .._validation import check_labels, check_margin, check_real, check_weight
+from ..kernels import cpu as K
+from ..objectives._prepare import PreparedData, prepare_ptr
+from ..objectives.entire_space import EntireSpaceCVRObjective, _ESMMData, check_ctr_prob
+from ..objectives.pwiser import PWiseRObjective, prepare_data
+
+__all__ = ["GlobalPWiseRObjective", "EntireSpaceLabelObjective", "entire_space_label"]
+
+# relative slack when checking a worker's own sums against the global ones
+_SUM_SLACK = 1e-9
+
+
+class GlobalPWiseRObjective(PWiseRObjective):
+    """``PWiseRObjective`` with global normalisers, for one worker's share of the data.
+
+    Single-process training scales the pair terms by ``λ·W / Σ_G W_P,G·W_T,G``
+    with sums over *all* groups. A worker sees only its own groups; given
+    the global sums (see :func:`gbdt_pwiser.dask.group_statistics`) it
+    produces, row for row, the gradient single-process training would. Use
+    it as ``obj=`` in ``xgboost.dask.train`` or ``objective=`` in
+    ``lightgbm.dask`` estimators (the parameters travel with the pickled
+    object).
+
+    Parameters
+    ----------
+    lam, margin_click_only, margin_no_click, pair_loss, pairs, random_state, device, n_jobs
+        As :class:`gbdt_pwiser.PWiseRObjective`. With ``pairs=k`` each worker
+        draws from its own rows, keyed by each row's position on the worker:
+        reproducible for a given partitioning *and* assignment of partitions
+        to workers (the scheduler may place partitions differently from one
+        run to the next), and not the draws of a single-process fit.
+    total_weight : float
+        ``W = Σ w_i`` over the whole training data (the row count without weights).
+    pair_weight_c, pair_weight_n : float
+        ``Σ_G W_P,G·W_C,G`` and ``Σ_G W_P,G·W_N,G`` over all groups.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gbdt_pwiser import PWiseRObjective
+    >>> from gbdt_pwiser.dask import GlobalPWiseRObjective
+    >>> y = np.array([2, 1, 0, 2, 0, 0]); g = np.array([0, 0, 0, 1, 1, 1])
+    >>> z = np.linspace(-1, 1, 6)
+    >>> whole = PWiseRObjective(lam=1.0).grad_hess(z, y, group=g)[0]
+    >>> obj = GlobalPWiseRObjective(lam=1.0, total_weight=6.0, pair_weight_c=1.0, pair_weight_n=3.0)
+    >>> halves = [obj.grad_hess(z[s], y[s], group=g[s])[0] for s in (slice(0, 3), slice(3, 6))]
+    >>> bool(np.allclose(np.concatenate(halves), whole, rtol=1e-12))
+    True
+    """
+
+    _param_names = PWiseRObjective._param_names + ("total_weight", "pair_weight_c", "pair_weight_n")
+
+    def __init__(self, lam: float = DEFAULT_LAM, margin_click_only: float = DEFAULT_MARGIN_CLICK_ONLY,
+                 margin_no_click: float = DEFAULT_MARGIN_NO_CLICK,
+                 pair_loss: str = "squared_hinge", pairs: str | int = "all", random_state: int | None = 0,
+                 device: str = "cpu", n_jobs: int | None = None, *, total_weight: float,
+                 pair_weight_c: float, pair_weight_n: float) -> None:
+        self.total_weight = total_weight
+        self.pair_weight_c = pair_weight_c
+        self.pair_weight_n = pair_weight_n
+        super().__init__(lam=lam, margin_click_only=margin_click_only, margin_no_click=margin_no_click,
+                         pair_loss=pair_loss, pairs=pairs, random_state=random_state, device=device,
+                         n_jobs=n_jobs)
+
+    @classmethod
+    def from_stats(cls, objective: PWiseRObjective | None, stats: Any) -> GlobalPWiseRObjective:
+        """The objective ``objective`` (default ``PWiseRObjective()``) with the normalisers of ``stats``."""
+        if objective is None:
+            objective = PWiseRObjective()
+        if not isinstance(objective, PWiseRObjective):
+            raise TypeError(f"objective must be a PWiseRObjective, got {type(objective).__name__}")
+        params = {k: getattr(objective, k) for k in PWiseRObjective._param_names}
+        return cls(**params, **stats.normalisers())
+
+    def _check_params(self):
+        out = super()._check_params()
+        check_real(self.total_weight, "total_weight", lo=0.0, lo_open=True)
+        check_real(self.pair_weight_c, "pair_weight_c", lo=0.0)
+        check_real(self.pair_weight_n, "pair_weight_n", lo=0.0)
+        return out
+
+    def _globalise(self, data: PreparedData) -> PreparedData:
+        """Replace the local normalisers by the global ones, checking they can contain them."""
+        glob = (float(self.total_weight), float(self.pair_weight_c), float(self.pair_weight_n))
+        local = (data.total_weight, data.pair_weight_c, data.pair_weight_n)
+        for name, lv, gv in zip(("total_weight", "pair_weight_c", "pair_weight_n"), local, glob):
+            if lv > gv * (1.0 + _SUM_SLACK) + 1e-300:
+                raise ValueError(
+                    f"this worker's data has {name} {lv!r} > the global {gv!r}: the global statistics "
+                    "were computed on other data (recompute them with group_statistics)"
+                )
+        return dataclasses.replace(data, total_weight=glob[0], pair_weight_c=glob[1], pair_weight_n=glob[2],
+                                   _scratch=None)
+
+    def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> PreparedData:
+        return self._globalise(prepare_ptr(y, w, ptr))
+
+    def grad_hess(self, margin: npt.ArrayLike, y: npt.ArrayLike, group: npt.ArrayLike | None = None,
+                  weight: npt.ArrayLike | None = None, iteration: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and Hessian of one worker's rows (whole groups) under the global normalisers."""
+        z = check_margin(margin)
+        lab = check_labels(y, z.size)
+        data = self._globalise(prepare_data(lab, group, check_weight(weight, z.size)))
+        return self._compute(z, data, int(iteration), reuse=False)
+
+    def grad_hess_prepared(self, margin: npt.ArrayLike, data: PreparedData,
+                           iteration: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        return super().grad_hess_prepared(margin, self._globalise(data), iteration)
+
+    def loss(self, margin: npt.ArrayLike, y: npt.ArrayLike, group: npt.ArrayLike | None = None,
+             weight: npt.ArrayLike | None = None) -> float:
+        """This worker's share of the global sum-form loss (the shares add up to the whole)."""
+        lam, m1, m2, loss_kind, _, _ = self._check_params()
+        z = check_margin(margin)
+        lab = check_labels(y, z.size)
+        data = self._globalise(prepare_data(lab, group, check_weight(weight, z.size)))
+        with _numba_threads(self.n_jobs):
+            bce = K.bce_loss(z, data.y, data.w, data.has_w)
+            if lam == 0.0 or data.n_active_groups == 0:
+                return float(bce)
+            sc, sn = K.pair_loss_sums(z, data.w, data.has_w, data.perm, data.aptr, data.anP, data.anC,
+                                      m1, m2, loss_kind)
+        sc_c, sc_n = data.scales(lam)
+        return float(bce + sc_c * sc + sc_n * sn)
+
+
+# --------------------------------------------------------------------------- entire space
+
+
+def entire_space_label(y: npt.ArrayLike, ctr_prob: npt.ArrayLike) -> np.ndarray:
+    """Labels that carry pCTR for the entire-space CVR booster: ``-pCTR`` on conversions, ``+pCTR`` else.
+
+    The entire-space loss needs only the conversion bit and pCTR of each row,
+    so one float label holds both and pCTR travels with its row through any
+    partitioning. float32, as XGBoost and LightGBM store labels (XGBoost's
+    own predictions are float32).
+
+    Examples
+    --------
+    >>> from gbdt_pwiser.dask import entire_space_label
+    >>> entire_space_label([0, 1, 2], [0.25, 0.5, 0.5]).tolist()
+    [0.25, 0.5, -0.5]
+    """
+    lab = check_labels(y)
+    a = check_ctr_prob(ctr_prob, lab.size)
+    return np.where(lab == 2, -a, a).astype(np.float32)
+
+
+def _decode_label(enc: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    e = check_margin(enc, name)
+    mag = np.abs(e.astype(np.float64))
+    if np.any(mag == 0.0) or np.any(mag > 1.0):
+        raise ValueError(
+            f"{name} must hold entire-space labels ±pCTR with 0 < pCTR <= 1 (see entire_space_label); "
+            "funnel labels {0, 1, 2} are not entire-space labels"
+        )
+    lab = np.where(e < 0, 2, 0).astype(np.int8)
+    return lab, check_ctr_prob(mag, e.size, name)
+
+
+class _LabelESMMData(_ESMMData):
+    def __init__(self, y: np.ndarray, w: np.ndarray | None, a: np.ndarray) -> None:
+        super().__init__(y, w)
+        self.a = a
+
+
+class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
+    """Entire-space CVR objective reading pCTR from the labels of :func:`entire_space_label`.
+
+    For distributed training: each worker's labels carry the pCTR of its own
+    rows, so no per-row state lives in the (pickled) objective.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gbdt_pwiser import EntireSpaceCVRObjective
+    >>> from gbdt_pwiser.dask import EntireSpaceLabelObjective, entire_space_label
+    >>> y, a, u = np.array([0, 1, 2]), np.array([0.25, 0.5, 0.75]), np.zeros(3)
+    >>> g1, _ = EntireSpaceLabelObjective()(entire_space_label(y, a), u)
+    >>> g0, _ = EntireSpaceCVRObjective().grad_hess(u, y, ctr_prob=a)
+    >>> bool(np.allclose(g1, g0))
+    True
+    """
+
+    _param_names = ("device", "n_jobs")
+
+    def __init__(self, device: str = "cpu", n_jobs: int | None = None) -> None:
+        super().__init__(ctr_prob=None, device=device, n_jobs=n_jobs)
+
+    def _compute(self, z: Any, data: _LabelESMMData, iteration: int, reuse: bool):
+        return self._run(z, data, data.a, reuse)
+
+    def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None):
+        mod = type(b).__module__ or ""
+        if mod.startswith("xgboost") and type(b).__name__.endswith("DMatrix"):
+            def make_xgb() -> _LabelESMMData:
+                lab, p = _decode_label(b.get_label(), "DMatrix label")
+                w = b.get_weight()
+                w = None if w.size == 0 else check_weight(w, lab.size, "DMatrix weight")
+                return _LabelESMMData(lab, w, p)
+
+            return self._adapt(a, ("xgb", id(b)), b, make_xgb)
+        if mod.startswith("lightgbm") and type(b).__name__ == "Dataset":
+            def make_lgb() -> _LabelESMMData:
+                lab, p = _decode_label(b.get_label(), "Dataset label")
+                w = b.get_weight()
+                w = None if w is None or np.asarray(w).size == 0 else check_weight(w, lab.size, "Dataset weight")
+                return _LabelESMMData(lab, w, p)
+
+            return self._adapt(a, ("lgb", id(b)), b, make_lgb)
+        lab, p = _decode_label(a, "y_true")
+        w = check_weight(sample_weight, lab.size, "sample_weight")
+        if w is not None and w.size == 0:
+            w = None
+        key = ("skl", lab.size, zlib.crc32(np.ascontiguousarray(a).tobytes()),
+               None if w is None else zlib.crc32(w.tobytes()))
+        return self._adapt(b, key, None, lambda: _LabelESMMData(lab, w, p))

@@ -1,0 +1,289 @@
+"""Group-whole partitions and the one pass of global statistics PWiseR needs on Dask.
+
+PWiseR's pairs live inside groups, and its normalisers are global: the total
+weight ``W = Σ w_i`` and the pair totals ``Σ_G W_P,G · W_C,G`` and
+``Σ_G W_P,G · W_N,G``. When every group lies whole in one partition, each
+partition's contribution to these sums is local, so one pass over the
+partitions gives the exact global values (:func:`group_statistics`), and every
+worker's objective can then be given them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._external import group_runs
+from .._labels import as_funnel
+from .._validation import check_weight
+from ..objectives.pwiser import prepare_data
+
+__all__ = ["GlobalStats", "partition_by_group", "group_statistics", "partitions_of"]
+
+_ROW_KEY = "__gbdt_pwiser_row__"
+
+
+# --------------------------------------------------------------------------- collections
+
+
+def _is_dask(obj: Any) -> bool:
+    return hasattr(obj, "__dask_graph__") and hasattr(obj, "to_delayed")
+
+
+def partitions_of(coll: Any, name: str) -> list:
+    """Row partitions of a dask DataFrame/Series/Array as a list of ``Delayed``."""
+    if not _is_dask(coll):
+        raise TypeError(f"{name} must be a dask DataFrame, Series or Array, got {type(coll).__name__}")
+    parts = coll.to_delayed()
+    if isinstance(parts, np.ndarray):  # dask Array: one block per row chunk
+        if parts.ndim == 2 and parts.shape[1] != 1:
+            raise ValueError(
+                f"{name} is chunked along its columns ({parts.shape[1]} column chunks); "
+                "rechunk it to whole rows, e.g. arr.rechunk({1: -1})"
+            )
+        parts = list(parts.reshape(parts.shape[0], -1)[:, 0])
+    return list(parts)
+
+
+def partition_by_group(df: Any, group: str, npartitions: int | None = None) -> Any:
+    """Repartition a dask DataFrame so that every group lies whole in one partition.
+
+    Rows are hash-shuffled on ``group`` (one shuffle, no global sort) and then
+    sorted by group inside each partition; rows of a group keep their original
+    order (partition, then position), so the result is the same whatever the
+    order in which the shuffle delivers its pieces.
+
+    Parameters
+    ----------
+    df : dask.dataframe.DataFrame
+        The exposure log (features, labels, weights and the group column).
+    group : str
+        Name of the group-id column (request, session, user...).
+    npartitions : int, optional
+        Number of output partitions (default: as many as ``df`` has).
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        Same rows and columns; each group in exactly one partition, contiguous
+        and sorted by ``group`` inside it.
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd, pandas as pd
+    >>> from gbdt_pwiser.dask import partition_by_group
+    >>> pdf = pd.DataFrame({"g": [3, 1, 2, 1, 3, 2], "y": [2, 0, 1, 1, 0, 0]})
+    >>> ddf = partition_by_group(dd.from_pandas(pdf, npartitions=3), "g", npartitions=2)
+    >>> parts = [p for p in ddf.partitions]
+    >>> sorted(int(v) for p in parts for v in p["g"].drop_duplicates().compute())
+    [1, 2, 3]
+    """
+    if not (_is_dask(df) and hasattr(df, "columns")):
+        raise TypeError(f"df must be a dask DataFrame, got {type(df).__name__}")
+    if not isinstance(group, str) or group not in df.columns:
+        raise ValueError(f"group must name a column of df, got {group!r}")
+    if _ROW_KEY in df.columns:
+        raise ValueError(f"df already has a column named {_ROW_KEY!r}")
+    nparts = df.npartitions if npartitions is None else int(npartitions)
+    if nparts < 1:
+        raise ValueError(f"npartitions must be >= 1, got {npartitions!r}")
+
+    def add_key(part: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
+        number = 0 if partition_info is None else int(partition_info["number"])
+        key = (np.int64(number) << np.int64(40)) + np.arange(len(part), dtype=np.int64)
+        return part.assign(**{_ROW_KEY: key})
+
+    def sort_part(part: pd.DataFrame) -> pd.DataFrame:
+        if part[group].isna().any():
+            raise ValueError(f"group column {group!r} contains missing (NaN/None) group ids")
+        return part.sort_values([group, _ROW_KEY], kind="stable").drop(columns=_ROW_KEY)
+
+    meta = df._meta.assign(**{_ROW_KEY: np.zeros(0, dtype=np.int64)})
+    keyed = df.map_partitions(add_key, meta=meta)
+    shuffled = keyed.shuffle(on=group, npartitions=nparts)
+    return shuffled.map_partitions(sort_part, meta=df._meta)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclass
+class GlobalStats:
+    """The global normalisers of PWiseR and the layout of the partitions.
+
+    ``total_weight`` is ``W = Σ w_i`` (the row count without weights);
+    ``pair_weight_c``/``pair_weight_n`` are ``Σ_G W_P,G·W_C,G`` and
+    ``Σ_G W_P,G·W_N,G`` over all groups; ``click_weight`` is the weighted click
+    count. ``rows``/``groups`` hold the row and group counts of each partition.
+    """
+
+    total_weight: float
+    pair_weight_c: float
+    pair_weight_n: float
+    click_weight: float
+    rows: np.ndarray
+    groups: np.ndarray
+    min_group: list = field(default_factory=list, repr=False)
+    max_group: list = field(default_factory=list, repr=False)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.rows.sum())
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.groups.sum())
+
+    @property
+    def npartitions(self) -> int:
+        return int(self.rows.size)
+
+    @property
+    def initial_margin(self) -> float:
+        """Log-odds of the global weighted click rate (as :func:`gbdt_pwiser.initial_margin`)."""
+        rate = self.click_weight / self.total_weight if self.total_weight > 0 else 0.5
+        rate = min(max(rate, 1e-6), 1.0 - 1e-6)
+        return float(np.log(rate / (1.0 - rate)))
+
+    def normalisers(self) -> dict[str, float]:
+        """The three numbers every worker's objective needs."""
+        return {"total_weight": self.total_weight, "pair_weight_c": self.pair_weight_c,
+                "pair_weight_n": self.pair_weight_n}
+
+
+def _labels_part(y: Any, i: int) -> np.ndarray:
+    return as_funnel(y, f"y (partition {i})")
+
+
+def _runs(g: Any, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Group boundaries of partition ``i`` and each group's id (rows of a group must be contiguous)."""
+    return group_runs(np.asarray(g).reshape(-1), f"group (partition {i})")
+
+
+def _partition_stats(i: int, y: Any, g: Any, w: Any, nx: Any) -> dict[str, Any]:
+    lab = _labels_part(y, i)
+    n = lab.size
+    if nx is not None and int(nx) != n:
+        raise ValueError(f"partition {i} of X has {int(nx)} rows but partition {i} of y has {n}: "
+                         "X, y, group and sample_weight must be partitioned alike")
+    gv = np.asarray(g.to_numpy() if hasattr(g, "to_numpy") else g).reshape(-1)
+    if gv.size != n:
+        raise ValueError(f"partition {i} of group has {gv.size} rows but partition {i} of y has {n}: "
+                         "X, y, group and sample_weight must be partitioned alike")
+    wv = None
+    if w is not None:
+        wv = np.asarray(w.to_numpy() if hasattr(w, "to_numpy") else w, dtype=np.float64).reshape(-1)
+        if wv.size != n:
+            raise ValueError(f"partition {i} of sample_weight has {wv.size} rows but partition {i} of y "
+                             f"has {n}: X, y, group and sample_weight must be partitioned alike")
+        wv = check_weight(wv, n, f"sample_weight (partition {i})")
+    ptr, heads = _runs(gv, i)
+    data = prepare_data(lab, weight=wv, group_ptr=ptr)
+    click = lab >= 1
+    cw = float(click.sum()) if wv is None else float(np.dot(click, wv))
+    lo = hi = None
+    if heads.size:
+        try:  # the range of ids held (groups need not come sorted, only contiguous)
+            lo, hi = min(heads), max(heads)
+        except TypeError:  # ids of mixed, unordered types
+            lo = hi = None
+    return {"n": n, "W": data.total_weight, "pc": data.pair_weight_c, "pn": data.pair_weight_n,
+            "cw": cw, "G": ptr.size - 1, "min": lo, "max": hi}
+
+
+def _unique_groups(g: Any) -> pd.Series:
+    arr = np.asarray(g.to_numpy() if hasattr(g, "to_numpy") else g).reshape(-1)
+    return pd.Series(pd.unique(arr))
+
+
+def _ranges_disjoint(stats: list[dict]) -> bool:
+    """True when the partitions hold disjoint ranges of ids (then no group can straddle)."""
+    spans = [(s["min"], s["max"]) for s in stats if s["G"] > 0]
+    if any(lo is None for lo, _ in spans):
+        return False
+    try:
+        spans.sort(key=lambda t: t[0])
+        return all(spans[k][1] < spans[k + 1][0] for k in range(len(spans) - 1))
+    except TypeError:  # ids of different types in different partitions
+        return False
+
+
+def _straddlers(gparts: list, group: Any) -> list:
+    """Group ids that occur in more than one partition (a distributed count, no O(G) on the client)."""
+    import dask.dataframe as dd
+    from dask import delayed
+
+    meta = pd.Series([], dtype=getattr(group, "dtype", object))
+    uniq = dd.from_delayed([delayed(_unique_groups)(g) for g in gparts], meta=meta, verify_meta=False)
+    counts = uniq.value_counts(split_out=max(1, len(gparts) // 4))
+    bad = counts[counts > 1]
+    return list(bad.head(3, npartitions=-1).index)
+
+
+def group_statistics(y: Any, group: Any, sample_weight: Any = None, *, X: Any = None,
+                     check_groups: bool = True) -> GlobalStats:
+    """One pass over the partitions: PWiseR's global normalisers, with the layout checked.
+
+    Parameters
+    ----------
+    y : dask Series/Array of funnel labels, or an (n, 2) click/conversion dask DataFrame/Array
+    group : dask Series/Array of group ids
+        Every group must lie whole in one partition, its rows contiguous.
+    sample_weight : dask Series/Array, optional
+    X : dask DataFrame/Array, optional
+        Checked to have the same partitions (count and rows) as ``y``.
+    check_groups : bool, default=True
+        Verify that no group id occurs in two partitions. Cheap when the
+        partitions hold disjoint ranges of sorted ids; otherwise a distributed
+        count of the (partition, group) pairs. Skip it only for data from
+        :func:`partition_by_group`.
+
+    Returns
+    -------
+    GlobalStats
+
+    Raises
+    ------
+    ValueError
+        Mismatched partitions, a group split across partitions or not
+        contiguous in its partition, bad labels or weights (each naming the
+        partition).
+    """
+    import dask
+
+    yp = partitions_of(y, "y")
+    gp = partitions_of(group, "group")
+    wp = partitions_of(sample_weight, "sample_weight") if sample_weight is not None else [None] * len(yp)
+    xp = partitions_of(X, "X") if X is not None else [None] * len(yp)
+    for name, parts in (("group", gp), ("sample_weight", wp), ("X", xp)):
+        if len(parts) != len(yp):
+            raise ValueError(f"{name} has {len(parts)} partitions but y has {len(yp)}: "
+                             "X, y, group and sample_weight must be partitioned alike")
+    nx = [dask.delayed(len)(p) if p is not None else None for p in xp]
+    tasks = [dask.delayed(_partition_stats)(i, yp[i], gp[i], wp[i], nx[i]) for i in range(len(yp))]
+    parts = list(dask.compute(*tasks))
+    if check_groups and len(parts) > 1 and not _ranges_disjoint(parts):
+        bad = _straddlers(gp, group)
+        if bad:
+            raise ValueError(
+                f"groups straddle partitions (e.g. {bad!r}): every group must lie whole in one partition; "
+                "use gbdt_pwiser.dask.partition_by_group (or let fit repartition)"
+            )
+    stats = GlobalStats(
+        total_weight=float(sum(p["W"] for p in parts)),
+        pair_weight_c=float(sum(p["pc"] for p in parts)),
+        pair_weight_n=float(sum(p["pn"] for p in parts)),
+        click_weight=float(sum(p["cw"] for p in parts)),
+        rows=np.array([p["n"] for p in parts], dtype=np.int64),
+        groups=np.array([p["G"] for p in parts], dtype=np.int64),
+        min_group=[p["min"] for p in parts],
+        max_group=[p["max"] for p in parts],
+    )
+    if stats.n_rows == 0:
+        raise ValueError("y is empty")
+    if not stats.total_weight > 0:
+        raise ValueError("sample_weight sums to zero")
+    return stats

@@ -1,0 +1,52 @@
+"""Worker-side helpers of tests/test_dask.py (importable by LocalCluster worker processes).
+
+The recording objectives run the library's objective exactly as training does (they are
+called by XGBoost/LightGBM on each worker) and keep the first round's margins and
+gradients in a per-process store that the test collects with ``client.run``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gbdt_pwiser import PWiseRObjective
+from gbdt_pwiser.dask import EntireSpaceLabelObjective, GlobalPWiseRObjective
+
+RECORD: list = []
+
+
+def _record(obj, z, g, h):
+    if obj.iteration_ == 1:  # the call that just ran was round 0
+        RECORD.append((np.array(z, dtype=np.float64).reshape(-1), np.array(g), np.array(h)))
+
+
+class RecordingGlobal(GlobalPWiseRObjective):
+    def __call__(self, a, b, sample_weight=None, group=None):
+        g, h = super().__call__(a, b, sample_weight, group)
+        z = a if type(b).__module__.startswith(("xgboost", "lightgbm")) else b
+        _record(self, z, g, h)
+        return g, h
+
+
+class RecordingLocal(PWiseRObjective):
+    """The plain objective: normalisers from the worker's own rows (what the test must reject)."""
+
+    def __call__(self, a, b, sample_weight=None, group=None):
+        g, h = super().__call__(a, b, sample_weight, group)
+        z = a if type(b).__module__.startswith(("xgboost", "lightgbm")) else b
+        _record(self, z, g, h)
+        return g, h
+
+
+class RecordingEntireSpace(EntireSpaceLabelObjective):
+    def __call__(self, a, b, sample_weight=None, group=None):
+        g, h = super().__call__(a, b, sample_weight, group)
+        z = a if type(b).__module__.startswith(("xgboost", "lightgbm")) else b
+        _record(self, z, g, h)
+        return g, h
+
+
+def take_record():
+    out = list(RECORD)
+    RECORD.clear()
+    return out
