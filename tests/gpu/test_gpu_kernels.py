@@ -2,7 +2,7 @@
 
 Run in numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, no GPU needed) or on
 a real GPU. Sizes stay tiny: the simulator runs every CUDA thread as a Python
-thread. Blocks are 32 threads (``conftest.small_blocks``) so inputs span
+thread. Blocks are 32 threads (the ``small_blocks`` fixture) so inputs span
 several blocks; ``SERIAL_MAX_ROWS=4`` sends every group above 4 rows through
 the row-parallel ("large group") kernels.
 """
@@ -22,15 +22,26 @@ import pytest
 
 from gbdt_pwiser import EntireSpaceCVRObjective, PWiseRObjective, prepare_data
 from gbdt_pwiser.kernels import cpu as K
-from gbdt_pwiser.kernels import cuda as gpu
+from gbdt_pwiser.kernels import cuda as kc
+from gbdt_pwiser.objectives import _cuda as gpu
 
 ROOT = Path(__file__).resolve().parents[2]
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
-CUDA_OK, CUDA_WHY = gpu.cuda_status()
-needs_cuda = pytest.mark.skipif(not CUDA_OK, reason=f"no CUDA simulator or GPU: {CUDA_WHY}")
+CUDA_OK, CUDA_WHY = kc.cuda_status()
+needs_cuda = pytest.mark.skipif(
+    not CUDA_OK, reason=f"no CUDA simulator or GPU (run with NUMBA_ENABLE_CUDASIM=1): {CUDA_WHY}")
 pytestmark = pytest.mark.cudasim
 
 LOSSES = ("squared_hinge", "logistic")
+
+
+@pytest.fixture(autouse=True)
+def small_blocks():
+    """Small CUDA blocks (32 threads) so that small inputs span several blocks."""
+    old = gpu.BLOCK_SIZE, gpu.SERIAL_MAX_ROWS
+    gpu.BLOCK_SIZE = 32
+    yield
+    gpu.BLOCK_SIZE, gpu.SERIAL_MAX_ROWS = old
 PATHS = {"serial": None, "rowparallel": 4}
 
 
@@ -177,13 +188,13 @@ def test_float32_host_and_device_margins():
     cpu = PWiseRObjective(pairs=2).grad_hess(z32, y, group, w, iteration=2)
     assert_matches(obj.grad_hess(z32, y, group, w, iteration=2), cpu, exact=True)
     data = prepare_data(y, group, w)
-    for zd in (gpu.cuda.to_device(z32), gpu.cuda.to_device(z32.astype(np.float64)),
-               gpu.cuda.to_device(z32.reshape(-1, 1))):
+    for zd in (kc.get_cuda().to_device(z32), kc.get_cuda().to_device(z32.astype(np.float64)),
+               kc.get_cuda().to_device(z32.reshape(-1, 1))):
         assert_matches(gpu.pwiser_grad_hess_cuda(obj, zd, data, 2), cpu, exact=True)
     with pytest.raises(ValueError, match="rows"):
-        gpu.pwiser_grad_hess_cuda(obj, gpu.cuda.to_device(z32[:-1]), data, 2)
+        gpu.pwiser_grad_hess_cuda(obj, kc.get_cuda().to_device(z32[:-1]), data, 2)
     with pytest.raises(TypeError, match="float32 or float64"):
-        gpu.pwiser_grad_hess_cuda(obj, gpu.cuda.to_device(np.zeros(z.size, np.int32)), data, 2)
+        gpu.pwiser_grad_hess_cuda(obj, kc.get_cuda().to_device(np.zeros(z.size, np.int32)), data, 2)
 
 
 @needs_cuda
@@ -191,7 +202,7 @@ def test_sampled_draws_are_the_cpu_draws():
     key = K.round_key(123, 4)
     counters = np.arange(0, 3000, 7, dtype=np.int64)
     for n in (1, 2, 3, 17, 1000):
-        expect = np.array([K.draw_index(key, c, n) for c in counters])
+        expect = K.draw_indices(key, counters, n)  # compiled for the CPU
         np.testing.assert_array_equal(gpu.draw_indices_cuda(key, counters, n), expect)
 
 
@@ -311,6 +322,7 @@ import json, sys
 import numpy as np
 import gbdt_pwiser
 import gbdt_pwiser.kernels.cuda
+import gbdt_pwiser.objectives._cuda
 from gbdt_pwiser import PWiseRObjective
 def cuda_modules():
     return sorted(m for m in ("numba.cuda", "numba_cuda") if sys.modules.get(m) is not None)
