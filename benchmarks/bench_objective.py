@@ -54,6 +54,7 @@ def compare_kernels(old_path: str, rows: int, reps: int, group: int = 25) -> dic
 
     spec = importlib.util.spec_from_file_location("old_cpu_kernels", old_path)
     old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old  # Numba's cache needs the module importable by name
     spec.loader.exec_module(old)
     numba.set_num_threads(1)
     out = {"rows": rows, "group_size": group, "reps": reps, "threads": 1, "old": old_path, "cases": {}}
