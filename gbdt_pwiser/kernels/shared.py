@@ -1,7 +1,7 @@
 """The one source of the per-row and per-group mathematics (SPEC §2–§5).
 
-Every function here is plain Python registered with
-:func:`numba.extending.register_jitable`, so that the same text is compiled by
+Every function here is plain Python registered (like
+:func:`numba.extending.register_jitable`, see :func:`_shared`) for the CPU and the CUDA target, so that the same text is compiled by
 ``@njit`` (the CPU drivers in :mod:`gbdt_pwiser.kernels.cpu`), by ``cuda.jit``
 (the kernels in :mod:`gbdt_pwiser.kernels.cuda`) and run as Python by numba's
 CUDA simulator. A loss change is made here once.
@@ -39,7 +39,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic, overload, register_jitable
+from numba.extending import intrinsic, overload
 
 LOSS_SQUARED_HINGE = 0
 LOSS_LOGISTIC = 1
@@ -61,9 +61,10 @@ _LN2_LO = 1.90821492927058770002e-10
 INSERTION_SORT_MAX = 32
 
 
-def _scalar(fn):
-    """Register a small scalar helper: inlined in Numba IR on the CPU (keeps the row loops
-    vectorisable), left to NVVM's inliner on CUDA (numba-cuda's IR inliner mistypes these)."""
+def _shared(fn):
+    """Register ``fn`` for both targets: inlined in Numba IR on the CPU (as the CPU kernels always
+    were: keeps the row loops vectorisable and the group loops free of calls), left to NVVM's
+    inliner on CUDA (numba-cuda's IR inliner mistypes them; ``tests/gpu/test_gpu_compile.py``)."""
 
     def body(*args):
         return fn
@@ -73,7 +74,7 @@ def _scalar(fn):
     return fn
 
 
-_shared = register_jitable
+_scalar = _shared
 
 
 # --------------------------------------------------------------------------- per-target helpers
