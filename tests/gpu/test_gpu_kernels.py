@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import zlib
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -386,3 +387,49 @@ def test_xgboost_trains_on_gpu_with_device_gradients():
     loss = PWiseRObjective(pairs=4).loss
     assert loss(m_gpu, y, qid) < loss(np.full(n, initial_margin(y)), y, qid)
     assert obj_gpu.iteration_ == 10
+
+
+# --------------------------------------------------------------------------- launch types = compiled types
+
+
+@needs_cuda
+def test_launch_argument_types_are_the_compiled_signatures(monkeypatch):
+    """Every launch passes exactly the types of ``KERNEL_SIGNATURES`` (what test_gpu_compile compiles)."""
+    import numba
+
+    real = kc.kernels()
+    seen: dict[str, set] = {}
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def __getitem__(self, config):
+            launch = getattr(real, self.name)[config]
+
+            def call(*args):
+                seen.setdefault(self.name, set()).add(tuple(str(numba.typeof(a)) for a in args))
+                return launch(*args)
+
+            return call
+
+    monkeypatch.setattr(kc, "_KERNELS", SimpleNamespace(**{n: Recorder(n) for n in kc.KERNELS}))
+    z, y, group, w = make_data(31, n_groups=5)
+    zb = np.round(np.random.default_rng(1).normal(0, 1, 60), 1)
+    yb = np.array([2] * 36 + [1] * 10 + [0] * 14, dtype=np.int8)
+    for path in PATHS:
+        gpu.SERIAL_MAX_ROWS = PATHS[path]
+        for kw in (dict(), dict(pair_loss="logistic"), dict(pairs=2), dict(pair_loss="logistic", pairs=2)):
+            for margin in (np.float32, np.float64):
+                for weight in (None, w):
+                    PWiseRObjective(device="cuda", **kw).grad_hess(z.astype(margin), y, group, weight)
+                PWiseRObjective(device="cuda", **kw).grad_hess(zb.astype(margin), yb, None)
+    a = np.random.default_rng(2).uniform(0.1, 0.9, z.size)
+    for margin in (np.float32, np.float64):
+        EntireSpaceCVRObjective(device="cuda").grad_hess(z.astype(margin), y, ctr_prob=a)
+    gpu.draw_indices_cuda(K.round_key(1, 2), np.arange(5), 3)
+    declared = {name: {tuple(map(str, kc.KERNEL_SIGNATURES(m)[name])) for m in ("float32", "float64")}
+                for name in kc.KERNELS}
+    assert set(seen) == set(kc.KERNELS)  # every kernel was launched
+    for name, sigs in seen.items():
+        assert sigs <= declared[name], (name, sigs - declared[name])
