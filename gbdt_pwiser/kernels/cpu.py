@@ -170,12 +170,21 @@ def bce_loss(z, y, w, has_w):
 # --------------------------------------------------------------------------- pair terms
 
 
-@njit(parallel=True, cache=True)
 def pair_pass(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
               g, h, sp, si, pa, pb, bw, bwp):
     """Add the λ·PWiseR gradient/Hessian of every active group to g, h."""
-    tp = np.empty_like(sp)  # merge-sort scratch of groups with many conversions
-    ti = np.empty_like(si)
+    # merge-sort scratch of groups with more than INSERTION_SORT_MAX conversions (untouched pages
+    # otherwise). Allocated here, not inside the parallel driver: that made the exact squared
+    # hinge 2.5x slower (benchmarks/bench_objective.py --compare-kernels).
+    tp = np.empty(sp.size, dtype=np.float64)
+    ti = np.empty(si.size, dtype=np.int64)
+    _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                 g, h, sp, si, tp, ti, pa, pb, bw, bwp)
+
+
+@njit(parallel=True, cache=True)
+def _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                 g, h, sp, si, tp, ti, pa, pb, bw, bwp):
     for a in prange(aptr.size - 1):
         pair_group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
                    g, h, sp, si, tp, ti, pa, pb, bw, bwp)

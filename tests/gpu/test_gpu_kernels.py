@@ -327,7 +327,8 @@ import gbdt_pwiser.objectives._cuda
 from gbdt_pwiser import PWiseRObjective
 def cuda_modules():
     return sorted(m for m in ("numba.cuda", "numba_cuda") if sys.modules.get(m) is not None)
-res = {{"cuda_imported": cuda_modules()}}
+res = {{"cuda_imported": cuda_modules(),
+        "boosters_imported": sorted(m for m in ("xgboost", "lightgbm") if m in sys.modules)}}
 obj = PWiseRObjective(device="cuda")  # constructing must not touch CUDA either
 res["after_init"] = cuda_modules()
 try:
@@ -343,6 +344,7 @@ def test_import_does_not_touch_cuda_and_no_device_error():
     """Without the simulator and without a visible GPU, device='cuda' raises a clear RuntimeError."""
     res = _run_without_simulator(_PROBE.format(pre=""), CUDA_VISIBLE_DEVICES="")
     assert res["cuda_imported"] == [] and res["after_init"] == []
+    assert res["boosters_imported"] == []  # the objectives (and their CUDA host side) need neither booster
     if res["error"] is None:  # pragma: no cover - a GPU visible despite CUDA_VISIBLE_DEVICES=""
         pytest.skip("a CUDA device is visible even with CUDA_VISIBLE_DEVICES=''")
     assert "no CUDA driver or CUDA device" in res["error"]
