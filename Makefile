@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test test-cpu test-gpu-sim bench clean
+.PHONY: venv demo test test-cpu test-gpu-compile test-gpu-sim bench clean
 
 venv: $(STAMP)
 
@@ -19,10 +19,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/gbdt-pwiser compare
 
-test: test-cpu test-gpu-sim
+test: test-cpu test-gpu-compile test-gpu-sim
 
 test-cpu: $(STAMP)
 	$(BIN)/python -m pytest -q tests --ignore=tests/gpu --doctest-modules gbdt_pwiser
+
+# Every CUDA kernel compiled to PTX and linked to cubins for sm_90/sm_100/sm_120 (no GPU needed;
+# the CUDA 13 NVVM comes with numba-cuda[cu13] in the test extra). Fails rather than skips here.
+test-gpu-compile: $(STAMP)
+	GBDT_PWISER_REQUIRE_GPU_COMPILE=1 $(BIN)/python -m pytest -q -m gpu_compile tests/gpu
 
 # CUDA kernels run in Numba's CUDA simulator (no GPU needed); on a GPU machine run
 # `$(BIN)/python -m pytest tests/gpu` without the variable to test the real device.

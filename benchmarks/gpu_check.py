@@ -1,25 +1,32 @@
-"""One prepared GPU check of ``PWiseRObjective(device="cuda")`` (run by ``gpu_check.sh``).
+"""One prepared GPU check of ``device="cuda"`` (run by ``gpu_check.sh``): every figure in one run.
 
-Stages (each timed; the JSON result is rewritten after every stage, so a
-timeout still leaves what was done):
+Stages (the JSON result is rewritten after each, so a timeout keeps what was done):
 
-1. ``env``      — versions, GPU name, whether ``device="cuda"`` can run.
-2. ``equality`` — CPU vs GPU ``grad_hess`` at ``--check-rows`` rows (default
-   1M, groups of ~25, float32 margins as XGBoost passes them): exact and
-   ``pairs=4``, both pair losses, with weights, and one giant group
-   (``group=None``, the row-parallel kernels) at ``--giant-rows``. Pass:
-   ``allclose(rtol=1e-9, atol=1e-12·scale)``. Also times CPU vs GPU per call.
-3. ``fit``      — ``xgb.train`` with ``device="cuda"``, ``tree_method="hist"``
-   at ``--fit-rows`` × ``--features`` (default 10M × 30, 50 rounds, depth 6):
-   native ``binary:logistic`` vs PWiseR on the GPU (exact and ``pairs=4``) and
-   PWiseR computed on the CPU; prints the time ratios to native.
+1. ``env``       — versions, GPU name and compute capability, and which modules
+   ``import gbdt_pwiser.objectives`` pulled in (must be neither xgboost nor lightgbm).
+2. ``bandwidth`` — the card's memory bandwidth, measured here: device-to-device
+   copies of ``--bw-mib`` MiB (numba-cuda, and CuPy when installed); GB/s =
+   2 x bytes / time (read + write).
+3. ``kernels``   — for each of ``--rows`` (default 1M and 10M rows, groups of ~25,
+   10 % CTR, 20 % of clicks convert): exact and sampled (``pairs=4``) pairs, both
+   pair losses, float32 and float64 margins: GPU ``grad_hess`` against the CPU
+   (pass: ``allclose(rtol=1e-9, atol=1e-12 scale)``), then the kernels' time
+   from device margins and their throughput GB/s = bytes per call / time, where
+   bytes is the minimum traffic (each row's margin, label, [weight], gradient and
+   Hessian once; each active row's ``perm`` entry, margin and gradient/Hessian
+   read-modify-write once more), reported against the measured bandwidth. Plus
+   the BCE-only pass (lam=0, pure streaming) and one giant group (``group=None``:
+   the row-parallel kernels) at ``--giant-rows``.
+4. ``fit``       — when ``import xgboost`` works: ``xgb.train`` with
+   ``device="cuda"`` at ``--fit-rows`` x ``--features`` (10M x 30, ``--rounds``
+   50, depth 6): native ``binary:logistic`` against PWiseR with the objective on
+   the GPU, with the host<->device copies per round counted. Skipped with a
+   clear line when XGBoost is not installed.
 
-``--cpu-smoke`` runs the same flow small (10k rows, 5 rounds) with XGBoost on
-the CPU; the equality stage then runs in numba's CUDA simulator when
-``NUMBA_ENABLE_CUDASIM=1`` (at ``--sim-rows``) and is skipped otherwise.
-``--dry-run`` only prints the plan and the environment.
-
-Exit status: 0 when every stage ran and every equality check passed, else 1.
+``--cpu-smoke`` runs the whole flow at tiny sizes without a GPU: under
+``NUMBA_ENABLE_CUDASIM=1`` the CUDA kernels run in numba's simulator and XGBoost
+(if importable) on the CPU. ``--dry-run`` stops after the plan.
+Exit status 0 when every stage that ran passed.
 """
 
 from __future__ import annotations
@@ -41,10 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-MODULES = ("numpy", "numba", "llvmlite", "numba_cuda", "cuda.bindings", "xgboost", "scipy", "sklearn", "pandas")
-
-
-# --------------------------------------------------------------------------- utilities
+MODULES = ("numpy", "numba", "llvmlite", "numba_cuda", "cuda.bindings", "cupy", "xgboost", "sklearn", "pandas")
 
 
 class Recorder:
@@ -53,7 +57,8 @@ class Recorder:
     def __init__(self, path: Path, args: argparse.Namespace) -> None:
         self.path = path
         self.t0 = time.perf_counter()
-        self.data: dict[str, Any] = {"args": vars(args), "stages": {}, "ok": None}
+        self.data: dict[str, Any] = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                                     "stages": {}, "ok": None}
 
     def save(self) -> None:
         self.data["elapsed_s"] = round(time.perf_counter() - self.t0, 2)
@@ -67,9 +72,9 @@ class Recorder:
 
 
 def _jsonable(x: Any) -> Any:
-    if isinstance(x, (np.integer,)):
+    if isinstance(x, np.integer):
         return int(x)
-    if isinstance(x, (np.floating,)):
+    if isinstance(x, np.floating):
         return float(x)
     if isinstance(x, np.ndarray):
         return x.tolist()
@@ -86,190 +91,227 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - t
 
 
-def make_data(n: int, n_features: int, group_size: float, seed: int, features: bool = True):
-    """Funnel labels from a logistic model, sorted groups of ~group_size rows (qid), float32 X."""
+def funnel(n: int, seed: int, ctr: float = 0.10, cvr: float = 0.20, group: int = 25):
+    """Labels (10 % clicks, 20 % of them convert), contiguous groups of `group` rows (ptr), margins."""
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, n_features), dtype=np.float32) if features else None
-    if X is not None:
-        s_click = X[:, 0] - 0.7 * X[:, 1] + 0.5 * X[:, 2] * X[:, 3] - 2.0
-        s_conv = 0.8 * X[:, 4] + 0.6 * X[:, 0] - 1.5
-    else:
-        s_click = rng.standard_normal(n) - 2.0
-        s_conv = rng.standard_normal(n) - 1.5
-    click = rng.random(n) < 1.0 / (1.0 + np.exp(-s_click))
-    conv = click & (rng.random(n) < 1.0 / (1.0 + np.exp(-s_conv)))
+    click = rng.random(n) < ctr
+    conv = click & (rng.random(n) < cvr)
     y = (click.astype(np.int8) + conv.astype(np.int8)).astype(np.int8)
-    sizes = rng.integers(max(1, int(group_size * 0.5)), int(group_size * 1.5) + 1, n // max(1, int(group_size)) + 2)
-    qid = np.repeat(np.arange(sizes.size, dtype=np.int64), sizes)[:n]
-    return X, y, qid
-
-
-def auc(score: np.ndarray, label: np.ndarray) -> float:
-    """ROC AUC with tied scores sharing their mean rank (numpy only)."""
-    order = np.argsort(score, kind="mergesort")
-    s = score[order]
-    pos = label[order].astype(bool)
-    ends = np.r_[np.flatnonzero(np.diff(s) != 0) + 1, s.size]
-    starts = np.r_[0, ends[:-1]]
-    ranks = np.repeat(0.5 * (starts + ends - 1) + 1.0, ends - starts)
-    n1 = int(pos.sum())
-    n0 = s.size - n1
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    z = rng.normal(-2.0, 1.5, n)
+    return y, z, np.arange(0, n + group, group).clip(max=n).astype(np.int64)
 
 
 # --------------------------------------------------------------------------- stages
 
 
-def stage_env(rec: Recorder) -> dict[str, Any]:
+def stage_env() -> dict[str, Any]:
     info: dict[str, Any] = {"python": platform.python_version(), "cores": os.cpu_count(),
                             "NUMBA_ENABLE_CUDASIM": os.environ.get("NUMBA_ENABLE_CUDASIM", "")}
+    before = set(sys.modules)
+    import gbdt_pwiser.objectives  # noqa: F401 - what does the objective layer pull in?
+
+    pulled = set(sys.modules) - before
+    info["objectives_import_pulled"] = sorted(m for m in ("xgboost", "lightgbm", "sklearn", "pandas", "numba.cuda")
+                                              if m in pulled)
     versions = {}
     for name in MODULES:
         try:
-            mod = importlib.import_module(name)
-            versions[name] = getattr(mod, "__version__", "present")
+            versions[name] = getattr(importlib.import_module(name), "__version__", "present")
         except Exception as exc:  # noqa: BLE001 - report, don't fail
-            versions[name] = f"MISSING ({type(exc).__name__}: {exc})"
+            versions[name] = f"MISSING ({type(exc).__name__})"
     info["versions"] = versions
-    from gbdt_pwiser.kernels import cuda as gpu
+    from gbdt_pwiser.kernels import cuda as kc
 
-    ok, why = gpu.cuda_status()
+    ok, why = kc.cuda_status()
     info["cuda_ok"], info["cuda_mode"] = ok, why
     if ok and why == "gpu":
-        try:
-            dev = gpu.cuda.get_current_device()
-            info["gpu"] = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
-            info["compute_capability"] = list(dev.compute_capability)
-        except Exception as exc:  # noqa: BLE001
-            info["gpu"] = f"unknown ({exc})"
+        dev = kc.cuda.get_current_device()
+        info["gpu"] = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+        info["compute_capability"] = list(dev.compute_capability)
     return info
 
 
-def _compare(g: np.ndarray, gc: np.ndarray, h: np.ndarray, hc: np.ndarray) -> dict[str, Any]:
-    scale = max(1.0, float(np.abs(gc).max(initial=0.0)), float(np.abs(hc).max(initial=0.0)))
-    ok = bool(np.allclose(g, gc, rtol=1e-9, atol=1e-12 * scale) and np.allclose(h, hc, rtol=1e-9, atol=1e-12 * scale))
-    rel_g = float(np.max(np.abs(g - gc) / (np.abs(gc) + 1e-12 * scale), initial=0.0))
-    rel_h = float(np.max(np.abs(h - hc) / (np.abs(hc) + 1e-12 * scale), initial=0.0))
-    return {"ok": ok, "max_abs_diff_grad": float(np.abs(g - gc).max(initial=0.0)),
-            "max_abs_diff_hess": float(np.abs(h - hc).max(initial=0.0)),
-            "max_rel_diff_grad": rel_g, "max_rel_diff_hess": rel_h,
-            "bitwise_equal": bool(np.array_equal(g, gc) and np.array_equal(h, hc)),
-            "hess_min": float(h.min(initial=np.inf)), "finite": bool(np.isfinite(g).all() and np.isfinite(h).all())}
+def stage_bandwidth(args: argparse.Namespace, simulator: bool) -> dict[str, Any]:
+    from gbdt_pwiser.kernels import cuda as kc
 
+    cuda = kc.get_cuda()
+    n = (1 << 17) if simulator else (args.bw_mib << 20) // 8
+    a = cuda.to_device(np.ones(n))
+    b = cuda.device_array(n)
+    reps = 2 if simulator else 20
+    b.copy_to_device(a)
+    cuda.synchronize()
+    _, t = timed(lambda: ([b.copy_to_device(a) for _ in range(reps)], cuda.synchronize()))
+    out = {"bytes": 8 * n, "reps": reps, "numba_copy_GBps": 2 * 8 * n * reps / t / 1e9}
+    log(f"  numba-cuda device copy {8 * n >> 20} MiB: {out['numba_copy_GBps']:.1f} GB/s")
+    if not simulator:
+        try:
+            import cupy as cp
 
-def stage_equality(rec: Recorder, args: argparse.Namespace, n: int, giant: int) -> dict[str, Any]:
-    from gbdt_pwiser import PWiseRObjective, prepare_data
-    from gbdt_pwiser.kernels import cuda as gpu
-
-    out: dict[str, Any] = {"rows": n, "giant_rows": giant, "cases": []}
-    _, y, qid = make_data(n, 0, args.group_size, seed=1, features=False)
-    rng = np.random.default_rng(2)
-    z = (rng.standard_normal(n) * 1.5 - 2.0).astype(np.float32)  # XGBoost passes float32 margins
-    w = rng.uniform(0.2, 3.0, n)
-    ptr = np.r_[0, np.flatnonzero(np.diff(qid)) + 1, n].astype(np.int64)
-    grouped = prepare_data(y, group_ptr=ptr)
-    grouped_w = prepare_data(y, weight=w, group_ptr=ptr)
-    yg = y[:giant]
-    zg = z[:giant]
-    giant_data = prepare_data(yg, None)
-    cases = [
-        ("sq_all", dict(pair_loss="squared_hinge", pairs="all"), grouped, z),
-        ("logistic_all", dict(pair_loss="logistic", pairs="all"), grouped, z),
-        ("sq_k4", dict(pair_loss="squared_hinge", pairs=4), grouped, z),
-        ("logistic_k4", dict(pair_loss="logistic", pairs=4), grouped, z),
-        ("sq_all_weighted", dict(pair_loss="squared_hinge", pairs="all"), grouped_w, z),
-        ("logistic_k4_weighted", dict(pair_loss="logistic", pairs=4), grouped_w, z),
-        ("giant_sq_all", dict(pair_loss="squared_hinge", pairs="all"), giant_data, zg),
-        ("giant_sq_k4", dict(pair_loss="squared_hinge", pairs=4), giant_data, zg),
-        ("giant_logistic_k4", dict(pair_loss="logistic", pairs=4), giant_data, zg),
-    ]
-    for name, kw, data, zz in cases:
-        if rec.elapsed() > args.budget_s * 0.45:
-            out["cases"].append({"case": name, "skipped": "time budget"})
-            continue
-        t_case = time.perf_counter()
-        cpu_obj = PWiseRObjective(random_state=5, **kw)
-        gpu_obj = PWiseRObjective(random_state=5, device="cuda", **kw)
-        it = 3
-        (gc, hc), t_cpu_first = timed(lambda: cpu_obj.grad_hess_prepared(zz, data, it))
-        (gd, hd), t_gpu_first = timed(lambda: gpu.pwiser_grad_hess_cuda(gpu_obj, zz, data, it))
-        g, h = gd.copy_to_host(), hd.copy_to_host()
-        res = {"case": name, **kw, "rows": int(zz.size), "active_groups": data.n_active_groups,
-               **_compare(g, gc, h, hc), "first_call_s": {"cpu": t_cpu_first, "gpu": t_gpu_first}}
-        # warm timings: CPU, GPU from host margins, GPU from device margins (kernels only)
-        reps = args.reps
-        _, t_cpu = timed(lambda: [cpu_obj.grad_hess_prepared(zz, data, it) for _ in range(reps)])
-        _, t_gpu = timed(lambda: [gpu.pwiser_grad_hess_cuda(gpu_obj, zz, data, it, reuse=True) for _ in range(reps)])
-        zdev = gpu.cuda.to_device(zz)
-        _, t_dev = timed(lambda: [gpu.pwiser_grad_hess_cuda(gpu_obj, zdev, data, it, reuse=True) for _ in range(reps)])
-        res["per_call_s"] = {"cpu": t_cpu / reps, "gpu_host_margins": t_gpu / reps, "gpu_device_margins": t_dev / reps}
-        res["speedup_gpu_vs_cpu"] = (t_cpu / t_gpu) if t_gpu > 0 else None
-        res["case_s"] = time.perf_counter() - t_case
-        out["cases"].append(res)
-        log(f"  {name:22s} ok={res['ok']!s:5s} maxrel g={res['max_rel_diff_grad']:.2e} h={res['max_rel_diff_hess']:.2e}"
-            f"  cpu {1e3 * t_cpu / reps:8.2f} ms  gpu {1e3 * t_gpu / reps:8.2f} ms"
-            f"  (device margins {1e3 * t_dev / reps:7.2f} ms)")
-        rec.save()
-    out["ok"] = all(c.get("ok", True) for c in out["cases"])
+            x = cp.ones(n)
+            y = cp.empty_like(x)
+            cp.copyto(y, x)
+            cp.cuda.Device().synchronize()
+            start, stop = cp.cuda.Event(), cp.cuda.Event()
+            start.record()
+            for _ in range(reps):
+                cp.copyto(y, x)
+            stop.record()
+            stop.synchronize()
+            out["cupy_copy_GBps"] = 2 * 8 * n * reps / (cp.cuda.get_elapsed_time(start, stop) / 1e3) / 1e9
+            log(f"  cupy device copy: {out['cupy_copy_GBps']:.1f} GB/s")
+        except Exception as exc:  # noqa: BLE001 - optional second figure
+            out["cupy"] = f"not measured ({type(exc).__name__}: {exc})"
+    out["reference_GBps"] = max(out.get("cupy_copy_GBps", 0.0), out["numba_copy_GBps"])
     return out
 
 
-def stage_fit(rec: Recorder, args: argparse.Namespace, n: int, rounds: int, device: str, obj_device: str
-              ) -> dict[str, Any]:
+def _compare(g, gc, h, hc) -> dict[str, Any]:
+    scale = max(1.0, float(np.abs(gc).max(initial=0.0)), float(np.abs(hc).max(initial=0.0)))
+    ok = bool(np.allclose(g, gc, rtol=1e-9, atol=1e-12 * scale) and np.allclose(h, hc, rtol=1e-9, atol=1e-12 * scale))
+    rel = lambda a, b: float(np.max(np.abs(a - b) / (np.abs(b) + 1e-12 * scale), initial=0.0))  # noqa: E731
+    return {"ok": ok and bool(np.isfinite(g).all() and np.isfinite(h).all()),
+            "max_rel_diff_grad": rel(g, gc), "max_rel_diff_hess": rel(h, hc),
+            "bitwise_equal": bool(np.array_equal(g, gc) and np.array_equal(h, hc))}
+
+
+def traffic_bytes(data: Any, zbytes: int, lam: float) -> int:
+    """Minimum bytes one grad_hess call must move (see the module docstring)."""
+    n, wb = data.n, 8 if data.has_w else 0
+    total = n * (zbytes + 1 + wb + 16)  # BCE: z, y, [w] in; g, h out
+    if lam > 0.0:
+        active = int(data.perm.size)
+        total += active * (8 + zbytes + wb + 32)  # perm, z, [w]; g, h read and written
+    return total
+
+
+def stage_kernels(rec: Recorder, args: argparse.Namespace, rows: list[int], giant: int, bw: float | None
+                  ) -> dict[str, Any]:
+    from gbdt_pwiser import PWiseRObjective, prepare_data
+    from gbdt_pwiser.kernels import cuda as kc
+    from gbdt_pwiser.objectives import _cuda as gpu
+
+    cuda = kc.get_cuda()
+    out: dict[str, Any] = {"reference_GBps": bw, "cases": []}
+    configs = [("bce_only", dict(lam=0.0))]
+    for loss in ("squared_hinge", "logistic"):
+        configs += [(f"{loss}_exact", dict(pair_loss=loss)), (f"{loss}_k4", dict(pair_loss=loss, pairs=4))]
+    for n, is_giant in [(r, False) for r in rows] + [(giant, True)]:
+        y, z64, ptr = funnel(n, seed=n)
+        data = prepare_data(y, None) if is_giant else prepare_data(y, group_ptr=ptr)
+        label = "giant_group" if is_giant else "groups_of_25"
+        for margin in ("float32", "float64"):
+            z = z64.astype(margin)
+            zdev = cuda.to_device(z)
+            for name, kw in configs:
+                if is_giant and name == "bce_only":
+                    continue
+                if rec.elapsed() > args.budget_s * 0.6:
+                    out["cases"].append({"case": name, "rows": n, "margin": margin, "skipped": "time budget"})
+                    continue
+                cpu_obj = PWiseRObjective(random_state=5, **kw)
+                gpu_obj = PWiseRObjective(random_state=5, device="cuda", **kw)
+                (gc, hc), t_cpu = timed(lambda: cpu_obj.grad_hess_prepared(z, data, 3))
+                (gd, hd), t_first = timed(lambda: gpu.pwiser_grad_hess_cuda(gpu_obj, z, data, 3))
+                res = {"case": name, "layout": label, "rows": n, "margin": margin, "active_groups": data.n_active_groups,
+                       **_compare(gd.copy_to_host(), gc, hd.copy_to_host(), hc),
+                       "cpu_s": t_cpu, "gpu_first_call_s": t_first}
+                reps = args.reps
+                _, t_dev = timed(lambda: [gpu.pwiser_grad_hess_cuda(gpu_obj, zdev, data, 3, reuse=True)
+                                          for _ in range(reps)])
+                _, t_host = timed(lambda: [gpu.pwiser_grad_hess_cuda(gpu_obj, z, data, 3, reuse=True)
+                                           for _ in range(reps)])
+                nbytes = traffic_bytes(data, z.itemsize, kw.get("lam", 1.0))
+                res.update(gpu_device_margins_s=t_dev / reps, gpu_host_margins_s=t_host / reps, bytes=nbytes,
+                           kernel_GBps=nbytes / (t_dev / reps) / 1e9)
+                if bw:
+                    res["fraction_of_bandwidth"] = res["kernel_GBps"] / bw
+                out["cases"].append(res)
+                log(f"  {label:12s} {n:>9} {margin} {name:22s} ok={res['ok']!s:5s} "
+                    f"rel g={res['max_rel_diff_grad']:.1e} h={res['max_rel_diff_hess']:.1e}  cpu {1e3 * t_cpu:8.2f} ms"
+                    f"  gpu {1e3 * t_dev / reps:7.3f} ms ({res['kernel_GBps']:7.1f} GB/s"
+                    + (f", {100 * res['fraction_of_bandwidth']:.0f} % of copy)" if bw else ")"))
+                rec.save()
+    out["ok"] = all(c.get("ok", True) for c in out["cases"])
+    out["launch_signatures_declared"] = _check_signatures(kc)
+    return out
+
+
+def _check_signatures(kc: Any) -> Any:
+    """On a GPU: every signature the launches compiled is one the gpu_compile tests compile."""
+    if kc.is_simulator():
+        return "not checked (simulator)"
+    declared = {n: {tuple(map(str, kc.KERNEL_SIGNATURES(m)[n])) for m in ("float32", "float64")} for n in kc.KERNELS}
+    extra = {n: [list(map(str, s)) for s in getattr(kc.kernels(), n).signatures
+                 if tuple(map(str, s)) not in declared[n]] for n in kc.KERNELS}
+    extra = {n: s for n, s in extra.items() if s}
+    return True if not extra else {"undeclared": extra}
+
+
+def stage_fit(rec: Recorder, args: argparse.Namespace, xgb_device: str, obj_device: str) -> dict[str, Any]:
     import xgboost as xgb
 
     from gbdt_pwiser import PWiseRObjective, initial_margin
+    from gbdt_pwiser.objectives import _cuda as gpu
 
+    n, rounds = args.fit_rows, args.rounds
     out: dict[str, Any] = {"rows": n, "features": args.features, "rounds": rounds, "depth": args.depth,
-                           "xgb_device": device, "objective_device": obj_device, "runs": {}}
-    (X, y, qid), t_data = timed(lambda: make_data(n, args.features, args.group_size, seed=3))
-    click = (y >= 1).astype(np.float32)
-    out["data_s"] = t_data
-    out["click_rate"] = float(click.mean())
-    out["conversion_rate"] = float((y == 2).mean())
-    log(f"  data {n} x {args.features}: {t_data:.1f} s (click rate {click.mean():.3f})")
-    dtrain, t_dm = timed(lambda: xgb.QuantileDMatrix(X, label=click, qid=qid, max_bin=256))
-    out["dmatrix_s"] = t_dm
-    log(f"  QuantileDMatrix: {t_dm:.1f} s")
-    base = {"device": device, "tree_method": "hist", "max_depth": args.depth, "eta": 0.1, "max_bin": 256,
+                           "xgb_device": xgb_device, "objective_device": obj_device, "xgboost": xgb.__version__,
+                           "runs": {}}
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((n, args.features), dtype=np.float32)
+    click = rng.random(n) < 1 / (1 + np.exp(-(X[:, 0] - 0.7 * X[:, 1] - 2.0)))
+    conv = click & (rng.random(n) < 1 / (1 + np.exp(-(0.8 * X[:, 4] - 1.5))))
+    y = (click.astype(np.int8) + conv.astype(np.int8)).astype(np.int8)
+    qid = np.arange(n) // 25
+    dtrain = xgb.QuantileDMatrix(X, label=y, qid=qid, max_bin=256)
+    base = {"device": xgb_device, "tree_method": "hist", "max_depth": args.depth, "eta": 0.1, "max_bin": 256,
             "verbosity": 0}
-    b0 = initial_margin(y)
-    sub = np.random.default_rng(0).choice(n, size=min(n, 1_000_000), replace=False)
-    runs: list[tuple[str, dict, Any, np.ndarray]] = [
-        ("native_binary_logistic", {**base, "objective": "binary:logistic"}, None, click),
-        ("pwiser_gpu_exact", {**base, "base_score": b0, "disable_default_eval_metric": 1},
-         lambda: PWiseRObjective(device=obj_device), y),
-        ("pwiser_gpu_k4", {**base, "base_score": b0, "disable_default_eval_metric": 1},
-         lambda: PWiseRObjective(device=obj_device, pairs=4), y),
-        ("pwiser_cpu_objective_exact", {**base, "base_score": b0, "disable_default_eval_metric": 1},
-         lambda: PWiseRObjective(device="cpu"), y),
-    ]
-    for name, params, make_obj, label in runs:
-        if rec.elapsed() > args.budget_s * 0.92:
+    seen: dict[str, Any] = {}
+
+    class Counting(PWiseRObjective):
+        """Records what XGBoost hands the objective (host numpy or device array)."""
+
+        def __call__(self, predt, dmat):
+            seen["predt"] = f"{type(predt).__module__}.{type(predt).__name__} {predt.dtype}"
+            seen["predt_on_device"] = hasattr(predt, "__cuda_array_interface__")
+            return super().__call__(predt, dmat)
+
+    runs = [("native_binary_logistic", {**base, "objective": "binary:logistic"}, None),
+            ("pwiser_gpu_exact", {**base, "base_score": initial_margin(y), "disable_default_eval_metric": 1},
+             lambda: Counting(device=obj_device)),
+            ("pwiser_gpu_k4", {**base, "base_score": initial_margin(y), "disable_default_eval_metric": 1},
+             lambda: Counting(device=obj_device, pairs=4))]
+    for name, params, make in runs:
+        if rec.elapsed() > args.budget_s * 0.9:
             out["runs"][name] = {"skipped": "time budget"}
             continue
-        dtrain.set_label(label)
-        # warm-up: JIT compilation (CPU and CUDA kernels) and XGBoost's first-iteration set-up
-        _, t_warm = timed(lambda: xgb.train(params, dtrain, num_boost_round=2,
-                                            obj=make_obj() if make_obj else None))
-        obj = make_obj() if make_obj else None
+        if make is None:
+            dtrain.set_label(click.astype(np.float32))
+        else:
+            dtrain.set_label(y)
+        _, t_warm = timed(lambda: xgb.train(params, dtrain, num_boost_round=2, obj=make() if make else None))
+        obj = make() if make else None
+        c0 = dict(gpu.COPIES)
         bst, t_fit = timed(lambda: xgb.train(params, dtrain, num_boost_round=rounds, obj=obj))
-        margin = bst.predict(xgb.DMatrix(X[sub]), output_margin=True)
-        res = {"fit_s": t_fit, "warmup_2_rounds_s": t_warm, "per_round_s": t_fit / rounds,
-               "train_auc_click_1M": auc(margin, click[sub]),
-               "train_auc_conversion_1M": auc(margin, (y[sub] == 2).astype(np.int8))}
+        res: dict[str, Any] = {"fit_s": t_fit, "per_round_ms": 1e3 * t_fit / rounds, "warmup_2_rounds_s": t_warm}
+        if make is not None:
+            h2d = gpu.COPIES["margin_h2d"] - c0["margin_h2d"]
+            res["copies_per_round"] = {
+                "margins_device_to_host_in_xgboost": 1 if not seen.get("predt_on_device") else 0,
+                "margins_host_to_device_in_objective": h2d / rounds,
+                "margin_bytes_host_to_device_per_round": (gpu.COPIES["margin_h2d_bytes"] - c0["margin_h2d_bytes"])
+                / rounds,
+                "gradients_device_to_host": gpu.COPIES["grad_d2h"] - c0["grad_d2h"],
+                "predt_received": seen.get("predt")}
         out["runs"][name] = res
-        log(f"  {name:28s} fit {t_fit:7.2f} s ({1e3 * t_fit / rounds:7.1f} ms/round)  "
-            f"AUC click {res['train_auc_click_1M']:.4f} conv {res['train_auc_conversion_1M']:.4f}")
+        log(f"  {name:24s} fit {t_fit:8.2f} s ({res['per_round_ms']:8.1f} ms/round)"
+            + (f"  copies/round {res['copies_per_round']}" if make else ""))
         rec.save()
         del bst
     nat = out["runs"].get("native_binary_logistic", {}).get("fit_s")
     if nat:
         out["ratio_to_native"] = {k: v["fit_s"] / nat for k, v in out["runs"].items() if "fit_s" in v}
-        for k, r in out["ratio_to_native"].items():
-            log(f"  ratio {k:28s} / native = {r:.2f}")
     return out
 
 
@@ -279,35 +321,31 @@ def stage_fit(rec: Recorder, args: argparse.Namespace, n: int, rounds: int, devi
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_out = Path(os.environ["OUT"]) / "gpu_check.json" if os.environ.get("OUT") else \
-        ROOT / "benchmarks" / "results" / "gpu_check.json"
-    p.add_argument("--out", type=Path, default=default_out, help="JSON result file (default: $OUT/gpu_check.json "
-                   "or benchmarks/results/gpu_check.json)")
-    p.add_argument("--check-rows", type=int, default=1_000_000)
-    p.add_argument("--giant-rows", type=int, default=200_000, help="rows of the one-group (group=None) cases")
-    p.add_argument("--sim-rows", type=int, default=3_000, help="rows of the equality stage in the CUDA simulator")
+    default_out = (Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "benchmarks" / "results") \
+        / "gpu_check.json"
+    p.add_argument("--out", type=Path, default=default_out, help="JSON result (default $OUT/gpu_check.json, "
+                   "else benchmarks/results/gpu_check.json)")
+    p.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    p.add_argument("--giant-rows", type=int, default=1_000_000, help="rows of the one-group (group=None) cases")
     p.add_argument("--fit-rows", type=int, default=10_000_000)
     p.add_argument("--features", type=int, default=30)
     p.add_argument("--rounds", type=int, default=50)
     p.add_argument("--depth", type=int, default=6)
-    p.add_argument("--group-size", type=float, default=25.0)
-    p.add_argument("--reps", type=int, default=5, help="calls per warm grad_hess timing")
-    p.add_argument("--budget-s", type=float, default=280.0, help="skip remaining work after this much time")
-    p.add_argument("--skip-check", action="store_true", help="skip the equality stage")
-    p.add_argument("--skip-fit", action="store_true", help="skip the XGBoost fit stage")
-    p.add_argument("--cpu-smoke", action="store_true", help="small run without a GPU (XGBoost on the CPU)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and the environment only")
+    p.add_argument("--reps", type=int, default=10, help="calls per kernel timing")
+    p.add_argument("--bw-mib", type=int, default=1024, help="MiB copied by the bandwidth measurement")
+    p.add_argument("--budget-s", type=float, default=540.0, help="start no new work after about this long")
+    p.add_argument("--skip-fit", action="store_true")
+    p.add_argument("--cpu-smoke", action="store_true", help="tiny sizes, no GPU (CUDA simulator, XGBoost on CPU)")
+    p.add_argument("--dry-run", action="store_true", help="stop after the environment and the plan")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.cpu_smoke:
-        args.check_rows = min(args.check_rows, 10_000)
-        args.giant_rows = min(args.giant_rows, 2_000)
-        args.fit_rows = min(args.fit_rows, 10_000)
-        args.rounds = min(args.rounds, 5)
-        args.reps = 1
+        args.rows = sorted({min(r, 200 + 100 * i) for i, r in enumerate(args.rows[:2])})
+        args.giant_rows = min(args.giant_rows, 120)
+        args.fit_rows, args.rounds, args.features, args.reps = min(args.fit_rows, 500), min(args.rounds, 2), 5, 1
     rec = Recorder(args.out, args)
     failed = False
 
@@ -328,51 +366,49 @@ def main(argv: list[str] | None = None) -> int:
         rec.save()
         return res
 
-    env = run("env", lambda: stage_env(rec))
-    if env is not None:
-        for k, v in env["versions"].items():
-            log(f"  {k:14s} {v}")
-        log(f"  cuda: {env['cuda_ok']} ({env['cuda_mode']}) {env.get('gpu', '')}")
-    cuda_ok = bool(env and env["cuda_ok"])
-    real_gpu = cuda_ok and env["cuda_mode"] == "gpu"
-    simulator = cuda_ok and env["cuda_mode"] == "simulator"
-
-    check_rows = args.sim_rows if simulator else args.check_rows
-    giant_rows = min(args.giant_rows, args.sim_rows) if simulator else args.giant_rows
-    fit_device = "cuda" if (real_gpu and not args.cpu_smoke) else "cpu"
-    plan = {"equality": None if args.skip_check else {"rows": check_rows, "giant_rows": giant_rows,
-                                                      "runs_on": env["cuda_mode"] if cuda_ok else "skipped"},
-            "fit": None if args.skip_fit else {"rows": args.fit_rows, "features": args.features,
-                                               "rounds": args.rounds, "depth": args.depth,
-                                               "xgb_device": fit_device, "objective_device": fit_device}}
-    rec.data["plan"] = plan
+    env = run("env", stage_env) or {}
+    log(f"  {json.dumps(env)}")
+    pulled = env.get("objectives_import_pulled")
+    failed |= pulled is None or bool({"xgboost", "lightgbm"} & set(pulled))
+    mode = env.get("cuda_mode") if env.get("cuda_ok") else None
+    simulator = mode == "simulator"
+    try:
+        importlib.import_module("xgboost")
+        has_xgb = True
+    except Exception:  # noqa: BLE001
+        has_xgb = False
+    fit_device = "cuda" if mode == "gpu" else "cpu"
+    rec.data["plan"] = plan = {
+        "kernels": {"rows": args.rows, "giant_rows": args.giant_rows, "runs_on": mode or "skipped: no CUDA"},
+        "fit": ("--skip-fit" if args.skip_fit else
+                "xgboost is not installed (no xgboost-*.whl.part-* found)" if not has_xgb else
+                {"rows": args.fit_rows, "rounds": args.rounds, "xgb_device": fit_device})}
     log(f"== plan: {json.dumps(plan)}")
     if args.dry_run:
         rec.data["ok"] = not failed
         rec.save()
-        log(f"dry run; wrote {args.out}")
-        return 0 if not failed else 1
-
-    if not args.skip_check:
-        if cuda_ok:
-            res = run("equality", lambda: stage_equality(rec, args, check_rows, giant_rows))
-            failed |= res is None or not res["ok"]
-        else:
-            rec.data["stages"]["equality"] = {"skipped": env["cuda_mode"] if env else "no environment"}
-            log(f"== equality skipped: {rec.data['stages']['equality']['skipped']}")
-            failed |= not args.cpu_smoke  # a real check needs the GPU
-    if not args.skip_fit:
-        if not real_gpu and not args.cpu_smoke:
-            rec.data["stages"]["fit"] = {"skipped": "no real GPU (use --cpu-smoke for a CPU run)"}
-            log("== fit skipped: no real GPU")
-            failed = True
-        else:
-            res = run("fit", lambda: stage_fit(rec, args, args.fit_rows, args.rounds, fit_device, fit_device))
-            failed |= res is None
+        return int(failed)
+    if mode is None:
+        rec.data["stages"]["kernels"] = {"skipped": env.get("cuda_mode", "no environment")}
+        log(f"== kernels skipped: {rec.data['stages']['kernels']['skipped']}")
+        failed |= not args.cpu_smoke
+    else:
+        bw = run("bandwidth", lambda: stage_bandwidth(args, simulator))
+        ref = bw["reference_GBps"] if bw and not simulator else None
+        res = run("kernels", lambda: stage_kernels(rec, args, args.rows, args.giant_rows, ref))
+        failed |= res is None or not res["ok"]
+    if isinstance(plan["fit"], str):
+        rec.data["stages"]["fit"] = {"skipped": plan["fit"]}
+        log(f"== fit skipped: {plan['fit']}")
+    elif mode is None:
+        rec.data["stages"]["fit"] = {"skipped": "no CUDA (the objective runs with device='cuda')"}
+    else:
+        # the simulator's device arrays are no gradients XGBoost takes: there the objective runs on the CPU
+        failed |= run("fit", lambda: stage_fit(rec, args, fit_device, fit_device)) is None
     rec.data["ok"] = not failed
     rec.save()
     log(f"== {'OK' if not failed else 'FAILED'} in {rec.elapsed():.1f} s; wrote {args.out}")
-    return 0 if not failed else 1
+    return int(failed)
 
 
 if __name__ == "__main__":

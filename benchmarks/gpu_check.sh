@@ -1,61 +1,79 @@
 #!/usr/bin/env bash
-# One prepared GPU check of PWiseRObjective(device="cuda"), < 5 minutes on one GPU:
-#   1. CPU vs GPU grad_hess at 1M rows (groups of ~25; exact and pairs=4; a giant group),
-#   2. XGBoost device="cuda" fit time, PWiseR vs native binary:logistic, 10M rows x 30, 50 rounds, depth 6.
-# Result: $OUT/gpu_check.json (or benchmarks/results/gpu_check.json); exit status 0 = all checks passed.
+# The prepared GPU check of device="cuda": every figure in one run of < 10 minutes on one GPU
+# (benchmarks/gpu_check.py has the stages): the card's copy bandwidth, CUDA kernels against the CPU
+# at 1M and 10M rows (exact and pairs=4, both pair losses, float32/float64 margins) with their GB/s,
+# and, when XGBoost is there, an XGBoost device="cuda" fit with PWiseR against binary:logistic at
+# 10M rows with the host<->device copies per round.
+# Result: $OUT/gpu_check.json (else benchmarks/results/gpu_check.json); exit 0 = every check passed.
 #
-# Usage (from anywhere):  bash benchmarks/gpu_check.sh [gpu_check.py options]
-#   e.g. --fit-rows 2000000 --rounds 20, --skip-fit, --dry-run, --cpu-smoke (no GPU needed)
+#   bash benchmarks/gpu_check.sh [gpu_check.py options]     e.g. --rows 1000000 --skip-fit
+#   NUMBA_ENABLE_CUDASIM=1 bash benchmarks/gpu_check.sh --cpu-smoke   (no GPU: simulator, tiny sizes)
 #
-# Bare machine without internet: put the missing wheels in .whl/ at the repository root (or in
-# shared/.whl/, shared/wheels/ or $GPU_CHECK_WHEELS); they are installed with
-# `pip install --no-index --no-deps --target /tmp/site .whl/*.whl` (or, without pip, unzipped
-# there) and put first on PYTHONPATH. For Python 3.12 that is typically: numpy,
-# numba, llvmlite, numba-cuda with its CUDA wheels (cuda-bindings, cuda-core, cuda-pathfinder and,
-# unless a CUDA toolkit is installed, NVVM/libdevice and NVRTC: nvidia-cuda-nvcc-cuXX,
-# nvidia-cuda-nvrtc-cuXX, matching the driver's CUDA major version), xgboost, and what
-# `import gbdt_pwiser` needs (scipy, scikit-learn, pandas, pyarrow, joblib, threadpoolctl, ...).
-# The environment stage of the JSON lists what was found.
+# The kernel checks need numba + numba-cuda (+ its CUDA 13 NVVM/NVRTC wheels or a CUDA toolkit) and
+# what `import gbdt_pwiser.objectives` needs (numpy, numba); not XGBoost.
+#
+# XGBoost on a machine without network: its wheel (xgboost 3.2.0: 131 MB) is larger than the
+# 64 MiB one command may carry, so it comes in parts. Here, once:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+#       xgboost==3.2.0 -d /tmp/xgbwhl
+#   for i in 1 2 3; do mkdir -p .whl/p$i; done
+#   split -b 45M -d -a 2 /tmp/xgbwhl/xgboost-3.2.0-*.whl /tmp/xgbwhl/part-
+#   mv /tmp/xgbwhl/part-00 .whl/p1/xgboost-3.2.0-py3-none-manylinux_2_28_x86_64.whl.part-00   (p2: part-01, ...)
+#   (cd /tmp/xgbwhl && sha256sum xgboost-*.whl) > .whl/p1/xgboost.sha256
+# then carry .whl/p1, .whl/p2, .whl/p3 in three consecutive calls (a warm machine keeps them).
+# This script finds every xgboost-*.whl.part-* under .whl/ (or $GPU_CHECK_WHEELS), joins them in
+# name order with cat, checks the sha256 when given, and installs the wheel (and any whole *.whl
+# there) with pip --no-index --no-deps --target $GPU_CHECK_SITE. No wheel and no xgboost: the fit
+# is skipped with a line saying so.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY="${PYTHON:-python3}"
-SITE="${GPU_CHECK_SITE:-/tmp/site}"
-
-# wheels: $GPU_CHECK_WHEELS, else .whl/, else shared/.whl/ or shared/wheels/ (the first that holds any)
-WHL=""
-for d in "${GPU_CHECK_WHEELS:-}" .whl shared/.whl shared/wheels; do
-  if [ -n "$d" ] && [ -d "$d" ] && compgen -G "$d/*.whl" > /dev/null; then WHL="$d"; break; fi
-done
-if [ -n "$WHL" ]; then
-  echo "== installing $(ls "$WHL"/*.whl | wc -l) wheel(s) from $WHL/ into $SITE"
-  mkdir -p "$SITE"
-  if ! "$PY" -m pip install --quiet --no-index --no-deps --upgrade --target "$SITE" "$WHL"/*.whl; then
-    echo "   pip failed or missing: unzipping the wheels into $SITE instead"
-    "$PY" - "$SITE" "$WHL"/*.whl <<'EOF'
-import sys, zipfile
-site, wheels = sys.argv[1], sys.argv[2:]
-for whl in wheels:
-    with zipfile.ZipFile(whl) as zf:
-        zf.extractall(site)
-    print("   unzipped", whl)
-EOF
-  fi
-  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-/tmp/numba_cache}"
-
-OUTDIR="${OUT:-$ROOT/benchmarks/results}"
-mkdir -p "$OUTDIR"
+SITE="${GPU_CHECK_SITE:-/tmp/gpu_check_site}"
+WHL="${GPU_CHECK_WHEELS:-$ROOT/.whl}"
+JOIN="${TMPDIR:-/tmp}/gpu_check_wheels"
+[ -d "$WHL" ] && WHL="$(cd "$WHL" && pwd)"
 
 echo "== machine"
 "$PY" --version
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null \
   || echo "nvidia-smi not available"
 
-timeout --kill-after=10 "${GPU_CHECK_TIMEOUT:-295}" \
+mkdir -p "$JOIN"
+if [ -d "$WHL" ]; then
+  # parts: group by wheel name, join in part order (parts may sit in different sub-folders)
+  mapfile -t PARTS < <(find "$WHL" -type f -name 'xgboost-*.whl.part-*' -printf '%f\t%p\n' | sort | cut -f2)
+  if [ "${#PARTS[@]}" -gt 0 ]; then
+    name="$(basename "${PARTS[0]}")"
+    name="${name%.part-*}"
+    echo "== joining ${#PARTS[@]} part(s) into $name"
+    cat "${PARTS[@]}" > "$JOIN/$name"
+    sums="$(find "$WHL" -type f -name 'xgboost*.sha256' | head -n 1)"
+    if [ -n "$sums" ]; then
+      (cd "$JOIN" && sha256sum -c "$sums") || { echo "== $name: sha256 mismatch (a part is missing?)"; rm -f "$JOIN/$name"; }
+    fi
+  fi
+  find "$WHL" -type f -name '*.whl' -exec cp {} "$JOIN/" \;
+fi
+if compgen -G "$JOIN/*.whl" > /dev/null; then
+  echo "== installing $(ls "$JOIN"/*.whl | wc -l) wheel(s) into $SITE"
+  mkdir -p "$SITE"
+  "$PY" -m pip install --quiet --no-index --no-deps --upgrade --target "$SITE" "$JOIN"/*.whl \
+    || echo "== pip install of the wheels failed"
+  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+else
+  echo "== no wheels under $WHL"
+fi
+"$PY" -c "import xgboost; print('== xgboost', xgboost.__version__)" 2>/dev/null \
+  || echo "== xgboost not installed: the XGBoost fit will be skipped (see the header for the wheel parts)"
+
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-/tmp/numba_cache}"
+OUTDIR="${OUT:-$ROOT/benchmarks/results}"
+mkdir -p "$OUTDIR"
+
+timeout --kill-after=10 "${GPU_CHECK_TIMEOUT:-570}" \
   "$PY" "$ROOT/benchmarks/gpu_check.py" --out "$OUTDIR/gpu_check.json" "$@"
 rc=$?
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then

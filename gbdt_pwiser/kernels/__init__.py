@@ -1,5 +1,7 @@
-"""The mathematics: Numba kernels of the objectives (``cpu``: ``@njit`` drivers; ``cuda``: numba-cuda twins).
+"""The mathematics: Numba kernels of the objectives.
 
-Nothing here validates input; the public entry points in :mod:`gbdt_pwiser.objectives`
-do that before any kernel runs.
+``shared``: the per-row and per-group mathematics, written once and compiled for both targets;
+``cpu``: the ``@njit(parallel=True)`` drivers and CPU-only parts; ``cuda``: the numba-cuda kernels
+(compiled on first use; importing touches no CUDA). Nothing here validates input; the public entry
+points in :mod:`gbdt_pwiser.objectives` do that before any kernel runs.
 """

@@ -126,7 +126,7 @@ class EntireSpaceCVRObjective(_CustomObjective):
 
     def _run(self, z: Any, data: _ESMMData, a: np.ndarray, reuse: bool):
         if self.device.startswith("cuda"):
-            from ..kernels import cuda as gpu
+            from . import _cuda as gpu
 
             return gpu.esmm_grad_hess_cuda(self, z, data, a, reuse=reuse)
         g, h = self._buffers(z.shape[0], reuse)

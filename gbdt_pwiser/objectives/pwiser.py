@@ -328,7 +328,7 @@ class PWiseRObjective(_CustomObjective):
         if iteration < 0:
             raise ValueError(f"iteration must be >= 0, got {iteration}")
         if self.device.startswith("cuda"):
-            from ..kernels import cuda as gpu
+            from . import _cuda as gpu
 
             return gpu.pwiser_grad_hess_cuda(self, z, data, iteration, reuse=reuse)
         g, h = self._buffers(z.size, reuse)

@@ -2,7 +2,7 @@
 
 Run in numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, no GPU needed) or on
 a real GPU. Sizes stay tiny: the simulator runs every CUDA thread as a Python
-thread. Blocks are 32 threads (``conftest.small_blocks``) so inputs span
+thread. Blocks are 32 threads (the ``small_blocks`` fixture) so inputs span
 several blocks; ``SERIAL_MAX_ROWS=4`` sends every group above 4 rows through
 the row-parallel ("large group") kernels.
 """
@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import zlib
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +23,26 @@ import pytest
 
 from gbdt_pwiser import EntireSpaceCVRObjective, PWiseRObjective, prepare_data
 from gbdt_pwiser.kernels import cpu as K
-from gbdt_pwiser.kernels import cuda as gpu
+from gbdt_pwiser.kernels import cuda as kc
+from gbdt_pwiser.objectives import _cuda as gpu
 
 ROOT = Path(__file__).resolve().parents[2]
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
-CUDA_OK, CUDA_WHY = gpu.cuda_status()
-needs_cuda = pytest.mark.skipif(not CUDA_OK, reason=f"no CUDA simulator or GPU: {CUDA_WHY}")
+CUDA_OK, CUDA_WHY = kc.cuda_status()
+needs_cuda = pytest.mark.skipif(
+    not CUDA_OK, reason=f"no CUDA simulator or GPU (run with NUMBA_ENABLE_CUDASIM=1): {CUDA_WHY}")
 pytestmark = pytest.mark.cudasim
 
 LOSSES = ("squared_hinge", "logistic")
+
+
+@pytest.fixture(autouse=True)
+def small_blocks():
+    """Small CUDA blocks (32 threads) so that small inputs span several blocks."""
+    old = gpu.BLOCK_SIZE, gpu.SERIAL_MAX_ROWS
+    gpu.BLOCK_SIZE = 32
+    yield
+    gpu.BLOCK_SIZE, gpu.SERIAL_MAX_ROWS = old
 PATHS = {"serial": None, "rowparallel": 4}
 
 
@@ -177,13 +189,13 @@ def test_float32_host_and_device_margins():
     cpu = PWiseRObjective(pairs=2).grad_hess(z32, y, group, w, iteration=2)
     assert_matches(obj.grad_hess(z32, y, group, w, iteration=2), cpu, exact=True)
     data = prepare_data(y, group, w)
-    for zd in (gpu.cuda.to_device(z32), gpu.cuda.to_device(z32.astype(np.float64)),
-               gpu.cuda.to_device(z32.reshape(-1, 1))):
+    for zd in (kc.get_cuda().to_device(z32), kc.get_cuda().to_device(z32.astype(np.float64)),
+               kc.get_cuda().to_device(z32.reshape(-1, 1))):
         assert_matches(gpu.pwiser_grad_hess_cuda(obj, zd, data, 2), cpu, exact=True)
     with pytest.raises(ValueError, match="rows"):
-        gpu.pwiser_grad_hess_cuda(obj, gpu.cuda.to_device(z32[:-1]), data, 2)
+        gpu.pwiser_grad_hess_cuda(obj, kc.get_cuda().to_device(z32[:-1]), data, 2)
     with pytest.raises(TypeError, match="float32 or float64"):
-        gpu.pwiser_grad_hess_cuda(obj, gpu.cuda.to_device(np.zeros(z.size, np.int32)), data, 2)
+        gpu.pwiser_grad_hess_cuda(obj, kc.get_cuda().to_device(np.zeros(z.size, np.int32)), data, 2)
 
 
 @needs_cuda
@@ -191,7 +203,7 @@ def test_sampled_draws_are_the_cpu_draws():
     key = K.round_key(123, 4)
     counters = np.arange(0, 3000, 7, dtype=np.int64)
     for n in (1, 2, 3, 17, 1000):
-        expect = np.array([K.draw_index(key, c, n) for c in counters])
+        expect = K.draw_indices(key, counters, n)  # compiled for the CPU
         np.testing.assert_array_equal(gpu.draw_indices_cuda(key, counters, n), expect)
 
 
@@ -311,10 +323,12 @@ import json, sys
 import numpy as np
 import gbdt_pwiser
 import gbdt_pwiser.kernels.cuda
+import gbdt_pwiser.objectives._cuda
 from gbdt_pwiser import PWiseRObjective
 def cuda_modules():
     return sorted(m for m in ("numba.cuda", "numba_cuda") if sys.modules.get(m) is not None)
-res = {{"cuda_imported": cuda_modules()}}
+res = {{"cuda_imported": cuda_modules(),
+        "boosters_imported": sorted(m for m in ("xgboost", "lightgbm") if m in sys.modules)}}
 obj = PWiseRObjective(device="cuda")  # constructing must not touch CUDA either
 res["after_init"] = cuda_modules()
 try:
@@ -330,6 +344,7 @@ def test_import_does_not_touch_cuda_and_no_device_error():
     """Without the simulator and without a visible GPU, device='cuda' raises a clear RuntimeError."""
     res = _run_without_simulator(_PROBE.format(pre=""), CUDA_VISIBLE_DEVICES="")
     assert res["cuda_imported"] == [] and res["after_init"] == []
+    assert res["boosters_imported"] == []  # the objectives (and their CUDA host side) need neither booster
     if res["error"] is None:  # pragma: no cover - a GPU visible despite CUDA_VISIBLE_DEVICES=""
         pytest.skip("a CUDA device is visible even with CUDA_VISIBLE_DEVICES=''")
     assert "no CUDA driver or CUDA device" in res["error"]
@@ -374,3 +389,49 @@ def test_xgboost_trains_on_gpu_with_device_gradients():
     loss = PWiseRObjective(pairs=4).loss
     assert loss(m_gpu, y, qid) < loss(np.full(n, initial_margin(y)), y, qid)
     assert obj_gpu.iteration_ == 10
+
+
+# --------------------------------------------------------------------------- launch types = compiled types
+
+
+@needs_cuda
+def test_launch_argument_types_are_the_compiled_signatures(monkeypatch):
+    """Every launch passes exactly the types of ``KERNEL_SIGNATURES`` (what test_gpu_compile compiles)."""
+    import numba
+
+    real = kc.kernels()
+    seen: dict[str, set] = {}
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def __getitem__(self, config):
+            launch = getattr(real, self.name)[config]
+
+            def call(*args):
+                seen.setdefault(self.name, set()).add(tuple(str(numba.typeof(a)) for a in args))
+                return launch(*args)
+
+            return call
+
+    monkeypatch.setattr(kc, "_KERNELS", SimpleNamespace(**{n: Recorder(n) for n in kc.KERNELS}))
+    z, y, group, w = make_data(31, n_groups=5)
+    zb = np.round(np.random.default_rng(1).normal(0, 1, 60), 1)
+    yb = np.array([2] * 36 + [1] * 10 + [0] * 14, dtype=np.int8)
+    for path in PATHS:
+        gpu.SERIAL_MAX_ROWS = PATHS[path]
+        for kw in (dict(), dict(pair_loss="logistic"), dict(pairs=2), dict(pair_loss="logistic", pairs=2)):
+            for margin in (np.float32, np.float64):
+                for weight in (None, w):
+                    PWiseRObjective(device="cuda", **kw).grad_hess(z.astype(margin), y, group, weight)
+                PWiseRObjective(device="cuda", **kw).grad_hess(zb.astype(margin), yb, None)
+    a = np.random.default_rng(2).uniform(0.1, 0.9, z.size)
+    for margin in (np.float32, np.float64):
+        EntireSpaceCVRObjective(device="cuda").grad_hess(z.astype(margin), y, ctr_prob=a)
+    gpu.draw_indices_cuda(K.round_key(1, 2), np.arange(5), 3)
+    declared = {name: {tuple(map(str, kc.KERNEL_SIGNATURES(m)[name])) for m in ("float32", "float64")}
+                for name in kc.KERNELS}
+    assert set(seen) == set(kc.KERNELS)  # every kernel was launched
+    for name, sigs in seen.items():
+        assert sigs <= declared[name], (name, sigs - declared[name])
