@@ -1,8 +1,9 @@
 """The shared real AliExpress sample through ``CTCVRClassifier`` (format check, not a benchmark).
 
-    python examples/aliexpress_sample_estimator.py [--data-dir ../shared/data/aliexpress_sample]
+    python examples/aliexpress_sample_estimator.py --train TRAIN.csv --test TEST.csv
 
-The sample is 100 training and 20 test rows of the processed AliExpress layout; every
+TRAIN/TEST are files in the processed AliExpress layout (``search_id``, ``categorical_1..16``,
+``numerical_1..63``, ``click``, ``conversion``); the test suite runs it on a small sample. The sample is 100 training and 20 test rows of the processed AliExpress layout; every
 conversion there sits alone in its request, so PWiseR has no pairs to rank and the
 figures below say nothing about quality. Point ``--train``/``--test`` at the full files
 (tens of millions of rows) for a real run.
@@ -15,10 +16,9 @@ from pathlib import Path
 from gbdt_pwiser import CTCVRClassifier, evaluate
 from gbdt_pwiser.datasets import load_aliexpress
 
-default_dir = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "aliexpress_sample"
 ap = argparse.ArgumentParser()
-ap.add_argument("--train", type=Path, default=default_dir / "aliexpress_train_sample.csv")
-ap.add_argument("--test", type=Path, default=default_dir / "aliexpress_test_sample.csv")
+ap.add_argument("--train", type=Path, required=True, help="training file (AliExpress layout)")
+ap.add_argument("--test", type=Path, required=True, help="test file (AliExpress layout)")
 ap.add_argument("--n-estimators", type=int, default=20)
 args = ap.parse_args()
 

@@ -1,4 +1,4 @@
-"""Funnel labels: one label column carrying click and conversion (SPEC §7)."""
+"""Funnel labels: one label column carrying click and conversion (docs/mathematics.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The metrics (SPEC §6), each defined once: AUC/GAUC for funnel labels, eval-metric adapters for
+"""The metrics (docs/mathematics.md §6), each defined once: AUC/GAUC for funnel labels, eval-metric adapters for
 XGBoost/LightGBM, ``evaluate`` for fitted pCTR/pCVR/pCTCVR models, and the scikit-learn
 scorers (``scoring=``) built on the same functions.
 

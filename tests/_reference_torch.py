@@ -1,4 +1,4 @@
-"""Naive reference for the PWiseR sum-form loss (SPEC §2): plain Python double loop.
+"""Naive reference for the PWiseR sum-form loss (docs/mathematics.md §2): plain Python double loop.
 
 Used only by tests/test_torch_loss.py; deliberately slow and obvious.
 """

@@ -1,4 +1,4 @@
-"""Naive reference implementation of BCE + λ·PWiseR (SPEC §2–§4).
+"""Naive reference implementation of BCE + λ·PWiseR (docs/mathematics.md §2–§4).
 
 A plain Python double loop over every within-group pair, written for clarity,
 never speed. The library's Numba kernels are tested against it.

@@ -1,4 +1,4 @@
-"""EntireSpaceCVRObjective (ESMM for trees, SPEC §5)."""
+"""EntireSpaceCVRObjective (ESMM for trees, docs/mathematics.md §5)."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ from gbdt_pwiser import EntireSpaceCVRObjective
 
 
 def _naive(u, y, a, w):
-    """Direct formulas of SPEC §5: loss, gradient, exact second derivative, Fisher."""
+    """Direct formulas of docs/mathematics.md §5: loss, gradient, exact second derivative, Fisher."""
     q = 1 / (1 + np.exp(-u))
     v = (y == 2).astype(float)
     loss = -(v * np.log(a * q) + (1 - v) * np.log(1 - a * q))

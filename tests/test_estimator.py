@@ -1,4 +1,4 @@
-"""CTCVRClassifier: the chained CTR → CVR estimator in scikit-learn form (SPEC §5, §7)."""
+"""CTCVRClassifier: the chained CTR → CVR estimator in scikit-learn form (docs/mathematics.md §5, §7)."""
 
 from __future__ import annotations
 

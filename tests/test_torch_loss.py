@@ -1,4 +1,4 @@
-"""Tests of gbdt_pwiser.neural.loss.pwiser_loss (SPEC §2) against a naive double loop."""
+"""Tests of gbdt_pwiser.neural.loss.pwiser_loss (docs/mathematics.md §2) against a naive double loop."""
 
 from __future__ import annotations
 

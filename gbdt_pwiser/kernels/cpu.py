@@ -1,4 +1,4 @@
-"""CPU drivers of the kernels (SPEC §2–§5): ``@njit(parallel=True)`` loops over rows and groups.
+"""CPU drivers of the kernels (docs/mathematics.md §2–§5): ``@njit(parallel=True)`` loops over rows and groups.
 
 The mathematics of a row and of a group is in :mod:`gbdt_pwiser.kernels.shared`
 (one source for the CPU and the CUDA kernels); this module holds the drivers
@@ -255,7 +255,7 @@ def pair_loss_sums(z, w, has_w, perm, aptr, anP, anC, m1, m2, loss_kind):
     return out[:, 0].sum(), out[:, 1].sum()
 
 
-# --------------------------------------------------------------------------- entire-space CVR (SPEC §5)
+# --------------------------------------------------------------------------- entire-space CVR (docs/mathematics.md §5)
 
 
 @njit(parallel=True, cache=True)

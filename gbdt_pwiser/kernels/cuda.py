@@ -14,7 +14,7 @@ Kernels (``KERNEL_SIGNATURES`` lists the argument types each is launched with,
 for float32 and float64 margins; ``tests/gpu/test_gpu_compile.py`` compiles
 them all to PTX and cubins without a GPU):
 
-* ``bce`` — one thread per row; ``esmm`` — one thread per row (SPEC §5);
+* ``bce`` — one thread per row; ``esmm`` — one thread per row (docs/mathematics.md §5);
 * ``group`` — one thread per *small* active group: :func:`shared.pair_group`,
   the CPU's code, so the order of every floating-point accumulation is the CPU's;
 * ``big_*`` — groups larger than ``serial_max_rows()`` spread over one thread

@@ -1,4 +1,4 @@
-"""The one source of the per-row and per-group mathematics (SPEC §2–§5).
+"""The one source of the per-row and per-group mathematics (docs/mathematics.md §2–§5).
 
 Every function here is plain Python registered (like
 :func:`numba.extending.register_jitable`, see :func:`_shared`) for the CPU and the CUDA target, so that the same text is compiled by
@@ -221,7 +221,7 @@ def esmm_terms(u, a):
 
 @_scalar
 def esmm_row(ui, vi, ai, wi, floor):
-    """Gradient and Fisher Hessian of BCE(a·σ(u), v) w.r.t. the CVR margin u (SPEC §5).
+    """Gradient and Fisher Hessian of BCE(a·σ(u), v) w.r.t. the CVR margin u (docs/mathematics.md §5).
 
     grad = -v (1 - q) + (1 - v) a q (1 - q) / (1 - a q);
     hess = a q (1 - q)² / (1 - a q), floored.

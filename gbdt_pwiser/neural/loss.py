@@ -1,4 +1,4 @@
-"""BCE + λ·PWiseR as a differentiable PyTorch loss (SPEC §2).
+"""BCE + λ·PWiseR as a differentiable PyTorch loss (docs/mathematics.md §2).
 
 This module imports :mod:`torch` at import time; it is meant for users who
 installed the ``[torch]`` extra. ``import gbdt_pwiser`` never imports it.
@@ -216,7 +216,7 @@ def pwiser_loss(
     inputs: InputsName = "logits",
     reduction: ReductionName = "mean",
 ) -> torch.Tensor:
-    """BCE + λ·PWiseR (SPEC §2), differentiable with autograd.
+    """BCE + λ·PWiseR (docs/mathematics.md §2), differentiable with autograd.
 
     Parameters
     ----------

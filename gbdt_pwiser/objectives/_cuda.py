@@ -388,7 +388,7 @@ def draw_indices_cuda(key: np.uint64, counters: np.ndarray, n: int) -> np.ndarra
 
 def esmm_grad_hess_cuda(obj: Any, z: Any, data: Any, a: np.ndarray, reuse: bool | None = None
                         ) -> tuple[Any, Any]:
-    """Gradient and Fisher Hessian of the entire-space CVR loss on the GPU (SPEC §5).
+    """Gradient and Fisher Hessian of the entire-space CVR loss on the GPU (docs/mathematics.md §5).
 
     Parameters
     ----------

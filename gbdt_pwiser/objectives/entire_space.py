@@ -1,4 +1,4 @@
-"""``EntireSpaceCVRObjective``: the entire-space (ESMM-style) CVR objective for trees (SPEC §5)."""
+"""``EntireSpaceCVRObjective``: the entire-space (ESMM-style) CVR objective for trees (docs/mathematics.md §5)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class _ESMMData:
 
 
 class EntireSpaceCVRObjective(_CustomObjective):
-    """Entire-space CVR objective: ESMM for trees (SPEC §5).
+    """Entire-space CVR objective: ESMM for trees (docs/mathematics.md §5).
 
     Trains the CVR booster on *all* exposures with the loss
     ``BCE(pCTR_i · σ(u_i), conversion_i)`` on its margin ``u``, where pCTR

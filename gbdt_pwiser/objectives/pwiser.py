@@ -1,4 +1,4 @@
-"""``PWiseRObjective``: BCE + λ·PWiseR as a custom objective (SPEC §2–§4, §7).
+"""``PWiseRObjective``: BCE + λ·PWiseR as a custom objective (docs/mathematics.md §2–§4, §7).
 
 This module validates, prepares and dispatches; the mathematics is in
 :mod:`gbdt_pwiser.kernels`.

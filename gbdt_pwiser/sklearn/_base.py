@@ -129,7 +129,7 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X: Any, y: Any, sample_weight: npt.ArrayLike | None = None) -> float:
-        """CTCVR AUC: AUC of pCTCVR against conversions over all exposures (SPEC §6).
+        """CTCVR AUC: AUC of pCTCVR against conversions over all exposures (docs/mathematics.md §6).
 
         Parameters
         ----------

@@ -1,4 +1,4 @@
-"""``CTCVRClassifier``: the chained CTR → CVR gradient-boosted estimator (SPEC §5, §7).
+"""``CTCVRClassifier``: the chained CTR → CVR gradient-boosted estimator (docs/mathematics.md §5, §7).
 
 The estimator is glue and contains no loss mathematics: the CTR booster is
 trained with :class:`~gbdt_pwiser.objectives.PWiseRObjective`, the entire-space
@@ -49,7 +49,7 @@ _CTR_METRICS = ("auc_click", "auc_conv", "auc_click_group", "auc_conv_group")  #
 class CTCVRClassifier(_ChainBase):
     """Chained CTR → CVR gradient-boosted classifier with the PWiseR CTR loss.
 
-    Two boosters are trained (SPEC §5): a **CTR booster** on all exposures
+    Two boosters are trained (docs/mathematics.md §5): a **CTR booster** on all exposures
     with BCE + λ·PWiseR (:class:`~gbdt_pwiser.PWiseRObjective`), whose pair
     term pushes each conversion above the click-only and non-clicked
     exposures of its group, and a **CVR booster** either on the clicked
