@@ -1,22 +1,30 @@
 # Quick start:  make demo   (main job on the embedded simulator)
 #               make test   (the whole test suite)
-# Both build their own virtual environment in .venv from PyPI.
+# Both build the virtual environment .venv from PyPI: `make demo` installs only the package and its
+# runtime dependencies; `make test` adds the test, CUDA-compile, Dask and torch extras.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
+STAMP  := $(VENV)/.installed-test
 
 .PHONY: venv demo test test-cpu test-gpu-compile test-gpu-sim bench clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml $(DEMO_STAMP)
 	$(BIN)/python -m pip install -q -e ".[test,torch]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/gbdt-pwiser compare
 
 test: test-cpu test-gpu-compile test-gpu-sim
