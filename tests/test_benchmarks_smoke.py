@@ -100,3 +100,16 @@ def test_readme_tables_render_from_results(tmp_path, monkeypatch):
                                              "warm": {"import_s": 1, "first_call_s": 0.5, "second_call_s": 0.01}}})
     text = run_all.tables()
     assert "| warm | 1.00 | 0.50 | 10.0 |" in text and "target ≤ 1 s: met" in text
+
+
+def test_bench_evidence_smoke(no_results, capsys):
+    import bench_evidence
+    from gbdt_pwiser.evidence import METHODS
+
+    out = bench_evidence.main(["--smoke"])
+    printed = capsys.readouterr().out
+    assert set(out["regimes"]) == {"sparse", "dense"} and "seeds [0]" in out["conditions"]
+    for r in out["regimes"].values():
+        assert {k.split()[0] for k in r["points"]} == set(METHODS)
+        assert all(0.0 <= p["ctr_auc"] <= 1.0 for p in r["points"].values())
+    assert len(_lines(printed, r"\| (pwiser|weighted|ranker|shared)")) == 2 * 10

@@ -196,7 +196,8 @@ def test_progress_bars_only_on_a_terminal(tmp_path, capsys):
     """Without --quiet, a run whose stderr is not a terminal (CI log, pipe) draws no bar."""
     assert main(["compare", "--requests", "600", "--n-estimators", "5", "--bootstrap", "0", "--no-sweep",
                  "--no-plots", "--out", str(tmp_path)]) == 0
-    assert capsys.readouterr().err == ""
+    err = capsys.readouterr().err.splitlines()  # one-line data warnings may appear; no bar
+    assert all(ln.startswith("gbdt-pwiser: warning: ") for ln in err), err
 
 
 def test_progress_helper_draws_on_a_terminal_and_not_on_a_pipe():

@@ -26,6 +26,7 @@ __all__ = [
     "add_pwiser_options",
     "add_tree_options",
     "add_run_options",
+    "add_evidence_options",
 ]
 
 #: Smallest simulated log the commands accept (fewer requests give no pairs to compare).
@@ -168,3 +169,35 @@ def add_run_options(group: Any, *, out: str) -> None:
     group.add_argument("--quiet", action="store_true",
                        help="no progress bars (they are only drawn on a terminal anyway)")
     group.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+
+
+def _seed_list(text: str) -> list[int]:
+    parse = integer(lo=0)
+    values = [parse(t.strip()) for t in text.split(",") if t.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}")
+    return list(dict.fromkeys(values))
+
+
+_seed_list.__name__ = "seed list"
+#: ``compare --methods`` names (see gbdt_pwiser.evidence.METHODS)
+EVIDENCE_METHODS = ("pwiser", "weighted", "ranker", "shared")
+
+
+def add_evidence_options(group: Any) -> None:
+    """``--evidence``, ``--methods``, ``--sweep-alpha``, ``--seeds`` (is PWiseR worth it on this log?)."""
+    group.add_argument("--evidence", action="store_true",
+                       help="also run every competitor over its knob (PWiseR chain over --sweep-lam, "
+                            "conversion-weighted BCE over --sweep-alpha, the boosters' ranking objective, "
+                            "the shared booster over --sweep-lam) and draw the trade-off plots; slow")
+    group.add_argument("--methods", type=name_list(EVIDENCE_METHODS, {m: m for m in EVIDENCE_METHODS}, "method"),
+                       default=None,
+                       help="the competitors of the trade-off plots, a comma-separated subset of "
+                            f"{','.join(EVIDENCE_METHODS)} (implies the evidence run; default with --evidence: all)")
+    group.add_argument("--sweep-alpha", type=real_list, default=[0.0, 1.0, 3.0],
+                       help="alpha values of conversion-weighted BCE, sample_weight = 1 + alpha * conversion "
+                            "(default 0,1,3)")
+    group.add_argument("--seeds", type=_seed_list, default=[0],
+                       help="seeds of the evidence run: each re-splits the log by group and refits; error bars "
+                            "are the SD over seeds, or with one seed the SD over a bootstrap of test groups "
+                            "(default 0)")

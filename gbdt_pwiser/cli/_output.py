@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["progress", "on_terminal", "format_compare_table", "format_interval", "plot_sweep", "plot_roc"]
+__all__ = ["progress", "on_terminal", "format_compare_table", "format_interval", "plot_sweep", "plot_roc",
+           "plot_tradeoff"]
 
 #: Rows of the compare table, in order.
 TABLE_ROWS = ["ctr_auc", "ctr_conv_auc", "cvr_auc", "ctcvr_auc", "ctr_gauc", "ctcvr_gauc",
@@ -115,6 +116,35 @@ def plot_roc(curves: dict[str, dict[str, np.ndarray]], test_y: np.ndarray, path:
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
         ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_tradeoff(curves: dict[str, list[dict[str, Any]]], y_key: str, path: Path, title: str) -> None:
+    """Click AUC (x) against ``y_key`` (y), one curve per method over its knob, with SD error bars (one PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ylabel = {"ctr_conv_auc": "conversion AUC of pCTR", "ctcvr_auc": "CTCVR AUC (pCTR·pCVR)"}[y_key]
+    fig, ax = plt.subplots(figsize=(6.8, 4.6), dpi=110)
+    for label, pts in curves.items():
+        xs = [p["ctr_auc"] for p in pts]
+        ys = [p[y_key] for p in pts]
+        err = lambda key: [0.0 if not math.isfinite(p.get(f"{key}_sd", float("nan"))) else p[f"{key}_sd"]
+                           for p in pts]
+        line = ax.errorbar(xs, ys, xerr=err("ctr_auc"), yerr=err(y_key), fmt="o-", capsize=3, label=label)
+        for p in pts:
+            if p.get("knob") is not None:
+                ax.annotate(f"{p['knob']}={p['value']:g}", (p["ctr_auc"], p[y_key]), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points", color=line[0].get_color())
+    ax.set_xlabel("click AUC of pCTR")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

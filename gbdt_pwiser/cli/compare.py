@@ -16,6 +16,8 @@ import numpy as np
 from ._data import UserError, load_log, make_model, split_log
 from ._options import add_data_options, add_pwiser_options, add_run_options, add_tree_options, integer, real_list
 from ._output import format_compare_table, plot_roc, plot_sweep, progress
+from ._evidence import evidence_methods, format_evidence, run_evidence
+from ._options import add_evidence_options
 
 __all__ = ["DESCRIPTION", "TREE_DEFAULTS", "BOOTSTRAP_METRICS", "add_parser", "run"]
 
@@ -54,6 +56,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     o.add_argument("--no-sweep", action="store_true", help="skip the λ sweep")
     o.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     add_run_options(o, out="gbdt_pwiser_out")
+    add_evidence_options(c.add_argument_group("evidence: is PWiseR worth it here?"))
     return c
 
 
@@ -143,10 +146,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stage(len(stages) - 1)
     diffs = differences(results, predictions, test, args.bootstrap, args.seed)
     desc = "simulated log" if args.data is None else f"{args.data} ({args.format})"
+    from ..evidence import pair_counts, support_warning
+
+    pairs_test = pair_counts(test.y, test.group)
     clicked = log.y >= 1
     summary: dict[str, Any] = {
         "data": {"source": desc, "rows": len(log), "groups": int(log.n_groups), "train_rows": len(train),
-                 **count_test_part(test), "ctr": float(np.mean(clicked)),
+                 **count_test_part(test), "test_pairs": pairs_test, "ctr": float(np.mean(clicked)),
                  "cvr_given_click": float(np.mean(log.y[clicked] == 2)) if clicked.any() else float("nan")},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "results": results,
@@ -172,7 +178,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"test: {d['test_rows']} rows in {d['test_groups']} groups, {d['test_clicks']} clicks, "
         f"{d['test_conversions']} conversions in {d['test_groups_with_conversion']} groups",
         f"backend: {args.backend}, cvr_space={args.cvr_space}, pairs={args.pairs}, pair_loss={args.pair_loss}",
+        f"PWiseR pairs in the test part: {pairs_test['pairs_click_only']} conversion/click-only, "
+        f"{pairs_test['pairs_no_click']} conversion/non-click; "
+        f"{pairs_test['share_groups_with_pairs']:.1%} of groups hold a pair, "
+        f"{pairs_test['click_only_partners_per_conversion']:.2f} click-only partners per conversion",
     ]
+    if evidence_methods(args):
+        summary["evidence"] = run_evidence(args, log, out, plots=not args.no_plots)
     note = (f"intervals: paired bootstrap over the {d['test_groups']} test groups, {args.bootstrap} resamples, "
             f"{CONFIDENCE:.0%} percentile; an interval that contains 0 shows no effect" if args.bootstrap else "")
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=float))
@@ -184,9 +196,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if d["test_conversions"] == 0 or d["test_clicks"] in (0, d["test_rows"]):
         print("gbdt-pwiser: warning: the test part lacks clicks, non-clicks or conversions, so some AUCs are "
               "undefined (nan); use more data or another --seed/--test-size", file=sys.stderr)
+    weak = support_warning(pairs_test)
+    if weak and d["test_conversions"] > 0:
+        print(f"gbdt-pwiser: warning: {weak}", file=sys.stderr)
     print(table)
     if note:
         print(note)
+    if "evidence" in summary:
+        print(format_evidence(summary["evidence"]))
+        if summary["evidence"]["plots"]:
+            print("wrote " + ", ".join(summary["evidence"]["plots"]))
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}"
           + ("" if args.no_plots else f", {out / 'roc.png'}" + (f", {out / 'lambda_sweep.png'}" if summary["sweep"] else "")))
     return summary

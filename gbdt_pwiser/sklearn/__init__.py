@@ -1,6 +1,6 @@
 """scikit-learn estimators: the chained CTR→CVR classifier, and the scorers of :mod:`gbdt_pwiser.metrics`.
 
-``_classifier`` holds the estimator, ``_backends`` the XGBoost/LightGBM
+``_classifier`` holds the estimator, ``_shared`` its structure="shared" fit/predict, ``_backends`` the XGBoost/LightGBM
 adapters (the interface other engines reuse), ``_inputs`` the feature checks
 and ``_persistence`` the saved-model format.
 """

@@ -26,6 +26,12 @@ The interface
 ``predict_margin(booster, X, n_rounds, nthread) -> ndarray``
     float64 raw margin of the first ``n_rounds`` rounds, *without*
     ``FitResult.offset``.
+
+A backend with ``n_outputs = 2`` (:class:`XGBoostSharedBackend`, the shared
+CTR/CVR booster) works on ``(n, 2)`` margins ``[z, u]`` throughout: its
+``init_margin`` is a 2-vector, ``grad`` and every ``EvalData.metric`` receive
+``(n, 2)`` arrays and ``predict_margin`` returns one. Such backends are listed
+in :data:`SHARED_BACKENDS`, keyed by the ``backend=`` name they share.
 ``to_bytes(booster) -> bytes`` / ``from_bytes(raw, nthread) -> booster``
     The library's native model format (``suffix`` names the file type).
 """
@@ -38,7 +44,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["Backend", "BACKENDS", "EvalData", "FitResult", "GradFn", "Stopper", "TrainData", "grad_fn"]
+__all__ = ["Backend", "BACKENDS", "SHARED_BACKENDS", "XGBoostSharedBackend", "EvalData", "FitResult", "GradFn", "Stopper", "TrainData", "grad_fn"]
 
 #: ``margin -> (grad, hess)``: the custom objective of one booster.
 GradFn = Callable[[Any], "tuple[Any, Any]"]
@@ -67,7 +73,7 @@ class EvalData:
 
     X: Any
     label: np.ndarray
-    init_margin: float
+    init_margin: Any  # float; a 2-vector for a backend with two outputs
     metric: Callable[[np.ndarray], float]
 
 
@@ -135,6 +141,8 @@ class Backend:
     suffix = ""
     #: whether the custom objective's gradients may live on a GPU (``device="cuda"``)
     device_gradients = False
+    #: margins per row: 1, or 2 for the shared CTR/CVR booster (``[z, u]``)
+    n_outputs = 1
 
     def params(self, *, learning_rate: float, max_depth: int | None, seed: int, nthread: int | None,
                device: str) -> dict[str, Any]:
@@ -176,12 +184,17 @@ class XGBoostBackend(Backend):
             p["nthread"] = nthread
         return p
 
-    @staticmethod
-    def _dmatrix(X: Any, label: Any = None, weight: Any = None, nthread: int | None = None) -> Any:
+    def _dmatrix(self, X: Any, label: Any = None, weight: Any = None, nthread: int | None = None) -> Any:
         import xgboost as xgb
 
+        # multi-output trees refuse categorical features: the shared estimator passes codes
         return xgb.DMatrix(X, label=label, weight=weight, missing=np.nan,
-                           enable_categorical=isinstance(X, pd.DataFrame), nthread=nthread)
+                           enable_categorical=isinstance(X, pd.DataFrame) and self.n_outputs == 1,
+                           nthread=nthread)
+
+    def _margins(self, predt: Any) -> np.ndarray:
+        z = np.asarray(predt, dtype=np.float64)
+        return z.reshape(-1) if self.n_outputs == 1 else z.reshape(-1, self.n_outputs)
 
     def train(self, params, n_rounds, data, evals, grad, init_margin, metric_name,
               early_stopping_rounds, tick=None):
@@ -191,14 +204,16 @@ class XGBoostBackend(Backend):
         if grad is None:
             params["objective"] = "binary:logitraw"  # log-loss; predictions stay raw margins
         else:
-            params["base_score"] = float(init_margin)  # a custom objective has an identity link
+            # a custom objective has an identity link; XGBoost wants plain floats for a vector start
+            params["base_score"] = (float(init_margin) if self.n_outputs == 1
+                                    else [float(v) for v in np.asarray(init_margin).reshape(-1)])
         nthread = params.get("nthread")
         dtrain = self._dmatrix(data.X, data.label, data.weight, nthread=nthread)
         dmats = [self._dmatrix(e.X, e.label, nthread=nthread) for e in evals]
         by_id = {id(d): e.metric for d, e in zip(dmats, evals)}
 
         def custom_metric(predt: np.ndarray, dmat: Any) -> list[tuple[str, float]]:
-            return [(metric_name, by_id[id(dmat)](np.asarray(predt, dtype=np.float64).reshape(-1)))]
+            return [(metric_name, by_id[id(dmat)](self._margins(predt)))]
 
         callbacks = []
         stopper = Stopper(early_stopping_rounds) if early_stopping_rounds else None
@@ -230,7 +245,7 @@ class XGBoostBackend(Backend):
     def predict_margin(self, booster, X, n_rounds, nthread):
         margin = booster.predict(self._dmatrix(X, nthread=nthread), output_margin=True,
                                  iteration_range=(0, n_rounds))
-        return np.asarray(margin, dtype=np.float64)
+        return self._margins(margin)
 
     def to_bytes(self, booster):
         return bytes(booster.save_raw("ubj"))
@@ -332,5 +347,27 @@ class LightGBMBackend(Backend):
         return lgb.Booster(model_str=raw.decode("utf-8"))
 
 
+class XGBoostSharedBackend(XGBoostBackend):
+    """One XGBoost booster with two outputs ``[z, u]`` whose trees share every split.
+
+    ``multi_strategy="multi_output_tree"`` with ``num_target=2`` (vector
+    leaves); the funnel label stays one column. Margins, the starting margin,
+    gradients and metrics are ``(n, 2)`` / 2-vectors (see the module docstring).
+    Categorical columns must arrive as codes (XGBoost 3.2's multi-output trees
+    refuse categorical features).
+    """
+
+    name = "xgboost"
+    n_outputs = 2
+    device_gradients = False  # SharedCTCVRObjective computes its gradients on the CPU
+
+    def params(self, *, learning_rate, max_depth, seed, nthread, device):
+        return {**super().params(learning_rate=learning_rate, max_depth=max_depth, seed=seed,
+                                 nthread=nthread, device=device),
+                "multi_strategy": "multi_output_tree", "num_target": 2}
+
+
 #: ``backend=`` name → backend class.
 BACKENDS: dict[str, type[Backend]] = {"xgboost": XGBoostBackend, "lightgbm": LightGBMBackend}
+#: ``backend=`` name → backend class of the shared CTR/CVR booster (``structure="shared"``).
+SHARED_BACKENDS: dict[str, type[Backend]] = {"xgboost": XGBoostSharedBackend}

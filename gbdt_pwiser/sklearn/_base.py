@@ -70,6 +70,10 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
                 + self.ctr_init_margin_)
 
     def _predict_all(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        if getattr(self, "structure", "chain") == "shared":
+            from ._shared import predict_shared
+
+            return predict_shared(self, X)
         check_is_fitted(self, "ctr_booster_")
         Xc = check_X(self, X, reset=False)
         pctr = expit(self._ctr_margin(Xc))

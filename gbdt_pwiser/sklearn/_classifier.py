@@ -28,6 +28,7 @@ from .._validation import PAIR_LOSSES, check_random_state, group_codes
 from ..objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin
 from ._backends import BACKENDS, EvalData, TrainData, grad_fn
 from ._base import _ChainBase
+from ._shared import check_shared, clear_fitted, fit_shared
 from ._inputs import (
     NoGroupWarning,
     check_eval_set,
@@ -60,10 +61,26 @@ class CTCVRClassifier(_ChainBase):
     as a scikit-learn classifier the target class is "converts"
     (``classes_ = [0, 1]``) and :meth:`score` is the CTCVR AUC.
 
+    With ``structure="shared"`` a single XGBoost booster with two outputs
+    ``[z, u]`` (``multi_strategy="multi_output_tree"``) replaces the two: its
+    trees split once for both tasks, and it is trained with
+    :class:`~gbdt_pwiser.objectives.SharedCTCVRObjective` (BCE on clicks +
+    λ·PWiseR on ``z``, plus the entire-space ``BCE(σ(z)·σ(u), conversion)``).
+
     Parameters
     ----------
     backend : {"xgboost", "lightgbm"}, default="xgboost"
         Gradient-boosting library of both boosters.
+    structure : {"chain", "shared"}, default="chain"
+        ``"chain"``: a CTR booster, then a CVR booster (above). ``"shared"``:
+        one multi-output XGBoost booster for both (needs ``backend="xgboost"``
+        and ``device="cpu"``; its native parameters go in ``ctr_params``;
+        ``cvr_space`` and ``ctr_stopping_metric`` do not apply: it is
+        entire-space by construction and early-stops on the CTCVR AUC).
+    ctcvr_weight_ctr : float, default=1.0
+        ``structure="shared"`` only: share β ≥ 0 of the pCTCVR term's gradient
+        on the CTR margin (1: the loss as written; 0: ``z`` learns from clicks
+        and PWiseR alone). See :class:`~gbdt_pwiser.objectives.SharedCTCVRObjective`.
     lam : float, default=1.0
         Weight λ ≥ 0 of the pairwise term of the CTR loss; 0 gives plain BCE.
     margin_click_only : float, default=0.02
@@ -121,6 +138,11 @@ class CTCVRClassifier(_ChainBase):
 
     Attributes
     ----------
+    booster_ : xgboost.Booster
+        ``structure="shared"`` only (the chain attributes below are then
+        absent), with ``init_margins_`` (the 2-vector start ``[z0, u0]``),
+        ``n_rounds_``, ``best_iteration_`` and ``categorical_codes_`` (the
+        category codes the booster sees; see :mod:`._shared`).
     ctr_booster_ : xgboost.Booster or lightgbm.Booster
         The CTR booster (raw margin = log-odds of click; for LightGBM add
         ``ctr_init_margin_``, its ``init_score``).
@@ -192,6 +214,8 @@ class CTCVRClassifier(_ChainBase):
 
     _parameter_constraints: dict = {
         "backend": [StrOptions(set(BACKENDS))],
+        "structure": [StrOptions({"chain", "shared"})],
+        "ctcvr_weight_ctr": [Interval(Real, 0, None, closed="left")],
         "lam": [Interval(Real, 0, None, closed="left")],
         "margin_click_only": [Interval(Real, 0, None, closed="left")],
         "margin_no_click": [Interval(Real, 0, None, closed="left")],
@@ -232,8 +256,12 @@ class CTCVRClassifier(_ChainBase):
         n_jobs: int | None = None,
         random_state: int | None = None,
         verbose: bool = False,
+        structure: str = "chain",
+        ctcvr_weight_ctr: float = 1.0,
     ) -> None:
         self.backend = backend
+        self.structure = structure
+        self.ctcvr_weight_ctr = ctcvr_weight_ctr
         self.lam = lam
         self.margin_click_only = margin_click_only
         self.margin_no_click = margin_no_click
@@ -294,6 +322,7 @@ class CTCVRClassifier(_ChainBase):
         >>> model = model.fit(X, y, group=np.repeat(np.arange(20), 10))   # pairs within each request
         >>> model = model.fit(X, y, group="all")                          # one group, on purpose
         """
+        check_shared(self)
         check_native_params(self.ctr_params, self.cvr_params, self.device, self._backend())
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
@@ -323,7 +352,9 @@ class CTCVRClassifier(_ChainBase):
         if self.early_stopping_rounds is not None:
             if not evals:
                 raise ValueError("early_stopping_rounds needs an eval_set")
-            for which in ("ctr", "cvr") if has_conv else ("ctr",):
+            if self.structure == "shared":
+                check_monitored(evals[-1][1], "cvr", self.ctr_stopping_metric, "entire")
+            for which in () if self.structure == "shared" else ("ctr", "cvr") if has_conv else ("ctr",):
                 check_monitored(evals[-1][1], which, self.ctr_stopping_metric, self.cvr_space)
         if codes is None and not one_group and self.lam > 0:
             warn_no_group(self.lam)
@@ -336,6 +367,12 @@ class CTCVRClassifier(_ChainBase):
             w = None if w is None else w[order]
             clicked, conv = yf >= 1, yf == 2
 
+        clear_fitted(self)
+        self.classes_ = np.array([0, 1])
+        if self.structure == "shared":
+            fit_shared(self, Xc, yf, w, None if codes is None else np.bincount(codes), evals, seed, nthread,
+                       has_conv)
+            return self
         es = self.early_stopping_rounds
         base = backend.params(learning_rate=self.learning_rate, max_depth=self.max_depth, seed=seed,
                               nthread=nthread, device=self.device)
@@ -401,7 +438,6 @@ class CTCVRClassifier(_ChainBase):
             self.best_iteration_cvr_ = cvr.best_iteration
             history["cvr"] = cvr.history
         self.evals_result_ = history if evals else {}
-        self.classes_ = np.array([0, 1])
         return self
 
     def _ctr_metric(self, ye: np.ndarray, ge: np.ndarray | None) -> Callable[[np.ndarray], float]:

@@ -4,6 +4,8 @@ Layout (format version 1)::
 
     ctr.<suffix>        the CTR booster in its library's native format (XGBoost ``ubj``, LightGBM ``txt``)
     cvr.<suffix>        the CVR booster (absent when the training data had no conversion)
+    shared.ubj          instead of both, with structure="shared": the one two-output XGBoost booster
+                        (meta.json then also holds its 2-vector init_margins_ and the category codes)
     meta.json           {"format", "format_version", "gbdt_pwiser_version",
                          "params": get_params(deep=False), "fitted": {fitted attributes}, "files": [...]}
 
@@ -30,6 +32,12 @@ FORMAT_VERSION = 1
 _FITTED = ("n_features_in_", "ctr_init_margin_", "cvr_init_margin_", "n_rounds_ctr_", "n_rounds_cvr_",
            "best_iteration_ctr_", "best_iteration_cvr_", "cvr_fallback_rate_", "evals_result_",
            "_columns", "_categorical")
+_FITTED_SHARED = ("n_features_in_", "init_margins_", "n_rounds_", "best_iteration_", "evals_result_",
+                  "_columns", "_categorical")
+
+
+def _shared(est: Any) -> bool:
+    return getattr(est, "structure", "chain") == "shared"
 
 
 def _json_default(value: Any) -> Any:
@@ -42,12 +50,21 @@ def _json_default(value: Any) -> Any:
 
 def save_model(est: Any, path: str | os.PathLike[str]) -> None:
     """Write a fitted estimator to ``path`` (a ``.zip`` archive, else a directory)."""
-    check_is_fitted(est, "ctr_booster_")
-    be = est._backend()
-    files = {f"ctr.{be.suffix}": be.to_bytes(est.ctr_booster_)}
-    if est.cvr_booster_ is not None:
-        files[f"cvr.{be.suffix}"] = be.to_bytes(est.cvr_booster_)
-    fitted = {key: getattr(est, key) for key in _FITTED}
+    from ._shared import codes_to_json, shared_backend
+
+    shared = _shared(est)
+    check_is_fitted(est, "booster_" if shared else "ctr_booster_")
+    if shared:
+        be = shared_backend(est)
+        files = {f"shared.{be.suffix}": be.to_bytes(est.booster_)}
+        fitted = {key: getattr(est, key) for key in _FITTED_SHARED}
+        fitted["categorical_codes_"] = codes_to_json(est.categorical_codes_)
+    else:
+        be = est._backend()
+        files = {f"ctr.{be.suffix}": be.to_bytes(est.ctr_booster_)}
+        if est.cvr_booster_ is not None:
+            files[f"cvr.{be.suffix}"] = be.to_bytes(est.cvr_booster_)
+        fitted = {key: getattr(est, key) for key in _FITTED}
     fitted["n_features_in_"] = int(est.n_features_in_)
     fitted["feature_names_in_"] = list(est.feature_names_in_) if hasattr(est, "feature_names_in_") else None
     fitted["classes_"] = est.classes_.tolist()
@@ -94,12 +111,22 @@ def load_model(cls: type, path: str | os.PathLike[str]) -> Any:
     est = cls(**meta["params"])
     est._validate_params()
     nthread = est._nthread()
-    be = est._backend()
     fitted = dict(meta["fitted"])
     names = fitted.pop("feature_names_in_")
     if names is not None:
         est.feature_names_in_ = np.asarray(names, dtype=object)
     est.classes_ = np.asarray(fitted.pop("classes_"))
+    if _shared(est):
+        from ._shared import codes_from_json, shared_backend
+
+        be = shared_backend(est)
+        est.categorical_codes_ = codes_from_json(fitted.pop("categorical_codes_"), fitted.get("_columns"))
+        est.init_margins_ = np.asarray(fitted.pop("init_margins_"), dtype=np.float64)
+        for key, value in fitted.items():
+            setattr(est, key, value)
+        est.booster_ = be.from_bytes(read(f"shared.{be.suffix}"), nthread)
+        return est
+    be = est._backend()
     for key, value in fitted.items():
         setattr(est, key, value)
     est.ctr_booster_ = be.from_bytes(read(f"ctr.{be.suffix}"), nthread)
