@@ -105,8 +105,8 @@ def dask_client(args: argparse.Namespace) -> Any:
 def fit_model(model: Any, args: argparse.Namespace, X: Any, y: Any, group: Any) -> Any:
     """``model.fit(X, y, group=group)``; with ``--dask-workers``/``--scheduler`` on the cluster.
 
-    The in-memory log is split into dask partitions (2 per worker); the
-    estimator repartitions them by group. The fitted model keeps no client.
+    The in-memory log is split into dask partitions (2 per worker), whole
+    groups in each (``partition_by_group``). The fitted model keeps no client.
     """
     if not _distributed(args):
         return model.fit(X, y, group=group)
@@ -114,10 +114,13 @@ def fit_model(model: Any, args: argparse.Namespace, X: Any, y: Any, group: Any) 
     import numpy as np
     import pandas as pd
 
+    from ..dask import partition_by_group
+
     with dask_client(args) as client:
         nparts = 2 * max(1, len(client.scheduler_info().get("workers", {})))
         frame = pd.DataFrame(X).assign(__y=np.asarray(y), __g=np.asarray(group))
         ddf = dd.from_pandas(frame.reset_index(drop=True), npartitions=nparts, sort=False)
+        ddf = partition_by_group(ddf, "__g")  # whole groups up front: no failed layout check on the workers
         model.set_params(client=client).fit(ddf[list(X.columns)], ddf["__y"], group=ddf["__g"])
         model.set_params(client=None)
     return model
