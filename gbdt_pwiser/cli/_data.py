@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UserError", "load_log", "split_log", "make_model"]
+__all__ = ["UserError", "load_log", "split_log", "make_model", "fit_model", "dask_client"]
 
 
 class UserError(Exception):
@@ -64,4 +65,62 @@ def make_model(args: argparse.Namespace, lam: float, **overrides: Any) -> Any:
     for name in ("n_estimators", "learning_rate", "max_depth"):
         if getattr(args, name, None) is not None:
             params[name] = getattr(args, name)
+    if _distributed(args):
+        from ..dask import DaskCTCVRClassifier
+
+        return DaskCTCVRClassifier(**{**params, **overrides})
     return CTCVRClassifier(**{**params, **overrides})
+
+
+def _distributed(args: argparse.Namespace) -> bool:
+    return getattr(args, "dask_workers", None) is not None or getattr(args, "scheduler", None) is not None
+
+
+@contextlib.contextmanager
+def dask_client(args: argparse.Namespace) -> Any:
+    """A ``distributed.Client`` of ``--scheduler``, or of a local cluster of ``--dask-workers`` processes."""
+    import logging
+
+    try:
+        import distributed
+
+        import gbdt_pwiser.dask  # noqa: F401  (the dask extra)
+    except ImportError as exc:
+        raise UserError(f"--dask-workers/--scheduler need the dask extra (pip install 'gbdt-pwiser[dask]'): "
+                        f"{exc}") from exc
+    if args.scheduler is not None:
+        try:
+            client = distributed.Client(args.scheduler, timeout="30s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise UserError(f"cannot connect to the Dask scheduler {args.scheduler}: {exc}") from exc
+        with client:
+            yield client
+        return
+    with distributed.LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        with distributed.Client(cluster) as client:
+            yield client
+
+
+def fit_model(model: Any, args: argparse.Namespace, X: Any, y: Any, group: Any) -> Any:
+    """``model.fit(X, y, group=group)``; with ``--dask-workers``/``--scheduler`` on the cluster.
+
+    The in-memory log is split into dask partitions (2 per worker), whole
+    groups in each (``partition_by_group``). The fitted model keeps no client.
+    """
+    if not _distributed(args):
+        return model.fit(X, y, group=group)
+    import dask.dataframe as dd
+    import numpy as np
+    import pandas as pd
+
+    from ..dask import partition_by_group
+
+    with dask_client(args) as client:
+        nparts = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+        frame = pd.DataFrame(X).assign(__y=np.asarray(y), __g=np.asarray(group))
+        ddf = dd.from_pandas(frame.reset_index(drop=True), npartitions=nparts, sort=False)
+        ddf = partition_by_group(ddf, "__g")  # whole groups up front: no failed layout check on the workers
+        model.set_params(client=client).fit(ddf[list(X.columns)], ddf["__y"], group=ddf["__g"])
+        model.set_params(client=None)
+    return model

@@ -22,6 +22,7 @@ __all__ = [
     "pairs",
     "real_list",
     "name_list",
+    "add_dask_options",
     "add_data_options",
     "add_pwiser_options",
     "add_tree_options",
@@ -126,6 +127,16 @@ def add_data_options(parser: argparse.ArgumentParser, *, requests: int | None, r
                    help="share of groups held out, in (0, 1) (default 0.2)")
     d.add_argument("--seed", type=integer(lo=0), default=0,
                    help="seed of the simulator, the split and the models (default 0)")
+
+
+def add_dask_options(parser: argparse.ArgumentParser) -> None:
+    """``--dask-workers`` or ``--scheduler``: train on Dask (needs the dask extra)."""
+    d = parser.add_argument_group("distributed (needs the dask extra)")
+    x = d.add_mutually_exclusive_group()
+    x.add_argument("--dask-workers", type=integer(lo=1), default=None, metavar="N",
+                   help="train with DaskCTCVRClassifier on a local cluster of N worker processes x 1 thread")
+    x.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="train with DaskCTCVRClassifier on the Dask scheduler at ADDRESS (e.g. tcp://host:8786)")
 
 
 def add_pwiser_options(group: Any, *, lam_help: str) -> None:

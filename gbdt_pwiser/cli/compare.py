@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ._data import UserError, load_log, make_model, split_log
-from ._options import add_data_options, add_pwiser_options, add_run_options, add_tree_options, integer, real_list
+from ._data import UserError, fit_model, load_log, make_model, split_log
+from ._options import add_dask_options, add_data_options, add_pwiser_options, add_run_options, add_tree_options, integer, real_list
 from ._output import format_compare_table, plot_roc, plot_sweep, progress
 from ._evidence import evidence_methods, format_evidence, run_evidence
 from ._options import add_evidence_options
@@ -47,6 +47,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     m = c.add_argument_group("model")
     add_pwiser_options(m, lam_help="λ of the PWiseR chain")
     add_tree_options(m, defaults=TREE_DEFAULTS, resolved=True)
+    add_dask_options(c)
     o = c.add_argument_group("output")
     o.add_argument("--bootstrap", type=integer(lo=0), default=200,
                    help="resamples of test groups for the confidence intervals of the AUC differences "
@@ -66,7 +67,7 @@ def fit_eval(args: argparse.Namespace, lam: float, train: Any, test: Any) -> tup
 
     model = make_model(args, lam)
     t0 = time.perf_counter()
-    model.fit(train.X, train.y, group=train.group)
+    fit_model(model, args, train.X, train.y, train.group)
     fit_s = time.perf_counter() - t0
     return evaluate(model, test.X, test.y, test.group), model, fit_s
 

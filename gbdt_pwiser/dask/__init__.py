@@ -3,6 +3,7 @@
 Needs the ``[dask]`` extra (``pip install "gbdt-pwiser[dask]"``). See
 ``docs/distributed.md``.
 
+* :class:`DaskCTCVRClassifier` — the CTR → CVR chain trained on the cluster.
 * :func:`partition_by_group` — every group whole in one partition, sorted inside it.
 * :func:`group_statistics` — one pass: PWiseR's global normalisers, layout checked.
 * :class:`GlobalPWiseRObjective` — the objective each worker runs (``obj=`` / ``objective=``).
@@ -37,8 +38,10 @@ from ._objectives import (
     entire_space_label,
 )
 from ._partition import GlobalStats, group_statistics, partition_by_group
+from ._estimator import DaskCTCVRClassifier
 
 __all__ = [
+    "DaskCTCVRClassifier",
     "partition_by_group",
     "group_statistics",
     "GlobalStats",

@@ -15,7 +15,7 @@ Neither imports dask: workers only need gbdt_pwiser, XGBoost/LightGBM and numpy.
 from __future__ import annotations
 
 import dataclasses
-import zlib
+import numbers
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from .._validation import check_labels, check_margin, check_real, check_weight
 from ..kernels import cpu as K
 from ..objectives._prepare import PreparedData, prepare_ptr
 from ..objectives.entire_space import EntireSpaceCVRObjective, _ESMMData, check_ctr_prob
+from ..objectives._adapters import _is_dmatrix, _snapshot
 from ..objectives.pwiser import PWiseRObjective, prepare_data
 
 __all__ = ["GlobalPWiseRObjective", "EntireSpaceLabelObjective", "entire_space_label"]
@@ -216,15 +217,19 @@ class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
         return self._run(z, data, data.a, reuse)
 
     def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None):
-        mod = type(b).__module__ or ""
-        if mod.startswith("xgboost") and type(b).__name__.endswith("DMatrix"):
+        iteration = None
+        if _is_dmatrix(sample_weight) and isinstance(a, numbers.Integral) and group is None:
+            # XGBoost >= 3.2 calls a registered Objective as obj(iteration, predt, dtrain)
+            iteration, a, b = int(a), b, sample_weight
+        if _is_dmatrix(b):
             def make_xgb() -> _LabelESMMData:
                 lab, p = _decode_label(b.get_label(), "DMatrix label")
                 w = b.get_weight()
                 w = None if w.size == 0 else check_weight(w, lab.size, "DMatrix weight")
                 return _LabelESMMData(lab, w, p)
 
-            return self._adapt(a, ("xgb", id(b)), b, make_xgb)
+            return self._adapt(a, self._same_booster_data(("xgb", id(b)), b), make_xgb, iteration)
+        mod = type(b).__module__ or ""
         if mod.startswith("lightgbm") and type(b).__name__ == "Dataset":
             def make_lgb() -> _LabelESMMData:
                 lab, p = _decode_label(b.get_label(), "Dataset label")
@@ -232,11 +237,18 @@ class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
                 w = None if w is None or np.asarray(w).size == 0 else check_weight(w, lab.size, "Dataset weight")
                 return _LabelESMMData(lab, w, p)
 
-            return self._adapt(a, ("lgb", id(b)), b, make_lgb)
-        lab, p = _decode_label(a, "y_true")
-        w = check_weight(sample_weight, lab.size, "sample_weight")
-        if w is not None and w.size == 0:
-            w = None
-        key = ("skl", lab.size, zlib.crc32(np.ascontiguousarray(a).tobytes()),
-               None if w is None else zlib.crc32(w.tobytes()))
-        return self._adapt(b, key, None, lambda: _LabelESMMData(lab, w, p))
+            return self._adapt(a, self._same_booster_data(("lgb", id(b)), b), make_lgb)
+        if sample_weight is not None and np.size(sample_weight) == 0:
+            sample_weight = None
+        arrays = (a, sample_weight)
+        same = self._same_sklearn_data(arrays)
+
+        def make() -> _LabelESMMData:
+            lab, p = _decode_label(a, "y_true")
+            w = check_weight(sample_weight, lab.size, "sample_weight")
+            self._data_key = self._data_ref = None
+            self._skl_ref = tuple((None, None, None) if x is None
+                                  else (x, np.array(x, copy=True), _snapshot(np.asarray(x))) for x in arrays)
+            return _LabelESMMData(lab, w, p)
+
+        return self._adapt(b, same, make)

@@ -26,7 +26,7 @@ from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_N
 from .._labels import as_funnel
 from .._validation import PAIR_LOSSES, check_random_state, group_codes
 from ..objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin
-from ._backends import BACKENDS, EvalData, TrainData, grad_fn
+from ._backends import BACKENDS, EvalData, FitResult, TrainData, grad_fn
 from ._base import _ChainBase
 from ._shared import check_shared, clear_fitted, fit_shared
 from ._inputs import (
@@ -392,24 +392,12 @@ class CTCVRClassifier(_ChainBase):
                                 TrainData(Xc, yf.astype(np.float32), w), ctr_evals,
                                 grad_fn(ctr_obj, yf, w, sizes), m0, self.ctr_stopping_metric, es,
                                 tick=None if bar is None else bar.update)
-        self.ctr_booster_ = ctr.booster
-        self.ctr_init_margin_ = ctr.offset
-        self.n_rounds_ctr_ = ctr.n_rounds
-        self.best_iteration_ctr_ = ctr.best_iteration
+        store_fit(self, "ctr", ctr)
         history = {"ctr": ctr.history}
 
         # ---- CVR booster
-        self.cvr_booster_ = None
-        self.cvr_init_margin_ = 0.0
-        self.n_rounds_cvr_ = 0
-        self.best_iteration_cvr_ = None
-        self.cvr_fallback_rate_ = None
         if not has_conv:
-            self.cvr_fallback_rate_ = 0.5 / (w_click + 1)
-            warnings.warn(
-                f"y has no conversions: the CVR booster is not trained and pCVR is the constant "
-                f"{self.cvr_fallback_rate_:.3g} (0.5 / (clicks + 1))", UserWarning, stacklevel=3,
-            )
+            store_fit(self, "cvr", None, w_click=w_click)
         else:
             if self.cvr_space == "clicked":
                 idx = np.flatnonzero(clicked)
@@ -432,10 +420,7 @@ class CTCVRClassifier(_ChainBase):
                 cvr = backend.train({**base, **(self.cvr_params or {})}, self.n_estimators, data, cvr_evals,
                                     cvr_grad, u0, "auc_conv" if self.cvr_space == "clicked" else "auc_ctcvr",
                                     es, tick=None if bar is None else bar.update)
-            self.cvr_booster_ = cvr.booster
-            self.cvr_init_margin_ = cvr.offset
-            self.n_rounds_cvr_ = cvr.n_rounds
-            self.best_iteration_cvr_ = cvr.best_iteration
+            store_fit(self, "cvr", cvr)
             history["cvr"] = cvr.history
         self.evals_result_ = history if evals else {}
         return self
@@ -446,6 +431,27 @@ class CTCVRClassifier(_ChainBase):
             g = np.zeros(ye.size, dtype=np.int64) if ge is None else ge
             return lambda z: fn(z, ye, g)
         return _margin_metric(fn, ye)
+
+
+def store_fit(est: Any, which: str, result: FitResult | None, w_click: float | None = None) -> None:
+    """Record one booster's :class:`FitResult` on ``est`` (``ctr_booster_``, ``n_rounds_ctr_``...).
+
+    ``which="cvr"`` with ``result=None``: no conversion in the training data;
+    pCVR becomes the constant ``0.5 / (w_click + 1)`` (``cvr_fallback_rate_``),
+    with a warning. Shared by every estimator of the chain (local and Dask).
+    """
+    setattr(est, f"{which}_booster_", None if result is None else result.booster)
+    setattr(est, f"{which}_init_margin_", 0.0 if result is None else result.offset)
+    setattr(est, f"n_rounds_{which}_", 0 if result is None else result.n_rounds)
+    setattr(est, f"best_iteration_{which}_", None if result is None else result.best_iteration)
+    if which == "cvr":
+        est.cvr_fallback_rate_ = None
+        if result is None and w_click is not None:
+            est.cvr_fallback_rate_ = 0.5 / (w_click + 1)
+            warnings.warn(
+                f"y has no conversions: the CVR booster is not trained and pCVR is the constant "
+                f"{est.cvr_fallback_rate_:.3g} (0.5 / (clicks + 1))", UserWarning, stacklevel=4,
+            )
 
 
 def _margin_metric(fn: Callable[..., float], y: np.ndarray) -> Callable[[np.ndarray], float]:

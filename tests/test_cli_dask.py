@@ -1,0 +1,34 @@
+"""gbdt-pwiser compare --dask-workers: the chains trained with DaskCTCVRClassifier on a local cluster."""
+
+import json
+
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("xgboost.dask")
+
+from gbdt_pwiser.cli import build_parser, main  # noqa: E402
+
+
+def test_compare_with_two_dask_workers(tmp_path):
+    rc = main(["compare", "--requests", "300", "--n-estimators", "8", "--quiet", "--bootstrap", "0", "--no-sweep",
+               "--no-plots", "--dask-workers", "2", "--out", str(tmp_path)])
+    assert rc == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    text = json.dumps(res)
+    assert "ctcvr_auc" in text
+
+
+def test_dask_options_are_exclusive_and_checked(capsys):
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["compare", "--dask-workers", "2", "--scheduler", "tcp://x:1"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["compare", "--dask-workers", "0"])
+    args = parser.parse_args(["compare", "--scheduler", "tcp://127.0.0.1:1"])
+    assert args.scheduler == "tcp://127.0.0.1:1" and args.dask_workers is None
+    from gbdt_pwiser.cli._data import make_model
+    from gbdt_pwiser.dask import DaskCTCVRClassifier
+
+    assert type(make_model(args, 1.0)) is DaskCTCVRClassifier
+    assert type(make_model(parser.parse_args(["compare"]), 1.0)).__name__ == "CTCVRClassifier"

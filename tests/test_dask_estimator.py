@@ -1,0 +1,141 @@
+"""DaskCTCVRClassifier: fits on a LocalCluster (2 process workers x 1 thread) against CTCVRClassifier."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+pytest.importorskip("xgboost.dask")
+pytest.importorskip("lightgbm.dask")
+
+from gbdt_pwiser import CTCVRClassifier  # noqa: E402
+from gbdt_pwiser.dask import DaskCTCVRClassifier, partition_by_group  # noqa: E402
+from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
+from gbdt_pwiser.metrics import conversion_auc  # noqa: E402
+
+PARAMS = {"n_estimators": 15, "max_depth": 3, "learning_rate": 0.2, "n_jobs": 1, "lam": 1.0}
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+@pytest.fixture(scope="module")
+def log():
+    """A simulated log with its groups scattered over the rows, and held-out rows."""
+    def frame(n, seed):
+        lg = make_ad_log(n, random_state=seed)
+        X = lg.X.apply(lambda c: c.cat.codes if hasattr(c, "cat") else c).astype(np.float64)
+        X.columns = [f"f{i}" for i in range(X.shape[1])]
+        df = X.assign(y=np.asarray(lg.y, dtype=np.int8), g=np.asarray(lg.group))
+        return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+    train, test = frame(250, 0), frame(150, 1)
+    return train, test, [c for c in train.columns if c.startswith("f")]
+
+
+def _ddf(df, nparts=4):
+    return dd.from_pandas(df, npartitions=nparts, sort=False)
+
+
+@pytest.mark.parametrize("backend", ["xgboost", "lightgbm"])
+@pytest.mark.parametrize("cvr_space", ["clicked", "entire"])
+def test_fit_close_to_single_process_and_to_local_exact(client, log, backend, cvr_space, tmp_path):
+    train, test, feats = log
+    ddf = _ddf(train)
+    model = DaskCTCVRClassifier(backend=backend, cvr_space=cvr_space, client=client, **PARAMS)
+    model.fit(ddf[feats], ddf["y"], group=ddf["g"])
+    assert model.repartitioned_ and model.n_partitions_ == 4
+    local = CTCVRClassifier(backend=backend, cvr_space=cvr_space, **PARAMS).fit(train[feats], train["y"],
+                                                                                group=train["g"])
+    yt = test["y"].to_numpy()
+    auc_d, auc_l = model.score(test[feats], yt), local.score(test[feats], yt)
+    # a small log (~300 test conversions): CTCVR AUCs of two different tree sets differ by a few points
+    assert auc_d > 0.7 and abs(auc_d - auc_l) < 0.08, (auc_d, auc_l)
+    ctr_d = conversion_auc(model.predict_ctr(test[feats]), (yt >= 1).astype(int) * 2)
+    ctr_l = conversion_auc(local.predict_ctr(test[feats]), (yt >= 1).astype(int) * 2)
+    assert abs(ctr_d - ctr_l) < 0.05, (ctr_d, ctr_l)
+
+    # to_local: an ordinary CTCVRClassifier that predicts identically
+    as_local = model.to_local()
+    assert type(as_local) is CTCVRClassifier
+    for method in ("predict_ctr", "predict_cvr", "predict_ctcvr", "predict_proba", "predict"):
+        np.testing.assert_array_equal(getattr(as_local, method)(test[feats]), getattr(model, method)(test[feats]))
+    # dask input: dask arrays, the same numbers
+    dtest = _ddf(test, 3)
+    proba = model.predict_proba(dtest[feats])
+    assert hasattr(proba, "dask")
+    np.testing.assert_array_equal(proba.compute(), as_local.predict_proba(dtest[feats].compute()))
+    # save / load through the local model
+    model.save_model(tmp_path / "m.zip")
+    again = CTCVRClassifier.load_model(tmp_path / "m.zip")
+    np.testing.assert_array_equal(again.predict_proba(test[feats]), model.predict_proba(test[feats]))
+
+
+def test_two_column_labels_and_weights(client, log):
+    train, test, feats = log
+    pdf = train.assign(click=(train["y"] >= 1).astype(int), conv=(train["y"] == 2).astype(int),
+                       w=np.linspace(0.5, 2.0, len(train)))
+    ddf = partition_by_group(_ddf(pdf), "g")
+    model = DaskCTCVRClassifier(client=client, **PARAMS).fit(ddf[feats], ddf[["click", "conv"]],
+                                                              group=ddf["g"], sample_weight=ddf["w"])
+    assert not model.repartitioned_  # already whole groups
+    assert model.score(test[feats], test["y"]) > 0.7
+
+
+def test_prepartitioned_and_repartitioned_fits(client, log):
+    """Scattered groups are repartitioned exactly as partition_by_group does (same rows per partition)."""
+    train, test, feats = log
+    ddf = _ddf(train)
+    a = DaskCTCVRClassifier(client=client, **PARAMS).fit(ddf[feats], ddf["y"], group=ddf["g"])
+    pre = partition_by_group(ddf, "g")
+    b = DaskCTCVRClassifier(client=client, **PARAMS).fit(pre[feats], pre["y"], group=pre["g"])
+    assert a.repartitioned_ and not b.repartitioned_
+    pa, pb = a.predict_ctcvr(test[feats]), b.predict_ctcvr(test[feats])
+    assert abs(conversion_auc(pa, test["y"]) - conversion_auc(pb, test["y"])) < 0.03
+
+
+def test_lam_zero_needs_no_group(client, log):
+    train, test, feats = log
+    ddf = _ddf(train)
+    model = DaskCTCVRClassifier(client=client, **{**PARAMS, "lam": 0.0}).fit(ddf[feats], ddf["y"])
+    assert model.score(test[feats], test["y"]) > 0.7
+
+
+def test_bad_inputs(client, log):
+    train, _, feats = log
+    ddf = _ddf(train)
+    est = DaskCTCVRClassifier(client=client, **PARAMS)
+    with pytest.raises(ValueError, match="group is required when lam > 0"):
+        est.fit(ddf[feats], ddf["y"])
+    with pytest.raises(ValueError, match="group is required when lam > 0"):
+        est.fit(ddf[feats], ddf["y"], group="all")
+    with pytest.raises(ValueError, match="partitioned alike"):
+        est.fit(ddf[feats], _ddf(train, 3)["y"], group=ddf["g"])
+    bad = ddf.assign(a=1, b=0)[["y", "a", "b"]]
+    with pytest.raises(ValueError, match="y"):
+        est.fit(ddf[feats], bad, group=ddf["g"])
+    with pytest.raises(ValueError, match="y"):
+        est.fit(ddf[feats], ddf["y"] + 5, group=ddf["g"])
+    with pytest.raises(TypeError, match="dask DataFrame"):
+        est.fit(train[feats], train["y"], group=train["g"])
+    with pytest.raises(NotImplementedError, match="AUC"):
+        est.fit(ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(train[feats], train["y"])])
+    with pytest.raises(NotImplementedError, match="AUC"):
+        DaskCTCVRClassifier(client=client, early_stopping_rounds=3).fit(ddf[feats], ddf["y"], group=ddf["g"])
+    with pytest.raises(ValueError):
+        DaskCTCVRClassifier(client=client, lam=-1.0).fit(ddf[feats], ddf["y"], group=ddf["g"])
+
+
+def test_get_params_match_the_local_estimator():
+    local = set(CTCVRClassifier().get_params())
+    assert set(DaskCTCVRClassifier().get_params()) == local | {"client"}
