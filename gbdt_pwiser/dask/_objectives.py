@@ -22,13 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
-from .._threads import numba_threads as _numba_threads
 from .._validation import check_labels, check_margin, check_real, check_weight
-from ..kernels import cpu as K
 from ..objectives._prepare import PreparedData, prepare_ptr
 from ..objectives.entire_space import EntireSpaceCVRObjective, _ESMMData, check_ctr_prob
 from ..objectives._adapters import _is_dmatrix, _snapshot
-from ..objectives.pwiser import PWiseRObjective, prepare_data
+from ..objectives.pwiser import PWiseRObjective
 
 __all__ = ["GlobalPWiseRObjective", "EntireSpaceLabelObjective", "entire_space_label"]
 
@@ -121,33 +119,14 @@ class GlobalPWiseRObjective(PWiseRObjective):
     def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> PreparedData:
         return self._globalise(prepare_ptr(y, w, ptr))
 
-    def grad_hess(self, margin: npt.ArrayLike, y: npt.ArrayLike, group: npt.ArrayLike | None = None,
-                  weight: npt.ArrayLike | None = None, iteration: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Gradient and Hessian of one worker's rows (whole groups) under the global normalisers."""
-        z = check_margin(margin)
-        lab = check_labels(y, z.size)
-        data = self._globalise(prepare_data(lab, group, check_weight(weight, z.size)))
-        return self._compute(z, data, int(iteration), reuse=False)
+    def _prepare_call(self, lab: np.ndarray, group: Any, w: np.ndarray | None) -> PreparedData:
+        # grad_hess and loss on one worker's rows (whole groups): its share under the global
+        # normalisers (the shares of the loss add up to the whole)
+        return self._globalise(super()._prepare_call(lab, group, w))
 
     def grad_hess_prepared(self, margin: npt.ArrayLike, data: PreparedData,
                            iteration: int = 0) -> tuple[np.ndarray, np.ndarray]:
         return super().grad_hess_prepared(margin, self._globalise(data), iteration)
-
-    def loss(self, margin: npt.ArrayLike, y: npt.ArrayLike, group: npt.ArrayLike | None = None,
-             weight: npt.ArrayLike | None = None) -> float:
-        """This worker's share of the global sum-form loss (the shares add up to the whole)."""
-        lam, m1, m2, loss_kind, _, _ = self._check_params()
-        z = check_margin(margin)
-        lab = check_labels(y, z.size)
-        data = self._globalise(prepare_data(lab, group, check_weight(weight, z.size)))
-        with _numba_threads(self.n_jobs):
-            bce = K.bce_loss(z, data.y, data.w, data.has_w)
-            if lam == 0.0 or data.n_active_groups == 0:
-                return float(bce)
-            sc, sn = K.pair_loss_sums(z, data.w, data.has_w, data.perm, data.aptr, data.anP, data.anC,
-                                      m1, m2, loss_kind)
-        sc_c, sc_n = data.scales(lam)
-        return float(bce + sc_c * sc + sc_n * sn)
 
 
 # --------------------------------------------------------------------------- entire space

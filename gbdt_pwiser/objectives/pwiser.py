@@ -273,7 +273,7 @@ class PWiseRObjective(_CustomObjective):
         """
         z = check_margin(margin)
         lab = check_labels(y, z.size)
-        data = _prepare_checked(lab, group, check_weight(weight, z.size))
+        data = self._prepare_call(lab, group, check_weight(weight, z.size))
         return self._compute(z, data, int(iteration), reuse=False)
 
     def loss(
@@ -296,7 +296,7 @@ class PWiseRObjective(_CustomObjective):
         lam, m1, m2, loss_kind, _, _ = self._check_params()
         z = check_margin(margin)
         lab = check_labels(y, z.size)
-        data = _prepare_checked(lab, group, check_weight(weight, z.size))
+        data = self._prepare_call(lab, group, check_weight(weight, z.size))
         with _numba_threads(self.n_jobs):
             bce = K.bce_loss(z, data.y, data.w, data.has_w)
             if lam == 0.0 or data.n_active_groups == 0:
@@ -305,6 +305,14 @@ class PWiseRObjective(_CustomObjective):
                                       m1, m2, loss_kind)
         sc_c, sc_n = data.scales(lam)
         return float(bce + sc_c * sc + sc_n * sn)
+
+    def _prepare_call(self, lab: np.ndarray, group: Any, w: np.ndarray | None) -> PreparedData:
+        """Prepared data of one :meth:`grad_hess`/:meth:`loss` call (validated labels and weights).
+
+        An extension point, like :meth:`_prepare` for the booster adapters: a subclass that
+        changes what the prepared data carries (e.g. global normalisers) overrides both.
+        """
+        return _prepare_checked(lab, group, w)
 
     def grad_hess_prepared(
         self, margin: npt.ArrayLike, data: PreparedData, iteration: int = 0

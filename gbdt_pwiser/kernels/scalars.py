@@ -1,0 +1,232 @@
+"""Scalar building blocks of the kernels, registered for the CPU and the CUDA target.
+
+The exp/sigmoid helpers, SplitMix64 draws, per-row BCE and entire-space terms, and the two
+helpers whose body differs by target (:func:`pow2_scale`, :func:`add_at`); the per-group
+mathematics built from them is in :mod:`gbdt_pwiser.kernels.shared`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, overload
+
+LOSS_SQUARED_HINGE = 0
+LOSS_LOGISTIC = 1
+
+_U30 = np.uint64(30)
+_U27 = np.uint64(27)
+_U31 = np.uint64(31)
+_U32 = np.uint64(32)
+_ONE = np.uint64(1)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+
+#: Conversions sorted by insertion sort up to this many, by a stable merge sort above.
+INSERTION_SORT_MAX = 32
+
+
+def _shared(fn):
+    """Register ``fn`` for both targets: inlined in Numba IR on the CPU (as the CPU kernels always
+    were: keeps the row loops vectorisable and the group loops free of calls), left to NVVM's
+    inliner on CUDA (numba-cuda's IR inliner mistypes them; ``tests/gpu/test_gpu_compile.py``)."""
+
+    def body(*args):
+        return fn
+
+    overload(fn, target="cpu", inline="always", strict=False)(body)
+    overload(fn, target="cuda", strict=False)(body)
+    return fn
+
+
+_scalar = _shared
+
+
+# --------------------------------------------------------------------------- per-target helpers
+
+
+@intrinsic
+def _bits_to_float64(typingctx, bits):
+    """Reinterpret an int64 bit pattern as a float64 (CPU: free, keeps loops vectorisable)."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+def pow2_scale(q, n):
+    """``q * 2**n`` for an integral float ``n`` >= -1021 (a normal result): exact."""
+    return math.ldexp(q, int(n))
+
+
+@overload(pow2_scale, target="cpu", inline="always")
+def _pow2_scale_cpu(q, n):
+    def impl(q, n):
+        return q * _bits_to_float64((np.int64(n) + 1023) << 52)
+
+    return impl
+
+
+@overload(pow2_scale, target="cuda")
+def _pow2_scale_cuda(q, n):
+    def impl(q, n):  # libdevice ldexp(double, int32); math.floor gives a float64 on CUDA
+        return math.ldexp(q, np.int32(n))
+
+    return impl
+
+
+_SIM_LOCK = threading.Lock()
+
+
+def add_at(arr, j, v, atomic):
+    """``arr[j] += v``; atomic on CUDA when ``atomic`` (threads share ``j``)."""
+    if atomic:  # the CUDA simulator runs threads as Python threads
+        with _SIM_LOCK:
+            arr[j] += v
+    else:
+        arr[j] += v
+
+
+@overload(add_at, target="cpu", inline="always")
+def _add_at_cpu(arr, j, v, atomic):
+    def impl(arr, j, v, atomic):  # one thread per group: never contended
+        arr[j] += v
+
+    return impl
+
+
+@overload(add_at, target="cuda")
+def _add_at_cuda(arr, j, v, atomic):
+    def impl(arr, j, v, atomic):
+        if atomic:
+            numba.cuda.atomic.add(arr, j, v)
+        else:
+            arr[j] += v
+
+    return impl
+
+
+# --------------------------------------------------------------------------- scalars
+
+
+@_scalar
+def exp_nonpos(x):
+    """exp(x) for x <= 0 without a libm call.
+
+    Cody–Waite reduction ``x = n ln2 + r`` (|r| <= ln2/2), a degree-13 Taylor
+    polynomial for exp(r) and :func:`pow2_scale`; relative error below 4e-16.
+    Inputs below -708 are clamped (exp(-708) ~ 3e-308 instead of 0, which only
+    ever ends up under the Hessian floor).
+    """
+    x = max(x, -708.0)
+    n = math.floor(x * _LOG2E + 0.5)
+    r = (x - n * _LN2_HI) - n * _LN2_LO
+    q = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
+            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600))))))))))))
+    return pow2_scale(q, n)
+
+
+@_scalar
+def sigmoid_and_deriv(z):
+    """Return (σ(z), σ'(z)) for any finite z, branch-free, no overflow."""
+    e = exp_nonpos(-abs(z))
+    inv = 1.0 / (1.0 + e)
+    p = inv if z >= 0.0 else e * inv
+    return p, e * inv * inv
+
+
+@_scalar
+def log1pexp(x):
+    """log(1 + exp(x)) without overflow."""
+    if x > 0.0:
+        return x + math.log1p(math.exp(-x))
+    return math.log1p(math.exp(x))
+
+
+@_scalar
+def mix64(x):
+    """SplitMix64 finaliser (uint64 -> uint64)."""
+    x = (x ^ (x >> _U30)) * _M1
+    x = (x ^ (x >> _U27)) * _M2
+    return x ^ (x >> _U31)
+
+
+@_scalar
+def draw_index(key, counter, n):
+    """Counter-based uniform integer in [0, n): the same on every thread and device."""
+    u = mix64(key + (np.uint64(counter) + _ONE) * _GOLDEN)
+    return np.int64(((u >> _U32) * np.uint64(n)) >> _U32)
+
+
+@_scalar
+def weight(w, has_w, r):
+    return w[r] if has_w else 1.0
+
+
+@_scalar
+def bce_row(zi, yi, wi, floor):
+    """BCE gradient w (p - c) and floored Hessian max(w σ', floor) of one row (c = y >= 1)."""
+    p, d = sigmoid_and_deriv(zi)
+    c = 1.0 if yi >= 1 else 0.0
+    hh = wi * d
+    return wi * (p - c), (hh if hh > floor else floor)
+
+
+@_scalar
+def esmm_terms(u, a):
+    """q = σ(u), σ'(u), 1 - q and 1 - a q computed without cancellation."""
+    q, dq = sigmoid_and_deriv(u)
+    one_m_q = sigmoid_and_deriv(-u)[0]
+    one_m_aq = (1.0 - a) + a * one_m_q
+    return q, dq, one_m_q, one_m_aq
+
+
+@_scalar
+def esmm_row(ui, vi, ai, wi, floor):
+    """Gradient and Fisher Hessian of BCE(a·σ(u), v) w.r.t. the CVR margin u (docs/mathematics.md §5).
+
+    grad = -v (1 - q) + (1 - v) a q (1 - q) / (1 - a q);
+    hess = a q (1 - q)² / (1 - a q), floored.
+    """
+    q, dq, one_m_q, one_m_aq = esmm_terms(ui, ai)
+    if vi == 2:
+        gi = -one_m_q
+    else:
+        gi = ai * dq / one_m_aq
+    hh = wi * ai * dq * one_m_q / one_m_aq
+    return wi * gi, (hh if hh > floor else floor)
+
+
+@_scalar
+def partner_term(t, s, nP, nC, m1, m2, sc_c, sc_n):
+    """(margin, scale) of the partner at position t: click-only (term 0) or non-click (term 1)."""
+    if t < s + nP + nC:
+        return m1, sc_c
+    return m2, sc_n
+
+
+@_scalar
+def count_active(sp, po, nP, pj, m):
+    """Number of sorted conversions i with (p_j - p_i) + m > 0 (a prefix)."""
+    lo = 0
+    hi = nP
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if (pj - sp[po + mid]) + m > 0.0:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
