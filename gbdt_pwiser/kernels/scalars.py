@@ -36,20 +36,27 @@ _LN2_LO = 1.90821492927058770002e-10
 INSERTION_SORT_MAX = 32
 
 
-def _shared(fn):
-    """Register ``fn`` for both targets: inlined in Numba IR on the CPU (as the CPU kernels always
-    were: keeps the row loops vectorisable and the group loops free of calls), left to NVVM's
-    inliner on CUDA (numba-cuda's IR inliner mistypes them; ``tests/gpu/test_gpu_compile.py``)."""
-
+def _register(fn, cpu_inline):
     def body(*args):
         return fn
 
-    overload(fn, target="cpu", inline="always", strict=False)(body)
+    overload(fn, target="cpu", inline=cpu_inline, strict=False)(body)
     overload(fn, target="cuda", strict=False)(body)
     return fn
 
 
-_scalar = _shared
+def _shared(fn):
+    """Register a group-level ``fn`` for both targets, compiled as its own function on each (called
+    from the drivers, as the CPU group kernels always were: inlining every group function into the
+    drivers in Numba IR made the first compilation ~20x slower), inlined by NVVM on CUDA
+    (numba-cuda's IR inliner mistypes them; ``tests/gpu/test_gpu_compile.py``)."""
+    return _register(fn, "never")
+
+
+def _scalar(fn):
+    """Register a scalar ``fn`` for both targets, inlined in Numba IR on the CPU (keeps the row
+    loops vectorisable), left to NVVM's inliner on CUDA."""
+    return _register(fn, "always")
 
 
 # --------------------------------------------------------------------------- per-target helpers
