@@ -128,6 +128,9 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
       model's predictions. ``eval_set`` and ``early_stopping_rounds`` raise
       :class:`NotImplementedError`: pick ``n_estimators`` on a sample with
       :class:`~gbdt_pwiser.CTCVRClassifier`.
+    * Structure: the chained model only. The shared two-output booster
+      (``CTCVRClassifier(structure="shared")``) is single-process; its
+      parameters ``structure`` and ``ctcvr_weight_ctr`` do not exist here.
     * Prediction: dask inputs give dask arrays (one block per partition,
       computed on the workers); pandas/numpy inputs give numpy arrays, exactly
       those of :meth:`to_local`. Save with ``to_local().save_model(path)``.
@@ -147,7 +150,11 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
     ...     local = model.to_local()                                   # a CTCVRClassifier
     """
 
-    _parameter_constraints: dict = {**CTCVRClassifier._parameter_constraints, "client": [None, object]}
+    _parameter_constraints: dict = {
+        **{k: v for k, v in CTCVRClassifier._parameter_constraints.items()
+           if k not in ("structure", "ctcvr_weight_ctr")},
+        "client": [None, object],
+    }
 
     def __init__(
         self,
