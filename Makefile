@@ -30,7 +30,7 @@ demo: $(DEMO_STAMP)
 test: test-cpu test-gpu-compile test-gpu-sim
 
 test-cpu: $(STAMP)
-	$(BIN)/python -m pytest -q tests --ignore=tests/gpu --doctest-modules gbdt_pwiser
+	$(BIN)/python -m pytest -q --durations=15 tests --ignore=tests/gpu --doctest-modules gbdt_pwiser
 
 # Every CUDA kernel compiled to PTX and linked to cubins for sm_90/sm_100/sm_120 (no GPU needed;
 # the CUDA 13 NVVM comes with numba-cuda[cu13] in the test extra). Fails rather than skips here.
