@@ -64,6 +64,7 @@ def group_runs(g: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     heads = g[starts]
     if pd.unique(heads).size != heads.size:
         again = heads[pd.Series(heads).duplicated().to_numpy()][0]
+        again = again.item() if isinstance(again, np.generic) else again
         raise ValueError(f"{where}: the rows of a group are not contiguous (group {again!r} comes back after "
                          "other groups); sort it by group "
                          "(gbdt_pwiser.dask.partition_by_group does this for dask partitions)")
@@ -369,7 +370,10 @@ class ParquetLog:
             if len(df) == 0:
                 continue
             where = f"shard {f!r}"
-            ys.append(as_funnel(df[lab[0]] if len(lab) == 1 else df[lab], f"{where} labels"))
+            try:
+                ys.append(as_funnel(df[lab[0]] if len(lab) == 1 else df[lab], f"{where} labels"))
+            except ValueError as exc:  # funnel_label's messages do not name the data
+                raise ValueError(exc.args[0] if where in str(exc) else f"{where} labels: {exc}") from exc
             ptr, h = group_runs(df[self.group].to_numpy(), where)
             sizes.append(np.diff(ptr))
             heads.append(h)

@@ -385,8 +385,9 @@ def check_shard_groups(heads: Sequence[np.ndarray], shards: Sequence[str]) -> No
         return
     dup = pd.Series(codes).duplicated(keep=False).to_numpy()
     gid = allids[np.flatnonzero(dup)[0]]
+    gid = gid.item() if isinstance(gid, np.generic) else gid
     shard_of = np.repeat(np.arange(len(shards)), sizes)
-    where = sorted(set(shard_of[dup & (allids == gid)].tolist()))
+    where = sorted(set(shard_of[dup & (codes == codes[np.flatnonzero(dup)[0]])].tolist()))
     names = " and ".join(repr(shards[i]) for i in where[:2])
     raise ValueError(f"group {gid!r} occurs in shards {names}: "
                      "every group must lie whole in one Parquet shard (write the shards partitioned by group)")
