@@ -71,6 +71,33 @@ def group_runs(g: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     return np.append(starts, n), heads
 
 
+def _features(table: Any, features: list[str]) -> tuple[Any, list[str] | None]:
+    """The feature columns of an Arrow table: one float32 (n, d) array when all are numeric or bool.
+
+    Returns ``(matrix, XGBoost feature types)``: NaN for nulls, the types
+    pandas columns would get (``int``, ``float``, ``i`` for bool). Other
+    columns (categories) come as a pandas DataFrame and ``None``.
+    """
+    import pyarrow as pa
+
+    kinds = []
+    for c in features:
+        t = table.schema.field(c).type
+        if pa.types.is_boolean(t):
+            kinds.append("i")
+        elif pa.types.is_integer(t):
+            kinds.append("int")
+        elif pa.types.is_floating(t):
+            kinds.append("float")
+        else:
+            return table.select(features).to_pandas(), None
+    out = np.empty((table.num_rows, len(features)), dtype=np.float32)  # one copy of the shard
+    for j, c in enumerate(features):
+        # nulls become NaN; unsafe: ints beyond 2**24 round as XGBoost's own float32 conversion does
+        out[:, j] = table.column(c).cast(pa.float32(), safe=False).to_numpy(zero_copy_only=False)
+    return out, kinds
+
+
 class _ShardIterBase:
     """Reads shard ``i`` as (X, funnel labels, weights, group boundaries), checking the layout."""
 
@@ -108,9 +135,12 @@ class _ShardIterBase:
             [self.base_margin] if self.base_margin else [])
         where = f"shard {self.files[i]!r}"
         try:
-            df = pq.read_table(self.files[i], columns=cols).to_pandas()
+            table = pq.read_table(self.files[i], columns=cols)
         except (KeyError, ValueError) as exc:  # a missing column
             raise ValueError(f"{where}: {exc}") from exc
+        data, types = _features(table, self.features)
+        df = table.drop_columns(self.features).to_pandas()
+        del table
         y = as_funnel(df[self.label[0]] if len(self.label) == 1 else df[self.label], f"{where} labels")
         g = df[self.group].to_numpy()
         ptr, heads = group_runs(g, where)
@@ -122,22 +152,30 @@ class _ShardIterBase:
             w = check_weight(df[self.weight].to_numpy(dtype=np.float64), y.size, f"{where} weight")
         n_groups = ptr.size - 1
         if self.clicked_only:  # the clicked-space CVR booster: clicked rows, 0/1 conversion labels
-            self._group_offset += n_groups
             keep = np.flatnonzero(y >= 1)
-            out = {"data": df[self.features].iloc[keep], "label": (y[keep] == 2).astype(np.float32)}
+            out = {"data": data[keep] if types is not None else data.iloc[keep],
+                   "label": (y[keep] == 2).astype(np.float32)}
             if w is not None:
                 out["weight"] = w[keep]
-            return out
-        out: dict[str, Any] = {"data": df[self.features], "label": y.astype(np.float32)}
+        else:
+            out = self._all_rows(data, y, w, ptr)
+        if types is not None:
+            out["feature_names"], out["feature_types"] = self.features, types
+        if self.base_margin:
+            bm = df[self.base_margin].to_numpy(dtype=np.float64)
+            out["base_margin"] = bm[keep] if self.clicked_only else bm
+        self._group_offset += n_groups
+        return out
+
+    def _all_rows(self, data: Any, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> dict[str, Any]:
+        n_groups = ptr.size - 1
+        out: dict[str, Any] = {"data": data, "label": y.astype(np.float32)}
         if w is None:
             out["qid"] = np.repeat(np.arange(self._group_offset, self._group_offset + n_groups,
                                              dtype=np.int64), np.diff(ptr))
         else:  # XGBoost's sketch takes only per-group weights beside qid: flag the groups instead
             out["weight"] = w
             out[GROUP_START_FIELD] = group_starts(ptr, y.size)
-        if self.base_margin:
-            out["base_margin"] = df[self.base_margin].to_numpy(dtype=np.float64)
-        self._group_offset += n_groups
         return out
 
     def _end_of_pass(self) -> None:

@@ -59,8 +59,10 @@ def test_out_of_core_fit_predicts_like_in_memory(tmp_path, cvr_space, weighted):
     assert ooc.feature_names_in_.tolist() == FEATS and ooc.n_features_in_ == 8
     assert ooc.n_rounds_ctr_ == mem.n_rounds_ctr_ == 8 and ooc.n_rounds_cvr_ == mem.n_rounds_cvr_
     X = full[FEATS]
-    # Below max_bin distinct values per feature both quantile sketches are the exact value sets, so the
-    # trees are identical: predictions equal to the last bit.
+    # On a log this small every shard's quantile summary is exact, so XGBoost's merged external-memory
+    # sketch equals the in-memory one: same cuts, same trees, predictions equal to the last bit. (With
+    # large shards each shard's summary is pruned before the merge and the cuts differ slightly;
+    # benchmarks/bench_external.py compares the AUCs at scale.)
     for method in ("predict_ctr", "predict_cvr", "predict_ctcvr"):
         np.testing.assert_array_equal(getattr(ooc, method)(X), getattr(mem, method)(X), err_msg=method)
     assert ooc.ctr_init_margin_ == mem.ctr_init_margin_ and ooc.cvr_init_margin_ == mem.cvr_init_margin_
