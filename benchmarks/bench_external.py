@@ -21,7 +21,7 @@ trips over Numba's and XGBoost's virtual reservations); the peaks are measured.
 
 Usage::
 
-    python benchmarks/bench_external.py [--rows 2000000] [--features 100] [--rounds 10] [--smoke]
+    python benchmarks/bench_external.py [--rows 2000000] [--features 160] [--rounds 5] [--shard-rows 50000] [--smoke]
 
 Writes ``benchmarks/results/external.json`` and ``external.md`` (not with
 ``--smoke``). Timings on a shared machine are labelled "loaded".
@@ -120,9 +120,9 @@ def write_log(folder: Path, n_rows: int, n_features: int, shard_rows: int, seed:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=2_000_000)
-    ap.add_argument("--features", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--shard-rows", type=int, default=250_000)
+    ap.add_argument("--features", type=int, default=160)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--shard-rows", type=int, default=50_000)
     ap.add_argument("--cvr-space", default="clicked", choices=["clicked", "entire"])
     ap.add_argument("--no-in-memory", action="store_true", help="skip the in-memory fit")
     ap.add_argument("--smoke", action="store_true")
