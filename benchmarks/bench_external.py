@@ -21,7 +21,7 @@ trips over Numba's and XGBoost's virtual reservations); the peaks are measured.
 
 Usage::
 
-    python benchmarks/bench_external.py [--rows 2000000] [--features 160] [--rounds 5] [--shard-rows 50000] [--smoke]
+    python benchmarks/bench_external.py [--rows 1000000] [--features 100] [--rounds 5] [--shard-rows 50000] [--smoke]
 
 Writes ``benchmarks/results/external.json`` and ``external.md`` (not with
 ``--smoke``). Timings on a shared machine are labelled "loaded".
@@ -119,8 +119,8 @@ def write_log(folder: Path, n_rows: int, n_features: int, shard_rows: int, seed:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", type=int, default=2_000_000)
-    ap.add_argument("--features", type=int, default=160)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--features", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--shard-rows", type=int, default=50_000)
     ap.add_argument("--cvr-space", default="clicked", choices=["clicked", "entire"])
@@ -154,6 +154,7 @@ def main(argv=None) -> dict:
         "log_over_peak_rss": features_mib / ext["peak_rss_mib"],
         "log_over_peak_anon": features_mib / ext["peak_anon_mib"],
         "loaded": os.getloadavg()[0] > 1.5,
+        "command": "python benchmarks/bench_external.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     if not a.smoke:
         write_result("external", out)
@@ -169,7 +170,7 @@ def markdown(r: dict) -> str:
         f"{r['rows']:,} rows x {r['features']} float32 features in {r['shards']} Parquet shards "
         f"({r['parquet_mib']:.0f} MiB on disk, {r['features_float32_mib']:.0f} MiB as float32 in memory); "
         f"groups of ~25; {r['rounds']} rounds per booster, depth 6, 2 threads, cvr_space={r['cvr_space']!r}. "
-        "Fresh process per fit; memory in MiB.",
+        f"Fresh process per fit; memory in MiB. Command: `{r.get('command', '')}`.",
         "",
         "| fit | wall (s) | peak RSS (VmHWM) | peak anonymous RSS | RSS before fit | CTCVR AUC | CTR AUC |",
         "|---|---|---|---|---|---|---|",
@@ -179,6 +180,14 @@ def markdown(r: dict) -> str:
                      f"| {v['peak_anon_mib']:.0f} | {v['rss_before_fit_mib']:.0f} | {v['auc_ctcvr']:.4f} "
                      f"| {v['auc_ctr_click']:.4f} |")
     st = r["runs"]["external"]["state_bytes_per_row"]
+    ext = r["runs"]["external"]
+    lines += ["", f"Memory the out-of-core fit added (peak RSS - RSS before the fit): "
+              f"{ext['peak_rss_mib'] - ext['rss_before_fit_mib']:.0f} MiB."]
+    if "in_memory" in r["runs"]:
+        mem = r["runs"]["in_memory"]
+        lines += ["", f"AUC difference, out of core - in memory: CTCVR {ext['auc_ctcvr'] - mem['auc_ctcvr']:.2e}, "
+                  f"CTR {ext['auc_ctr_click'] - mem['auc_ctr_click']:.2e}; in-memory peak RSS / out-of-core "
+                  f"peak RSS: {mem['peak_rss_mib'] / ext['peak_rss_mib']:.1f}x."]
     lines += [
         "",
         f"The features (float32) are {r['log_over_peak_rss']:.1f}x the out-of-core fit's peak RSS and "
