@@ -8,7 +8,7 @@ typing error, a crash or NaN gradients.
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -365,3 +365,29 @@ def check_margin_matrix(margins: npt.ArrayLike, n_outputs: int = 2, name: str = 
             f"{name} contains {rows.size} NaN or infinite value(s) (first at row {int(rows[0])}, column {int(cols[0])})"
         )
     return arr
+
+
+def check_shard_groups(heads: Sequence[np.ndarray], shards: Sequence[str]) -> None:
+    """Each group must lie whole in one shard: ``heads[i]`` are the group ids of shard ``shards[i]``.
+
+    A group id met in two shards is a ``ValueError`` naming the group and both
+    shards (every shard's own rows are checked contiguous by the reader).
+    """
+    import pandas as pd
+
+    if not heads:
+        return
+    sizes = [h.size for h in heads]
+    allids = np.concatenate([np.asarray(h, dtype=object) for h in heads]) if any(
+        h.dtype == object for h in heads) else np.concatenate(heads)
+    codes, _ = pd.factorize(allids)
+    if np.unique(codes).size == codes.size:
+        return
+    dup = pd.Series(codes).duplicated(keep=False).to_numpy()
+    gid = allids[np.flatnonzero(dup)[0]]
+    gid = gid.item() if isinstance(gid, np.generic) else gid
+    shard_of = np.repeat(np.arange(len(shards)), sizes)
+    where = sorted(set(shard_of[dup & (codes == codes[np.flatnonzero(dup)[0]])].tolist()))
+    names = " and ".join(repr(shards[i]) for i in where[:2])
+    raise ValueError(f"group {gid!r} occurs in shards {names}: "
+                     "every group must lie whole in one Parquet shard (write the shards partitioned by group)")

@@ -187,6 +187,8 @@ class XGBoostBackend(Backend):
     def _dmatrix(self, X: Any, label: Any = None, weight: Any = None, nthread: int | None = None) -> Any:
         import xgboost as xgb
 
+        if isinstance(X, xgb.DMatrix):  # built by the caller (external memory): labels and weights inside
+            return X
         # multi-output trees refuse categorical features: the shared estimator passes codes
         return xgb.DMatrix(X, label=label, weight=weight, missing=np.nan,
                            enable_categorical=isinstance(X, pd.DataFrame) and self.n_outputs == 1,

@@ -23,11 +23,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import metrics as M
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
+from .._external import ParquetLog
 from .._labels import as_funnel
 from .._validation import PAIR_LOSSES, check_random_state, group_codes
 from ..objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin
 from ._backends import BACKENDS, EvalData, FitResult, TrainData, grad_fn
 from ._base import _ChainBase
+from ._rows import InMemoryRows
 from ._shared import check_shared, clear_fitted, fit_shared
 from ._inputs import (
     NoGroupWarning,
@@ -282,18 +284,24 @@ class CTCVRClassifier(_ChainBase):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any, group: npt.ArrayLike | str | None = None,
+    def fit(self, X: Any, y: Any = None, group: npt.ArrayLike | str | None = None,
             sample_weight: npt.ArrayLike | None = None,
             eval_set: Sequence[tuple[Any, ...]] | None = None) -> CTCVRClassifier:
         """Fit the CTR booster, then the CVR booster.
 
         Parameters
         ----------
-        X : array-like, scipy.sparse CSR matrix or pandas.DataFrame of shape (n, d)
+        X : array-like, scipy.sparse CSR matrix, pandas.DataFrame of shape (n, d), or ParquetLog
             Features; NaN is missing. DataFrame ``category`` columns use the
-            backends' native categorical splits.
+            backends' native categorical splits. A
+            :class:`~gbdt_pwiser.ParquetLog` (a folder of Parquet shards) trains
+            out of core: ``backend="xgboost"``, ``structure="chain"``,
+            ``device="cpu"``; labels, groups and weights then come from its
+            columns (leave ``y``, ``group`` and ``sample_weight`` unset) and only
+            they are held in memory. ``eval_set`` stays in memory.
         y : array-like of shape (n,) or (n, 2)
             Funnel labels in {0, 1, 2} (click + conversion) or [click, conversion].
+            Required unless ``X`` is a ``ParquetLog``.
         group : array-like of shape (n,), "all" or None, default=None
             Group id per row (request, session, user…), any type and order;
             PWiseR pairs are formed within groups. ``"all"``: all rows form one
@@ -324,6 +332,10 @@ class CTCVRClassifier(_ChainBase):
         """
         check_shared(self)
         check_native_params(self.ctr_params, self.cvr_params, self.device, self._backend())
+        if isinstance(X, ParquetLog):
+            from ._outofcore import fit_log
+
+            return fit_log(self, X, y, group, sample_weight, eval_set)
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         seed, nthread = check_random_state(self.random_state), self._nthread()
@@ -339,6 +351,28 @@ class CTCVRClassifier(_ChainBase):
         check_lengths(n, y=yf, group=group, sample_weight=sample_weight)
         w = check_sample_weight(sample_weight, n)
         codes = None if group is None else group_codes(group, n, "group")
+        w_click, has_conv, evals = self._check_fit_data(yf, w, eval_set)
+        if codes is None and not one_group and self.lam > 0:
+            warn_no_group(self.lam)
+
+        # Stable sort by group: the objective takes contiguous groups (sizes); predictions do not
+        # depend on row order.
+        if codes is not None and codes.size > 1 and np.any(codes[1:] < codes[:-1]):
+            order = np.argsort(codes, kind="stable")
+            Xc, yf, codes = take(Xc, order), yf[order], codes[order]
+            w = None if w is None else w[order]
+
+        clear_fitted(self)
+        self.classes_ = np.array([0, 1])
+        sizes = None if codes is None else np.bincount(codes)
+        if self.structure == "shared":
+            fit_shared(self, Xc, yf, w, sizes, evals, seed, nthread, has_conv)
+            return self
+        return self._fit_chain(InMemoryRows(self, Xc), yf, w, sizes, evals, seed, nthread, has_conv, w_click)
+
+    def _check_fit_data(self, yf: np.ndarray, w: np.ndarray | None,
+                        eval_set: Any) -> tuple[float, bool, list[tuple[Any, np.ndarray, np.ndarray | None]]]:
+        """Clicks and conversions of the training labels, the eval sets and what early stopping needs."""
         clicked = yf >= 1
         w_click = float(np.count_nonzero(clicked) if w is None else w[clicked].sum())  # weighted clicks
         if w_click == 0:
@@ -356,23 +390,17 @@ class CTCVRClassifier(_ChainBase):
                 check_monitored(evals[-1][1], "cvr", self.ctr_stopping_metric, "entire")
             for which in () if self.structure == "shared" else ("ctr", "cvr") if has_conv else ("ctr",):
                 check_monitored(evals[-1][1], which, self.ctr_stopping_metric, self.cvr_space)
-        if codes is None and not one_group and self.lam > 0:
-            warn_no_group(self.lam)
+        return w_click, has_conv, evals
 
-        # Stable sort by group: the objective takes contiguous groups (sizes); predictions do not
-        # depend on row order.
-        if codes is not None and codes.size > 1 and np.any(codes[1:] < codes[:-1]):
-            order = np.argsort(codes, kind="stable")
-            Xc, yf, codes = take(Xc, order), yf[order], codes[order]
-            w = None if w is None else w[order]
-            clicked, conv = yf >= 1, yf == 2
+    def _fit_chain(self, rows: Any, yf: np.ndarray, w: np.ndarray | None, sizes: np.ndarray | None,
+                   evals: list[Any], seed: int, nthread: int | None, has_conv: bool, w_click: float) -> Any:
+        """The CTR booster, then the CVR booster, on ``rows`` (:class:`InMemoryRows` or out of core).
 
-        clear_fitted(self)
-        self.classes_ = np.array([0, 1])
-        if self.structure == "shared":
-            fit_shared(self, Xc, yf, w, None if codes is None else np.bincount(codes), evals, seed, nthread,
-                       has_conv)
-            return self
+        ``yf``, ``w`` and ``sizes`` are the labels, weights and group sizes of
+        the rows in ``rows``' order (groups contiguous).
+        """
+        backend = self._backend()
+        clicked, conv = yf >= 1, yf == 2
         es = self.early_stopping_rounds
         base = backend.params(learning_rate=self.learning_rate, max_depth=self.max_depth, seed=seed,
                               nthread=nthread, device=self.device)
@@ -386,10 +414,10 @@ class CTCVRClassifier(_ChainBase):
                                   pairs=self.pairs, random_state=seed, **obj_kw)
         m0 = initial_margin(yf, w)
         ctr_evals = [EvalData(Xe, ye, m0, self._ctr_metric(ye, ge)) for Xe, ye, ge in evals]
-        sizes = None if codes is None else np.bincount(codes)
+        ctr_params = {**base, **(self.ctr_params or {})}
         with self._round_bar("CTR booster") as bar:
-            ctr = backend.train({**base, **(self.ctr_params or {})}, self.n_estimators,
-                                TrainData(Xc, yf.astype(np.float32), w), ctr_evals,
+            ctr = backend.train(ctr_params, self.n_estimators,
+                                TrainData(rows.all(ctr_params), yf.astype(np.float32), w), ctr_evals,
                                 grad_fn(ctr_obj, yf, w, sizes), m0, self.ctr_stopping_metric, es,
                                 tick=None if bar is None else bar.update)
         store_fit(self, "ctr", ctr)
@@ -399,9 +427,11 @@ class CTCVRClassifier(_ChainBase):
         if not has_conv:
             store_fit(self, "cvr", None, w_click=w_click)
         else:
+            cvr_params = {**base, **(self.cvr_params or {})}
             if self.cvr_space == "clicked":
                 idx = np.flatnonzero(clicked)
-                data = TrainData(take(Xc, idx), conv[idx].astype(np.float32), None if w is None else w[idx])
+                data = TrainData(rows.clicked(idx, cvr_params), conv[idx].astype(np.float32),
+                                 None if w is None else w[idx])
                 cvr_grad, u0 = None, 0.0
                 cvr_evals = []
                 for Xe, ye, _ in evals:
@@ -409,15 +439,15 @@ class CTCVRClassifier(_ChainBase):
                     cvr_evals.append(EvalData(take(Xe, ie), (ye[ie] == 2).astype(np.float32), 0.0,
                                               _margin_metric(M.clicked_conversion_auc, ye[ie])))
             else:
-                pctr = expit(self._ctr_margin(Xc))
-                data = TrainData(Xc, yf.astype(np.float32), w)
+                pctr = expit(rows.ctr_margin())
+                data = TrainData(rows.all(cvr_params), yf.astype(np.float32), w)
                 cvr_grad = grad_fn(EntireSpaceCVRObjective(ctr_prob=pctr, **obj_kw), yf, w, None)
                 # start u at the log-odds of the conversion rate among clicks
                 u0 = initial_margin(conv[clicked].astype(np.int8), None if w is None else w[clicked])
                 cvr_evals = [EvalData(Xe, ye, u0, _ctcvr_metric(ye, expit(self._ctr_margin(Xe))))
                              for Xe, ye, _ in evals]
             with self._round_bar("CVR booster") as bar:
-                cvr = backend.train({**base, **(self.cvr_params or {})}, self.n_estimators, data, cvr_evals,
+                cvr = backend.train(cvr_params, self.n_estimators, data, cvr_evals,
                                     cvr_grad, u0, "auc_conv" if self.cvr_space == "clicked" else "auc_ctcvr",
                                     es, tick=None if bar is None else bar.update)
             store_fit(self, "cvr", cvr)

@@ -1,0 +1,184 @@
+"""CTCVRClassifier.fit(ParquetLog(...)): the out-of-core chained fit predicts like the in-memory fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("xgboost")
+pytest.importorskip("pyarrow")
+
+from gbdt_pwiser import CTCVRClassifier, ParquetLog  # noqa: E402
+from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
+
+FEATS = [f"f{i}" for i in range(8)]
+PARAMS = dict(n_estimators=8, max_depth=3, learning_rate=0.3, lam=2.0, n_jobs=1, random_state=3)
+
+
+def write_log(folder, n_requests=200, n_shards=3, seed=0, weighted=False):
+    """A simulated log written as ``n_shards`` Parquet files of whole, sorted requests.
+
+    Returns the rows as one frame in the order the shards are read (file order).
+    """
+    log = make_ad_log(n_requests, random_state=seed, ctr=0.1, cvr=0.2)
+    X = log.X.apply(lambda c: c.cat.codes if hasattr(c, "cat") else c).astype(np.float64)
+    df = X.iloc[:, :8].copy()
+    df.columns = FEATS
+    y = np.asarray(log.y)
+    df["click"] = (y >= 1).astype(np.int8)
+    df["conversion"] = (y == 2).astype(np.int8)
+    df["req"] = np.asarray(log.group)
+    rng = np.random.default_rng(seed)
+    if weighted:
+        df["w"] = rng.uniform(0.5, 2.0, len(df))
+    groups = df["req"].unique()
+    shard_of = pd.Series(rng.integers(0, n_shards, groups.size), index=groups)
+    folder.mkdir(exist_ok=True)
+    parts = []
+    for s in range(n_shards):
+        part = df[df["req"].map(shard_of) == s].sort_values("req", kind="stable")
+        part.to_parquet(folder / f"part-{s:03d}.parquet", index=False)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def in_memory_fit(full, weighted, **params):
+    return CTCVRClassifier(**params).fit(full[FEATS], full[["click", "conversion"]], group=full["req"],
+                                         sample_weight=full["w"] if weighted else None)
+
+
+@pytest.mark.parametrize("cvr_space", ["clicked", "entire"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_out_of_core_fit_predicts_like_in_memory(tmp_path, cvr_space, weighted):
+    full = write_log(tmp_path / "log", weighted=weighted)
+    log = ParquetLog(tmp_path / "log", label=["click", "conversion"], group="req",
+                     weight="w" if weighted else None, cache_dir=tmp_path)
+    ooc = CTCVRClassifier(cvr_space=cvr_space, **PARAMS).fit(log)
+    mem = in_memory_fit(full, weighted, cvr_space=cvr_space, **PARAMS)
+    assert ooc.feature_names_in_.tolist() == FEATS and ooc.n_features_in_ == 8
+    assert ooc.n_rounds_ctr_ == mem.n_rounds_ctr_ == 8 and ooc.n_rounds_cvr_ == mem.n_rounds_cvr_
+    X = full[FEATS]
+    # On a log this small every shard's quantile summary is exact, so XGBoost's merged external-memory
+    # sketch equals the in-memory one: same cuts, same trees, predictions equal to the last bit. (With
+    # large shards each shard's summary is pruned before the merge and the cuts differ slightly;
+    # benchmarks/bench_external.py compares the AUCs at scale.)
+    for method in ("predict_ctr", "predict_cvr", "predict_ctcvr"):
+        np.testing.assert_array_equal(getattr(ooc, method)(X), getattr(mem, method)(X), err_msg=method)
+    assert ooc.ctr_init_margin_ == mem.ctr_init_margin_ and ooc.cvr_init_margin_ == mem.cvr_init_margin_
+    assert not list(tmp_path.glob("gbdt-pwiser-extmem-*"))  # the page cache is removed after the fit
+
+
+def test_out_of_core_early_stopping_and_save_load(tmp_path):
+    full = write_log(tmp_path / "log", n_requests=240, n_shards=4, seed=1)
+    valid = write_log(tmp_path / "valid", n_requests=120, n_shards=1, seed=2)
+    ev = [(valid[FEATS], valid[["click", "conversion"]], valid["req"])]
+    params = {**PARAMS, "n_estimators": 40, "early_stopping_rounds": 3}
+    ooc = CTCVRClassifier(**params).fit(ParquetLog(str(tmp_path / "log" / "*.parquet"),
+                                                   label=["click", "conversion"], group="req"), eval_set=ev)
+    mem = CTCVRClassifier(**params).fit(full[FEATS], full[["click", "conversion"]], group=full["req"],
+                                        eval_set=ev)
+    assert ooc.best_iteration_ctr_ == mem.best_iteration_ctr_ is not None
+    assert ooc.best_iteration_cvr_ == mem.best_iteration_cvr_
+    assert ooc.evals_result_ == mem.evals_result_
+    np.testing.assert_array_equal(ooc.predict_proba(valid[FEATS]), mem.predict_proba(valid[FEATS]))
+    ooc.save_model(tmp_path / "m.zip")
+    again = CTCVRClassifier.load_model(tmp_path / "m.zip")
+    np.testing.assert_array_equal(again.predict_proba(valid[FEATS]), ooc.predict_proba(valid[FEATS]))
+
+
+def test_funnel_label_column_and_feature_subset(tmp_path):
+    full = write_log(tmp_path / "log", seed=4)
+    full["y"] = full["click"] + full["conversion"]
+    for k, f in enumerate(sorted((tmp_path / "log").glob("*.parquet"))):
+        part = pd.read_parquet(f)
+        part["y"] = part["click"] + part["conversion"]
+        part.drop(columns=["click", "conversion"]).to_parquet(f, index=False)
+    log = ParquetLog(tmp_path / "log", label="y", group="req", features=FEATS[:5])
+    ooc = CTCVRClassifier(**PARAMS).fit(log)
+    mem = CTCVRClassifier(**PARAMS).fit(full[FEATS[:5]], full["y"], group=full["req"])
+    np.testing.assert_array_equal(ooc.predict_ctcvr(full[FEATS[:5]]), mem.predict_ctcvr(full[FEATS[:5]]))
+    with pytest.raises(ValueError, match="feature names"):
+        ooc.predict_ctcvr(full[FEATS])  # predict checks the fitted columns
+
+
+def _log(folder, **kw):
+    return ParquetLog(folder, **{"label": ["click", "conversion"], "group": "req", **kw})
+
+
+def test_bad_logs(tmp_path):
+    full = write_log(tmp_path / "log", n_shards=2)
+    est = CTCVRClassifier(**PARAMS)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no Parquet files"):
+        est.fit(_log(tmp_path / "empty"))
+    with pytest.raises(ValueError, match=r"part-000.parquet' has no column 'clicks'"):
+        est.fit(ParquetLog(tmp_path / "log", label=["clicks", "conversion"], group="req"))
+    with pytest.raises(ValueError, match="no column 'weight'"):
+        est.fit(_log(tmp_path / "log", weight="weight"))
+    # a group split across two shards: the error names the group and both shards
+    split = tmp_path / "split"
+    split.mkdir()
+    g0 = full["req"].iloc[0]
+    rows = full[full["req"] == g0]
+    pd.concat([rows.iloc[:1], full[full["req"] != g0]]).to_parquet(split / "a.parquet", index=False)
+    rows.iloc[1:].to_parquet(split / "b.parquet", index=False)
+    with pytest.raises(ValueError, match=rf"group {int(g0)} occurs in shards .*a.parquet' and .*b.parquet'"):
+        est.fit(_log(split))
+    # a group whose rows are not contiguous inside one shard
+    shuffled = tmp_path / "shuffled"
+    shuffled.mkdir()
+    full.sample(frac=1.0, random_state=0).to_parquet(shuffled / "a.parquet", index=False)
+    with pytest.raises(ValueError, match=r"a.parquet'.*not contiguous \(group"):
+        est.fit(_log(shuffled))
+    # bad labels and weights name the shard
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    f = full.assign(w=1.0)
+    f.loc[3, "conversion"] = 1
+    f.loc[3, "click"] = 0
+    f.to_parquet(bad / "a.parquet", index=False)
+    with pytest.raises(ValueError, match="a.parquet' labels"):
+        est.fit(_log(bad))
+    neg = tmp_path / "neg"
+    neg.mkdir()
+    full.assign(w=-1.0).to_parquet(neg / "a.parquet", index=False)
+    with pytest.raises(ValueError, match="a.parquet' weight"):
+        est.fit(_log(neg, weight="w"))
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    full.assign(f0=full["f0"].astype(int).astype(str).astype("category")).to_parquet(cat / "a.parquet")
+    with pytest.raises(TypeError, match="feature column 'f0'"):
+        est.fit(_log(cat, features=FEATS))
+    noclick = tmp_path / "noclick"
+    noclick.mkdir()
+    full.assign(click=0, conversion=0).to_parquet(noclick / "a.parquet", index=False)
+    with pytest.raises(ValueError, match="no clicks"):
+        est.fit(_log(noclick))
+
+
+def test_unsupported_settings(tmp_path):
+    full = write_log(tmp_path / "log", n_shards=2)
+    log = _log(tmp_path / "log")
+    with pytest.raises(ValueError, match="LightGBM has no external-memory"):
+        CTCVRClassifier(backend="lightgbm", **PARAMS).fit(log)
+    with pytest.raises(ValueError, match='structure="shared" cannot'):
+        CTCVRClassifier(structure="shared", **PARAMS).fit(log)
+    with pytest.raises(ValueError, match="come from its columns"):
+        CTCVRClassifier(**PARAMS).fit(log, full[["click", "conversion"]])
+    with pytest.raises(ValueError, match="come from its columns"):
+        CTCVRClassifier(**PARAMS).fit(log, group=full["req"])
+    with pytest.raises(ValueError, match="requires y"):  # the in-memory interface is unchanged
+        CTCVRClassifier(**PARAMS).fit(full[FEATS])
+
+
+def test_out_of_core_fit_is_deterministic_and_skips_empty_shards(tmp_path):
+    full = write_log(tmp_path / "log", n_shards=3, seed=5)
+    full.iloc[:0].to_parquet(tmp_path / "log" / "part-000a.parquet", index=False)  # an empty shard
+    log = _log(tmp_path / "log")
+    a = CTCVRClassifier(**{**PARAMS, "n_jobs": 1}).fit(log)
+    b = CTCVRClassifier(**{**PARAMS, "n_jobs": 2}).fit(log)
+    np.testing.assert_array_equal(a.predict_ctcvr(full[FEATS]), b.predict_ctcvr(full[FEATS]))
+    state = log.read_state()
+    assert len(state.shards) == 3 and state.y.size == len(full) and state.sizes.sum() == len(full)
+    np.testing.assert_array_equal(state.y, (full["click"] + full["conversion"]).to_numpy())
