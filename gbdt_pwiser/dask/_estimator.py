@@ -27,6 +27,8 @@ from ..sklearn._base import _ChainBase
 from ..sklearn._classifier import CTCVRClassifier, store_fit
 from ..sklearn._inputs import check_native_params, check_X
 from ..sklearn._persistence import _FITTED
+from ._evals import (check_eval_labels, check_eval_support, eval_frames, worker_lost, xgboost_eval_params,
+                     xgboost_evals, xgboost_result)
 from ._boosters import lightgbm_fit_kwargs, xgboost_dmatrix, xgboost_params
 from ._objectives import EntireSpaceLabelObjective, GlobalPWiseRObjective, entire_space_label
 from ._partition import _is_dask, group_statistics, partition_by_group, partitions_of
@@ -234,13 +236,7 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
         """
         import dask.dataframe as dd
 
-        if eval_set is not None or self.early_stopping_rounds is not None:
-            raise NotImplementedError(
-                "eval_set and early_stopping_rounds are not supported on Dask: the stopping metric is an "
-                "AUC, which cannot be summed over workers, and neither xgboost.dask nor lightgbm.dask calls "
-                "back between rounds with the eval set's predictions; choose n_estimators on a sample with "
-                "CTCVRClassifier"
-            )
+        check_eval_support(self, eval_set)
         check_native_params(self.ctr_params, self.cvr_params, self.device, self._backend())
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
@@ -297,6 +293,9 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
         w = None if w_col is None else frame[w_col]
         conv = frame[_Y] == 2
         w_conv = float((conv.sum() if w is None else (w * conv).sum()).compute())
+        es = self.early_stopping_rounds
+        evals = [] if eval_set is None else eval_frames(eval_set, features, _Y)
+        check_eval_labels(self, evals, _Y, w_conv > 0)
 
         backend = self._backend()
         base = backend.params(learning_rate=self.learning_rate, max_depth=self.max_depth, seed=seed,
@@ -313,18 +312,23 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
 
             dtrain = xgboost_dmatrix(client, Xf, frame[_Y], frame[_G], w, stats=stats, check_groups=False,
                                      enable_categorical=True)
-            out = xgb.dask.train(client, xgboost_params(stats, ctr_params), dtrain,
-                                 num_boost_round=self.n_estimators, obj=ctr_obj)
-            ctr = FitResult(out["booster"], 0.0, out["booster"].num_boosted_rounds(), None, {})
+            ev = xgboost_evals(client, evals, features, _Y, "ctr", self.ctr_stopping_metric)
+            with worker_lost("CTR"):
+                out = xgb.dask.train(client, xgboost_eval_params(xgboost_params(stats, ctr_params), ev), dtrain,
+                                     num_boost_round=self.n_estimators, obj=ctr_obj, evals=ev,
+                                     early_stopping_rounds=es, verbose_eval=False)
+            ctr = xgboost_result(out, self.ctr_stopping_metric, es)
         else:
             import lightgbm as lgb
 
             ctr_params = _lgb_dask_params(ctr_params)
             model = lgb.dask.DaskLGBMRanker(objective=ctr_obj, n_estimators=self.n_estimators, client=client,
                                             **{**ctr_params, "metric": "None"})
-            model.fit(**lightgbm_fit_kwargs(Xf, frame[_Y], frame[_G], w, stats=stats, check_groups=False))
+            with worker_lost("CTR"):
+                model.fit(**lightgbm_fit_kwargs(Xf, frame[_Y], frame[_G], w, stats=stats, check_groups=False))
             ctr = FitResult(model.booster_, stats.initial_margin, model.booster_.current_iteration(), None, {})
         store_fit(self, "ctr", ctr)
+        history = {"ctr": ctr.history}
 
         if w_conv <= 0:
             store_fit(self, "cvr", None, w_click=w_click)
@@ -338,26 +342,32 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
                 sub = frame[frame[_Y] >= 1]
                 label = (sub[_Y] == 2).astype(np.float32)
                 sw = None if w_col is None else sub[w_col]
-                cvr = self._train_cvr_clicked(client, sub[features], label, sw, cvr_params)
+                ev = xgboost_evals(client, evals, features, _Y, "cvr", "auc_conv") if evals else []
+                with worker_lost("CVR"):
+                    cvr = self._train_cvr_clicked(client, sub[features], label, sw, cvr_params, ev)
             else:
                 esl = frame.map_partitions(_esl_part, self.to_local(), features,
                                            meta=pd.Series([], dtype=np.float32, name=_ESL))
-                cvr = self._train_cvr_entire(client, Xf, esl, w, u0, cvr_params)
+                with worker_lost("CVR"):
+                    cvr = self._train_cvr_entire(client, Xf, esl, w, u0, cvr_params)
             store_fit(self, "cvr", cvr)
-        self.evals_result_ = {}
+            history["cvr"] = cvr.history
+        self.evals_result_ = history if evals else {}
         self.classes_ = np.array([0, 1])
         return self
 
-    def _train_cvr_clicked(self, client: Any, X: Any, label: Any, w: Any, params: dict) -> FitResult:
+    def _train_cvr_clicked(self, client: Any, X: Any, label: Any, w: Any, params: dict,
+                           evals: list) -> FitResult:
         """Native log-loss on the clicked rows (the library's own intercept, as CTCVRClassifier)."""
         if self.backend == "xgboost":
             import xgboost as xgb
 
             dtrain = xgb.dask.DaskQuantileDMatrix(client, X, label=label, weight=w, enable_categorical=True)
-            out = xgb.dask.train(client, {**params, "objective": "binary:logitraw",
-                                          "disable_default_eval_metric": 1},
-                                 dtrain, num_boost_round=self.n_estimators)
-            return FitResult(out["booster"], 0.0, out["booster"].num_boosted_rounds(), None, {})
+            params = {**params, "objective": "binary:logitraw", "disable_default_eval_metric": 1}
+            out = xgb.dask.train(client, xgboost_eval_params(params, evals), dtrain,
+                                 num_boost_round=self.n_estimators, evals=evals,
+                                 early_stopping_rounds=self.early_stopping_rounds, verbose_eval=False)
+            return xgboost_result(out, "auc_conv", self.early_stopping_rounds)
         import lightgbm as lgb
 
         model = lgb.dask.DaskLGBMRegressor(objective="binary", n_estimators=self.n_estimators, client=client,
