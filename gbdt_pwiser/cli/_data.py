@@ -67,7 +67,10 @@ def split_log(log: Any, test_size: float, seed: int, args: argparse.Namespace | 
         if args is None:
             raise UserError("a Parquet log on Dask needs the command's options to reach the cluster")
         with dask_client(args) as client:
-            return split_parquet_log(log, args, client)
+            try:
+                return split_parquet_log(log, args, client)
+            except ValueError as exc:
+                raise UserError(f"cannot split the Parquet log {args.data}: {exc}") from exc
 
     if log.n_groups < 4:
         raise UserError(f"too few groups to split: {log.n_groups} (need at least 4)")
@@ -140,7 +143,8 @@ def fit_log(model: Any, args: argparse.Namespace, train: Any) -> Any:
     from ._parquet import ParquetTrain, fit_parquet
 
     if isinstance(train, ParquetTrain):
-        return fit_parquet(model, args, train)
+        with dask_client(args) as client:
+            return fit_parquet(model, train, client)
     return fit_model(model, args, train.X, train.y, train.group)
 
 

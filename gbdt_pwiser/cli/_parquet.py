@@ -51,7 +51,6 @@ class ParquetTrain:
     test_size: float
     seed: int
     rows: int = 0
-    y: Any = None  # counts used by split_log's checks are set from the cluster
 
     def __len__(self) -> int:
         return self.rows
@@ -83,24 +82,26 @@ def _split_part(part: pd.DataFrame, test_size: float, seed: int, test: bool) -> 
 
 
 def split_parquet_log(log: ParquetLog, args: argparse.Namespace, client: Any) -> tuple[ParquetTrain, Any]:
-    """Categories and counts of the whole log, and the test part as an in-memory ``AdLog``."""
+    """Categories and counts of the whole log, and the test part as an in-memory ``AdLog``.
+
+    Problems of the data are ``ValueError`` (the command reports them in one line).
+    """
     import dask
     import dask.dataframe as dd
 
     from ..datasets import AdLog
     from ..datasets.loaders import LAYOUTS
-    from ._data import UserError
 
     spec = LAYOUTS[log.layout]
     raw = dd.read_parquet(log.files, columns=list(spec["expected"]))
-    cats = [c for c in spec["categorical"]]
+    cats = list(spec["categorical"])
     uniq = [raw[c].dropna().drop_duplicates() for c in cats]
     click = raw[spec["click_col"]] >= 1
     conv = raw[spec["conversion_col"]] >= 1
     n, n_click, n_conv, n_groups, *values = dask.compute(
         raw.shape[0], click.sum(), (click & conv).sum(), raw[spec["group_col"]].nunique(), *uniq)
     if n == 0:
-        raise UserError(f"the Parquet log {args.data} has no rows")
+        raise ValueError(f"the Parquet log {args.data} has no rows")
     log.categories = {c: np.sort(np.asarray(v, dtype=np.int64)).astype(np.int32) for c, v in zip(cats, values)}
     log.rows, log.n_groups = int(n), int(n_groups)
     log.ctr = n_click / n
@@ -112,24 +113,21 @@ def split_parquet_log(log: ParquetLog, args: argparse.Namespace, client: Any) ->
     test_pdf, (n_train, train_click, train_conv) = dask.compute(
         test_ddf, (train_ddf.shape[0], (train_ddf[_Y] >= 1).sum(), (train_ddf[_Y] == 2).sum()))
     if len(test_pdf) == 0 or n_train == 0:
-        raise UserError(f"the group split left an empty part ({n_train} train rows, {len(test_pdf)} test rows): "
+        raise ValueError(f"the group split left an empty part ({n_train} train rows, {len(test_pdf)} test rows): "
                         "use more groups or another --test-size")
     if train_click == 0:
-        raise UserError("the training part has no clicks")
+        raise ValueError("the training part has no clicks")
     if train_conv == 0:
-        raise UserError("the training part has no conversions: nothing to compare")
+        raise ValueError("the training part has no conversions: nothing to compare")
     test = AdLog(X=test_pdf[feats].reset_index(drop=True), y=test_pdf[_Y].to_numpy(np.int8),
                  group=test_pdf[_G].to_numpy(np.int64))
     return ParquetTrain(log, test_size, seed, rows=int(n_train)), test
 
 
-def fit_parquet(model: Any, args: argparse.Namespace, train: ParquetTrain) -> Any:
+def fit_parquet(model: Any, train: ParquetTrain, client: Any) -> Any:
     """``DaskCTCVRClassifier.fit`` on the training part, read on the workers (fit repartitions by group)."""
-    from ._data import dask_client
-
-    with dask_client(args) as client:
-        frame, feats = _converted(train.log)
-        part = frame.map_partitions(_split_part, train.test_size, train.seed, False, meta=frame._meta)
-        model.set_params(client=client).fit(part[feats], part[_Y], group=part[_G])
-        model.set_params(client=None)
+    frame, feats = _converted(train.log)
+    part = frame.map_partitions(_split_part, train.test_size, train.seed, False, meta=frame._meta)
+    model.set_params(client=client).fit(part[feats], part[_Y], group=part[_G])
+    model.set_params(client=None)
     return model

@@ -94,8 +94,10 @@ class DaskCTCVRClassifier(_ChainBase):
 n_estimators, learning_rate, max_depth, ctr_params, cvr_params, early_stopping_rounds, \
 ctr_stopping_metric, device, n_jobs, random_state, verbose
         As :class:`~gbdt_pwiser.CTCVRClassifier`. ``early_stopping_rounds``
-        must be ``None`` and ``verbose`` draws no bar (see Notes); ``n_jobs``
-        is the boosters' threads on each worker.
+        needs ``backend="xgboost"``, ``ctr_stopping_metric`` in
+        {"auc_click", "auc_conv"} and ``cvr_space="clicked"`` (see Notes);
+        ``verbose`` draws no bar; ``n_jobs`` is the boosters' threads on each
+        worker.
     client : distributed.Client, optional
         The cluster to train on; by default the current client
         (``distributed.get_client()``).
@@ -106,7 +108,7 @@ ctr_stopping_metric, device, n_jobs, random_state, verbose
 classes_, n_features_in_, feature_names_in_, n_rounds_ctr_, n_rounds_cvr_, \
 best_iteration_ctr_, best_iteration_cvr_, evals_result_
         As :class:`~gbdt_pwiser.CTCVRClassifier` (plain ``xgboost.Booster`` /
-        ``lightgbm.Booster`` objects). ``evals_result_`` is always ``{}``.
+        ``lightgbm.Booster`` objects). ``evals_result_`` is ``{}`` without ``eval_set``.
     n_partitions_ : int
         Partitions the CTR booster was trained on (after any repartitioning).
     repartitioned_ : bool
@@ -124,12 +126,14 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
       ``xgboost.dask`` and ``lightgbm.dask`` build histograms from distributed
       quantile sketches and LightGBM's data-parallel learner votes on splits;
       AUCs are close to, not equal to, a single-process fit.
-    * Early stopping needs the eval-set AUC each round, and an AUC cannot be
-      summed over workers; neither ``xgboost.dask.train`` nor
-      ``lightgbm.dask`` runs a driver-side callback between rounds with the
-      model's predictions. ``eval_set`` and ``early_stopping_rounds`` raise
-      :class:`NotImplementedError`: pick ``n_estimators`` on a sample with
-      :class:`~gbdt_pwiser.CTCVRClassifier`.
+    * Early stopping (XGBoost): each eval set is gathered into one partition,
+      so one worker holds all its rows and XGBoost's distributed ``auc`` (a
+      sum of per-worker areas) is exactly the AUC of the whole eval set; the
+      CTR booster watches it on ``y >= 1`` (``"auc_click"``) or ``y == 2``
+      (``"auc_conv"``), the clicked-space CVR booster on the clicked rows.
+      GAUC metrics, ``cvr_space="entire"`` (``ValueError``) and LightGBM
+      (``NotImplementedError``: its Dask metrics are per worker) are refused.
+    * A worker lost during training is a ``RuntimeError`` naming the booster.
     * Structure: the chained model only. The shared two-output booster
       (``CTCVRClassifier(structure="shared")``) is single-process; its
       parameters ``structure`` and ``ctcvr_weight_ctr`` do not exist here.
@@ -227,8 +231,9 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
             partitions are repartitioned with :func:`partition_by_group`.
         sample_weight : dask Series/Array, optional
             Non-negative row weights, partitioned like ``X``.
-        eval_set : None
-            Not supported on Dask (see Notes).
+        eval_set : list of (X, y) or (X, y, group), optional
+            Dask or pandas validation data (``group`` is not used: the GAUC
+            metrics are refused); each set is gathered on one worker (see Notes).
 
         Returns
         -------
