@@ -122,6 +122,13 @@ def test_early_stopping_needs_eval_set_and_both_classes(client, log):
     with pytest.raises(ValueError, match="only one class"):
         DaskCTCVRClassifier(client=client, early_stopping_rounds=2, **PARAMS).fit(
             ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(no_click[feats], no_click["y"])])
+    dval = dd.from_pandas(valid, npartitions=2, sort=False)
+    with pytest.raises(TypeError, match="both be dask collections"):
+        DaskCTCVRClassifier(client=client, **PARAMS).fit(
+            ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(dval[feats], valid["y"])])
+    with pytest.raises(TypeError, match="list of"):
+        DaskCTCVRClassifier(client=client, **PARAMS).fit(
+            ddf[feats], ddf["y"], group=ddf["g"], eval_set=(valid[feats], valid["y"]))
     with pytest.raises(ValueError, match="training columns"):
         DaskCTCVRClassifier(client=client, **PARAMS).fit(
             ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(valid[feats[:-1]], valid["y"])])

@@ -68,7 +68,8 @@ def check_eval_support(est: Any, eval_set: Any) -> None:
             "eval_set is not supported with cvr_space='entire' on Dask: that booster's metric is the AUC of "
             "pCTR*pCVR, which XGBoost cannot evaluate natively on the workers; use cvr_space='clicked'"
         )
-    if isinstance(eval_set, tuple) or not isinstance(eval_set, (list, Sequence)) or not eval_set:
+    if (not isinstance(eval_set, (list, tuple)) or not eval_set
+            or (isinstance(eval_set, tuple) and not isinstance(eval_set[0], (tuple, list)))):
         raise TypeError("eval_set must be a non-empty list of (X, y) or (X, y, group) tuples")
 
 
@@ -88,18 +89,19 @@ def eval_frames(eval_set: Sequence, features: list, y_col: str) -> list:
         if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
             raise TypeError(f"eval_set[{k}] must be (X, y) or (X, y, group)")
         Xe, ye = item[0], item[1]
+        if _is_dask(Xe) != _is_dask(ye):
+            raise TypeError(f"eval_set[{k}]: X and y must both be dask collections (partitioned alike) or both "
+                            "in memory")
         if not _is_dask(Xe):
             if not isinstance(Xe, pd.DataFrame):
                 raise TypeError(f"eval_set[{k}] X must be a dask or pandas DataFrame, got {type(Xe).__name__}")
-            Xe = dd.from_pandas(Xe, npartitions=1, sort=False)
+            y_arr = np.asarray(ye)
+            Xe = dd.from_pandas(Xe.reset_index(drop=True), npartitions=1, sort=False)
+            ye = dd.from_pandas(pd.DataFrame(y_arr) if y_arr.ndim == 2 else pd.Series(y_arr), npartitions=1,
+                                sort=False)
         if not hasattr(Xe, "columns") or list(Xe.columns) != features:
             raise ValueError(f"eval_set[{k}] X must have the training columns {features}, "
                              f"got {list(getattr(Xe, 'columns', []))}")
-        if not _is_dask(ye):
-            ye = dd.from_pandas(pd.DataFrame(np.asarray(ye)) if np.ndim(ye) == 2 else pd.Series(np.asarray(ye)),
-                                npartitions=Xe.npartitions, sort=False)
-            if ye.npartitions != Xe.npartitions:  # too few rows for as many partitions
-                raise ValueError(f"eval_set[{k}]: pass y as a dask collection partitioned like X")
         if ye.npartitions != Xe.npartitions:
             raise ValueError(f"eval_set[{k}]: y has {ye.npartitions} partitions but X has {Xe.npartitions}")
         meta = Xe._meta.assign(**{y_col: np.zeros(0, np.int8)})
@@ -179,9 +181,10 @@ def _is_lost(exc: BaseException) -> bool:
 
     if isinstance(exc, (distributed.KilledWorker, CommClosedError)):
         return True
-    text = str(exc).lower()
-    keys = ("socket", "connection", "worker", "recv", "send", "collective", "tracker", "closed", "broken pipe",
-            "allreduce", "timed out")
+    text = str(exc).lower()  # the boosters' collective errors (XGBoost: "Ring Allreduce failed ... Poll
+    # error"; LightGBM: "Socket recv error, Connection reset by peer")
+    keys = ("socket", "connection", "allreduce", "allgather", "broadcast", "poll error", "broken pipe",
+            "collective", "tracker")
     return any(k in text for k in keys)
 
 
