@@ -50,3 +50,25 @@ def take_record():
     out = list(RECORD)
     RECORD.clear()
     return out
+
+
+class DyingGlobal(GlobalPWiseRObjective):
+    """The global objective, except that the first worker to reach round 2 exits (once: a flag file).
+
+    The flag's path comes from the environment variable ``GBDT_PWISER_TEST_DIE_FLAG``, set
+    before the cluster starts (its worker processes inherit it).
+    """
+
+    def __call__(self, a, b, sample_weight=None, group=None):
+        import os
+
+        flag = os.environ.get("GBDT_PWISER_TEST_DIE_FLAG", "")
+        if self.iteration_ == 2 and flag:
+            try:
+                fd = os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                os.close(fd)
+                os._exit(1)
+        return super().__call__(a, b, sample_weight, group)

@@ -128,9 +128,11 @@ def test_bad_inputs(client, log):
         est.fit(ddf[feats], ddf["y"] + 5, group=ddf["g"])
     with pytest.raises(TypeError, match="dask DataFrame"):
         est.fit(train[feats], train["y"], group=train["g"])
-    with pytest.raises(NotImplementedError, match="AUC"):
-        est.fit(ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(train[feats], train["y"])])
-    with pytest.raises(NotImplementedError, match="AUC"):
+    # early stopping: XGBoost only (tests/test_dask_early_stopping.py), and only with an eval set
+    with pytest.raises(NotImplementedError, match="backend='lightgbm'"):
+        DaskCTCVRClassifier(client=client, backend="lightgbm").fit(
+            ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(train[feats], train["y"])])
+    with pytest.raises(ValueError, match="needs an eval_set"):
         DaskCTCVRClassifier(client=client, early_stopping_rounds=3).fit(ddf[feats], ddf["y"], group=ddf["g"])
     with pytest.raises(ValueError):
         DaskCTCVRClassifier(client=client, lam=-1.0).fit(ddf[feats], ddf["y"], group=ddf["g"])

@@ -7,7 +7,9 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UserError", "load_log", "split_log", "make_model", "fit_model", "dask_client"]
+import numpy as np
+
+__all__ = ["UserError", "load_log", "split_log", "make_model", "fit_model", "fit_log", "dask_client", "log_rates"]
 
 
 class UserError(Exception):
@@ -15,16 +17,36 @@ class UserError(Exception):
 
 
 def load_log(args: argparse.Namespace) -> Any:
-    """The ``AdLog`` of ``--data``/``--format``/``--nrows``, or a simulated one of ``--requests`` requests."""
+    """The ``AdLog`` of ``--data``/``--format``/``--nrows``, or a simulated one of ``--requests`` requests.
+
+    ``--data`` is a CSV file, or Parquet: a folder of ``.parquet`` files, a
+    glob of them or one file. Parquet with ``--dask-workers``/``--scheduler``
+    stays on the cluster: a :class:`ParquetLog` (read on the workers).
+    """
     from .. import datasets
+    from ..datasets.parquet import check_parquet_columns, is_parquet, load_parquet_log, parquet_files
 
     if args.data is None:
         return datasets.make_ad_log(args.requests, random_state=args.seed)
     path = Path(args.data)
+    if is_parquet(path):
+        try:
+            files = parquet_files(path)
+            check_parquet_columns(files, args.format)
+            if not _distributed(args):
+                return load_parquet_log(path, args.format, nrows=args.nrows)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot load {path} as {args.format} Parquet: {exc}") from exc
+        if args.nrows is not None:
+            raise UserError("--nrows is not supported with a Parquet log on Dask (the workers read whole files); "
+                            "select the files with a glob instead")
+        from ._parquet import ParquetLog
+
+        return ParquetLog(files, args.format)
     if not path.exists():
         raise UserError(f"cannot read {path}: no such file")
     if path.is_dir():
-        raise UserError(f"cannot read {path}: it is a folder, give a CSV file")
+        raise UserError(f"cannot read {path}: it is a folder without Parquet files, give a CSV file")
     loader = datasets.load_aliexpress if args.format == "aliexpress" else datasets.load_ali_ccp
     try:
         return loader(path, nrows=args.nrows)
@@ -32,9 +54,23 @@ def load_log(args: argparse.Namespace) -> Any:
         raise UserError(f"cannot load {path} as {args.format}: {exc}") from exc
 
 
-def split_log(log: Any, test_size: float, seed: int) -> tuple[Any, Any]:
-    """Train and test parts with no group in both; the test categories aligned to the training ones."""
+def split_log(log: Any, test_size: float, seed: int, args: argparse.Namespace | None = None) -> tuple[Any, Any]:
+    """Train and test parts with no group in both; the test categories aligned to the training ones.
+
+    A Parquet log on Dask (:class:`ParquetLog`) is split on the cluster by a
+    hash of the group id; its test part comes back as an ``AdLog``.
+    """
     from ..datasets import train_test_split_by_group
+    from ._parquet import ParquetLog, split_parquet_log
+
+    if isinstance(log, ParquetLog):
+        if args is None:
+            raise UserError("a Parquet log on Dask needs the command's options to reach the cluster")
+        with dask_client(args) as client:
+            try:
+                return split_parquet_log(log, args, client)
+            except ValueError as exc:
+                raise UserError(f"cannot split the Parquet log {args.data}: {exc}") from exc
 
     if log.n_groups < 4:
         raise UserError(f"too few groups to split: {log.n_groups} (need at least 4)")
@@ -100,6 +136,26 @@ def dask_client(args: argparse.Namespace) -> Any:
                                   dashboard_address=None, silence_logs=logging.ERROR) as cluster:
         with distributed.Client(cluster) as client:
             yield client
+
+
+def fit_log(model: Any, args: argparse.Namespace, train: Any) -> Any:
+    """``fit_model`` on an ``AdLog``, or on the training part of a Parquet log on Dask."""
+    from ._parquet import ParquetTrain, fit_parquet
+
+    if isinstance(train, ParquetTrain):
+        with dask_client(args) as client:
+            return fit_parquet(model, train, client)
+    return fit_model(model, args, train.X, train.y, train.group)
+
+
+def log_rates(log: Any) -> tuple[float, float]:
+    """The log's click rate and conversion rate among clicks."""
+    from ._parquet import ParquetLog
+
+    if isinstance(log, ParquetLog):
+        return log.ctr, log.cvr_given_click
+    clicked = log.y >= 1
+    return float(np.mean(clicked)), float(np.mean(log.y[clicked] == 2)) if clicked.any() else float("nan")
 
 
 def fit_model(model: Any, args: argparse.Namespace, X: Any, y: Any, group: Any) -> Any:

@@ -117,7 +117,9 @@ def name_list(choices: Sequence[str], aliases: dict[str, str], what: str) -> Cal
 def add_data_options(parser: argparse.ArgumentParser, *, requests: int | None, requests_help: str) -> None:
     """``--data``, ``--format``, ``--requests``, ``--nrows``, ``--test-size``, ``--seed``."""
     d = parser.add_argument_group("data")
-    d.add_argument("--data", type=Path, help="CSV file of an ad log (default: simulate one)")
+    d.add_argument("--data", type=Path, help="ad log: a CSV file, or Parquet (a folder of .parquet files, a quoted glob such as "
+                        "'logs/*.parquet', or one file), in the --format layout (default: simulate one); "
+                        "with --dask-workers/--scheduler Parquet is read on the workers")
     d.add_argument("--format", choices=["aliexpress", "ali-ccp"], default="aliexpress",
                    help="layout of --data (default: aliexpress)")
     d.add_argument("--requests", type=integer(lo=MIN_REQUESTS), default=requests,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._data import UserError, fit_model, load_log, make_model, split_log
+from ._data import UserError, fit_log, load_log, log_rates, make_model, split_log
 from ._options import add_dask_options, add_data_options, add_pwiser_options, add_run_options, add_tree_options, integer, real_list
 from ._output import format_compare_table, plot_roc, plot_sweep, progress
 from ._evidence import evidence_methods, format_evidence, run_evidence
@@ -67,7 +67,7 @@ def fit_eval(args: argparse.Namespace, lam: float, train: Any, test: Any) -> tup
 
     model = make_model(args, lam)
     t0 = time.perf_counter()
-    fit_model(model, args, train.X, train.y, train.group)
+    fit_log(model, args, train)
     fit_s = time.perf_counter() - t0
     return evaluate(model, test.X, test.y, test.group), model, fit_s
 
@@ -121,9 +121,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t_all = time.perf_counter()
     stage(0)
     log = load_log(args)
+    if evidence_methods(args) and not hasattr(log, "X"):
+        raise UserError("the evidence run needs the log in memory: drop --dask-workers/--scheduler (Parquet on "
+                        "Dask stays on the cluster), or --evidence/--methods")
     bar.update()
     stage(1)
-    train, test = split_log(log, args.test_size, args.seed)
+    train, test = split_log(log, args.test_size, args.seed, args)
     bar.update()
     results: dict[str, dict[str, float]] = {}
     predictions: dict[str, dict[str, np.ndarray]] = {}
@@ -150,11 +153,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from ..evidence import pair_counts, support_warning
 
     pairs_test = pair_counts(test.y, test.group)
-    clicked = log.y >= 1
+    ctr, cvr_given_click = log_rates(log)
     summary: dict[str, Any] = {
         "data": {"source": desc, "rows": len(log), "groups": int(log.n_groups), "train_rows": len(train),
-                 **count_test_part(test), "test_pairs": pairs_test, "ctr": float(np.mean(clicked)),
-                 "cvr_given_click": float(np.mean(log.y[clicked] == 2)) if clicked.any() else float("nan")},
+                 **count_test_part(test), "test_pairs": pairs_test, "ctr": ctr, "cvr_given_click": cvr_given_click},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "results": results,
         "differences": diffs,

@@ -27,6 +27,8 @@ from ..sklearn._base import _ChainBase
 from ..sklearn._classifier import CTCVRClassifier, store_fit
 from ..sklearn._inputs import check_native_params, check_X
 from ..sklearn._persistence import _FITTED
+from ._evals import (check_eval_labels, check_eval_support, eval_frames, worker_lost, xgboost_eval_params,
+                     xgboost_evals, xgboost_result)
 from ._boosters import lightgbm_fit_kwargs, xgboost_dmatrix, xgboost_params
 from ._objectives import EntireSpaceLabelObjective, GlobalPWiseRObjective, entire_space_label
 from ._partition import _is_dask, group_statistics, partition_by_group, partitions_of
@@ -92,8 +94,10 @@ class DaskCTCVRClassifier(_ChainBase):
 n_estimators, learning_rate, max_depth, ctr_params, cvr_params, early_stopping_rounds, \
 ctr_stopping_metric, device, n_jobs, random_state, verbose
         As :class:`~gbdt_pwiser.CTCVRClassifier`. ``early_stopping_rounds``
-        must be ``None`` and ``verbose`` draws no bar (see Notes); ``n_jobs``
-        is the boosters' threads on each worker.
+        needs ``backend="xgboost"``, ``ctr_stopping_metric`` in
+        {"auc_click", "auc_conv"} and ``cvr_space="clicked"`` (see Notes);
+        ``verbose`` draws no bar; ``n_jobs`` is the boosters' threads on each
+        worker.
     client : distributed.Client, optional
         The cluster to train on; by default the current client
         (``distributed.get_client()``).
@@ -104,7 +108,7 @@ ctr_stopping_metric, device, n_jobs, random_state, verbose
 classes_, n_features_in_, feature_names_in_, n_rounds_ctr_, n_rounds_cvr_, \
 best_iteration_ctr_, best_iteration_cvr_, evals_result_
         As :class:`~gbdt_pwiser.CTCVRClassifier` (plain ``xgboost.Booster`` /
-        ``lightgbm.Booster`` objects). ``evals_result_`` is always ``{}``.
+        ``lightgbm.Booster`` objects). ``evals_result_`` is ``{}`` without ``eval_set``.
     n_partitions_ : int
         Partitions the CTR booster was trained on (after any repartitioning).
     repartitioned_ : bool
@@ -122,12 +126,14 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
       ``xgboost.dask`` and ``lightgbm.dask`` build histograms from distributed
       quantile sketches and LightGBM's data-parallel learner votes on splits;
       AUCs are close to, not equal to, a single-process fit.
-    * Early stopping needs the eval-set AUC each round, and an AUC cannot be
-      summed over workers; neither ``xgboost.dask.train`` nor
-      ``lightgbm.dask`` runs a driver-side callback between rounds with the
-      model's predictions. ``eval_set`` and ``early_stopping_rounds`` raise
-      :class:`NotImplementedError`: pick ``n_estimators`` on a sample with
-      :class:`~gbdt_pwiser.CTCVRClassifier`.
+    * Early stopping (XGBoost): each eval set is gathered into one partition,
+      so one worker holds all its rows and XGBoost's distributed ``auc`` (a
+      sum of per-worker areas) is exactly the AUC of the whole eval set; the
+      CTR booster watches it on ``y >= 1`` (``"auc_click"``) or ``y == 2``
+      (``"auc_conv"``), the clicked-space CVR booster on the clicked rows.
+      GAUC metrics, ``cvr_space="entire"`` (``ValueError``) and LightGBM
+      (``NotImplementedError``: its Dask metrics are per worker) are refused.
+    * A worker lost during training is a ``RuntimeError`` naming the booster.
     * Structure: the chained model only. The shared two-output booster
       (``CTCVRClassifier(structure="shared")``) is single-process; its
       parameters ``structure`` and ``ctcvr_weight_ctr`` do not exist here.
@@ -225,8 +231,9 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
             partitions are repartitioned with :func:`partition_by_group`.
         sample_weight : dask Series/Array, optional
             Non-negative row weights, partitioned like ``X``.
-        eval_set : None
-            Not supported on Dask (see Notes).
+        eval_set : list of (X, y) or (X, y, group), optional
+            Dask or pandas validation data (``group`` is not used: the GAUC
+            metrics are refused); each set is gathered on one worker (see Notes).
 
         Returns
         -------
@@ -234,13 +241,7 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
         """
         import dask.dataframe as dd
 
-        if eval_set is not None or self.early_stopping_rounds is not None:
-            raise NotImplementedError(
-                "eval_set and early_stopping_rounds are not supported on Dask: the stopping metric is an "
-                "AUC, which cannot be summed over workers, and neither xgboost.dask nor lightgbm.dask calls "
-                "back between rounds with the eval set's predictions; choose n_estimators on a sample with "
-                "CTCVRClassifier"
-            )
+        check_eval_support(self, eval_set)
         check_native_params(self.ctr_params, self.cvr_params, self.device, self._backend())
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
@@ -297,6 +298,9 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
         w = None if w_col is None else frame[w_col]
         conv = frame[_Y] == 2
         w_conv = float((conv.sum() if w is None else (w * conv).sum()).compute())
+        es = self.early_stopping_rounds
+        evals = [] if eval_set is None else eval_frames(eval_set, features, _Y)
+        check_eval_labels(self, evals, _Y, w_conv > 0)
 
         backend = self._backend()
         base = backend.params(learning_rate=self.learning_rate, max_depth=self.max_depth, seed=seed,
@@ -313,18 +317,23 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
 
             dtrain = xgboost_dmatrix(client, Xf, frame[_Y], frame[_G], w, stats=stats, check_groups=False,
                                      enable_categorical=True)
-            out = xgb.dask.train(client, xgboost_params(stats, ctr_params), dtrain,
-                                 num_boost_round=self.n_estimators, obj=ctr_obj)
-            ctr = FitResult(out["booster"], 0.0, out["booster"].num_boosted_rounds(), None, {})
+            ev = xgboost_evals(client, evals, features, _Y, "ctr", self.ctr_stopping_metric)
+            with worker_lost("CTR"):
+                out = xgb.dask.train(client, xgboost_eval_params(xgboost_params(stats, ctr_params), ev), dtrain,
+                                     num_boost_round=self.n_estimators, obj=ctr_obj, evals=ev,
+                                     early_stopping_rounds=es, verbose_eval=False)
+            ctr = xgboost_result(out, self.ctr_stopping_metric, es)
         else:
             import lightgbm as lgb
 
             ctr_params = _lgb_dask_params(ctr_params)
             model = lgb.dask.DaskLGBMRanker(objective=ctr_obj, n_estimators=self.n_estimators, client=client,
                                             **{**ctr_params, "metric": "None"})
-            model.fit(**lightgbm_fit_kwargs(Xf, frame[_Y], frame[_G], w, stats=stats, check_groups=False))
+            with worker_lost("CTR"):
+                model.fit(**lightgbm_fit_kwargs(Xf, frame[_Y], frame[_G], w, stats=stats, check_groups=False))
             ctr = FitResult(model.booster_, stats.initial_margin, model.booster_.current_iteration(), None, {})
         store_fit(self, "ctr", ctr)
+        history = {"ctr": ctr.history}
 
         if w_conv <= 0:
             store_fit(self, "cvr", None, w_click=w_click)
@@ -338,26 +347,32 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
                 sub = frame[frame[_Y] >= 1]
                 label = (sub[_Y] == 2).astype(np.float32)
                 sw = None if w_col is None else sub[w_col]
-                cvr = self._train_cvr_clicked(client, sub[features], label, sw, cvr_params)
+                ev = xgboost_evals(client, evals, features, _Y, "cvr", "auc_conv") if evals else []
+                with worker_lost("CVR"):
+                    cvr = self._train_cvr_clicked(client, sub[features], label, sw, cvr_params, ev)
             else:
                 esl = frame.map_partitions(_esl_part, self.to_local(), features,
                                            meta=pd.Series([], dtype=np.float32, name=_ESL))
-                cvr = self._train_cvr_entire(client, Xf, esl, w, u0, cvr_params)
+                with worker_lost("CVR"):
+                    cvr = self._train_cvr_entire(client, Xf, esl, w, u0, cvr_params)
             store_fit(self, "cvr", cvr)
-        self.evals_result_ = {}
+            history["cvr"] = cvr.history
+        self.evals_result_ = history if evals else {}
         self.classes_ = np.array([0, 1])
         return self
 
-    def _train_cvr_clicked(self, client: Any, X: Any, label: Any, w: Any, params: dict) -> FitResult:
+    def _train_cvr_clicked(self, client: Any, X: Any, label: Any, w: Any, params: dict,
+                           evals: list) -> FitResult:
         """Native log-loss on the clicked rows (the library's own intercept, as CTCVRClassifier)."""
         if self.backend == "xgboost":
             import xgboost as xgb
 
             dtrain = xgb.dask.DaskQuantileDMatrix(client, X, label=label, weight=w, enable_categorical=True)
-            out = xgb.dask.train(client, {**params, "objective": "binary:logitraw",
-                                          "disable_default_eval_metric": 1},
-                                 dtrain, num_boost_round=self.n_estimators)
-            return FitResult(out["booster"], 0.0, out["booster"].num_boosted_rounds(), None, {})
+            params = {**params, "objective": "binary:logitraw", "disable_default_eval_metric": 1}
+            out = xgb.dask.train(client, xgboost_eval_params(params, evals), dtrain,
+                                 num_boost_round=self.n_estimators, evals=evals,
+                                 early_stopping_rounds=self.early_stopping_rounds, verbose_eval=False)
+            return xgboost_result(out, "auc_conv", self.early_stopping_rounds)
         import lightgbm as lgb
 
         model = lgb.dask.DaskLGBMRegressor(objective="binary", n_estimators=self.n_estimators, client=client,

@@ -5,6 +5,7 @@
   (``click + conversion`` in {0, 1, 2}, int8) and per-row group ids ``group``.
 * ``loaders``: ``load_aliexpress`` and ``load_ali_ccp`` (they read files the
   user has; nothing is downloaded).
+* ``parquet``: ``load_parquet_log``, the same layouts from a Parquet folder or glob.
 * ``simulator``: ``make_ad_log``, a search-ad log with position bias and
   accidental clicks that never convert.
 * ``split``: ``train_test_split_by_group``, no group in both parts.
@@ -21,6 +22,7 @@ from .loaders import (
     load_ali_ccp,
     load_aliexpress,
 )
+from .parquet import load_parquet_log
 from .simulator import make_ad_log
 from .split import train_test_split_by_group
 
@@ -34,6 +36,7 @@ __all__ = [
     "ALI_CCP_COLUMNS",
     "load_aliexpress",
     "load_ali_ccp",
+    "load_parquet_log",
     "make_ad_log",
     "train_test_split_by_group",
 ]

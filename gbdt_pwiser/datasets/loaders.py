@@ -204,24 +204,10 @@ def _to_categorical_column(col: Any) -> pd.Categorical:
     return _categorical(col.to_numpy())
 
 
-def _load(
-    path: PathLike,
-    *,
-    nrows: int | None,
-    layout: str,
-    expected: tuple[str, ...],
-    group_col: str | None,
-    click_col: str,
-    conversion_col: str,
-    categorical: tuple[str, ...],
-    numerical: tuple[str, ...],
-) -> AdLog:
+def _arrow_types(expected: tuple[str, ...], group_col: str | None, click_col: str, conversion_col: str,
+                 categorical: tuple[str, ...], numerical: tuple[str, ...]) -> dict[str, Any]:
+    """The fixed Arrow type each column is read with."""
     import pyarrow as pa
-
-    nrows = None if nrows is None else check_int(nrows, "nrows", lo=0)
-    p = _check_file(path)
-    header = _read_header(p)
-    _check_schema(p, header, expected, layout)
 
     types: dict[str, Any] = {}
     for c in expected:
@@ -235,8 +221,12 @@ def _load(
             types[c] = pa.float32()
         else:  # pragma: no cover - the schemas above list every column
             raise AssertionError(f"column {c!r} has no type")
-    cols = _read_columns(p, types, nrows, header)
+    return types
 
+
+def _to_adlog(p: str, cols: dict[str, Any], *, expected: tuple[str, ...], group_col: str | None, click_col: str,
+              conversion_col: str, categorical: tuple[str, ...], **_: Any) -> AdLog:
+    """An ``AdLog`` from the typed Arrow columns of a layout (``cols`` is emptied as it goes)."""
     click = _no_nulls(p, click_col, cols.pop(click_col))
     conversion = _no_nulls(p, conversion_col, cols.pop(conversion_col))
     try:
@@ -265,6 +255,16 @@ def _load(
     assert group is not None
     X = pd.DataFrame(data, copy=False)
     return AdLog(X=X, y=y, group=group)
+
+
+def _load(path: PathLike, *, nrows: int | None, layout: str, **spec: Any) -> AdLog:
+    nrows = None if nrows is None else check_int(nrows, "nrows", lo=0)
+    p = _check_file(path)
+    header = _read_header(p)
+    _check_schema(p, header, spec["expected"], layout)
+    types = _arrow_types(**spec)
+    cols = _read_columns(p, types, nrows, header)
+    return _to_adlog(p, cols, **spec)
 
 
 def load_aliexpress(path: PathLike, *, nrows: int | None = None) -> AdLog:
@@ -328,17 +328,7 @@ def load_aliexpress(path: PathLike, *, nrows: int | None = None) -> AdLog:
     >>> bool((log.y == sim.y).all()) and bool((log.group == sim.group).all())
     True
     """
-    return _load(
-        path,
-        nrows=nrows,
-        layout="processed AliExpress",
-        expected=ALIEXPRESS_COLUMNS,
-        group_col="search_id",
-        click_col="click",
-        conversion_col="conversion",
-        categorical=ALIEXPRESS_CATEGORICAL,
-        numerical=ALIEXPRESS_NUMERICAL,
-    )
+    return _load(path, nrows=nrows, **LAYOUTS["aliexpress"])
 
 
 def load_ali_ccp(path: PathLike, *, nrows: int | None = None) -> AdLog:
@@ -395,15 +385,16 @@ def load_ali_ccp(path: PathLike, *, nrows: int | None = None) -> AdLog:
     >>> log.X.shape, log.y.tolist(), log.group.tolist()
     ((1, 31), [2], [3])
     """
-    return _load(
-        path,
-        nrows=nrows,
-        layout="torch-rechub processed Ali-CCP",
-        expected=ALI_CCP_COLUMNS,
-        group_col=ALI_CCP_GROUP,
-        click_col="click",
-        conversion_col="purchase",
-        categorical=ALI_CCP_SPARSE,
-        numerical=ALI_CCP_DENSE,
-    )
+    return _load(path, nrows=nrows, **LAYOUTS["ali-ccp"])
+
+
+#: Each layout's columns and roles (``--format`` of the CLI); used by the CSV and Parquet readers.
+LAYOUTS: dict[str, dict[str, Any]] = {
+    "aliexpress": dict(layout="processed AliExpress", expected=ALIEXPRESS_COLUMNS, group_col="search_id",
+                       click_col="click", conversion_col="conversion", categorical=ALIEXPRESS_CATEGORICAL,
+                       numerical=ALIEXPRESS_NUMERICAL),
+    "ali-ccp": dict(layout="torch-rechub processed Ali-CCP", expected=ALI_CCP_COLUMNS, group_col=ALI_CCP_GROUP,
+                    click_col="click", conversion_col="purchase", categorical=ALI_CCP_SPARSE,
+                    numerical=ALI_CCP_DENSE),
+}
 
