@@ -228,11 +228,29 @@ def run_one(regime: str, seed: int, a: argparse.Namespace, fitters: dict[str, Ca
     return rows, boots
 
 
+def _paired(rows: list[dict[str, Any]], boots: dict, regime: str, seeds: list[int], model: str, base: str,
+            metric: str, tail: float) -> dict[str, float]:
+    """Mean over seeds of AUC(model) − AUC(base), its bootstrap interval and the seeds where it is positive."""
+    val = {(r["seed"], r["model"]): r[metric] for r in rows if r["regime"] == regime}
+    d = np.array([val[(k, model)] - val[(k, base)] for k in seeds])
+    bd = np.mean([boots[(regime, k)][model][metric] - boots[(regime, k)][base][metric] for k in seeds], axis=0)
+    bd = bd[np.isfinite(bd)]
+    low, high = np.percentile(bd, [tail, 100 - tail]) if bd.size else (np.nan, np.nan)
+    return {"delta": float(np.mean(d)), "low": float(low), "high": float(high), "seeds_better": int(np.sum(d > 0))}
+
+
+def pwiser_pairs(models: list[str]) -> list[tuple[str, str]]:
+    """(model with PWiseR, the same model with BCE) for every family run with both losses."""
+    return [(m, m[: -len("PWiseR")] + "BCE") for m in models
+            if m.endswith(" PWiseR") and m[: -len("PWiseR")] + "BCE" in models]
+
+
 def summarise(rows: list[dict[str, Any]], boots: dict[tuple[str, int], dict[str, dict[str, np.ndarray]]],
-              models: list[str], confidence: float = 0.95) -> list[dict[str, Any]]:
-    """Per regime and model: mean over seeds, seed SD, and the difference to ``chain BCE`` with its interval."""
+              models: list[str], confidence: float = 0.95) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per regime and model: mean over seeds, seed SD and the difference to ``chain BCE`` with its interval;
+    and per regime and family the difference PWiseR − BCE with its interval."""
     tail = 50.0 * (1.0 - confidence)
-    out = []
+    out, within = [], []
     for regime in dict.fromkeys(r["regime"] for r in rows):
         seeds = [r["seed"] for r in rows if r["regime"] == regime and r["model"] == "truth"]
         for model in ["truth", *models]:
@@ -244,17 +262,20 @@ def summarise(rows: list[dict[str, Any]], boots: dict[tuple[str, int], dict[str,
                 s[m] = float(np.mean(vals))
                 s[m + "_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
                 if REFERENCE in models and model != REFERENCE:
-                    ref = {r["seed"]: r for r in rows if r["regime"] == regime and r["model"] == REFERENCE}
-                    d = vals - np.array([ref[k][m] for k in seeds])
-                    bd = np.mean([boots[(regime, k)][model][m] - boots[(regime, k)][REFERENCE][m]
-                                  for k in seeds], axis=0)
-                    bd = bd[np.isfinite(bd)]
-                    low, high = np.percentile(bd, [tail, 100 - tail]) if bd.size else (np.nan, np.nan)
-                    s[m + "_delta"] = float(np.mean(d))
-                    s[m + "_low"], s[m + "_high"] = float(low), float(high)
-                    s[m + "_seeds_better"] = int(np.sum(d > 0))
+                    p = _paired(rows, boots, regime, seeds, model, REFERENCE, m, tail)
+                    s.update({f"{m}_{k}": v for k, v in p.items()})
             out.append(s)
-    return out
+        for model, base in pwiser_pairs(models):
+            w: dict[str, Any] = {"regime": regime, "model": model, "base": base}
+            for m in METRICS:
+                w.update({f"{m}_{k}": v for k, v in _paired(rows, boots, regime, seeds, model, base, m, tail).items()})
+            within.append(w)
+    return out, within
+
+
+def _delta_cell(s: dict[str, Any], m: str, n_seeds: int) -> str:
+    return (f"{s[m + '_delta']:+.4f} [{s[m + '_low']:+.4f}, {s[m + '_high']:+.4f}] "
+            f"{s[m + '_seeds_better']}/{n_seeds}")
 
 
 def render(payload: dict[str, Any]) -> str:
@@ -274,18 +295,26 @@ def render(payload: dict[str, Any]) -> str:
             for m in METRICS:
                 c = f"{s[m]:.4f}"
                 if m + "_delta" in s and s["model"] != "truth":
-                    c += (f" ({s[m + '_delta']:+.4f} [{s[m + '_low']:+.4f}, {s[m + '_high']:+.4f}] "
-                          f"{s[m + '_seeds_better']}/{n_seeds})")
+                    c += f" ({_delta_cell(s, m, n_seeds)})"
                 cells.append(c)
             fit = "–" if s["model"] == "truth" else f"{s['fit_s']:.1f}"
             lines.append(f"| {s['model']} | " + " | ".join(cells) + f" | {fit} |")
         lines.append("")
+        within = [w for w in payload.get("within", []) if w["regime"] == regime]
+        if within:
+            lines += [f"PWiseR − BCE within each model, {regime} [95 % CI] (seeds with Δ > 0 of {n_seeds}):", "",
+                      "| model | " + " | ".join(f"Δ {h}" for h in HEADERS) + " |", "|---|" + "---|" * len(HEADERS)]
+            for w in within:
+                name = w["model"][: -len(" PWiseR")]
+                lines.append(f"| {name} | " + " | ".join(_delta_cell(w, m, n_seeds) for m in METRICS) + " |")
+            lines.append("")
     lines.append(
         "`truth`: the simulator's true probabilities, the ceiling. The interval is a paired percentile bootstrap "
         f"over test requests ({payload['args']['n_resamples']} resamples, stratified by seed) of the mean over "
         "seeds of the per-seed difference; an interval that contains 0 shows no effect at this size. "
         "`chain weighted` and `chain PWiseR` share the CVR booster of `chain BCE` (clicked space), so their "
-        "CVR AUC equals its own. Fit times are on a loaded 2-core machine shared with other jobs: indicative only.")
+        "CVR AUC equals its own (its fit time is in `chain BCE`'s). Fit times are on a loaded 2-core machine "
+        "shared with other jobs (seed to seed they vary several-fold): indicative only.")
     return "\n".join(lines) + "\n"
 
 
@@ -317,7 +346,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--readme", action="store_true", help="also rewrite the README's verdict tables")
     ap.add_argument("--smoke", action="store_true", help="a tiny run (seconds), for the tests")
+    ap.add_argument("--render-only", action="store_true",
+                    help="fit nothing: re-render verdict.md (and, with --readme, the README) from verdict.json")
     a = ap.parse_args(argv)
+    if a.render_only:
+        payload = json.loads((a.out / "verdict.json").read_text())
+        md = render(payload)
+        (a.out / "verdict.md").write_text(md)
+        if a.readme:
+            write_readme(md)
+        print(md)
+        return payload
     if a.smoke:
         a.sparse_requests, a.dense_requests, a.seeds, a.rounds, a.depth, a.nthread = 300, 150, [0, 1], 3, 3, 1
         a.epochs, a.n_resamples = 1, 20
@@ -332,7 +371,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             r, b = run_one(regime, seed, a, fitters)
             rows += r
             boots[(regime, seed)] = b
-    summary = summarise(rows, boots, a.models)
+    summary, within = summarise(rows, boots, a.models)
     conditions = (
         f"Simulator `make_ad_log`, seeds {a.seeds} (each a new log), {1 - a.test_size:g}/{a.test_size:g} split by "
         f"request; sparse: {a.sparse_requests} requests, dense: {a.dense_requests} requests. Trees: XGBoost hist, "
@@ -343,7 +382,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     payload = {"benchmark": "verdict", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "conditions": conditions,
                "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
-               "summary": summary, "results": rows}
+               "summary": summary, "within": within, "results": rows}
     md = render(payload)
     print(md)
     a.out.mkdir(parents=True, exist_ok=True)

@@ -142,10 +142,21 @@ def test_bench_shared_smoke(tmp_path, capsys):
     for s in out["summary"]:
         if s["model"] in ("chain PWiseR", "chain weighted"):
             assert (s["cvr_auc_delta"], s["cvr_auc_low"], s["cvr_auc_high"]) == (0.0, 0.0, 0.0)
+    # PWiseR − BCE within a family: only the chain ran with both losses; vs its BCE twin it is the main table's Δ
+    assert [(w["regime"], w["model"], w["base"]) for w in out["within"]] == [
+        (g, "chain PWiseR", "chain BCE") for g in ("sparse", "dense")]
+    main = {(s["regime"], s["model"]): s for s in out["summary"]}
+    for w in out["within"]:
+        s = main[(w["regime"], "chain PWiseR")]
+        assert all(w[f"{m}_{k}"] == s[f"{m}_{k}"] for m in bench_shared.METRICS
+                   for k in ("delta", "low", "high", "seeds_better"))
+    assert bench_shared.pwiser_pairs(["ESMM BCE", "ESMM PWiseR", "shared PWiseR", "chain BCE"]) == [
+        ("ESMM PWiseR", "ESMM BCE")]
     # the Markdown is rendered from the JSON alone, so the README's tables can be checked against the results
     payload = json.loads((tmp_path / "verdict.json").read_text())
     assert bench_shared.render(payload) == (tmp_path / "verdict.md").read_text()
-    assert len(_lines(printed, r"\| (truth|chain|shared|SharedBottom|ESMM) ")) == 2 * (len(models) + 2)
+    # per regime: truth, chain BCE and the models, then the one within-family row (chain)
+    assert len(_lines(printed, r"\| (truth|chain|shared|SharedBottom|ESMM) ")) == 2 * (len(models) + 2 + 1)
     readme = tmp_path / "README.md"
     readme.write_text(f"a\n{bench_shared.BEGIN}\nold\n{bench_shared.END}\nb\n")
     bench_shared.write_readme("new\n", readme)
