@@ -7,6 +7,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -113,3 +114,63 @@ def test_bench_evidence_smoke(no_results, capsys):
         assert {k.split()[0] for k in r["points"]} == set(METHODS)
         assert all(0.0 <= p["ctr_auc"] <= 1.0 for p in r["points"].values())
     assert len(_lines(printed, r"\| (pwiser|weighted|ranker|shared)")) == 2 * 10
+
+
+def test_bench_shared_smoke(tmp_path, capsys):
+    import json
+
+    import bench_shared
+
+    models = ["chain PWiseR", "chain weighted", "chain entire PWiseR", "shared PWiseR", "shared PWiseR β=0",
+              "SharedBottom PWiseR", "ESMM BCE"]
+    out = bench_shared.main(["--smoke", "--out", str(tmp_path), "--models", *models])
+    printed = capsys.readouterr().out
+    assert {r["model"] for r in out["results"]} == {"truth", "chain BCE", *models}  # the reference is added
+    assert {(r["regime"], r["seed"]) for r in out["results"]} == {(g, s) for g in ("sparse", "dense") for s in (0, 1)}
+    rows = {(r["regime"], r["seed"], r["model"]): r for r in out["results"]}
+    for s in out["summary"]:
+        sel = [rows[(s["regime"], seed, s["model"])] for seed in (0, 1)]
+        for m in bench_shared.METRICS:
+            assert s[m] == pytest.approx(np.mean([r[m] for r in sel]))
+            if s["model"] == "chain BCE":
+                assert m + "_delta" not in s
+                continue
+            ref = [rows[(s["regime"], seed, "chain BCE")][m] for seed in (0, 1)]
+            assert s[m + "_delta"] == pytest.approx(np.mean(np.subtract([r[m] for r in sel], ref)))
+            assert s[m + "_low"] <= s[m + "_high"] and 0 <= s[m + "_seeds_better"] <= 2
+    # PWiseR and weighted BCE keep the BCE chain's clicked-space CVR booster: CVR AUC identical, interval [0, 0]
+    for s in out["summary"]:
+        if s["model"] in ("chain PWiseR", "chain weighted"):
+            assert (s["cvr_auc_delta"], s["cvr_auc_low"], s["cvr_auc_high"]) == (0.0, 0.0, 0.0)
+    # PWiseR − BCE within a family: only the chain ran with both losses; vs its BCE twin it is the main table's Δ
+    assert [(w["regime"], w["model"], w["base"]) for w in out["within"]] == [
+        (g, "chain PWiseR", "chain BCE") for g in ("sparse", "dense")]
+    main = {(s["regime"], s["model"]): s for s in out["summary"]}
+    for w in out["within"]:
+        s = main[(w["regime"], "chain PWiseR")]
+        assert all(w[f"{m}_{k}"] == s[f"{m}_{k}"] for m in bench_shared.METRICS
+                   for k in ("delta", "low", "high", "seeds_better"))
+    assert bench_shared.pwiser_pairs(["ESMM BCE", "ESMM PWiseR", "shared PWiseR", "chain BCE"]) == [
+        ("ESMM PWiseR", "ESMM BCE")]
+    # the Markdown is rendered from the JSON alone, so the README's tables can be checked against the results
+    payload = json.loads((tmp_path / "verdict.json").read_text())
+    assert bench_shared.render(payload) == (tmp_path / "verdict.md").read_text()
+    # per regime: truth, chain BCE and the models, then the one within-family row (chain)
+    assert len(_lines(printed, r"\| (truth|chain|shared|SharedBottom|ESMM) ")) == 2 * (len(models) + 2 + 1)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"a\n{bench_shared.BEGIN}\nold\n{bench_shared.END}\nb\n")
+    bench_shared.write_readme("new\n", readme)
+    assert readme.read_text() == f"a\n{bench_shared.BEGIN}\nnew\n{bench_shared.END}\nb\n"
+
+
+def test_readme_verdict_tables_are_the_benchmarks():
+    """The README's verdict block is exactly what bench_shared.py renders from benchmarks/results/verdict.json."""
+    import json
+
+    import bench_shared
+
+    text = bench_shared.README.read_text()
+    block = text[text.index(bench_shared.BEGIN) + len(bench_shared.BEGIN):text.index(bench_shared.END)]
+    payload = json.loads((bench_shared.RESULTS / "verdict.json").read_text())
+    assert block == "\n" + bench_shared.render(payload)
+    assert payload["args"]["seeds"] == [0, 1, 2] and set(payload["args"]["regimes"]) == {"sparse", "dense"}

@@ -421,19 +421,6 @@ def test_xgb_sklearn_wrapper_with_click_conversion_columns(dense_log):
                     rtol=1e-5, atol=1e-5)
 
 
-def test_bench_shared_smoke(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import bench_shared
-
-    out = bench_shared.main(["--smoke", "--out", str(tmp_path)])
-    assert (tmp_path / "shared.json").exists() and (tmp_path / "shared.md").exists()
-    assert {r["model"] for r in out["results"]} >= {"shared λ=0", "shared λ=1", "chain"}
-    assert all(0.0 <= r["click_auc"] <= 1.0 for r in out["results"])
-
-
 def test_sklearn_calling_convention_with_group_sizes(rng):
     # obj(y_true, y_pred, sample_weight, group_sizes): the call the estimator's backends make
     sizes = np.array([5, 3, 7, 4])
