@@ -42,6 +42,7 @@ def client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None, silence_logs=logging.ERROR) as cluster:
         with distributed.Client(cluster) as c:
+            c.wait_for_workers(2, timeout=60)
             yield c
 
 
@@ -64,6 +65,23 @@ def _scattered(df, npartitions=4):
     return dd.from_pandas(df, npartitions=npartitions, sort=False)
 
 
+def _pinned(client, ddf):
+    """The partitions of ddf placed alternately on the two workers.
+
+    The scheduler is free to put every partition on one worker (it does on a busy
+    machine), and then nothing here would cross a worker boundary.
+    """
+    workers = sorted(client.scheduler_info()["workers"])
+    assert len(workers) == 2 and ddf.npartitions >= 2
+    parts = [client.persist(ddf.partitions[i], workers=[workers[i % 2]], allow_other_workers=False)
+             for i in range(ddf.npartitions)]
+    distributed.wait(parts)
+    for i, part in enumerate(parts):
+        where = {w for holders in client.who_has(part).values() for w in holders}
+        assert where == {workers[i % 2]}, where
+    return dd.concat(parts)
+
+
 def _collect(client, df):
     """First-round (z, grad, hess) from every worker, put back in the row order of df."""
     recs = [r for per_worker in client.run(H.take_record).values() for r in per_worker]
@@ -81,7 +99,7 @@ def _collect(client, df):
 
 
 def _xgb_first_round(client, df, obj, weighted):
-    ddf = partition_by_group(_scattered(df), "group")
+    ddf = _pinned(client, partition_by_group(_scattered(df), "group"))
     w = ddf["w"] if weighted else None
     stats = group_statistics(ddf["y"], ddf["group"], w, X=ddf[FEATURES], check_groups=False)
     obj = type(obj)(**{k: getattr(obj, k) for k in PWiseRObjective._param_names},
@@ -126,7 +144,7 @@ def test_per_worker_normalisers_would_fail(client):
 def test_lightgbm_first_round_gradients_exact(client):
     df = _frame()
     params = {"lam": 2.0, "pair_loss": "logistic", "margin_click_only": 0.1, "margin_no_click": 0.3}
-    ddf = partition_by_group(_scattered(df), "group")
+    ddf = _pinned(client, partition_by_group(_scattered(df), "group"))
     stats = group_statistics(ddf["y"], ddf["group"], ddf["w"], X=ddf[FEATURES], check_groups=False)
     obj = H.RecordingGlobal(**params, **stats.normalisers())
     kw = lightgbm_fit_kwargs(ddf[FEATURES], ddf["y"], ddf["group"], ddf["w"], stats=stats)
@@ -145,7 +163,7 @@ def test_sampled_mode_is_a_function_of_each_workers_rows(client):
     reproducible for a given assignment of partitions to workers, not across assignments)."""
     df = _frame()
     params = {"lam": 1.0, "pairs": 2, "random_state": 7}
-    ddf = partition_by_group(_scattered(df), "group")
+    ddf = _pinned(client, partition_by_group(_scattered(df), "group"))
     stats = group_statistics(ddf["y"], ddf["group"], ddf["w"], X=ddf[FEATURES], check_groups=False)
     dtrain = xgboost_dmatrix(client, ddf[FEATURES], ddf["y"], ddf["group"], ddf["w"], stats=stats,
                              base_margin=ddf["z"], check_groups=False)
@@ -174,7 +192,7 @@ def test_entire_space_first_round_gradients(client, booster):
     rng = np.random.default_rng(3)
     df["pctr"] = rng.uniform(0.01, 0.9, len(df)).astype(np.float32).astype(np.float64)
     df["esl"] = entire_space_label(df["y"], df["pctr"])
-    ddf = _scattered(df)
+    ddf = _pinned(client, _scattered(df))
     if booster == "xgboost":
         dtrain = xgb.dask.DaskQuantileDMatrix(client, ddf[FEATURES], label=ddf["esl"], weight=ddf["w"],
                                               base_margin=ddf["z"])
