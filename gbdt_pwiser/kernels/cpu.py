@@ -29,6 +29,7 @@ from .shared import (  # noqa: F401 - re-exported: the kernels' scalar API
     LOSS_LOGISTIC,
     LOSS_SQUARED_HINGE,
     bce_row,
+    bce_row_pd,
     count_active,
     draw_index,
     esmm_row,
@@ -36,7 +37,7 @@ from .shared import (  # noqa: F401 - re-exported: the kernels' scalar API
     exp_nonpos,
     log1pexp,
     mix64,
-    pair_group,
+    pair_group_pd,
     sigmoid_and_deriv,
     sort_conversions,
     weight,
@@ -157,6 +158,17 @@ def bce_pass(z, y, w, has_w, floor, g, h):
 
 
 @njit(parallel=True, cache=True)
+def bce_pass_pd(z, y, w, has_w, floor, g, h, pp, pd):
+    """:func:`bce_pass` that also stores p and σ' of every row in pp, pd (read by :func:`pair_pass`)."""
+    for i in prange(z.size):
+        gi, hi, p, d = bce_row_pd(np.float64(z[i]), y[i], w[i] if has_w else 1.0, floor)
+        g[i] = gi
+        h[i] = hi
+        pp[i] = p
+        pd[i] = d
+
+
+@njit(parallel=True, cache=True)
 def bce_loss(z, y, w, has_w):
     total = 0.0
     for i in prange(z.size):
@@ -171,23 +183,27 @@ def bce_loss(z, y, w, has_w):
 
 
 def pair_pass(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-              g, h, sp, si, pa, pb, bw, bwp):
-    """Add the λ·PWiseR gradient/Hessian of every active group to g, h."""
+              g, h, sp, si, pa, pb, bw, bwp, pp, pd):
+    """Add the λ·PWiseR gradient/Hessian of every active group to g, h.
+
+    ``pp``/``pd`` hold p and σ' of every row, stored by :func:`bce_pass_pd` (read by the squared
+    hinge, exact and sampled, instead of a sigmoid per partner).
+    """
     # merge-sort scratch of groups with more than INSERTION_SORT_MAX conversions (untouched pages
     # otherwise). Allocated here, not inside the parallel driver: that made the exact squared
     # hinge 2.5x slower (benchmarks/bench_objective.py --compare-kernels).
     tp = np.empty(sp.size, dtype=np.float64)
     ti = np.empty(si.size, dtype=np.int64)
     _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                 g, h, sp, si, tp, ti, pa, pb, bw, bwp)
+                 g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
 
 
 @njit(parallel=True, cache=True)
 def _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                 g, h, sp, si, tp, ti, pa, pb, bw, bwp):
+                 g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
     for a in prange(aptr.size - 1):
-        pair_group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                   g, h, sp, si, tp, ti, pa, pb, bw, bwp)
+        pair_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                      g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
 
 
 @njit(cache=True)

@@ -61,6 +61,8 @@ class PreparedData:
                 np.empty(nP + A, dtype=np.float64),
                 np.empty(nP + A, dtype=np.float64),
                 np.empty(nP + A, dtype=np.float64),
+                np.empty(self.n, dtype=np.float64),  # p of every row (bce_pass_pd)
+                np.empty(self.n, dtype=np.float64),  # σ' of every row
             )
         return self._scratch
 

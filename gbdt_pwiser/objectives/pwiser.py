@@ -97,7 +97,7 @@ def _prepare_checked(lab: np.ndarray, group: Any, w: np.ndarray | None, group_pt
     """:func:`prepare_data` for labels and weights that are validated already.
 
     Contiguous numeric group ids cost two vectorised passes (run starts, and a
-    ``np.unique`` over the run ids only); no hashing or sort over all rows.
+    sort of the run ids only, skipped when they rise); no hashing or sort over all rows.
     """
     n = lab.size
     if group_ptr is not None:
@@ -341,12 +341,16 @@ class PWiseRObjective(_CustomObjective):
             return gpu.pwiser_grad_hess_cuda(self, z, data, iteration, reuse=reuse)
         g, h = self._buffers(z.size, reuse)
         with _numba_threads(self._threads(reuse), z.size):
-            K.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h)
             if lam > 0.0 and data.n_active_groups > 0:
+                scratch = data.scratch()
+                # p and σ' of every row, computed once here, read by the squared hinge's pair pass
+                K.bce_pass_pd(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, scratch[6], scratch[7])
                 sc_c, sc_n = data.scales(lam)
                 key = K.round_key(seed, iteration)
                 K.pair_pass(z, data.w, data.has_w, data.perm, data.aptr, data.anP, data.anC, data.pptr,
-                            sc_c, sc_n, m1, m2, loss_kind, k, key, g, h, *data.scratch())
+                            sc_c, sc_n, m1, m2, loss_kind, k, key, g, h, *scratch)
+            else:
+                K.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h)
         return g, h
 
     def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> PreparedData:
