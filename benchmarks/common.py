@@ -76,6 +76,14 @@ def make_data(n_rows: int, n_features: int = 30, group_size: float = 25.0, seed:
     return X[order], y[order], group[order]
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (``/proc/loadavg``), None where there is none."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def timeit(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> list[float]:
     for _ in range(warmup):
         fn()

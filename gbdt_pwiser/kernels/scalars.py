@@ -232,6 +232,14 @@ def sq_hinge_partner_terms(pj, dj, wj, m, sc, A, B):
 
 
 @_scalar
+def sq_hinge_conversion_terms(wi, di, pi, m, sc, SW, SWP):
+    """(gradient, Hessian) of an exact squared-hinge conversion whose active partners have
+    Σ w_j = SW and Σ w_j p_j = SWP."""
+    f = sc * 2.0 * wi * di
+    return -(f * (SWP - (pi - m) * SW)), f * di * SW
+
+
+@_scalar
 def sq_hinge_pair(pi, di, pj, dj, m, pw):
     """One sampled squared-hinge pair of weight pw: (active, g_i, h_i, g_j, h_j) to add."""
     dlt = (pj - pi) + m

@@ -52,6 +52,7 @@ from .scalars import (  # noqa: F401 - re-exported: one namespace for the kernel
     partner_term,
     pow2_scale,
     sigmoid_and_deriv,
+    sq_hinge_conversion_terms,
     sq_hinge_pair,
     sq_hinge_partner_terms,
     weight,
@@ -172,9 +173,9 @@ def sq_hinge_suffix(z, w, has_w, sp, si, po, nP, bw, bwp, bb, m, sc, g, h):
             i = si[po + q]
             pi = sp[po + q]
             di = sigmoid_and_deriv(np.float64(z[i]))[1]
-            wi = weight(w, has_w, i)
-            g[i] -= sc * 2.0 * wi * di * (SWP - (pi - m) * SW)
-            h[i] += sc * 2.0 * wi * di * di * SW
+            gi, hi = sq_hinge_conversion_terms(weight(w, has_w, i), di, pi, m, sc, SW, SWP)
+            g[i] += gi
+            h[i] += hi
 
 
 @_shared
@@ -333,17 +334,34 @@ def pair_group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, l
 @_shared
 def sq_hinge_partners(w, has_w, perm, pp, pd, js, je, sp, po, nP, pa, pb, bo, bw, bwp, m, sc, g, h):
     """:func:`sq_hinge_partner` for the partners at positions [js, je), from pp/pd."""
+    # branch-free: a partner with no active conversion (r = 0) reads the empty prefix
+    # pa[bo] = pb[bo] = 0, so adds 0 to g, h, and its weight lands in bucket 0, which no
+    # conversion's suffix sum reads (sq_hinge_suffix_pd sums buckets 1..nP)
     for t in range(js, je):
         j = perm[t]
         pj = pp[j]
         r = count_active(sp, po, nP, pj, m)
-        if r > 0:
-            wj = weight(w, has_w, j)
-            gj, hj = sq_hinge_partner_terms(pj, pd[j], wj, m, sc, pa[bo + r], pb[bo + r])
-            g[j] += gj
-            h[j] += hj
-            bw[bo + r] += wj
-            bwp[bo + r] += wj * pj
+        wj = weight(w, has_w, j)
+        gj, hj = sq_hinge_partner_terms(pj, pd[j], wj, m, sc, pa[bo + r], pb[bo + r])
+        g[j] += gj
+        h[j] += hj
+        bw[bo + r] += wj
+        bwp[bo + r] += wj * pj
+
+
+@_shared
+def sq_hinge_suffix_pd(w, has_w, pd, sp, si, po, nP, bw, bwp, bb, m, sc, g, h):
+    """:func:`sq_hinge_suffix` reading the conversions' σ' from pd."""
+    SW = 0.0
+    SWP = 0.0
+    for q in range(nP - 1, -1, -1):
+        SW += bw[bb + q + 1]
+        SWP += bwp[bb + q + 1]
+        if SW != 0.0:
+            i = si[po + q]
+            gi, hi = sq_hinge_conversion_terms(weight(w, has_w, i), pd[i], sp[po + q], m, sc, SW, SWP)
+            g[i] += gi
+            h[i] += hi
 
 
 @_shared
@@ -373,7 +391,7 @@ def sq_hinge_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, po, bo, sc_c, sc_
             bw[bo + q] = 0.0
             bwp[bo + q] = 0.0
         sq_hinge_partners(w, has_w, perm, pp, pd, js, je, sp, po, nP, pa, pb, bo, bw, bwp, m, sc, g, h)
-        sq_hinge_suffix(z, w, has_w, sp, si, po, nP, bw, bwp, bo, m, sc, g, h)
+        sq_hinge_suffix_pd(w, has_w, pd, sp, si, po, nP, bw, bwp, bo, m, sc, g, h)
 
 
 @_shared
