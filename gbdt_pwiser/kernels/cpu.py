@@ -8,10 +8,14 @@ Layering (after stumpy): the validated public API in :mod:`gbdt_pwiser.objective
 prepares the data once (:func:`prepare_ptr` / :func:`prepare_codes`), then every
 boosting round calls two ``@njit(parallel=True)`` drivers:
 
-* :func:`bce_pass` — row-parallel BCE gradient/Hessian for every row;
+* :func:`bce_pass` — row-parallel BCE gradient/Hessian for every row
+  (:func:`bce_pass_pd` also stores p and σ' = p(1 - p) of every row when pair
+  terms follow);
 * :func:`pair_pass` — group-parallel pair terms, only over the *active* groups
-  (those holding a conversion and at least one partner). Pairs never cross
-  groups, so threads never write the same row.
+  (those holding a conversion and at least one partner), one call per group
+  (:func:`~gbdt_pwiser.kernels.shared.pair_group_pd`), reading p and σ' from
+  the BCE pass instead of a sigmoid per partner. Pairs never cross groups, so
+  threads never write the same row.
 
 Inside a group the rows of active groups are laid out once per training run in
 ``perm`` as ``[P (conversions) | C (click-only) | N (non-clicks)]``, so a round

@@ -28,6 +28,11 @@ by ``p`` ascending, a partner ``j`` is active with conversion ``i`` iff
 a prefix of length ``r_j`` (binary search). Prefix sums of ``w_i`` and
 ``w_i p_i`` give ``j``'s gradient; bucketing ``w_j`` and ``w_j p_j`` at ``r_j``
 and taking suffix sums gives every conversion's: ``O(|G| log |P_G|)``.
+
+The CPU drivers use :func:`pair_group_pd` (end of this module): the same
+arithmetic through the same scalars, with p and σ' of every row read from the
+BCE pass instead of one sigmoid per partner, and one call per group; the CUDA
+group kernel still uses :func:`pair_group`. Both give the same bits.
 """
 
 from __future__ import annotations
