@@ -210,6 +210,34 @@ def _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, lo
                       g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
 
 
+def bce_pair_pass(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
+                  loss_kind, k, key, g, h, sp, si, pa, pb, bw, bwp, pp, pd):
+    """:func:`bce_pass_pd` then :func:`pair_pass`, chunk by chunk, for contiguous groups.
+
+    Chunk c (rows ``crow[c]:crow[c+1]``, active groups ``cgrp[c]:cgrp[c+1]``, whole) gets its BCE
+    terms and then its pair terms while its rows are in cache: run as two passes over 2M rows, the
+    pair pass waited on memory at every active group. Same arithmetic, same bits.
+    """
+    tp = np.empty(sp.size, dtype=np.float64)
+    ti = np.empty(si.size, dtype=np.int64)
+    _bce_pair_chunks(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
+                     loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+
+
+@njit(parallel=True, cache=True)
+def _bce_pair_chunks(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
+                     loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+    for c in prange(crow.size - 1):
+        r0 = crow[c]
+        r1 = crow[c + 1]
+        # bce_pass_pd on views (w sliced even when empty): its row loop stays vector code; a row
+        # loop written here, or given offsets, or a w chosen by has_w, ran ~3x slower (measured)
+        bce_pass_pd(z[r0:r1], y[r0:r1], w[r0:r1], has_w, floor, g[r0:r1], h[r0:r1], pp[r0:r1], pd[r0:r1])
+        for a in range(cgrp[c], cgrp[c + 1]):
+            pair_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                          g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+
+
 @njit(cache=True)
 def _sq_hinge_group_loss(z, w, has_w, perm, s, nP, nC, e, m1, m2):
     """Σ over the group's pairs of w_i w_j φ, per term, O(|G| log |P|)."""

@@ -343,12 +343,15 @@ class PWiseRObjective(_CustomObjective):
         with _numba_threads(self._threads(reuse), z.size):
             if lam > 0.0 and data.n_active_groups > 0:
                 scratch = data.scratch()
-                # p and σ' of every row, computed once here, read by the squared hinge's pair pass
-                K.bce_pass_pd(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, scratch[6], scratch[7])
                 sc_c, sc_n = data.scales(lam)
                 key = K.round_key(seed, iteration)
-                K.pair_pass(z, data.w, data.has_w, data.perm, data.aptr, data.anP, data.anC, data.pptr,
-                            sc_c, sc_n, m1, m2, loss_kind, k, key, g, h, *scratch)
+                pairs = (data.perm, data.aptr, data.anP, data.anC, data.pptr, sc_c, sc_n, m1, m2, loss_kind, k,
+                         key, g, h, *scratch)
+                if data.chunks is not None:  # contiguous groups: BCE then pairs, chunk by chunk, in cache
+                    K.bce_pair_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, *data.chunks, *pairs)
+                else:  # p and σ' of every row computed once, then read by the pair pass
+                    K.bce_pass_pd(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, scratch[6], scratch[7])
+                    K.pair_pass(z, data.w, data.has_w, *pairs)
             else:
                 K.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h)
         return g, h
