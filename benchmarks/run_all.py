@@ -58,7 +58,9 @@ def tables() -> str:
         la = r.get("load_average", {})
         lines.append(f"**Fit time, {backend}** ({r['rounds']} rounds, depth 6, {r['features']} features, "
                      f"{r['threads']} threads, median of {r['repeat']} interleaved paired ratios over `{ref}`; "
-                     f"load average {la.get('before', '?')} before, {la.get('after', '?')} after)")
+                     + (f"load average {la['before']} before, {la['after']} after, "
+                        f"{'loaded' if max(la['before'] or 0, la['after'] or 0) > 1 else 'quiet'}; measured {r['date']})" if la
+                        else f"load average not recorded; measured {r['date']}, simulator labels)"))
         lines.append("")
         lines.append("| regime | rows | objective | median fit (s) | ratio | range | goal |")
         lines.append("|---|---|---|---|---|---|---|")

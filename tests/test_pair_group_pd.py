@@ -26,7 +26,7 @@ def _per_partner(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, lo
 def test_pd_path_is_bitwise_the_per_partner_path(loss_kind, k, weighted, sizes):
     size, ctr, cvr = sizes
     rng = np.random.default_rng(size + k + 7 * loss_kind + weighted)
-    n = 40 * size + 13
+    n = 400 * size + 13  # > CHUNK_ROWS rows: several chunks
     click = rng.random(n) < ctr
     y = (click.astype(np.int8) + (click & (rng.random(n) < cvr)).astype(np.int8)).astype(np.int8)
     z = rng.normal(-1.0, 1.5, n).astype(np.float32)
@@ -52,3 +52,9 @@ def test_pd_path_is_bitwise_the_per_partner_path(loss_kind, k, weighted, sizes):
                  pa, pb, bw, bwp)
     assert np.array_equal(g, g_ref) and np.array_equal(h, h_ref)
     assert np.any(g != g_bce)  # the pair terms did add something
+    # the fused pass of contiguous groups (BCE then pairs, chunk by chunk) gives the same bits
+    assert data.chunks is not None and data.chunks[0].size > 2  # several chunks
+    g2, h2 = np.full(n, np.nan), np.full(n, np.nan)
+    K.bce_pair_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, *data.chunks, data.perm, data.aptr, data.anP,
+                    data.anC, data.pptr, sc_c, sc_n, 0.03, 0.05, loss_kind, k, key, g2, h2, *scratch)
+    assert np.array_equal(g2, g_ref) and np.array_equal(h2, h_ref)
