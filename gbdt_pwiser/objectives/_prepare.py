@@ -46,7 +46,7 @@ class PreparedData:
     #: ``(crow, cgrp)`` when every group is a contiguous row range (:func:`prepare_ptr`): chunk c
     #: covers rows ``crow[c]:crow[c+1]`` and holds the active groups ``cgrp[c]:cgrp[c+1]`` whole,
     #: so one pass computes a chunk's BCE terms and then its pair terms while its rows are in
-    #: cache (``K.bce_pair_pass``); None for scattered groups (then two passes)
+    #: cache (``K.bce_pair_pass``, on one thread); None for scattered groups (then two passes)
     chunks: tuple | None = field(default=None, repr=False)
     _scratch: tuple | None = field(default=None, repr=False)
 
