@@ -1,13 +1,14 @@
 """Fit time of XGBoost / LightGBM with PWiseR over their native objectives, same run.
 
-Same data, parameters and rounds; runs interleaved (native, …, native, …) and the median
+Both label regimes (``common.REGIMES``: sparse = CTR 2.5 %, CVR 2.5 %; dense = CTR 10 %,
+CVR 20 %), groups of 25 rows. Same data, parameters and rounds; runs interleaved (native, …, native, …) and the median
 of the paired ratios reported. Two extra rows explain the ratio: a plain NumPy BCE custom
 objective (the library's own cost of calling Python each round) and PWiseR with λ=0 (the
 same trees as BCE, so the difference to NumPy is our objective's own cost; the rest of
 PWiseR's ratio is the different trees its gradients grow). Writes
 ``results/fit_xgboost.json`` and ``results/fit_lightgbm.json``.
 
-    python benchmarks/bench_fit.py [--rows 300000 1000000] [--rounds 50] [--repeat 5] [--smoke]
+    python benchmarks/bench_fit.py [--rows 300000 1000000] [--regimes sparse dense] [--rounds 50] [--repeat 5] [--smoke]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import make_data, write_result  # noqa: E402
+from common import REGIMES, load_average, make_regime_data, write_result  # noqa: E402
 
 from gbdt_pwiser import PWiseRObjective, initial_margin  # noqa: E402
 
@@ -114,24 +115,30 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--backends", nargs="+", default=["xgboost", "lightgbm"])
+    ap.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
     a = ap.parse_args(argv)
     if a.smoke:
         a.rows, a.rounds, a.repeat = [3000], 3, 1
     out = {}
     for backend in a.backends:
+        before = load_average()
         res = {}
-        for n in a.rows:
-            X, y, g = make_data(n, a.features)
-            fn = bench_xgboost if backend == "xgboost" else bench_lightgbm
-            res[str(n)] = fn(X, y, g, a.rounds, a.repeat, a.threads)
-            for name, r in res[str(n)].items():
-                print(f"{backend} n={n}: {name:24s} {r['median_s']:.3f} s  ratio {r['ratio_median']:.3f} "
-                      f"[{r['ratio_min']:.3f}, {r['ratio_max']:.3f}]", flush=True)
+        for regime in a.regimes:
+            res[regime] = {}
+            for n in a.rows:
+                X, y, g = make_regime_data(n, a.features, regime)
+                fn = bench_xgboost if backend == "xgboost" else bench_lightgbm
+                res[regime][str(n)] = r_n = fn(X, y, g, a.rounds, a.repeat, a.threads)
+                for name, r in r_n.items():
+                    print(f"{backend} {regime} n={n}: {name:24s} {r['median_s']:.3f} s  ratio {r['ratio_median']:.3f} "
+                          f"[{r['ratio_min']:.3f}, {r['ratio_max']:.3f}]", flush=True)
         out[backend] = res
         if not a.smoke:
             write_result(f"fit_{backend}", {"rounds": a.rounds, "repeat": a.repeat, "features": a.features,
-                                            "threads": a.threads, "results": res})
+                                            "threads": a.threads, "regimes": {k: REGIMES[k] for k in a.regimes},
+                                            "load_average": {"before": before, "after": load_average()},
+                                            "results": res})
     return out
 
 

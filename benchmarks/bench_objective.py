@@ -1,23 +1,35 @@
-"""Objective time: ``grad_hess`` against a vectorised NumPy BCE-only gradient, and scaling.
+"""Objective time against a NumPy BCE-only gradient, in the sparse and the dense regime, with a physical floor.
 
-Per-round cost (data prepared once, as inside ``xgb.train``) and a full
-``grad_hess`` call (validation and preparation included), exact and k=4, groups
-of ~25, against ``p = 1/(1+exp(-z)); g = p - c; h = p(1-p)`` on the same rows.
-Writes ``results/objective.json``.
+One process, one thread, every case interleaved rep by rep (robust to a loaded machine), medians
+of the process's CPU time (the wall-clock ratios are kept too).
+Per regime (2M rows in contiguous groups of 25, float32 margins as XGBoost passes them):
 
-    python benchmarks/bench_objective.py [--rows 1000000 2000000 10000000] [--smoke]
+* **NumPy BCE-only** — ``p = 1/(1+exp(-z)); g = p - c; h = p(1-p)`` with ``c`` precomputed: the
+  denominator of every ratio;
+* **per round** — ``obj(iteration, margin, dtrain)`` on an XGBoost ``DMatrix`` (labels and ``qid``;
+  data prepared in the first call, as inside ``xgb.train``): exact, sampled k=4, and λ=0;
+* **whole call** — ``obj.grad_hess(margin, y, group=ids)`` with per-row integer group ids
+  (validation and preparation included): exact and k=4;
+* **physical floor** — bytes read + written per row at the memory bandwidth measured here with a
+  large NumPy copy (``np.copyto`` of 256 MiB; read + write bytes counted). Counted per row: the
+  objective's floor reads the margin (float32, 4 B) and the label (int8, 1 B) and writes the
+  gradient and the Hessian (float64, 8 + 8 B) = 21 B; the whole call also reads the group id
+  (int64, 8 B) = 29 B; the NumPy denominator reads ``z`` (4 B) and ``c`` (float64, 8 B) and writes
+  ``g``, ``h`` (16 B) = 28 B (its temporaries not counted). This implementation's exact round is
+  also counted: the BCE pass reads 5 B and writes g, h, p, σ' (32 B) per row; the pair pass reads
+  ``perm`` (8 B), p, σ' (16 B) and reads + writes g, h (32 B) per row of an active group.
 
-``--compare-kernels OLD_CPU_PY`` instead times this tree's CPU kernels against
-an older ``gbdt_pwiser/kernels/cpu.py`` (e.g. ``git show e57d3aa:gbdt_pwiser/kernels/cpu.py
-> /tmp/old_cpu.py``) on the same data, interleaving old and new calls in one
-process (robust to a loaded machine), and reports medians; results go to
-``results/kernels_before_after.json``.
+Sparse = AliExpress-like (CTR 2.5 %, CVR 2.5 % of clicks); dense = CTR 10 %, CVR 20 %. The goals
+are those of issue #12 (stated for the dense regime; shown for both). Writes
+``results/objective.json`` and ``results/objective.md``.
+
+    python benchmarks/bench_objective.py [--rows 2000000] [--repeat 15] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,9 +37,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import make_data, timeit, write_result  # noqa: E402
+import common  # noqa: E402
+from common import REGIMES, load_average, write_result  # noqa: E402
 
-from gbdt_pwiser import PWiseRObjective, prepare_data  # noqa: E402
+from gbdt_pwiser import PWiseRObjective  # noqa: E402
+
+#: issue #12's goals, time over NumPy BCE-only (lower is better)
+GOALS = {"round exact": 1.0, "round k=4": 0.7, "call exact": 2.0}
+BYTES = {"floor round": 21, "floor call": 29, "numpy": 28, "bce_pass": 37, "pair_row": 56}
 
 
 def numpy_bce(z: np.ndarray, c: np.ndarray):
@@ -36,7 +53,7 @@ def numpy_bce(z: np.ndarray, c: np.ndarray):
 
 
 def funnel(n: int, ctr: float, cvr: float, group: int, seed: int = 0):
-    """Labels with click rate ctr and conversion rate cvr among clicks, contiguous groups of `group` rows."""
+    """Margins, funnel labels (click rate ctr, conversion rate cvr among clicks), group boundaries."""
     rng = np.random.default_rng(seed)
     click = rng.random(n) < ctr
     conv = click & (rng.random(n) < cvr)
@@ -45,105 +62,145 @@ def funnel(n: int, ctr: float, cvr: float, group: int, seed: int = 0):
     return z, y, np.arange(0, n + group, group).clip(max=n)
 
 
-def compare_kernels(old_path: str, rows: int, reps: int, group: int = 25) -> dict:
-    """Median seconds per call of the old and the new CPU kernels, interleaved, one thread."""
-    import numba
+def bandwidth(mib: int = 256, reps: int = 5) -> float:
+    """Memory bandwidth in bytes/s: best of ``reps`` copies of ``mib`` MiB (read + write counted)."""
+    a = np.ones(mib * 2**20 // 8)
+    b = np.empty_like(a)
+    best = np.inf
+    for _ in range(reps + 1):
+        t = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - t)
+    return 2 * a.nbytes / best
 
-    from gbdt_pwiser._defaults import HESSIAN_FLOOR
-    from gbdt_pwiser.kernels import cpu as new
 
-    spec = importlib.util.spec_from_file_location("old_cpu_kernels", old_path)
-    old = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = old  # Numba's cache needs the module importable by name
-    spec.loader.exec_module(old)
-    numba.set_num_threads(1)
-    out = {"rows": rows, "group_size": group, "reps": reps, "threads": 1, "old": old_path, "cases": {}}
-    for label, ctr, cvr in (("dense (CTR 10%, CVR 20%)", 0.10, 0.20), ("sparse (CTR 2.5%, CVR 2.5%)", 0.025, 0.025)):
-        z, y, ptr = funnel(rows, ctr, cvr, group)
-        data = prepare_data(y, group_ptr=ptr)
-        a = np.random.default_rng(3).uniform(0.01, 0.99, rows)
-        g = np.empty(rows)
-        h = np.empty(rows)
-        sc_c, sc_n = data.scales(1.0)
-        key = new.round_key(0, 3)
-        calls = {"bce_pass": lambda K: K.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h),
-                 "esmm_pass": lambda K: K.esmm_pass(z, data.y, a, data.w, data.has_w, HESSIAN_FLOOR, g, h)}
-        for name, kind, k in (("pairs sq_hinge exact", 0, 0), ("pairs logistic exact", 1, 0),
-                              ("pairs sq_hinge k=4", 0, 4), ("pairs logistic k=4", 1, 4)):
-            calls[name] = (lambda kind, k: lambda K: K.pair_pass(
-                z, data.w, data.has_w, data.perm, data.aptr, data.anP, data.anC, data.pptr, sc_c, sc_n, 0.0, 0.0,
-                kind, k, key, g, h, *data.scratch()))(kind, k)
-        res = {}
-        for name, call in calls.items():
-            t = {"old": [], "new": []}
-            vals = {}
-            for which, K in (("old", old), ("new", new)):  # compile, and keep the outputs to compare
-                g[:] = 0.0
-                h[:] = 0.0
-                call(K)
-                vals[which] = (g.copy(), h.copy())
-            for _ in range(reps):
-                for which, K in (("old", old), ("new", new)):
-                    t0 = time.perf_counter()
-                    call(K)
-                    t[which].append(time.perf_counter() - t0)
-            mo, mn = float(np.median(t["old"])), float(np.median(t["new"]))
-            same = bool(np.array_equal(vals["old"][0], vals["new"][0]) and np.array_equal(vals["old"][1], vals["new"][1]))
-            res[name] = {"old_ms": 1e3 * mo, "new_ms": 1e3 * mn, "new_over_old": mn / mo, "bitwise_equal": same}
-            print(f"{label:28s} {name:22s} old {1e3 * mo:8.2f} ms  new {1e3 * mn:8.2f} ms  "
-                  f"new/old {mn / mo:5.2f}  equal={same}", flush=True)
-        out["cases"][label] = {"active_groups": int(data.n_active_groups), "results": res}
-    return out
+def bench_regime(n: int, ctr: float, cvr: float, repeat: int, group: int = 25) -> dict:
+    import xgboost as xgb
+
+    z, y, ptr = funnel(n, ctr, cvr, group)
+    ids = np.repeat(np.arange(ptr.size - 1, dtype=np.int64), np.diff(ptr))
+    c = (y >= 1).astype(np.float64)
+    dtrain = xgb.DMatrix(np.zeros((n, 1), dtype=np.float32), label=y, qid=ids, nthread=1)
+    objs = {"exact": PWiseRObjective(n_jobs=1), "k=4": PWiseRObjective(pairs=4, n_jobs=1),
+            "lam=0": PWiseRObjective(lam=0.0, n_jobs=1)}
+    rounds = iter(range(10**9))
+    cases = {
+        "numpy": lambda: numpy_bce(z, c),
+        "round exact": lambda: objs["exact"](next(rounds), z, dtrain),
+        "round k=4": lambda: objs["k=4"](next(rounds), z, dtrain),
+        "round lam=0": lambda: objs["lam=0"](next(rounds), z, dtrain),
+        "call exact": lambda: objs["exact"].grad_hess(z, y, group=ids),
+        "call k=4": lambda: objs["k=4"].grad_hess(z, y, group=ids),
+    }
+    for fn in cases.values():  # compile, prepare the DMatrix data, warm the caches
+        fn()
+    times = {k: [] for k in cases}
+    cpu = {k: [] for k in cases}
+    for _ in range(repeat):
+        for name, fn in cases.items():
+            c0 = time.process_time()
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c0)
+    # CPU time of this process: on one thread it equals the wall time on a quiet machine, and on a
+    # shared one it leaves out the time the scheduler gave to other processes
+    med = {k: float(np.median(v)) for k, v in cpu.items()}
+    wall = {k: float(np.median(v)) for k, v in times.items()}
+    data = objs["exact"]._prepared
+    active_rows = int(data.perm.size)
+    return {"rows": n, "group_size": group, "ctr": ctr, "cvr": cvr, "active_groups": int(data.n_active_groups),
+            "active_rows": active_rows, "clicks": int(c.sum()), "conversions": int(np.sum(y == 2)),
+            "median_s": med, "over_numpy": {k: v / med["numpy"] for k, v in med.items()},
+            "wall_median_s": wall, "wall_over_numpy": {k: v / wall["numpy"] for k, v in wall.items()},
+            "cpu_s": cpu, "wall_s": times}
+
+
+def add_floors(res: dict, bw: float) -> None:
+    n, a = res["rows"], res["active_rows"]
+    per_row = {"floor round": BYTES["floor round"], "floor call": BYTES["floor call"],
+               "numpy traffic": BYTES["numpy"], "our exact traffic": BYTES["bce_pass"] + BYTES["pair_row"] * a / n}
+    res["floor_bytes_per_row"] = per_row
+    res["floors_s"] = {k: b * n / bw for k, b in per_row.items()}
+    res["floors_over_numpy"] = {k: v / res["median_s"]["numpy"] for k, v in res["floors_s"].items()}
+
+
+FLOOR_LABELS = {"floor round": "physical floor, one round (21 B/row)",
+                "floor call": "physical floor, whole call (29 B/row)",
+                "numpy traffic": "NumPy BCE-only's own traffic (28 B/row)",
+                "our exact traffic": "our exact round's traffic (B/row: sparse / dense)"}
+
+
+LABELS = {"numpy": "NumPy BCE-only (denominator)", "round exact": "per round, exact",
+          "round k=4": "per round, k=4", "round lam=0": "per round, λ=0 (BCE only)",
+          "call exact": "whole grad_hess call, exact", "call k=4": "whole grad_hess call, k=4"}
+
+
+def markdown(out: dict) -> str:
+    """The objective table (both regimes, ratios and goals side by side, floors)."""
+    la = out.get("load_average", {})
+    lines = [f"**Objective time** ({out['rows']:,} rows in groups of 25, one thread, median CPU time of "
+             f"{out['repeat']} interleaved reps (wall-clock ratio in brackets); time over NumPy BCE-only; "
+             "measured memory bandwidth "
+             f"{out['bandwidth_gbs']:.1f} GB/s; load average {la.get('before', '?')} before, "
+             f"{la.get('after', '?')} after — {out.get('condition', '')})", "",
+             "| measure | sparse (ms) | sparse ratio | dense (ms) | dense ratio | goal (dense) | dense verdict |",
+             "|---|---|---|---|---|---|---|"]
+    sp, de = out["regimes"]["sparse"], out["regimes"]["dense"]
+    for k, label in LABELS.items():
+        goal = GOALS.get(k)
+        verdict = "" if goal is None else ("met" if de["over_numpy"][k] <= goal else "**missed**")
+        lines.append(f"| {label} | {sp['median_s'][k]*1e3:.2f} | {sp['over_numpy'][k]:.2f}× "
+                     f"({sp['wall_over_numpy'][k]:.2f}×) | {de['median_s'][k]*1e3:.2f} | {de['over_numpy'][k]:.2f}× "
+                     f"({de['wall_over_numpy'][k]:.2f}×) | "
+                     f"{'' if goal is None else f'≤ {goal}×'} | {verdict} |")
+    for k, label in FLOOR_LABELS.items():
+        if k == "our exact traffic":
+            label = label.replace("sparse / dense", f"{sp['floor_bytes_per_row'][k]:.1f} / "
+                                  f"{de['floor_bytes_per_row'][k]:.1f}")
+        lines.append(f"| {label} | {sp['floors_s'][k]*1e3:.2f} | {sp['floors_over_numpy'][k]:.2f}× | "
+                     f"{de['floors_s'][k]*1e3:.2f} | {de['floors_over_numpy'][k]:.2f}× |  |  |")
+    lines.append("")
+    lines.append(f"Active groups (a conversion and a partner): sparse {sp['active_groups']:,} "
+                 f"({sp['active_rows']:,} rows), dense {de['active_groups']:,} ({de['active_rows']:,} rows). "
+                 "Per round = `obj(iteration, margin, dtrain)` on a DMatrix (data prepared once); whole call = "
+                 "`grad_hess(margin, y, group=ids)`. Floors: bytes per row / measured bandwidth (see "
+                 "`bench_objective.py` for what is counted).")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 2_000_000, 10_000_000])
+    ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--repeat", type=int, default=15)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--compare-kernels", metavar="OLD_CPU_PY", help="time old vs new CPU kernels (see above)")
     a = ap.parse_args(argv)
-    if a.compare_kernels:
-        n = 20_000 if a.smoke else a.rows[0]
-        out = compare_kernels(a.compare_kernels, n, 2 if a.smoke else a.repeat)
-        if not a.smoke:
-            write_result("kernels_before_after", out)
-        return out
     if a.smoke:
-        a.rows, a.repeat = [10000, 40000], 2  # the smallest sizes whose groups hold conversion pairs
-    res = {}
-    for n in a.rows:
-        _, y, g = make_data(n, 1)
-        z = np.random.default_rng(1).normal(-3.5, 1.0, y.size).astype(np.float32)  # like XGBoost's predt
-        c = (y >= 1).astype(np.float64)
-        t_np = float(np.median(timeit(lambda: numpy_bce(z, c), a.repeat)))
-        row = {"numpy_bce_s": t_np}
-        for name, obj in (("exact", PWiseRObjective(n_jobs=a.threads)),
-                          ("k=4", PWiseRObjective(pairs=4, n_jobs=a.threads)),
-                          ("bce_only (lam=0)", PWiseRObjective(lam=0.0, n_jobs=a.threads))):
-            data = prepare_data(y, group_ptr=np.r_[0, np.flatnonzero(np.diff(g)) + 1, y.size])
-            it = iter(range(10**6))
-            t_round = float(np.median(timeit(lambda: obj._compute(z, data, next(it), True), a.repeat)))
-            t_full = float(np.median(timeit(lambda: obj.grad_hess(z, y, group=g), a.repeat)))
-            row[name] = {"per_round_s": t_round, "full_call_s": t_full,
-                         "numpy_over_round": t_np / t_round, "numpy_over_full": t_np / t_full}
-            print(f"n={y.size:>9} {name:17s} round {t_round*1e3:8.2f} ms ({t_np/t_round:5.2f}x faster than NumPy BCE "
-                  f"{t_np*1e3:.2f} ms); full call {t_full*1e3:8.2f} ms", flush=True)
-        row["rows"] = int(y.size)
-        row["active_groups"] = int(data.n_active_groups)
-        res[str(n)] = row
-    keys = [str(n) for n in a.rows]
-    scaling = {}
-    if len(keys) >= 2:
-        lo, hi = keys[0], keys[-1]
-        for name in ("exact", "k=4"):
-            scaling[name] = {"rows_ratio": res[hi]["rows"] / res[lo]["rows"],
-                             "time_ratio": res[hi][name]["per_round_s"] / res[lo][name]["per_round_s"]}
-            print(f"scaling {name}: {scaling[name]['rows_ratio']:.1f}x rows -> {scaling[name]['time_ratio']:.2f}x time")
-    out = {"threads": a.threads, "results": res, "scaling": scaling}
+        a.rows, a.repeat = 20_000, 2
+    import numba
+
+    numba.set_num_threads(1)
+    before = load_average()
+    bw = bandwidth(16 if a.smoke else 256)
+    out = {"rows": a.rows, "repeat": a.repeat, "threads": 1, "bandwidth_gbs": bw / 1e9, "regimes": {}}
+    for name, (ctr, cvr) in REGIMES.items():
+        res = bench_regime(a.rows, ctr, cvr, a.repeat)
+        add_floors(res, bw)
+        out["regimes"][name] = res
+        for k, label in LABELS.items():
+            goal = GOALS.get(k)
+            print(f"{name:6s} {label:30s} {res['median_s'][k]*1e3:9.2f} ms {res['over_numpy'][k]:6.2f}x NumPy "
+                  f"(wall {res['wall_over_numpy'][k]:5.2f}x)"
+                  + ("" if goal is None else f"  goal <= {goal}x"), flush=True)
+        for k, v in res["floors_s"].items():
+            print(f"{name:6s} {k:30s} {v*1e3:9.2f} ms {res['floors_over_numpy'][k]:6.2f}x NumPy", flush=True)
+    after = load_average()
+    out["load_average"] = {"before": before, "after": after}
+    loaded = max(before or 0.0, after or 0.0) > 0.5 * (os.cpu_count() or 1)
+    out["condition"] = "loaded (shared machine): in-run ratios are the figures" if loaded else "quiet"
     if not a.smoke:
         write_result("objective", out)
+        (common.RESULTS / "objective.md").write_text(markdown(out) + "\n")
     return out
 
 

@@ -76,6 +76,30 @@ def make_data(n_rows: int, n_features: int = 30, group_size: float = 25.0, seed:
     return X[order], y[order], group[order]
 
 
+#: The two label regimes of the benchmarks: (click rate, conversion rate among clicks)
+REGIMES = {"sparse": (0.025, 0.025), "dense": (0.10, 0.20)}
+
+
+def make_regime_data(n_rows: int, n_features: int, regime: str, group_size: int = 25, seed: int = 0):
+    """Float32 features, funnel labels at a regime's rates, contiguous groups of ``group_size`` rows."""
+    ctr, cvr = REGIMES[regime]
+    rng = np.random.default_rng(seed)
+    click = rng.random(n_rows) < ctr
+    conv = click & (rng.random(n_rows) < cvr)
+    y = (click.astype(np.int8) + conv.astype(np.int8)).astype(np.int8)
+    X = rng.standard_normal((n_rows, n_features), dtype=np.float32)
+    X[:, :3] += (y[:, None] >= 1) * 0.8 + (y[:, None] == 2) * 0.8  # a few informative features
+    return X, y, np.arange(n_rows, dtype=np.int64) // group_size
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (``/proc/loadavg``), None where there is none."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def timeit(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> list[float]:
     for _ in range(warmup):
         fn()

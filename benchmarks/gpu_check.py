@@ -272,10 +272,11 @@ def stage_fit(rec: Recorder, args: argparse.Namespace, xgb_device: str, obj_devi
     class Counting(PWiseRObjective):
         """Records what XGBoost hands the objective (host numpy or device array)."""
 
-        def __call__(self, predt, dmat):
+        def __call__(self, *args):  # (predt, dmat), or (iteration, predt, dmat) from XGBoost >= 3.2
+            predt = args[-2]
             seen["predt"] = f"{type(predt).__module__}.{type(predt).__name__} {predt.dtype}"
             seen["predt_on_device"] = hasattr(predt, "__cuda_array_interface__")
-            return super().__call__(predt, dmat)
+            return super().__call__(*args)
 
     runs = [("native_binary_logistic", {**base, "objective": "binary:logistic"}, None),
             ("pwiser_gpu_exact", {**base, "base_score": initial_margin(y), "disable_default_eval_metric": 1},

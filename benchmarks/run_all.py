@@ -26,7 +26,7 @@ from common import RESULTS  # noqa: E402
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 TARGETS = {
-    "fit_exact": 1.10, "fit_k4": 1.05, "objective_2m": 2.0, "rss": 1.10, "scaling": 11.0, "warm_start": 1.0,
+    "fit_exact": 1.10, "fit_k4": 1.05, "rss": 1.10, "warm_start": 1.0,
 }
 
 
@@ -54,42 +54,30 @@ def tables() -> str:
         r = _load(f"fit_{backend}")
         if not r:
             continue
+        by_regime = r["results"] if "regimes" in r else {"simulator": r["results"]}
+        la = r.get("load_average", {})
         lines.append(f"**Fit time, {backend}** ({r['rounds']} rounds, depth 6, {r['features']} features, "
-                     f"{r['threads']} threads, median of {r['repeat']} interleaved paired ratios over `{ref}`)")
+                     f"{r['threads']} threads, median of {r['repeat']} interleaved paired ratios over `{ref}`; "
+                     + (f"load average {la['before']} before, {la['after']} after, "
+                        f"{'loaded' if max(la['before'] or 0, la['after'] or 0) > 1 else 'quiet'}; measured {r['date']})" if la
+                        else f"load average not recorded; measured {r['date']}, simulator labels)"))
         lines.append("")
-        lines.append("| rows | objective | median fit (s) | ratio | range | target |")
-        lines.append("|---|---|---|---|---|---|")
-        for n, res in r["results"].items():
-            for name, v in res.items():
-                tgt = ""
-                if name == "PWiseR exact":
-                    tgt = f"≤ {TARGETS['fit_exact']} {_ok(v['ratio_median'], TARGETS['fit_exact'])}"
-                elif name == "PWiseR k=4":
-                    tgt = f"≤ {TARGETS['fit_k4']} {_ok(v['ratio_median'], TARGETS['fit_k4'])}"
-                lines.append(f"| {int(n):,} | {name} | {v['median_s']:.3f} | {v['ratio_median']:.3f} | "
-                             f"{v['ratio_min']:.3f}–{v['ratio_max']:.3f} | {tgt} |")
+        lines.append("| regime | rows | objective | median fit (s) | ratio | range | goal |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for regime, by_rows in by_regime.items():
+            for n, res in by_rows.items():
+                for name, v in res.items():
+                    tgt = ""
+                    if name == "PWiseR exact":
+                        tgt = f"≤ {TARGETS['fit_exact']} {_ok(v['ratio_median'], TARGETS['fit_exact'])}"
+                    elif name == "PWiseR k=4":
+                        tgt = f"≤ {TARGETS['fit_k4']} {_ok(v['ratio_median'], TARGETS['fit_k4'])}"
+                    lines.append(f"| {regime} | {int(n):,} | {name} | {v['median_s']:.3f} | {v['ratio_median']:.3f} | "
+                                 f"{v['ratio_min']:.3f}–{v['ratio_max']:.3f} | {tgt} |")
         lines.append("")
     r = _load("objective")
-    if r:
-        lines.append(f"**Objective time** (groups of ~25, {r['threads']} threads; per round = data prepared once "
-                     "as inside training; full call = `grad_hess` with validation and preparation)")
-        lines.append("")
-        lines.append("| rows | mode | per round (ms) | full call (ms) | NumPy BCE-only (ms) | NumPy / per round |")
-        lines.append("|---|---|---|---|---|---|")
-        for n, row in r["results"].items():
-            for mode in ("exact", "k=4", "bce_only (lam=0)"):
-                v = row[mode]
-                lines.append(f"| {row['rows']:,} | {mode} | {v['per_round_s']*1e3:.2f} | {v['full_call_s']*1e3:.2f} | "
-                             f"{row['numpy_bce_s']*1e3:.2f} | {v['numpy_over_round']:.2f}× |")
-        lines.append("")
-        for mode, s in r.get("scaling", {}).items():
-            lines.append(f"Scaling ({mode}): {s['rows_ratio']:.1f}× the rows → {s['time_ratio']:.2f}× the "
-                         f"per-round time (target ≤ 11×: {_ok(s['time_ratio'], TARGETS['scaling'])}).")
-        two = r["results"].get("2000000")
-        if two:
-            v = two["exact"]["numpy_over_round"]
-            lines.append(f"Exact at 2M rows: {v:.2f}× faster than NumPy BCE-only "
-                         f"(target ≥ 2×: {_ok(v, TARGETS['objective_2m'], True)}).")
+    if r and "regimes" in r:
+        lines.append(bench_objective.markdown(r))
         lines.append("")
     r = _load("memory")
     if r:

@@ -305,9 +305,14 @@ def _contiguous_ptr(arr: np.ndarray) -> np.ndarray | None:
     change[0] = True
     np.not_equal(arr[1:], arr[:-1], out=change[1:])
     starts = np.flatnonzero(change)
-    # runs are groups iff each id value appears in exactly one run (a sort of the G run ids only)
-    if np.unique(arr[starts]).size != starts.size:
-        return None
+    # runs are groups iff each id value appears in exactly one run: rising run ids (the usual
+    # case) need one comparison, others a sort of the G run ids (np.sort, not np.unique: NumPy
+    # 2.4's hash-based unique took ~100 ms for 80,000 int ids, 40x the sort)
+    ids = arr[starts]
+    if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):
+        ids = np.sort(ids)
+        if np.any(ids[1:] == ids[:-1]):
+            return None
     return np.append(starts, n).astype(np.int64)
 
 

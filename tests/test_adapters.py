@@ -317,16 +317,23 @@ def test_whole_grad_hess_with_contiguous_ids_neither_hashes_nor_sorts_all_rows(m
 
     _, y, qid = _data(n_groups=500, size=8)
     sizes = []
-    real_unique = np.unique
+    real_unique, real_sort = np.unique, np.sort
     monkeypatch.setattr(np, "unique", lambda a, *args, **kw: (sizes.append(np.size(a)), real_unique(a, *args, **kw))[1])
+    monkeypatch.setattr(np, "sort", lambda a, *args, **kw: (sizes.append(np.size(a)), real_sort(a, *args, **kw))[1])
     monkeypatch.setattr(pd, "factorize", lambda *a, **k: pytest.fail("hashed the group ids"))
     obj = PWiseRObjective()
     g, h = obj.grad_hess(np.zeros(y.size), y, group=qid)
-    assert sizes and max(sizes) <= 500 < y.size  # only the run ids are uniqued
+    assert not sizes  # rising run ids: neither a sort nor a unique
+    z = np.linspace(-1, 1, y.size)
+    g2, h2 = obj.grad_hess(z, y, group=-qid)  # falling run ids: a sort of the run ids only
+    assert sizes and max(sizes) <= 500 < y.size
     monkeypatch.undo()
     rg, rh = PWiseRObjective().grad_hess(np.zeros(y.size), y, group=qid.astype(str))
     assert_allclose(g, rg, rtol=1e-12)
     assert_allclose(h, rh, rtol=1e-12)
+    rg, rh = PWiseRObjective().grad_hess(z, y, group=(-qid).astype(str))
+    assert_allclose(g2, rg, rtol=1e-12)
+    assert_allclose(h2, rh, rtol=1e-12)
 
 
 # ---------------------------------------------------------------- 6. one definition of each check

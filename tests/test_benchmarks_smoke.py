@@ -32,17 +32,20 @@ def test_bench_objective_smoke(no_results, capsys):
 
     out = bench_objective.main(["--smoke"])
     printed = capsys.readouterr().out
-    assert set(out["results"]) == {"10000", "40000"} and out["threads"] == 2
-    for row in out["results"].values():
-        assert row["rows"] > 0 and row["active_groups"] > 0 and row["numpy_bce_s"] > 0
-        for name in ("exact", "k=4", "bce_only (lam=0)"):
-            r = row[name]
-            assert r["per_round_s"] > 0 and r["full_call_s"] > 0
-            assert r["numpy_over_round"] == pytest.approx(row["numpy_bce_s"] / r["per_round_s"])
-    assert set(out["scaling"]) == {"exact", "k=4"}
-    assert all(s["rows_ratio"] > 1.5 and s["time_ratio"] > 0 for s in out["scaling"].values())
-    assert len(_lines(printed, r"n=\s*\d+ (exact|k=4|bce_only \(lam=0\)) +round ")) == 6
-    assert len(_lines(printed, r"scaling (exact|k=4): \d+\.\dx rows -> \d+\.\d+x time$")) == 2
+    assert set(out["regimes"]) == {"sparse", "dense"} and out["threads"] == 1 and out["bandwidth_gbs"] > 0
+    for res in out["regimes"].values():
+        assert res["rows"] == 20_000 and res["active_groups"] > 0
+        med = res["median_s"]
+        assert set(med) == set(bench_objective.LABELS) and all(v > 0 for v in med.values())
+        for k, v in med.items():
+            assert res["over_numpy"][k] == pytest.approx(v / med["numpy"])
+        assert res["floor_bytes_per_row"]["floor round"] == 21
+        assert res["floors_s"]["floor call"] > res["floors_s"]["floor round"] > 0
+    dense, sparse = out["regimes"]["dense"], out["regimes"]["sparse"]
+    assert dense["conversions"] > sparse["conversions"]
+    assert len(_lines(printed, r"(sparse|dense) +(NumPy|per round|whole)")) == 2 * len(bench_objective.LABELS)
+    table = bench_objective.markdown(out)
+    assert "| per round, exact |" in table and "≤ 1.0×" in table and "physical floor, one round" in table
 
 
 def test_bench_fit_smoke(no_results, capsys):
@@ -51,7 +54,9 @@ def test_bench_fit_smoke(no_results, capsys):
     out = bench_fit.main(["--smoke"])
     printed = capsys.readouterr().out
     assert set(out) == {"xgboost", "lightgbm"}
-    for backend, res in out.items():
+    for backend, by_regime in out.items():
+        assert set(by_regime) == {"sparse", "dense"}
+        res = by_regime["dense"]
         assert set(res) == {"3000"}
         variants = res["3000"]
         assert len(variants) >= 2
@@ -60,7 +65,7 @@ def test_bench_fit_smoke(no_results, capsys):
             assert r["ratio_min"] <= r["ratio_median"] <= r["ratio_max"]
         ref = [r for r in variants.values() if r["ratio_median"] == 1.0]
         assert ref, "the native reference has ratio 1"
-        assert len(_lines(printed, rf"{backend} n=3000: ")) == len(variants)
+        assert len(_lines(printed, rf"{backend} dense n=3000: ")) == len(variants)
 
 
 def test_bench_memory_smoke(no_results, capsys):

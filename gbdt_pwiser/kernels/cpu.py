@@ -8,10 +8,14 @@ Layering (after stumpy): the validated public API in :mod:`gbdt_pwiser.objective
 prepares the data once (:func:`prepare_ptr` / :func:`prepare_codes`), then every
 boosting round calls two ``@njit(parallel=True)`` drivers:
 
-* :func:`bce_pass` — row-parallel BCE gradient/Hessian for every row;
+* :func:`bce_pass` — row-parallel BCE gradient/Hessian for every row
+  (:func:`bce_pass_pd` also stores p and σ' = p(1 - p) of every row when pair
+  terms follow);
 * :func:`pair_pass` — group-parallel pair terms, only over the *active* groups
-  (those holding a conversion and at least one partner). Pairs never cross
-  groups, so threads never write the same row.
+  (those holding a conversion and at least one partner), one call per group
+  (:func:`~gbdt_pwiser.kernels.shared.pair_group_pd`), reading p and σ' from
+  the BCE pass instead of a sigmoid per partner. Pairs never cross groups, so
+  threads never write the same row.
 
 Inside a group the rows of active groups are laid out once per training run in
 ``perm`` as ``[P (conversions) | C (click-only) | N (non-clicks)]``, so a round
@@ -23,12 +27,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange  # noqa: F401 - get_num_threads: the objectives' dispatch
 
 from .shared import (  # noqa: F401 - re-exported: the kernels' scalar API
     LOSS_LOGISTIC,
     LOSS_SQUARED_HINGE,
     bce_row,
+    bce_row_pd,
     count_active,
     draw_index,
     esmm_row,
@@ -36,7 +41,7 @@ from .shared import (  # noqa: F401 - re-exported: the kernels' scalar API
     exp_nonpos,
     log1pexp,
     mix64,
-    pair_group,
+    pair_group_pd,
     sigmoid_and_deriv,
     sort_conversions,
     weight,
@@ -157,6 +162,17 @@ def bce_pass(z, y, w, has_w, floor, g, h):
 
 
 @njit(parallel=True, cache=True)
+def bce_pass_pd(z, y, w, has_w, floor, g, h, pp, pd):
+    """:func:`bce_pass` that also stores p and σ' of every row in pp, pd (read by :func:`pair_pass`)."""
+    for i in prange(z.size):
+        gi, hi, p, d = bce_row_pd(np.float64(z[i]), y[i], w[i] if has_w else 1.0, floor)
+        g[i] = gi
+        h[i] = hi
+        pp[i] = p
+        pd[i] = d
+
+
+@njit(parallel=True, cache=True)
 def bce_loss(z, y, w, has_w):
     total = 0.0
     for i in prange(z.size):
@@ -171,23 +187,56 @@ def bce_loss(z, y, w, has_w):
 
 
 def pair_pass(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-              g, h, sp, si, pa, pb, bw, bwp):
-    """Add the λ·PWiseR gradient/Hessian of every active group to g, h."""
+              g, h, sp, si, pa, pb, bw, bwp, pp, pd):
+    """Add the λ·PWiseR gradient/Hessian of every active group to g, h.
+
+    ``pp``/``pd`` hold p and σ' of every row, stored by :func:`bce_pass_pd` (read by the squared
+    hinge, exact and sampled, instead of a sigmoid per partner).
+    """
     # merge-sort scratch of groups with more than INSERTION_SORT_MAX conversions (untouched pages
     # otherwise). Allocated here, not inside the parallel driver: that made the exact squared
-    # hinge 2.5x slower (benchmarks/bench_objective.py --compare-kernels).
+    # hinge 2.5x slower (measured old vs new in one process; results/kernels_before_after.json).
     tp = np.empty(sp.size, dtype=np.float64)
     ti = np.empty(si.size, dtype=np.int64)
     _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                 g, h, sp, si, tp, ti, pa, pb, bw, bwp)
+                 g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
 
 
 @njit(parallel=True, cache=True)
 def _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                 g, h, sp, si, tp, ti, pa, pb, bw, bwp):
+                 g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
     for a in prange(aptr.size - 1):
-        pair_group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                   g, h, sp, si, tp, ti, pa, pb, bw, bwp)
+        pair_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                      g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+
+
+def bce_pair_pass(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
+                  loss_kind, k, key, g, h, sp, si, pa, pb, bw, bwp, pp, pd):
+    """:func:`bce_pass_pd` then :func:`pair_pass`, chunk by chunk, for contiguous groups.
+
+    Chunk c (rows ``crow[c]:crow[c+1]``, active groups ``cgrp[c]:cgrp[c+1]``, whole) gets its BCE
+    terms and then its pair terms while its rows are in cache: run as two passes over 2M rows, the
+    pair pass waited on memory at every active group. Same arithmetic, same bits. For one thread:
+    on more, the BCE loops nested in the parallel chunk loop ran 2-6x slower than the two passes.
+    """
+    tp = np.empty(sp.size, dtype=np.float64)
+    ti = np.empty(si.size, dtype=np.int64)
+    _bce_pair_chunks(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
+                     loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+
+
+@njit(parallel=True, cache=True)
+def _bce_pair_chunks(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
+                     loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+    for c in prange(crow.size - 1):
+        r0 = crow[c]
+        r1 = crow[c + 1]
+        # bce_pass_pd on views (w sliced even when empty): its row loop stays vector code; a row
+        # loop written here, or given offsets, or a w chosen by has_w, ran ~3x slower (measured)
+        bce_pass_pd(z[r0:r1], y[r0:r1], w[r0:r1], has_w, floor, g[r0:r1], h[r0:r1], pp[r0:r1], pd[r0:r1])
+        for a in range(cgrp[c], cgrp[c + 1]):
+            pair_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                          g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
 
 
 @njit(cache=True)

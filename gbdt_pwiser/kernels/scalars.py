@@ -184,12 +184,19 @@ def weight(w, has_w, r):
 
 
 @_scalar
-def bce_row(zi, yi, wi, floor):
-    """BCE gradient w (p - c) and floored Hessian max(w σ', floor) of one row (c = y >= 1)."""
+def bce_row_pd(zi, yi, wi, floor):
+    """BCE gradient w (p - c), floored Hessian max(w σ', floor), p and σ' of one row (c = y >= 1)."""
     p, d = sigmoid_and_deriv(zi)
     c = 1.0 if yi >= 1 else 0.0
     hh = wi * d
-    return wi * (p - c), (hh if hh > floor else floor)
+    return wi * (p - c), (hh if hh > floor else floor), p, d
+
+
+@_scalar
+def bce_row(zi, yi, wi, floor):
+    """BCE gradient w (p - c) and floored Hessian max(w σ', floor) of one row (c = y >= 1)."""
+    gi, hi, _, _ = bce_row_pd(zi, yi, wi, floor)
+    return gi, hi
 
 
 @_scalar
@@ -215,6 +222,28 @@ def esmm_row(ui, vi, ai, wi, floor):
         gi = ai * dq / one_m_aq
     hh = wi * ai * dq * one_m_q / one_m_aq
     return wi * gi, (hh if hh > floor else floor)
+
+
+@_scalar
+def sq_hinge_partner_terms(pj, dj, wj, m, sc, A, B):
+    """(gradient, Hessian) of an exact squared-hinge partner with active-prefix sums A = Σ w_i, B = Σ w_i p_i."""
+    f = sc * 2.0 * wj * dj
+    return f * ((pj + m) * A - B), f * dj * A
+
+
+@_scalar
+def sq_hinge_conversion_terms(wi, di, pi, m, sc, SW, SWP):
+    """(gradient, Hessian) of an exact squared-hinge conversion whose active partners have
+    Σ w_j = SW and Σ w_j p_j = SWP."""
+    f = sc * 2.0 * wi * di
+    return -(f * (SWP - (pi - m) * SW)), f * di * SW
+
+
+@_scalar
+def sq_hinge_pair(pi, di, pj, dj, m, pw):
+    """One sampled squared-hinge pair of weight pw: (active, g_i, h_i, g_j, h_j) to add."""
+    dlt = (pj - pi) + m
+    return dlt > 0.0, -(pw * 2.0 * dlt * di), pw * 2.0 * di * di, pw * 2.0 * dlt * dj, pw * 2.0 * dj * dj
 
 
 @_scalar

@@ -28,6 +28,11 @@ by ``p`` ascending, a partner ``j`` is active with conversion ``i`` iff
 a prefix of length ``r_j`` (binary search). Prefix sums of ``w_i`` and
 ``w_i p_i`` give ``j``'s gradient; bucketing ``w_j`` and ``w_j p_j`` at ``r_j``
 and taking suffix sums gives every conversion's: ``O(|G| log |P_G|)``.
+
+The CPU drivers use :func:`pair_group_pd` (end of this module): the same
+arithmetic through the same scalars, with p and σ' of every row read from the
+BCE pass instead of one sigmoid per partner, and one call per group; the CUDA
+group kernel still uses :func:`pair_group`. Both give the same bits.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from .scalars import (  # noqa: F401 - re-exported: one namespace for the kernel
     _shared,
     add_at,
     bce_row,
+    bce_row_pd,
     count_active,
     draw_index,
     esmm_row,
@@ -51,6 +57,9 @@ from .scalars import (  # noqa: F401 - re-exported: one namespace for the kernel
     partner_term,
     pow2_scale,
     sigmoid_and_deriv,
+    sq_hinge_conversion_terms,
+    sq_hinge_pair,
+    sq_hinge_partner_terms,
     weight,
 )
 
@@ -150,10 +159,9 @@ def sq_hinge_partner(z, w, has_w, j, sp, po, nP, pa, pb, bo, bw, bwp, bb, m, sc,
     r = count_active(sp, po, nP, pj, m)
     if r > 0:
         wj = weight(w, has_w, j)
-        A = pa[bo + r]
-        B = pb[bo + r]
-        g[j] += sc * 2.0 * wj * dj * ((pj + m) * A - B)
-        h[j] += sc * 2.0 * wj * dj * dj * A
+        gj, hj = sq_hinge_partner_terms(pj, dj, wj, m, sc, pa[bo + r], pb[bo + r])
+        g[j] += gj
+        h[j] += hj
         add_at(bw, bb + r, wj, atomic)
         add_at(bwp, bb + r, wj * pj, atomic)
 
@@ -170,9 +178,9 @@ def sq_hinge_suffix(z, w, has_w, sp, si, po, nP, bw, bwp, bb, m, sc, g, h):
             i = si[po + q]
             pi = sp[po + q]
             di = sigmoid_and_deriv(np.float64(z[i]))[1]
-            wi = weight(w, has_w, i)
-            g[i] -= sc * 2.0 * wi * di * (SWP - (pi - m) * SW)
-            h[i] += sc * 2.0 * wi * di * di * SW
+            gi, hi = sq_hinge_conversion_terms(weight(w, has_w, i), di, pi, m, sc, SW, SWP)
+            g[i] += gi
+            h[i] += hi
 
 
 @_shared
@@ -281,12 +289,12 @@ def sampled_conversion(z, w, has_w, perm, s, nP, nC, e, sc_c, sc_n, m1, m2, loss
             zj = np.float64(z[j])
             if loss_kind == LOSS_SQUARED_HINGE:
                 pj, dj = sigmoid_and_deriv(zj)
-                dlt = (pj - pi) + m
-                if dlt > 0.0:
-                    g[i] -= pw * 2.0 * dlt * di
-                    h[i] += pw * 2.0 * di * di
-                    add_at(g, j, pw * 2.0 * dlt * dj, atomic)
-                    add_at(h, j, pw * 2.0 * dj * dj, atomic)
+                act, gi, hi, gj, hj = sq_hinge_pair(pi, di, pj, dj, m, pw)
+                if act:
+                    g[i] += gi
+                    h[i] += hi
+                    add_at(g, j, gj, atomic)
+                    add_at(h, j, hj, atomic)
             else:
                 sv, dv = sigmoid_and_deriv(zj - zi + m)
                 g[i] -= pw * sv
@@ -313,6 +321,140 @@ def pair_group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, l
     elif loss_kind == LOSS_SQUARED_HINGE:
         sq_hinge_group(z, w, has_w, perm, s, nP, nC, e, pptr[a], pptr[a] + a, sc_c, sc_n, m1, m2,
                        g, h, sp, si, tp, ti, pa, pb, bw, bwp)
+    else:
+        for t in range(s, s + nP):
+            logistic_conversion(z, w, has_w, perm, s, nP, nC, e, sc_c, sc_n, m1, m2, t, g, h, True)
+
+
+# --------------------------------------------------------------------------- CPU group path: p, σ' once per row
+#
+# The CPU's BCE pass stores p = σ(z) and σ'(z) = p(1 - p) of every row (``pp[r]``, ``pd[r]``,
+# :func:`bce_row_pd`: the sigmoid is evaluated once per row, vectorised), and the group functions
+# below read them instead of evaluating the sigmoid once per partner (exact) or per drawn pair
+# (sampled). One call per group; the loops call only inlined scalars. The arithmetic is that of
+# the per-partner functions above (the same scalars, the same order), so the results are bitwise
+# those of :func:`pair_group`, which the CUDA group kernel uses.
+
+
+@_shared
+def sq_hinge_partners(w, has_w, perm, pp, pd, js, je, sp, po, nP, pa, pb, bo, bw, bwp, m, sc, g, h):
+    """:func:`sq_hinge_partner` for the partners at positions [js, je), from pp/pd."""
+    # branch-free: a partner with no active conversion (r = 0) reads the empty prefix
+    # pa[bo] = pb[bo] = 0, so adds 0 to g, h, and its weight lands in bucket 0, which no
+    # conversion's suffix sum reads (sq_hinge_suffix_pd sums buckets 1..nP)
+    for t in range(js, je):
+        j = perm[t]
+        pj = pp[j]
+        r = count_active(sp, po, nP, pj, m)
+        wj = weight(w, has_w, j)
+        gj, hj = sq_hinge_partner_terms(pj, pd[j], wj, m, sc, pa[bo + r], pb[bo + r])
+        g[j] += gj
+        h[j] += hj
+        bw[bo + r] += wj
+        bwp[bo + r] += wj * pj
+
+
+@_shared
+def sq_hinge_suffix_pd(w, has_w, pd, sp, si, po, nP, bw, bwp, bb, m, sc, g, h):
+    """:func:`sq_hinge_suffix` reading the conversions' σ' from pd."""
+    SW = 0.0
+    SWP = 0.0
+    for q in range(nP - 1, -1, -1):
+        SW += bw[bb + q + 1]
+        SWP += bwp[bb + q + 1]
+        if SW != 0.0:
+            i = si[po + q]
+            gi, hi = sq_hinge_conversion_terms(weight(w, has_w, i), pd[i], sp[po + q], m, sc, SW, SWP)
+            g[i] += gi
+            h[i] += hi
+
+
+@_shared
+def sq_hinge_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, po, bo, sc_c, sc_n, m1, m2,
+                      g, h, sp, si, tp, ti, pa, pb, bw, bwp):
+    """:func:`sq_hinge_group` reading the partners' p and σ' from pp/pd."""
+    for q in range(nP):
+        r = perm[s + q]
+        sp[po + q] = pp[r]
+        si[po + q] = r
+    sort_conversions(sp, si, tp, ti, po, nP)
+    conversion_prefix(w, has_w, sp, si, po, bo, nP, pa, pb)
+    for term in range(2):
+        if term == 0:
+            js = s + nP
+            je = s + nP + nC
+            m = m1
+            sc = sc_c
+        else:
+            js = s + nP + nC
+            je = e
+            m = m2
+            sc = sc_n
+        if je == js or sc == 0.0:
+            continue
+        for q in range(nP + 1):
+            bw[bo + q] = 0.0
+            bwp[bo + q] = 0.0
+        sq_hinge_partners(w, has_w, perm, pp, pd, js, je, sp, po, nP, pa, pb, bo, bw, bwp, m, sc, g, h)
+        sq_hinge_suffix_pd(w, has_w, pd, sp, si, po, nP, bw, bwp, bo, m, sc, g, h)
+
+
+@_shared
+def sampled_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, sc_c, sc_n, m1, m2, loss_kind, k, key, g, h):
+    """:func:`sampled_conversion` for every conversion of one group, squared hinge from pp/pd."""
+    nN = e - s - nP - nC
+    for t in range(s, s + nP):
+        i = perm[t]
+        zi = np.float64(z[i])
+        pi = pp[i]
+        di = pd[i]
+        wi = weight(w, has_w, i)
+        for term in range(2):
+            if term == 0:
+                nT = nC
+                base = s + nP
+                m = m1
+                sc = sc_c
+            else:
+                nT = nN
+                base = s + nP + nC
+                m = m2
+                sc = sc_n
+            if nT == 0 or sc == 0.0:
+                continue
+            fac = sc * wi * nT / k
+            for dd in range(k):
+                u = base + draw_index(key, (np.int64(i) * 2 + term) * k + dd, nT)
+                j = perm[u]
+                pw = fac * weight(w, has_w, j)
+                if loss_kind == LOSS_SQUARED_HINGE:
+                    act, gi, hi, gj, hj = sq_hinge_pair(pi, di, pp[j], pd[j], m, pw)
+                    if act:
+                        g[i] += gi
+                        h[i] += hi
+                        g[j] += gj
+                        h[j] += hj
+                else:
+                    sv, dv = sigmoid_and_deriv(np.float64(z[j]) - zi + m)
+                    g[i] -= pw * sv
+                    h[i] += pw * dv
+                    g[j] += pw * sv
+                    h[j] += pw * dv
+
+
+@_shared
+def pair_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                  g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+    """:func:`pair_group` reading p and σ' of each row from pp/pd (squared hinge)."""
+    s = aptr[a]
+    e = aptr[a + 1]
+    nP = anP[a]
+    nC = anC[a]
+    if k > 0:
+        sampled_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, sc_c, sc_n, m1, m2, loss_kind, k, key, g, h)
+    elif loss_kind == LOSS_SQUARED_HINGE:
+        sq_hinge_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, pptr[a], pptr[a] + a, sc_c, sc_n, m1, m2,
+                          g, h, sp, si, tp, ti, pa, pb, bw, bwp)
     else:
         for t in range(s, s + nP):
             logistic_conversion(z, w, has_w, perm, s, nP, nC, e, sc_c, sc_n, m1, m2, t, g, h, True)
