@@ -22,7 +22,7 @@ from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_N
 from .._labels import as_funnel
 from .._validation import check_random_state
 from ..objectives import PWiseRObjective, initial_margin
-from ..sklearn._backends import BACKENDS, FitResult
+from ..sklearn._backends import FitResult
 from ..sklearn._base import _ChainBase
 from ..sklearn._classifier import CTCVRClassifier, store_fit
 from ..sklearn._inputs import check_native_params, check_X
