@@ -53,4 +53,6 @@ def test_cold_cache_notice_then_warm_silence(tmp_path):
     for r in runs:
         assert r.returncode == 0, r.stderr
     assert runs[0].stderr.count(_threads.NOTICE) == 1, runs[0].stderr
+    # nothing but the notice: no Numba warnings from compiling the kernels
+    assert "Warning" not in runs[0].stderr, runs[0].stderr
     assert _threads.NOTICE not in runs[1].stderr, runs[1].stderr

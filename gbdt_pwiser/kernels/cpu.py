@@ -25,9 +25,17 @@ reads no labels and sorts nothing but the group's conversions.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from numba import get_num_threads, njit, prange  # noqa: F401 - get_num_threads: the objectives' dispatch
+from numba.core.errors import NumbaIRAssumptionWarning
+
+# Numba's pedantic IR check reports the scalars inlined into these drivers (``inline="always"``)
+# as "variable '<name>.<n>' is not in scope" while compiling: a note on its own SSA bookkeeping,
+# not on this code (the compiled results are tested bit for bit). Only that message is silenced,
+# so users do not see a "please report to numba" wall of text on their first fit.
+warnings.filterwarnings("ignore", message=r"variable '.*' is not in scope", category=NumbaIRAssumptionWarning)
 
 from .shared import (  # noqa: F401 - re-exported: the kernels' scalar API
     LOSS_LOGISTIC,
