@@ -7,6 +7,9 @@ gradients in a per-process store that the test collects with ``client.run``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import numpy as np
 
 from gbdt_pwiser import PWiseRObjective
@@ -72,3 +75,15 @@ class DyingGlobal(GlobalPWiseRObjective):
                 os.close(fd)
                 os._exit(1)
         return super().__call__(a, b, sample_weight, group)
+
+
+@contextlib.contextmanager
+def two_worker_client(silence_logs=logging.ERROR):
+    """A client of a LocalCluster of 2 worker processes × 1 thread, both workers connected."""
+    import distributed
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=silence_logs) as cluster:
+        with distributed.Client(cluster) as c:
+            c.wait_for_workers(2, timeout=60)
+            yield c

@@ -5,7 +5,6 @@ One LocalCluster (2 process workers x 1 thread) serves the whole module.
 
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,7 @@ lgb = pytest.importorskip("lightgbm")
 pytest.importorskip("lightgbm.dask")
 
 import _dask_helpers as H  # noqa: E402
+from _dask_helpers import two_worker_client  # noqa: E402
 
 from gbdt_pwiser import EntireSpaceCVRObjective, PWiseRObjective  # noqa: E402
 from gbdt_pwiser.dask import (  # noqa: E402
@@ -39,11 +39,8 @@ FEATURES = [f"f{i}" for i in range(6)]
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
-        with distributed.Client(cluster) as c:
-            c.wait_for_workers(2, timeout=60)
-            yield c
+    with two_worker_client() as c:
+        yield c
 
 
 def _frame(n_requests=120, seed=0, weighted=True):

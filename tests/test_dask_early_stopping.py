@@ -7,7 +7,6 @@ of the metric over the rounds picks (same patience rule as CTCVRClassifier).
 
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ pytest.importorskip("lightgbm.dask")
 
 import xgboost as xgb  # noqa: E402
 
+from _dask_helpers import two_worker_client  # noqa: E402
 from gbdt_pwiser.dask import DaskCTCVRClassifier  # noqa: E402
 from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 from gbdt_pwiser.metrics import click_auc, clicked_conversion_auc, conversion_auc  # noqa: E402
@@ -29,10 +29,8 @@ PARAMS = {"n_estimators": 40, "max_depth": 4, "learning_rate": 0.5, "n_jobs": 1,
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
-        with distributed.Client(cluster) as c:
-            yield c
+    with two_worker_client() as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 import pandas as pd
@@ -14,6 +13,7 @@ pytest.importorskip("xgboost.dask")
 pytest.importorskip("lightgbm.dask")
 
 from gbdt_pwiser import CTCVRClassifier  # noqa: E402
+from _dask_helpers import two_worker_client  # noqa: E402
 from gbdt_pwiser.dask import DaskCTCVRClassifier, partition_by_group  # noqa: E402
 from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 from gbdt_pwiser.metrics import conversion_auc  # noqa: E402
@@ -23,10 +23,8 @@ PARAMS = {"n_estimators": 15, "max_depth": 3, "learning_rate": 0.2, "n_jobs": 1,
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
-        with distributed.Client(cluster) as c:
-            yield c
+    with two_worker_client() as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
