@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,23 +37,43 @@ def test_compilation_of_own_kernels_prints_one_line_once(monkeypatch, capsys):
     assert err.count(_threads.NOTICE) == 1 and err.count("\n") == 1
 
 
-def test_cold_cache_notice_then_warm_silence(tmp_path):
-    """A fresh Numba cache compiles (one notice); the next process loads the cache (none)."""
+def test_read_only_install_compiles_once_into_the_user_cache(tmp_path):
+    """A package directory that cannot be written (a system or container install): the first process
+    compiles (one notice, nothing else on stderr) into the per-user cache; the next loads it (silent).
+
+    Numba looks for a writable ``__pycache__`` next to the source first, then the per-user cache
+    (``$XDG_CACHE_HOME/numba``). Root ignores permission bits (as in CI), so the install below is
+    made unwritable by failing Numba's own writability check for every path inside it.
+    """
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "gbdt_pwiser", site / "gbdt_pwiser", ignore=shutil.ignore_patterns("__pycache__"))
     script = (
+        "import numba.core.caching as caching\n"
+        "_ensure = caching.InTreeCacheLocator.ensure_cache_path\n"
+        "def _read_only(self):\n"
+        f"    if self.get_cache_path().startswith({str(site)!r}):\n"
+        "        raise PermissionError('read-only install')\n"
+        "    return _ensure(self)\n"
+        "caching.InTreeCacheLocator.ensure_cache_path = _read_only\n"
         "import numpy as np\n"
-        "from gbdt_pwiser import PWiseRObjective\n"
+        "import gbdt_pwiser\n"
+        f"assert gbdt_pwiser.__file__.startswith({str(site)!r}), gbdt_pwiser.__file__\n"
         "y = np.array([2, 1, 0, 0, 2, 0] * 50, dtype=np.int8)\n"
         "g = np.repeat(np.arange(50), 6)\n"
-        "obj = PWiseRObjective()\n"
+        "obj = gbdt_pwiser.PWiseRObjective()\n"
         "for _ in range(2):\n"
         "    obj.grad_hess(np.zeros(y.size), y, group=g)\n"
     )
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "user-cache"))
     runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                           timeout=900) for _ in range(2)]
+                           timeout=900, cwd=tmp_path) for _ in range(2)]
     for r in runs:
         assert r.returncode == 0, r.stderr
     assert runs[0].stderr.count(_threads.NOTICE) == 1, runs[0].stderr
     # nothing but the notice: no Numba warnings from compiling the kernels
-    assert "Warning" not in runs[0].stderr, runs[0].stderr
-    assert _threads.NOTICE not in runs[1].stderr, runs[1].stderr
+    assert runs[0].stderr.strip() == _threads.NOTICE, runs[0].stderr
+    assert runs[1].stderr == "", runs[1].stderr
+    user_cache = list((tmp_path / "user-cache" / "numba").rglob("*.nbi"))
+    assert any("cpu" in f.name for f in user_cache), user_cache
+    assert not list(site.rglob("*.nbi")), "wrote the cache into the read-only install"

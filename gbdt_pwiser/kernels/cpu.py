@@ -13,7 +13,8 @@ boosting round calls two ``@njit(parallel=True)`` drivers:
   terms follow);
 * :func:`pair_pass` — group-parallel pair terms, only over the *active* groups
   (those holding a conversion and at least one partner), one call per group
-  (:func:`~gbdt_pwiser.kernels.shared.pair_group_pd`), reading p and σ' from
+  (:func:`pair_group_cpu`: :func:`~gbdt_pwiser.kernels.shared.exact_group_pd` or
+  :func:`~gbdt_pwiser.kernels.shared.sampled_group_pd`), reading p and σ' from
   the BCE pass instead of a sigmoid per partner. Pairs never cross groups, so
   threads never write the same row.
 
@@ -25,17 +26,11 @@ reads no labels and sorts nothing but the group's conversions.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
-from numba import get_num_threads, njit, prange  # noqa: F401 - get_num_threads: the objectives' dispatch
-from numba.core.errors import NumbaIRAssumptionWarning
+from numba import get_num_threads, njit, prange, types  # noqa: F401 - get_num_threads: the objectives' dispatch
+from numba.extending import overload
 
-# Numba's pedantic IR check reports the scalars inlined into these drivers (``inline="always"``)
-# as "variable '<name>.<n>' is not in scope" while compiling: a note on its own SSA bookkeeping,
-# not on this code (the compiled results are tested bit for bit). Only that message is silenced,
-# so users do not see a "please report to numba" wall of text on their first fit.
-warnings.filterwarnings("ignore", message=r"variable '.*' is not in scope", category=NumbaIRAssumptionWarning)
 
 from .shared import (  # noqa: F401 - re-exported: the kernels' scalar API
     LOSS_LOGISTIC,
@@ -49,7 +44,8 @@ from .shared import (  # noqa: F401 - re-exported: the kernels' scalar API
     exp_nonpos,
     log1pexp,
     mix64,
-    pair_group_pd,
+    exact_group_pd,
+    sampled_group_pd,
     sigmoid_and_deriv,
     sort_conversions,
     weight,
@@ -91,13 +87,17 @@ def _class_of(label):
     return 2
 
 
-@njit(parallel=True, cache=True)
+# The two preparation passes run once per training data, on one thread (objectives/_prepare.py):
+# plain loops, as a parfor each cost ~2 s of first compilation and nothing at run time.
+
+
+@njit(cache=True)
 def group_stats_ptr(y, w, has_w, gptr):
     """Per-group counts and weight sums of P, C, N for contiguous groups."""
     G = gptr.size - 1
     counts = np.zeros((G, 3), dtype=np.int64)
     wsum = np.zeros((G, 3), dtype=np.float64)
-    for gi in prange(G):
+    for gi in range(G):
         for r in range(gptr[gi], gptr[gi + 1]):
             c = _class_of(y[r])
             counts[gi, c] += 1
@@ -118,10 +118,10 @@ def group_stats_codes(y, w, has_w, codes, G):
     return counts, wsum
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def fill_perm_ptr(y, gptr, active, aptr, counts, perm):
     """Lay out the rows of active groups as [P | C | N] (stable) in ``perm``."""
-    for a in prange(active.size):
+    for a in range(active.size):
         gi = active[a]
         o0 = aptr[a]
         o1 = o0 + counts[gi, 0]
@@ -169,15 +169,30 @@ def bce_pass(z, y, w, has_w, floor, g, h):
         h[i] = hi
 
 
-@njit(parallel=True, cache=True)
-def bce_pass_pd(z, y, w, has_w, floor, g, h, pp, pd):
-    """:func:`bce_pass` that also stores p and σ' of every row in pp, pd (read by :func:`pair_pass`)."""
-    for i in prange(z.size):
+@njit(cache=True, error_model="numpy")
+def bce_rows_pd(z, y, w, has_w, floor, g, h, pp, pd):
+    """:func:`bce_pass` that also stores p and σ' of every row in pp, pd (read by :func:`pair_pass`),
+    on one thread (a vectorised row loop: called on views by the drivers below)."""
+    for i in range(z.size):
         gi, hi, p, d = bce_row_pd(np.float64(z[i]), y[i], w[i] if has_w else 1.0, floor)
         g[i] = gi
         h[i] = hi
         pp[i] = p
         pd[i] = d
+
+
+#: rows per task of the row-parallel BCE pass (:func:`bce_pass_pd`)
+ROW_BLOCK = 16384
+
+
+@njit(parallel=True, cache=True)
+def bce_pass_pd(z, y, w, has_w, floor, g, h, pp, pd):
+    """:func:`bce_rows_pd` over blocks of ROW_BLOCK rows in parallel."""
+    for b in prange((z.size + ROW_BLOCK - 1) // ROW_BLOCK):
+        r0 = b * ROW_BLOCK
+        r1 = min(r0 + ROW_BLOCK, z.size)
+        # w sliced even when empty (has_w False): the view is empty too
+        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], has_w, floor, g[r0:r1], h[r0:r1], pp[r0:r1], pd[r0:r1])
 
 
 @njit(parallel=True, cache=True)
@@ -194,6 +209,37 @@ def bce_loss(z, y, w, has_w):
 # --------------------------------------------------------------------------- pair terms
 
 
+def pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                   g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+    """The pair terms of active group a: exact (``pairs="all"``) when ``key`` is None, else k draws
+    per conversion and term with the round key ``key``."""
+    group = exact_group_pd if key is None else sampled_group_pd
+    group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+          g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+
+
+@overload(pair_group_cpu, jit_options={"forceinline": True})
+def _pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                    g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+    # the mode is chosen while compiling, by the type of key: a fit compiles its own mode only
+    # (a branch at run time compiled all three, ~1.5 s of every first fit)
+    return exact_group_pd if isinstance(key, types.NoneType) else sampled_group_pd
+
+
+@njit(cache=True, error_model="numpy")
+def _pair_group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+    # the parallel driver's call into the group mathematics, a dispatcher: compiled once (called
+    # directly from a prange body, every group function compiled twice)
+    pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                   g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+
+
+def _mode_key(k, key):
+    """The drivers' mode argument: None for the exact modes (k = 0), the round key for k draws."""
+    return None if k == 0 else np.uint64(key)
+
+
 def pair_pass(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
               g, h, sp, si, pa, pb, bw, bwp, pp, pd):
     """Add the λ·PWiseR gradient/Hessian of every active group to g, h.
@@ -206,6 +252,7 @@ def pair_pass(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_
     # hinge 2.5x slower (measured old vs new in one process; results/kernels_before_after.json).
     tp = np.empty(sp.size, dtype=np.float64)
     ti = np.empty(si.size, dtype=np.int64)
+    key = _mode_key(k, key)
     _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
                  g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
 
@@ -214,7 +261,7 @@ def pair_pass(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_
 def _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
                  g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
     for a in prange(aptr.size - 1):
-        pair_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+        _pair_group(np.int64(a), z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
                       g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
 
 
@@ -229,22 +276,24 @@ def bce_pair_pass(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr,
     """
     tp = np.empty(sp.size, dtype=np.float64)
     ti = np.empty(si.size, dtype=np.int64)
+    key = _mode_key(k, key)
     _bce_pair_chunks(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
                      loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, error_model="numpy")
 def _bce_pair_chunks(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
                      loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
-    for c in prange(crow.size - 1):
+    # one thread: a plain loop (a parfor here cost ~4 s of first compilation and nothing at run time)
+    for c in range(crow.size - 1):
         r0 = crow[c]
         r1 = crow[c + 1]
-        # bce_pass_pd on views (w sliced even when empty): its row loop stays vector code; a row
+        # bce_rows_pd on views (w sliced even when empty): its row loop stays vector code; a row
         # loop written here, or given offsets, or a w chosen by has_w, ran ~3x slower (measured)
-        bce_pass_pd(z[r0:r1], y[r0:r1], w[r0:r1], has_w, floor, g[r0:r1], h[r0:r1], pp[r0:r1], pd[r0:r1])
+        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], has_w, floor, g[r0:r1], h[r0:r1], pp[r0:r1], pd[r0:r1])
         for a in range(cgrp[c], cgrp[c + 1]):
-            pair_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                          g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+            pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                           g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
 
 
 @njit(cache=True)

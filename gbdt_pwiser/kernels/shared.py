@@ -29,10 +29,11 @@ a prefix of length ``r_j`` (binary search). Prefix sums of ``w_i`` and
 ``w_i p_i`` give ``j``'s gradient; bucketing ``w_j`` and ``w_j p_j`` at ``r_j``
 and taking suffix sums gives every conversion's: ``O(|G| log |P_G|)``.
 
-The CPU drivers use :func:`pair_group_pd` (end of this module): the same
-arithmetic through the same scalars, with p and σ' of every row read from the
-BCE pass instead of one sigmoid per partner, and one call per group; the CUDA
-group kernel still uses :func:`pair_group`. Both give the same bits.
+The CPU drivers use :func:`exact_group_pd` and :func:`sampled_group_pd` (end of
+this module, one signature: the drivers pick one while compiling): the same arithmetic through the same scalars, with p and σ' of
+every row read from the BCE pass instead of one sigmoid per partner, and one
+call per group; the CUDA group kernel still uses :func:`pair_group`. Both give
+the same bits.
 """
 
 from __future__ import annotations
@@ -400,8 +401,13 @@ def sq_hinge_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, po, bo, sc_c, sc_
 
 
 @_shared
-def sampled_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, sc_c, sc_n, m1, m2, loss_kind, k, key, g, h):
-    """:func:`sampled_conversion` for every conversion of one group, squared hinge from pp/pd."""
+def sampled_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                     g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+    """:func:`sampled_conversion` for every conversion of active group a, squared hinge from pp/pd."""
+    s = aptr[a]
+    e = aptr[a + 1]
+    nP = anP[a]
+    nC = anC[a]
     nN = e - s - nP - nC
     for t in range(s, s + nP):
         i = perm[t]
@@ -443,16 +449,14 @@ def sampled_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, sc_c, sc_n, m1, m2
 
 
 @_shared
-def pair_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                  g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
-    """:func:`pair_group` reading p and σ' of each row from pp/pd (squared hinge)."""
+def exact_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                   g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+    """:func:`pair_group` of active group a for ``pairs="all"``, p and σ' of each row read from pp/pd."""
     s = aptr[a]
     e = aptr[a + 1]
     nP = anP[a]
     nC = anC[a]
-    if k > 0:
-        sampled_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, sc_c, sc_n, m1, m2, loss_kind, k, key, g, h)
-    elif loss_kind == LOSS_SQUARED_HINGE:
+    if loss_kind == LOSS_SQUARED_HINGE:
         sq_hinge_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, pptr[a], pptr[a] + a, sc_c, sc_n, m1, m2,
                           g, h, sp, si, tp, ti, pa, pb, bw, bwp)
     else:
