@@ -26,7 +26,7 @@ from common import RESULTS  # noqa: E402
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 TARGETS = {
-    "fit_exact": 1.10, "fit_k4": 1.05, "rss": 1.10, "warm_start": 1.0,
+    "fit_exact": 1.10, "fit_k4": 1.05, "rss": 1.10, "warm_start": 1.0, "cold_fit": 5.0,
 }
 
 
@@ -91,17 +91,25 @@ def tables() -> str:
                          f"{_ok(max(v['exact_over_native'], v['k=4_over_native']), TARGETS['rss'])} |")
         lines.append("")
     r = _load("startup")
-    if r:
+    if r and "grad_hess" in r["best"]:
         b = r["best"]
-        lines.append("**Start-up** (fresh process, 100k rows, best of runs)")
+        lines.append("**Start-up** (fresh process each; 100k rows in groups of 25, sparse labels; fits: 10 features, "
+                     "5 rounds; best of runs). Cold: an empty Numba cache, so every kernel the program needs "
+                     "compiles (a fresh install); warm: the next process, loading them from the cache.")
         lines.append("")
-        lines.append("| Numba cache | import gbdt_pwiser (s) | first grad_hess (s) | second grad_hess (ms) |")
-        lines.append("|---|---|---|---|")
-        for k in ("cold", "warm"):
-            lines.append(f"| {k} | {b[k]['import_s']:.2f} | {b[k]['first_call_s']:.2f} | {b[k]['second_call_s']*1e3:.1f} |")
+        lines.append("| program | Numba cache | import (s) | first call / fit (s) | second call (ms) | goal |")
+        lines.append("|---|---|---|---|---|---|")
+        for prog, v in b.items():
+            for k in ("cold", "warm"):
+                second = f"{v[k]['second_s'] * 1e3:.1f}" if "second_s" in v[k] else ""
+                goal = ""
+                if prog != "grad_hess":
+                    tgt = TARGETS["cold_fit"] if k == "cold" else TARGETS["warm_start"]
+                    goal = f"≤ {tgt:g} s {_ok(v[k]['first_s'], tgt)}"
+                elif k == "warm":
+                    goal = f"≤ {TARGETS['warm_start']:g} s {_ok(v[k]['first_s'], TARGETS['warm_start'])}"
+                lines.append(f"| {prog} | {k} | {v[k]['import_s']:.2f} | {v[k]['first_s']:.2f} | {second} | {goal} |")
         lines.append("")
-        lines.append(f"Warm-cache first call {b['warm']['first_call_s']:.2f} s (target ≤ 1 s: "
-                     f"{_ok(b['warm']['first_call_s'], TARGETS['warm_start'])}).")
     return "\n".join(lines)
 
 
