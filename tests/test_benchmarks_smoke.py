@@ -100,6 +100,22 @@ def test_bench_startup_smoke(no_results, capsys):
         assert out["best"][prog]["warm"]["first_s"] < out["best"][prog]["cold"]["first_s"]
 
 
+def test_bench_fit_gap_smoke(no_results, capsys):
+    import bench_fit_gap
+
+    out = bench_fit_gap.main(["--smoke"])  # raises if a replayed fit grew a different model
+    printed = capsys.readouterr().out
+    assert set(out["rows"]) == {"NumPy BCE", "PWiseR exact", "PWiseR k=4"}
+    # the control's premise: a BCE custom objective grows native's trees, so replaying it
+    # measures XGBoost's custom-objective path alone
+    assert out["rows"]["NumPy BCE"]["nodes"] == out["native_nodes"] > 0
+    assert out["rows"]["PWiseR exact"]["nodes"] != out["native_nodes"]
+    for name, r in out["rows"].items():
+        assert len(out["times_s"][name]) == len(out["times_s"][f"replay {name}"]) == 1
+        assert r["objective_s"] == pytest.approx(r["fit_s"] - r["replay_s"])
+        assert len(_lines(printed, rf"\| {re.escape(name)} \| \d+\.\d{{3}} \| \d+\.\d{{3}}×")) == 1
+
+
 def test_readme_tables_render_from_results(tmp_path, monkeypatch):
     import common
     import run_all

@@ -8,6 +8,7 @@ from numba import njit
 from gbdt_pwiser import prepare_data
 from gbdt_pwiser._defaults import HESSIAN_FLOOR
 from gbdt_pwiser.kernels import cpu as K
+from gbdt_pwiser.kernels import scalars as SC
 from gbdt_pwiser.kernels import shared as S
 
 
@@ -19,7 +20,7 @@ def _per_partner(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, lo
                      g, h, sp, si, tp, ti, pa, pb, bw, bwp)
 
 
-@pytest.mark.parametrize("loss_kind", [K.LOSS_SQUARED_HINGE, K.LOSS_LOGISTIC])
+@pytest.mark.parametrize("loss_kind", [SC.LOSS_SQUARED_HINGE, SC.LOSS_LOGISTIC])
 @pytest.mark.parametrize("k", [0, 3])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("sizes", [(25, 0.3, 0.4), (200, 0.5, 0.6)])  # 200: > 32 conversions, merge sort

@@ -31,9 +31,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange, types  # noqa: F401 - get_num_threads: the objectives' dispatch
 from numba.extending import overload
 
-
-from .shared import (  # noqa: F401 - re-exported: the kernels' scalar API
-    LOSS_LOGISTIC,
+from .scalars import (
     LOSS_SQUARED_HINGE,
     bce_row,
     bce_row_pd,
@@ -41,15 +39,11 @@ from .shared import (  # noqa: F401 - re-exported: the kernels' scalar API
     draw_index,
     esmm_row,
     esmm_terms,
-    exp_nonpos,
     log1pexp,
-    mix64,
-    exact_group_pd,
-    sampled_group_pd,
     sigmoid_and_deriv,
-    sort_conversions,
     weight,
 )
+from .shared import exact_group_pd, sampled_group_pd, sort_conversions
 
 
 def round_key(seed: int, iteration: int) -> np.uint64:

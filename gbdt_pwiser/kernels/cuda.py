@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from . import scalars as SC
 from . import shared as S
 
 __all__ = ["cuda_status", "get_cuda", "kernels", "KERNELS", "KERNEL_SIGNATURES", "is_simulator"]
@@ -114,7 +115,7 @@ def cuda_status() -> tuple[bool, str]:
 def bce_kernel(z, y, w, has_w, floor, g, h):
     i = cuda.grid(1)
     if i < g.size:
-        gi, hi = S.bce_row(np.float64(z[i]), y[i], w[i] if has_w else 1.0, floor)
+        gi, hi = SC.bce_row(np.float64(z[i]), y[i], w[i] if has_w else 1.0, floor)
         g[i] = gi
         h[i] = hi
 
@@ -122,7 +123,7 @@ def bce_kernel(z, y, w, has_w, floor, g, h):
 def esmm_kernel(u, v, a, w, has_w, floor, g, h):
     i = cuda.grid(1)
     if i < g.size:
-        gi, hi = S.esmm_row(np.float64(u[i]), v[i], a[i], w[i] if has_w else 1.0, floor)
+        gi, hi = SC.esmm_row(np.float64(u[i]), v[i], a[i], w[i] if has_w else 1.0, floor)
         g[i] = gi
         h[i] = hi
 
@@ -215,7 +216,7 @@ def big_sq_partner_kernel(z, w, has_w, perm, aptr, anP, anC, pptr, lpos, lgrp, s
     if t < s + nP:
         return
     term = 0 if t < s + nP + anC[a] else 1
-    m, sc = S.partner_term(t, s, nP, anC[a], m1, m2, sc_c, sc_n)
+    m, sc = SC.partner_term(t, s, nP, anC[a], m1, m2, sc_c, sc_n)
     if sc == 0.0:
         return
     po = pptr[a]
@@ -229,20 +230,11 @@ def big_sq_suffix_kernel(z, w, has_w, aptr, anP, anC, pptr, big, sc_c, sc_n, m1,
     if a >= anP.size or big[a] == 0:
         return
     nP = anP[a]
-    nC = anC[a]
-    nN = aptr[a + 1] - aptr[a] - nP - nC
     po = pptr[a]
     bo = po + a
     for term in range(2):
-        if term == 0:
-            nT = nC
-            m = m1
-            sc = sc_c
-        else:
-            nT = nN
-            m = m2
-            sc = sc_n
-        if nT != 0 and sc != 0.0:
+        js, je, m, sc = SC.term_span(term, aptr[a], nP, anC[a], aptr[a + 1], m1, m2, sc_c, sc_n)
+        if je != js and sc != 0.0:
             S.sq_hinge_suffix(z, w, has_w, sp, si, po, nP, bw, bwp, term * (bw.size // 2) + bo, m, sc, g, h)
 
 
@@ -276,7 +268,7 @@ def big_sampled_kernel(z, w, has_w, perm, aptr, anP, anC, lpos, lgrp, sc_c, sc_n
 def draw_kernel(key, counters, n, out):
     x = cuda.grid(1)
     if x < counters.size:
-        out[x] = S.draw_index(key, counters[x], n)
+        out[x] = SC.draw_index(key, counters[x], n)
 
 
 #: name -> kernel function (plain Python; :func:`kernels` compiles them).

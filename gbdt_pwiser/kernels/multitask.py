@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .cpu import log1pexp, sigmoid_and_deriv
+from .scalars import log1pexp, sigmoid_and_deriv
 
 __all__ = ["ctcvr_terms", "shared_ctcvr_pass", "ctcvr_loss"]
 

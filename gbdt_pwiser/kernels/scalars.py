@@ -258,6 +258,15 @@ def partner_term(t, s, nP, nC, m1, m2, sc_c, sc_n):
 
 
 @_scalar
+def term_span(term, s, nP, nC, e, m1, m2, sc_c, sc_n):
+    """Partner positions [js, je), margin and scale of a group's term 0 (conversion vs click-only)
+    or term 1 (conversion vs non-click); the group's rows are [P | C | N] at s:e."""
+    if term == 0:
+        return s + nP, s + nP + nC, m1, sc_c
+    return s + nP + nC, e, m2, sc_n
+
+
+@_scalar
 def count_active(sp, po, nP, pj, m):
     """Number of sorted conversions i with (p_j - p_i) + m > 0 (a prefix)."""
     lo = 0

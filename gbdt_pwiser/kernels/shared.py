@@ -40,27 +40,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scalars import (  # noqa: F401 - re-exported: one namespace for the kernels
+from .scalars import (
     INSERTION_SORT_MAX,
-    LOSS_LOGISTIC,
     LOSS_SQUARED_HINGE,
     _shared,
     add_at,
-    bce_row,
-    bce_row_pd,
     count_active,
     draw_index,
-    esmm_row,
-    esmm_terms,
-    exp_nonpos,
-    log1pexp,
-    mix64,
     partner_term,
-    pow2_scale,
     sigmoid_and_deriv,
     sq_hinge_conversion_terms,
     sq_hinge_pair,
     sq_hinge_partner_terms,
+    term_span,
     weight,
 )
 
@@ -154,6 +146,14 @@ def conversion_prefix(w, has_w, sp, si, po, bo, nP, pa, pb):
 
 
 @_shared
+def clear_buckets(bw, bwp, bo, nP):
+    """Zero the nP + 1 partner buckets of a group (offset bo) before a term."""
+    for q in range(nP + 1):
+        bw[bo + q] = 0.0
+        bwp[bo + q] = 0.0
+
+
+@_shared
 def sq_hinge_partner(z, w, has_w, j, sp, po, nP, pa, pb, bo, bw, bwp, bb, m, sc, g, h, atomic):
     """Partner j's own gradient/Hessian; its w_j and w_j p_j go to bucket bb + r_j."""
     pj, dj = sigmoid_and_deriv(np.float64(z[j]))
@@ -193,21 +193,10 @@ def sq_hinge_group(z, w, has_w, perm, s, nP, nC, e, po, bo, sc_c, sc_n, m1, m2,
     sort_conversions(sp, si, tp, ti, po, nP)
     conversion_prefix(w, has_w, sp, si, po, bo, nP, pa, pb)
     for term in range(2):
-        if term == 0:
-            js = s + nP
-            je = s + nP + nC
-            m = m1
-            sc = sc_c
-        else:
-            js = s + nP + nC
-            je = e
-            m = m2
-            sc = sc_n
+        js, je, m, sc = term_span(term, s, nP, nC, e, m1, m2, sc_c, sc_n)
         if je == js or sc == 0.0:
             continue
-        for q in range(nP + 1):
-            bw[bo + q] = 0.0
-            bwp[bo + q] = 0.0
+        clear_buckets(bw, bwp, bo, nP)
         for t in range(js, je):
             sq_hinge_partner(z, w, has_w, perm[t], sp, po, nP, pa, pb, bo, bw, bwp, bo, m, sc, g, h, False)
         sq_hinge_suffix(z, w, has_w, sp, si, po, nP, bw, bwp, bo, m, sc, g, h)
@@ -264,22 +253,13 @@ def logistic_partner(z, w, has_w, perm, s, nP, nC, sc_c, sc_n, m1, m2, t, g, h):
 def sampled_conversion(z, w, has_w, perm, s, nP, nC, e, sc_c, sc_n, m1, m2, loss_kind, k, key,
                        t, g, h, atomic):
     """k drawn partners per term for the conversion at position t (counter (i*2+term)*k+draw)."""
-    nN = e - s - nP - nC
     i = perm[t]
     zi = np.float64(z[i])
     pi, di = sigmoid_and_deriv(zi)
     wi = weight(w, has_w, i)
     for term in range(2):
-        if term == 0:
-            nT = nC
-            base = s + nP
-            m = m1
-            sc = sc_c
-        else:
-            nT = nN
-            base = s + nP + nC
-            m = m2
-            sc = sc_n
+        base, je, m, sc = term_span(term, s, nP, nC, e, m1, m2, sc_c, sc_n)
+        nT = je - base
         if nT == 0 or sc == 0.0:
             continue
         fac = sc * wi * nT / k
@@ -381,21 +361,10 @@ def sq_hinge_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, po, bo, sc_c, sc_
     sort_conversions(sp, si, tp, ti, po, nP)
     conversion_prefix(w, has_w, sp, si, po, bo, nP, pa, pb)
     for term in range(2):
-        if term == 0:
-            js = s + nP
-            je = s + nP + nC
-            m = m1
-            sc = sc_c
-        else:
-            js = s + nP + nC
-            je = e
-            m = m2
-            sc = sc_n
+        js, je, m, sc = term_span(term, s, nP, nC, e, m1, m2, sc_c, sc_n)
         if je == js or sc == 0.0:
             continue
-        for q in range(nP + 1):
-            bw[bo + q] = 0.0
-            bwp[bo + q] = 0.0
+        clear_buckets(bw, bwp, bo, nP)
         sq_hinge_partners(w, has_w, perm, pp, pd, js, je, sp, po, nP, pa, pb, bo, bw, bwp, m, sc, g, h)
         sq_hinge_suffix_pd(w, has_w, pd, sp, si, po, nP, bw, bwp, bo, m, sc, g, h)
 
@@ -408,7 +377,6 @@ def sampled_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1,
     e = aptr[a + 1]
     nP = anP[a]
     nC = anC[a]
-    nN = e - s - nP - nC
     for t in range(s, s + nP):
         i = perm[t]
         zi = np.float64(z[i])
@@ -416,16 +384,8 @@ def sampled_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1,
         di = pd[i]
         wi = weight(w, has_w, i)
         for term in range(2):
-            if term == 0:
-                nT = nC
-                base = s + nP
-                m = m1
-                sc = sc_c
-            else:
-                nT = nN
-                base = s + nP + nC
-                m = m2
-                sc = sc_n
+            base, je, m, sc = term_span(term, s, nP, nC, e, m1, m2, sc_c, sc_n)
+            nT = je - base
             if nT == 0 or sc == 0.0:
                 continue
             fac = sc * wi * nT / k
