@@ -18,6 +18,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_fit  # noqa: E402
+import bench_fit_gap  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_objective  # noqa: E402
 import bench_startup  # noqa: E402
@@ -74,6 +75,9 @@ def tables() -> str:
                         tgt = f"≤ {TARGETS['fit_k4']} {_ok(v['ratio_median'], TARGETS['fit_k4'])}"
                     lines.append(f"| {regime} | {int(n):,} | {name} | {v['median_s']:.3f} | {v['ratio_median']:.3f} | "
                                  f"{v['ratio_min']:.3f}–{v['ratio_max']:.3f} | {tgt} |")
+        lines.append("")
+    for path in sorted(RESULTS.glob("fit_gap_*.json"), key=lambda p: json.loads(p.read_text())["n"]):
+        lines.append(bench_fit_gap.markdown(json.loads(path.read_text())))
         lines.append("")
     r = _load("objective")
     if r and "regimes" in r:
@@ -133,7 +137,7 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     if not a.tables_only:
         extra = ["--smoke"] if a.smoke else []
-        for mod in (bench_objective, bench_fit, bench_memory, bench_startup):
+        for mod in (bench_objective, bench_fit, bench_fit_gap, bench_memory, bench_startup):
             print(f"== {mod.__name__}", flush=True)
             mod.main(extra)
     if not a.smoke:

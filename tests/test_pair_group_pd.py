@@ -38,16 +38,17 @@ def test_pd_path_is_bitwise_the_per_partner_path(loss_kind, k, weighted, sizes):
     sc_c, sc_n = data.scales(1.3)
     key = K.round_key(5, 2)
     scratch = data.scratch()
+    pp, pd = (np.array(b) for b in data.row_buffers(n))  # p and σ' of every row
     g = np.empty(n)
     h = np.empty(n)
-    K.bce_pass_pd(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, scratch[6], scratch[7])
+    K.bce_pass_pd(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, pp, pd)
     g_ref, h_ref = np.empty(n), np.empty(n)
     K.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g_ref, h_ref)
     assert np.array_equal(g, g_ref) and np.array_equal(h, h_ref)
     g_bce = g.copy()
     K.pair_pass(z, data.w, data.has_w, data.perm, data.aptr, data.anP, data.anC, data.pptr, sc_c, sc_n,
-                0.03, 0.05, loss_kind, k, key, g, h, *scratch)
-    sp, si, pa, pb, bw, bwp = (np.empty_like(x) for x in scratch[:6])
+                0.03, 0.05, loss_kind, k, key, g, h, *scratch, pp, pd)
+    sp, si, pa, pb, bw, bwp = (np.empty_like(x) for x in scratch)
     _per_partner(z, data.w, data.has_w, data.perm, data.aptr, data.anP, data.anC, data.pptr, sc_c, sc_n,
                  0.03, 0.05, loss_kind, k, key, g_ref, h_ref, sp, si, np.empty_like(sp), np.empty_like(si),
                  pa, pb, bw, bwp)
@@ -56,6 +57,14 @@ def test_pd_path_is_bitwise_the_per_partner_path(loss_kind, k, weighted, sizes):
     # the fused pass of contiguous groups (BCE then pairs, chunk by chunk) gives the same bits
     assert data.chunks is not None and data.chunks[0].size > 2  # several chunks
     g2, h2 = np.full(n, np.nan), np.full(n, np.nan)
+    # p and σ' of one chunk at a time (row r at r - r0): buffers of the largest chunk, not of n rows
+    rows = data.max_chunk_rows
+    assert 0 < rows < n // 2
+    pp_c, pd_c = np.full(rows, np.nan), np.full(rows, np.nan)
     K.bce_pair_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, *data.chunks, data.perm, data.aptr, data.anP,
-                    data.anC, data.pptr, sc_c, sc_n, 0.03, 0.05, loss_kind, k, key, g2, h2, *scratch)
+                    data.anC, data.pptr, sc_c, sc_n, 0.03, 0.05, loss_kind, k, key, g2, h2, *scratch, pp_c, pd_c)
     assert np.array_equal(g2, g_ref) and np.array_equal(h2, h_ref)
+    with pytest.raises(ValueError, match="smaller than the largest chunk"):
+        K.bce_pair_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, *data.chunks, data.perm, data.aptr,
+                        data.anP, data.anC, data.pptr, sc_c, sc_n, 0.03, 0.05, loss_kind, k, key, g2, h2, *scratch,
+                        pp_c[:rows - 1], pd_c[:rows - 1])

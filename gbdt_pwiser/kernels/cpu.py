@@ -204,17 +204,18 @@ def bce_loss(z, y, w, has_w):
 
 
 def pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                   g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+                   g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro):
     """The pair terms of active group a: exact (``pairs="all"``) when ``key`` is None, else k draws
-    per conversion and term with the round key ``key``."""
+    per conversion and term with the round key ``key``. p and σ' of row r are ``pp[r - ro]``,
+    ``pd[r - ro]``."""
     group = exact_group_pd if key is None else sampled_group_pd
     group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-          g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+          g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro)
 
 
 @overload(pair_group_cpu, jit_options={"forceinline": True})
 def _pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                    g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+                    g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro):
     # the mode is chosen while compiling, by the type of key: a fit compiles its own mode only
     # (a branch at run time compiled all three, ~1.5 s of every first fit)
     return exact_group_pd if isinstance(key, types.NoneType) else sampled_group_pd
@@ -226,7 +227,7 @@ def _pair_group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, 
     # the parallel driver's call into the group mathematics, a dispatcher: compiled once (called
     # directly from a prange body, every group function compiled twice)
     pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                   g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+                   g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, 0)
 
 
 def _mode_key(k, key):
@@ -241,6 +242,8 @@ def pair_pass(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_
     ``pp``/``pd`` hold p and σ' of every row, stored by :func:`bce_pass_pd` (read by the squared
     hinge, exact and sampled, instead of a sigmoid per partner).
     """
+    if min(pp.size, pd.size) < z.size:
+        raise ValueError("pair_pass: the p/σ' buffers must hold every row")
     # merge-sort scratch of groups with more than INSERTION_SORT_MAX conversions (untouched pages
     # otherwise). Allocated here, not inside the parallel driver: that made the exact squared
     # hinge 2.5x slower (measured old vs new in one process; results/kernels_before_after.json).
@@ -267,7 +270,11 @@ def bce_pair_pass(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr,
     terms and then its pair terms while its rows are in cache: run as two passes over 2M rows, the
     pair pass waited on memory at every active group. Same arithmetic, same bits. For one thread:
     on more, the BCE loops nested in the parallel chunk loop ran 2-6x slower than the two passes.
+    ``pp``/``pd`` hold p and σ' of one chunk at a time: at least the largest chunk's rows (16 B per
+    row of the largest chunk instead of per training row).
     """
+    if crow.size > 1 and min(pp.size, pd.size) < int(np.max(np.diff(crow))):
+        raise ValueError("bce_pair_pass: the p/σ' buffers are smaller than the largest chunk")
     tp = np.empty(sp.size, dtype=np.float64)
     ti = np.empty(si.size, dtype=np.int64)
     key = _mode_key(k, key)
@@ -284,10 +291,11 @@ def _bce_pair_chunks(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pp
         r1 = crow[c + 1]
         # bce_rows_pd on views (w sliced even when empty): its row loop stays vector code; a row
         # loop written here, or given offsets, or a w chosen by has_w, ran ~3x slower (measured)
-        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], has_w, floor, g[r0:r1], h[r0:r1], pp[r0:r1], pd[r0:r1])
+        # p and σ' of the chunk's rows only, in buffers of the largest chunk's size (row r at r - r0)
+        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], has_w, floor, g[r0:r1], h[r0:r1], pp[:r1 - r0], pd[:r1 - r0])
         for a in range(cgrp[c], cgrp[c + 1]):
             pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                           g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+                           g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, r0)
 
 
 @njit(cache=True)

@@ -309,7 +309,8 @@ def pair_group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, l
 
 # --------------------------------------------------------------------------- CPU group path: p, σ' once per row
 #
-# The CPU's BCE pass stores p = σ(z) and σ'(z) = p(1 - p) of every row (``pp[r]``, ``pd[r]``,
+# The CPU's BCE pass stores p = σ(z) and σ'(z) = p(1 - p) of every row (``pp[r - ro]``, ``pd[r - ro]``:
+# ro = 0 for buffers of all rows, the chunk's first row for the one-thread pass's chunk buffers;
 # :func:`bce_row_pd`: the sigmoid is evaluated once per row, vectorised), and the group functions
 # below read them instead of evaluating the sigmoid once per partner (exact) or per drawn pair
 # (sampled). One call per group; the loops call only inlined scalars. The arithmetic is that of
@@ -318,17 +319,17 @@ def pair_group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, l
 
 
 @_shared
-def sq_hinge_partners(w, has_w, perm, pp, pd, js, je, sp, po, nP, pa, pb, bo, bw, bwp, m, sc, g, h):
+def sq_hinge_partners(w, has_w, perm, pp, pd, ro, js, je, sp, po, nP, pa, pb, bo, bw, bwp, m, sc, g, h):
     """:func:`sq_hinge_partner` for the partners at positions [js, je), from pp/pd."""
     # branch-free: a partner with no active conversion (r = 0) reads the empty prefix
     # pa[bo] = pb[bo] = 0, so adds 0 to g, h, and its weight lands in bucket 0, which no
     # conversion's suffix sum reads (sq_hinge_suffix_pd sums buckets 1..nP)
     for t in range(js, je):
         j = perm[t]
-        pj = pp[j]
+        pj = pp[j - ro]
         r = count_active(sp, po, nP, pj, m)
         wj = weight(w, has_w, j)
-        gj, hj = sq_hinge_partner_terms(pj, pd[j], wj, m, sc, pa[bo + r], pb[bo + r])
+        gj, hj = sq_hinge_partner_terms(pj, pd[j - ro], wj, m, sc, pa[bo + r], pb[bo + r])
         g[j] += gj
         h[j] += hj
         bw[bo + r] += wj
@@ -336,7 +337,7 @@ def sq_hinge_partners(w, has_w, perm, pp, pd, js, je, sp, po, nP, pa, pb, bo, bw
 
 
 @_shared
-def sq_hinge_suffix_pd(w, has_w, pd, sp, si, po, nP, bw, bwp, bb, m, sc, g, h):
+def sq_hinge_suffix_pd(w, has_w, pd, ro, sp, si, po, nP, bw, bwp, bb, m, sc, g, h):
     """:func:`sq_hinge_suffix` reading the conversions' σ' from pd."""
     SW = 0.0
     SWP = 0.0
@@ -345,18 +346,18 @@ def sq_hinge_suffix_pd(w, has_w, pd, sp, si, po, nP, bw, bwp, bb, m, sc, g, h):
         SWP += bwp[bb + q + 1]
         if SW != 0.0:
             i = si[po + q]
-            gi, hi = sq_hinge_conversion_terms(weight(w, has_w, i), pd[i], sp[po + q], m, sc, SW, SWP)
+            gi, hi = sq_hinge_conversion_terms(weight(w, has_w, i), pd[i - ro], sp[po + q], m, sc, SW, SWP)
             g[i] += gi
             h[i] += hi
 
 
 @_shared
-def sq_hinge_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, po, bo, sc_c, sc_n, m1, m2,
+def sq_hinge_group_pd(z, w, has_w, perm, pp, pd, ro, s, nP, nC, e, po, bo, sc_c, sc_n, m1, m2,
                       g, h, sp, si, tp, ti, pa, pb, bw, bwp):
     """:func:`sq_hinge_group` reading the partners' p and σ' from pp/pd."""
     for q in range(nP):
         r = perm[s + q]
-        sp[po + q] = pp[r]
+        sp[po + q] = pp[r - ro]
         si[po + q] = r
     sort_conversions(sp, si, tp, ti, po, nP)
     conversion_prefix(w, has_w, sp, si, po, bo, nP, pa, pb)
@@ -365,13 +366,13 @@ def sq_hinge_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, po, bo, sc_c, sc_
         if je == js or sc == 0.0:
             continue
         clear_buckets(bw, bwp, bo, nP)
-        sq_hinge_partners(w, has_w, perm, pp, pd, js, je, sp, po, nP, pa, pb, bo, bw, bwp, m, sc, g, h)
-        sq_hinge_suffix_pd(w, has_w, pd, sp, si, po, nP, bw, bwp, bo, m, sc, g, h)
+        sq_hinge_partners(w, has_w, perm, pp, pd, ro, js, je, sp, po, nP, pa, pb, bo, bw, bwp, m, sc, g, h)
+        sq_hinge_suffix_pd(w, has_w, pd, ro, sp, si, po, nP, bw, bwp, bo, m, sc, g, h)
 
 
 @_shared
 def sampled_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                     g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+                     g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro):
     """:func:`sampled_conversion` for every conversion of active group a, squared hinge from pp/pd."""
     s = aptr[a]
     e = aptr[a + 1]
@@ -380,8 +381,8 @@ def sampled_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1,
     for t in range(s, s + nP):
         i = perm[t]
         zi = np.float64(z[i])
-        pi = pp[i]
-        di = pd[i]
+        pi = pp[i - ro]
+        di = pd[i - ro]
         wi = weight(w, has_w, i)
         for term in range(2):
             base, je, m, sc = term_span(term, s, nP, nC, e, m1, m2, sc_c, sc_n)
@@ -394,7 +395,7 @@ def sampled_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1,
                 j = perm[u]
                 pw = fac * weight(w, has_w, j)
                 if loss_kind == LOSS_SQUARED_HINGE:
-                    act, gi, hi, gj, hj = sq_hinge_pair(pi, di, pp[j], pd[j], m, pw)
+                    act, gi, hi, gj, hj = sq_hinge_pair(pi, di, pp[j - ro], pd[j - ro], m, pw)
                     if act:
                         g[i] += gi
                         h[i] += hi
@@ -410,14 +411,14 @@ def sampled_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1,
 
 @_shared
 def exact_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                   g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+                   g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro):
     """:func:`pair_group` of active group a for ``pairs="all"``, p and σ' of each row read from pp/pd."""
     s = aptr[a]
     e = aptr[a + 1]
     nP = anP[a]
     nC = anC[a]
     if loss_kind == LOSS_SQUARED_HINGE:
-        sq_hinge_group_pd(z, w, has_w, perm, pp, pd, s, nP, nC, e, pptr[a], pptr[a] + a, sc_c, sc_n, m1, m2,
+        sq_hinge_group_pd(z, w, has_w, perm, pp, pd, ro, s, nP, nC, e, pptr[a], pptr[a] + a, sc_c, sc_n, m1, m2,
                           g, h, sp, si, tp, ti, pa, pb, bw, bwp)
     else:
         for t in range(s, s + nP):

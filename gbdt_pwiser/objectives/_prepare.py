@@ -49,6 +49,7 @@ class PreparedData:
     #: cache (``K.bce_pair_pass``, on one thread); None for scattered groups (then two passes)
     chunks: tuple | None = field(default=None, repr=False)
     _scratch: tuple | None = field(default=None, repr=False)
+    _rows: tuple | None = field(default=None, repr=False)
 
     @property
     def n_active_groups(self) -> int:
@@ -66,10 +67,22 @@ class PreparedData:
                 np.empty(nP + A, dtype=np.float64),
                 np.empty(nP + A, dtype=np.float64),
                 np.empty(nP + A, dtype=np.float64),
-                np.empty(self.n, dtype=np.float64),  # p of every row (bce_pass_pd)
-                np.empty(self.n, dtype=np.float64),  # σ' of every row
             )
         return self._scratch
+
+    @property
+    def max_chunk_rows(self) -> int:
+        """Rows of the largest chunk of the one-thread fused pass (0 without chunks)."""
+        if self.chunks is None or self.chunks[0].size < 2:
+            return 0
+        return int(np.max(np.diff(self.chunks[0])))
+
+    def row_buffers(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Buffers for p and σ' of ``rows`` rows (every row: :func:`K.bce_pass_pd`; one chunk at a
+        time: ``K.bce_pair_pass``), kept across rounds and grown when a call needs more."""
+        if self._rows is None or self._rows[0].size < rows:
+            self._rows = (np.empty(rows, dtype=np.float64), np.empty(rows, dtype=np.float64))
+        return self._rows
 
     def scales(self, lam: float) -> tuple[float, float]:
         """λ·W / (total pair weight) of each term; 0 for a term without pairs."""

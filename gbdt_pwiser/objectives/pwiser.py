@@ -350,10 +350,12 @@ class PWiseRObjective(_CustomObjective):
                 # contiguous groups on one thread (the boosters' default): BCE then pairs, chunk by
                 # chunk, in cache; on more threads the chunks' nested BCE loops ran 2-6x slower
                 if data.chunks is not None and K.get_num_threads() == 1:
-                    K.bce_pair_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, *data.chunks, *pairs)
+                    pp, pd = data.row_buffers(data.max_chunk_rows)
+                    K.bce_pair_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, *data.chunks, *pairs, pp, pd)
                 else:  # p and σ' of every row computed once, then read by the pair pass
-                    K.bce_pass_pd(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, scratch[6], scratch[7])
-                    K.pair_pass(z, data.w, data.has_w, *pairs)
+                    pp, pd = data.row_buffers(data.n)
+                    K.bce_pass_pd(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, pp, pd)
+                    K.pair_pass(z, data.w, data.has_w, *pairs, pp, pd)
             else:
                 K.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h)
         return g, h
