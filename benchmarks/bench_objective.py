@@ -29,7 +29,6 @@ are those of issue #12 (stated for the dense regime; shown for both). Writes
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from common import REGIMES, load_average, write_result  # noqa: E402
+from common import REGIMES, condition, load_average, write_result  # noqa: E402
 
 from gbdt_pwiser import PWiseRObjective  # noqa: E402
 
@@ -136,6 +135,12 @@ LABELS = {"numpy": "NumPy BCE-only (denominator)", "round exact": "per round, ex
           "call exact": "whole grad_hess call, exact", "call k=4": "whole grad_hess call, k=4"}
 
 
+def _condition(la: dict) -> str:
+    if condition(la.get("before"), la.get("after")) == "loaded":
+        return "loaded (shared machine): in-run ratios are the figures"
+    return "quiet"
+
+
 def markdown(out: dict) -> str:
     """The objective table (both regimes, ratios and goals side by side, floors)."""
     la = out.get("load_average", {})
@@ -143,7 +148,7 @@ def markdown(out: dict) -> str:
              f"{out['repeat']} interleaved reps (wall-clock ratio in brackets); time over NumPy BCE-only; "
              "measured memory bandwidth "
              f"{out['bandwidth_gbs']:.1f} GB/s; load average {la.get('before', '?')} before, "
-             f"{la.get('after', '?')} after — {out.get('condition', '')})", "",
+             f"{la.get('after', '?')} after — {_condition(la)})", "",
              "| measure | sparse (ms) | sparse ratio | dense (ms) | dense ratio | goal (dense) | dense verdict |",
              "|---|---|---|---|---|---|---|"]
     sp, de = out["regimes"]["sparse"], out["regimes"]["dense"]
@@ -196,8 +201,6 @@ def main(argv=None) -> dict:
             print(f"{name:6s} {k:30s} {v*1e3:9.2f} ms {res['floors_over_numpy'][k]:6.2f}x NumPy", flush=True)
     after = load_average()
     out["load_average"] = {"before": before, "after": after}
-    loaded = max(before or 0.0, after or 0.0) > 0.5 * (os.cpu_count() or 1)
-    out["condition"] = "loaded (shared machine): in-run ratios are the figures" if loaded else "quiet"
     if not a.smoke:
         write_result("objective", out)
         (common.RESULTS / "objective.md").write_text(markdown(out) + "\n")

@@ -22,7 +22,7 @@ import bench_fit_gap  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_objective  # noqa: E402
 import bench_startup  # noqa: E402
-from common import RESULTS  # noqa: E402
+from common import RESULTS, condition  # noqa: E402
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -60,7 +60,7 @@ def tables() -> str:
         lines.append(f"**Fit time, {backend}** ({r['rounds']} rounds, depth 6, {r['features']} features, "
                      f"{r['threads']} threads, median of {r['repeat']} interleaved paired ratios over `{ref}`; "
                      + (f"load average {la['before']} before, {la['after']} after, "
-                        f"{'loaded' if max(la['before'] or 0, la['after'] or 0) > 1 else 'quiet'}; measured {r['date']})" if la
+                        f"{condition(la['before'], la['after'])}; measured {r['date']})" if la
                         else f"load average not recorded; measured {r['date']}, simulator labels)"))
         lines.append("")
         lines.append("| regime | rows | objective | median fit (s) | ratio | range | goal |")
