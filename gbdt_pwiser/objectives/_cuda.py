@@ -156,14 +156,22 @@ def _device_cache(obj: Any) -> dict:
     return cache
 
 
-def _upload(cuda: Any, data: Any) -> dict:
-    """Send the fixed per-training arrays to the device (once per PreparedData)."""
-    P = int(data.pptr[-1]) if data.pptr.size else 0
-    A = int(data.aptr.size - 1)
+def _upload_rows(cuda: Any, data: Any) -> dict:
+    """Send the labels and weights to the device (once per prepared data): the entire-space loss."""
     return {
         "y": cuda.to_device(np.ascontiguousarray(data.y)) if data.n else cuda.device_array(1, dtype=np.int8),
         "w": cuda.to_device(np.ascontiguousarray(data.w, dtype=np.float64)) if data.has_w and data.n
         else cuda.device_array(1, dtype=np.float64),
+        "a": None, "z": {}, "out": None,
+    }
+
+
+def _upload(cuda: Any, data: Any) -> dict:
+    """Send the fixed per-training arrays of PWiseR to the device (once per PreparedData)."""
+    P = int(data.pptr[-1]) if data.pptr.size else 0
+    A = int(data.aptr.size - 1)
+    return {
+        **_upload_rows(cuda, data),
         "perm": cuda.to_device(np.ascontiguousarray(data.perm, dtype=np.int64)) if data.perm.size
         else cuda.device_array(1, dtype=np.int64),
         "aptr": cuda.to_device(np.ascontiguousarray(data.aptr, dtype=np.int64)),
@@ -176,9 +184,24 @@ def _upload(cuda: Any, data: Any) -> dict:
         "P": P,
         "A": A,
         "layouts": {},
-        "z": {},
-        "out": None,
     }
+
+
+@contextlib.contextmanager
+def _session(obj: Any, data: Any, reuse: bool | None, upload: Any) -> Iterator[tuple[Any, dict, bool]]:
+    """``(numba.cuda, the data's arrays on obj's device, reuse)`` for one call; the arrays are
+    sent by ``upload`` on the first call for this data and device, kept on the data after."""
+    cuda = kc.get_cuda()
+    if reuse is None:
+        reuse = getattr(obj, "_prepared", None) is data
+    ordinal = _ordinal(obj.device)
+    with _on_device(cuda, ordinal), _quiet(cuda):
+        cache = _device_cache(data)
+        dev = cache.get(ordinal)
+        if dev is None:
+            dev = cache[ordinal] = upload(cuda, data)
+        yield cuda, dev, bool(reuse)
+        cuda.synchronize()
 
 
 def _scratch(cuda: Any, dev: dict) -> tuple:
@@ -311,20 +334,11 @@ def pwiser_grad_hess_cuda(obj: Any, z: Any, data: Any, iteration: int, reuse: bo
     iteration = int(iteration)
     if iteration < 0:
         raise ValueError(f"iteration must be >= 0, got {iteration}")
-    cuda = kc.get_cuda()
-    if reuse is None:
-        reuse = getattr(obj, "_prepared", None) is data
-    ordinal = _ordinal(obj.device)
-    with _on_device(cuda, ordinal), _quiet(cuda):
-        cache = _device_cache(data)
-        dev = cache.get(ordinal)
-        if dev is None:
-            dev = cache[ordinal] = _upload(cuda, data)
+    with _session(obj, data, reuse, _upload) as (cuda, dev, reuse):
         zd = _margin(cuda, z, dev, data.n)
-        g, h = _outputs(cuda, dev, data.n, bool(reuse))
+        g, h = _outputs(cuda, dev, data.n, reuse)
         if data.n:
             _pwiser_launch(cuda, data, dev, zd, g, h, lam, m1, m2, loss_kind, k, seed, iteration)
-        cuda.synchronize()
     return g, h
 
 
@@ -409,30 +423,16 @@ def esmm_grad_hess_cuda(obj: Any, z: Any, data: Any, a: np.ndarray, reuse: bool 
     -------
     grad, hess : numba device arrays of shape (n,), float64
     """
-    cuda = kc.get_cuda()
-    if reuse is None:
-        reuse = getattr(obj, "_prepared", None) is data
-    ordinal = _ordinal(obj.device)
-    with _on_device(cuda, ordinal), _quiet(cuda):
-        cache = _device_cache(data)
-        dev = cache.get(ordinal)
-        if dev is None:
-            dev = cache[ordinal] = {
-                "y": cuda.to_device(np.ascontiguousarray(data.y)) if data.n else cuda.device_array(1, np.int8),
-                "w": cuda.to_device(np.ascontiguousarray(data.w, dtype=np.float64)) if data.has_w and data.n
-                else cuda.device_array(1, dtype=np.float64),
-                "a": None, "z": {}, "out": None,
-            }
+    with _session(obj, data, reuse, _upload_rows) as (cuda, dev, reuse):
         if dev["a"] is None or dev["a"][0] is not a:
             ah = np.ascontiguousarray(a, dtype=np.float64)
             if ah.shape != (data.n,):
                 raise ValueError(f"ctr_prob has shape {ah.shape} but there are {data.n} rows")
             dev["a"] = (a, cuda.to_device(ah) if data.n else cuda.device_array(1, dtype=np.float64))
         zd = _margin(cuda, z, dev, data.n)
-        g, h = _outputs(cuda, dev, data.n, bool(reuse))
+        g, h = _outputs(cuda, dev, data.n, reuse)
         if data.n:
             tpb = block_size()
             kc.kernels().esmm[_grid(data.n, tpb), tpb](zd, dev["y"], dev["a"][1], dev["w"], bool(data.has_w),
                                                      HESSIAN_FLOOR, g, h)
-        cuda.synchronize()
     return g, h
