@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -55,6 +56,16 @@ def test_read_only_install_compiles_once_into_the_user_cache(tmp_path):
         "        raise PermissionError('read-only install')\n"
         "    return _ensure(self)\n"
         "caching.InTreeCacheLocator.ensure_cache_path = _read_only\n"
+        "import json\n"
+        "from numba.core import event\n"
+        "compiled = []\n"
+        "class _Compiles(event.Listener):\n"
+        "    def on_start(self, ev):\n"
+        "        pass\n"
+        "    def on_end(self, ev):\n"
+        "        f = ev.data['dispatcher'].py_func\n"
+        "        compiled.append([f.__module__, f.__qualname__, str(ev.data['args'])])\n"
+        "event.register('numba:compile', _Compiles())\n"
         "import numpy as np\n"
         "import gbdt_pwiser\n"
         f"assert gbdt_pwiser.__file__.startswith({str(site)!r}), gbdt_pwiser.__file__\n"
@@ -63,6 +74,7 @@ def test_read_only_install_compiles_once_into_the_user_cache(tmp_path):
         "obj = gbdt_pwiser.PWiseRObjective()\n"
         "for _ in range(2):\n"
         "    obj.grad_hess(np.zeros(y.size), y, group=g)\n"
+        "print(json.dumps(compiled))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "user-cache"))
@@ -74,6 +86,15 @@ def test_read_only_install_compiles_once_into_the_user_cache(tmp_path):
     # nothing but the notice: no Numba warnings from compiling the kernels
     assert runs[0].stderr.strip() == _threads.NOTICE, runs[0].stderr
     assert runs[1].stderr == "", runs[1].stderr
+    # what the first process compiled: each group function and driver once (called from a parallel
+    # loop, every group function was compiled twice before), the exact mode only (the sampled one
+    # is chosen when compiling), and the second process compiled nothing at all
+    first, second = (json.loads(r.stdout.strip().splitlines()[-1]) for r in runs)
+    ours = [tuple(c) for c in first if c[0] in ("gbdt_pwiser.kernels.shared", "gbdt_pwiser.kernels.cpu")]
+    assert ours and len(set(ours)) == len(ours), sorted(ours)
+    names = {name for _, name, _ in first}
+    assert "exact_group_pd" in names and "sampled_group_pd" not in names, sorted(names)
+    assert second == []
     user_cache = list((tmp_path / "user-cache" / "numba").rglob("*.nbi"))
     assert any("cpu" in f.name for f in user_cache), user_cache
     assert not list(site.rglob("*.nbi")), "wrote the cache into the read-only install"
