@@ -34,6 +34,9 @@ _LN2_LO = 1.90821492927058770002e-10
 
 #: Conversions sorted by insertion sort up to this many, by a stable merge sort above.
 INSERTION_SORT_MAX = 32
+#: A partner's active conversions counted one by one up to this many conversions, by binary
+#: search above (the same count: the predicate holds on a prefix of the sorted conversions).
+COUNT_LINEAR_MAX = 16
 
 
 def _register(fn, cpu_forceinline):
@@ -269,6 +272,11 @@ def term_span(term, s, nP, nC, e, m1, m2, sc_c, sc_n):
 @_scalar
 def count_active(sp, po, nP, pj, m):
     """Number of sorted conversions i with (p_j - p_i) + m > 0 (a prefix)."""
+    if nP <= COUNT_LINEAR_MAX:  # few conversions (most groups): count them, no branch to mispredict
+        r = 0
+        for q in range(nP):
+            r += (pj - sp[po + q]) + m > 0.0
+        return r
     lo = 0
     hi = nP
     while lo < hi:
