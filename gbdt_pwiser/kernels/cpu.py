@@ -1,26 +1,35 @@
-"""CPU drivers of the kernels (docs/mathematics.md §2–§5): ``@njit(parallel=True)`` loops over rows and groups.
+"""CPU drivers of the kernels (docs/mathematics.md §2–§5): Numba loops over rows and groups.
 
 The mathematics of a row and of a group is in :mod:`gbdt_pwiser.kernels.shared`
 (one source for the CPU and the CUDA kernels); this module holds the drivers
 and the CPU-only parts (data preparation, the loss values).
 
 Layering (after stumpy): the validated public API in :mod:`gbdt_pwiser.objectives`
-prepares the data once (:func:`prepare_ptr` / :func:`prepare_codes`), then every
-boosting round calls two ``@njit(parallel=True)`` drivers:
+prepares the data once (:func:`prepare_ptr` / :func:`prepare_codes`, plain loops),
+then every boosting round calls either
 
-* :func:`bce_pass` — row-parallel BCE gradient/Hessian for every row
-  (:func:`bce_pass_pd` also stores p and σ' = p(1 - p) of every row when pair
-  terms follow);
-* :func:`pair_pass` — group-parallel pair terms, only over the *active* groups
-  (those holding a conversion and at least one partner), one call per group
-  (:func:`pair_group_cpu`: :func:`~gbdt_pwiser.kernels.shared.exact_group_pd` or
-  :func:`~gbdt_pwiser.kernels.shared.sampled_group_pd`), reading p and σ' from
-  the BCE pass instead of a sigmoid per partner. Pairs never cross groups, so
-  threads never write the same row.
+* :func:`bce_pair_pass` — for contiguous groups on one thread (the boosters'
+  default): chunk by chunk, the chunk's BCE terms (:func:`bce_rows_pd`, storing
+  p and σ' = p(1 - p) of its rows) and then its active groups' pair terms, while
+  its rows are in cache; or
+* :func:`bce_pass_pd` (row-parallel) then :func:`pair_pass` (group-parallel, over
+  the *active* groups: a conversion and at least one partner), with p and σ' of
+  every row in between; :func:`bce_pass` alone when λ = 0.
+
+A group's pair terms are one call, :func:`pair_group_cpu`
+(:func:`~gbdt_pwiser.kernels.shared.exact_group_pd` or
+:func:`~gbdt_pwiser.kernels.shared.sampled_group_pd`, chosen while compiling),
+reading p and σ' instead of a sigmoid per partner. Pairs never cross groups, so
+threads never write the same row.
 
 Inside a group the rows of active groups are laid out once per training run in
 ``perm`` as ``[P (conversions) | C (click-only) | N (non-clicks)]``, so a round
 reads no labels and sorts nothing but the group's conversions.
+
+What a first fit compiles was measured (``benchmarks/bench_startup.py``): every
+function compiles once per signature; the serial drivers use
+``error_model="numpy"`` (as Numba's parallel loops do), without which their row
+loops do not vectorise.
 """
 
 from __future__ import annotations
