@@ -268,7 +268,7 @@ def _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, lo
                  g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
     for a in prange(aptr.size - 1):
         _pair_group(np.int64(a), z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                      g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+                    g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
 
 
 def bce_pair_pass(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,

@@ -30,10 +30,10 @@ a prefix of length ``r_j`` (binary search). Prefix sums of ``w_i`` and
 and taking suffix sums gives every conversion's: ``O(|G| log |P_G|)``.
 
 The CPU drivers use :func:`exact_group_pd` and :func:`sampled_group_pd` (end of
-this module, one signature: the drivers pick one while compiling): the same arithmetic through the same scalars, with p and σ' of
-every row read from the BCE pass instead of one sigmoid per partner, and one
-call per group; the CUDA group kernel still uses :func:`pair_group`. Both give
-the same bits.
+this module, one signature: the drivers pick one while compiling): the same
+arithmetic through the same scalars, with p and σ' of every row read from the
+BCE pass instead of one sigmoid per partner, and one call per group; the CUDA
+group kernel still uses :func:`pair_group`. Both give the same bits.
 """
 
 from __future__ import annotations

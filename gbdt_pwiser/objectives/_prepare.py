@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,7 +71,7 @@ class PreparedData:
             )
         return self._scratch
 
-    @property
+    @functools.cached_property
     def max_chunk_rows(self) -> int:
         """Rows of the largest chunk of the one-thread fused pass (0 without chunks)."""
         if self.chunks is None or self.chunks[0].size < 2:
