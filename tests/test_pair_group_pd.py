@@ -35,6 +35,8 @@ def test_pd_path_is_bitwise_the_per_partner_path(loss_kind, k, weighted, sizes):
     ptr = np.arange(0, n + size, size).clip(max=n)
     data = prepare_data(y, group_ptr=ptr, weight=w)
     assert data.n_active_groups > 0
+    assert np.any(data.anP > 1)  # the general path (sorting, buckets)
+    assert size > 25 or np.any(data.anP == 1)  # and the one-conversion path
     sc_c, sc_n = data.scales(1.3)
     key = K.round_key(5, 2)
     scratch = data.scratch()

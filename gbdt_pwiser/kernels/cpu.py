@@ -17,8 +17,10 @@ then every boosting round calls either
   every row in between; :func:`bce_pass` alone when λ = 0.
 
 A group's pair terms are one call, :func:`pair_group_cpu`
-(:func:`~gbdt_pwiser.kernels.shared.exact_group_pd` or
-:func:`~gbdt_pwiser.kernels.shared.sampled_group_pd`, chosen while compiling),
+(:func:`~gbdt_pwiser.kernels.shared.exact_group_pd`,
+:func:`~gbdt_pwiser.kernels.shared.exact_logistic_group_pd` or
+:func:`~gbdt_pwiser.kernels.shared.sampled_group_pd`, chosen while compiling,
+inlined: the parallel pass calls one function per block of GROUP_BLOCK groups),
 reading p and σ' instead of a sigmoid per partner. Pairs never cross groups, so
 threads never write the same row.
 
@@ -52,7 +54,7 @@ from .scalars import (
     sigmoid_and_deriv,
     weight,
 )
-from .shared import exact_group_pd, sampled_group_pd, sort_conversions
+from .shared import exact_group_pd, exact_logistic_group_pd, sampled_group_pd, sort_conversions
 
 
 def round_key(seed: int, iteration: int) -> np.uint64:
@@ -94,31 +96,41 @@ def _class_of(label):
 # plain loops, as a parfor each cost ~2 s of first compilation and nothing at run time.
 
 
-@njit(cache=True)
 def group_stats_ptr(y, w, has_w, gptr):
     """Per-group counts and weight sums of P, C, N for contiguous groups."""
-    G = gptr.size - 1
-    counts = np.zeros((G, 3), dtype=np.int64)
-    wsum = np.zeros((G, 3), dtype=np.float64)
-    for gi in range(G):
+    counts, wsum = _group_stats_arrays(gptr.size - 1)
+    _group_stats_ptr(y, w, has_w, gptr, counts, wsum)
+    return counts, wsum
+
+
+def group_stats_codes(y, w, has_w, codes, G):
+    """Per-group counts and weight sums of P, C, N for arbitrary group codes."""
+    counts, wsum = _group_stats_arrays(G)
+    _group_stats_codes(y, w, has_w, codes, counts, wsum)
+    return counts, wsum
+
+
+def _group_stats_arrays(G):
+    # allocated here: np.zeros of a 2-D shape inside the kernels cost ~0.4 s of every first fit
+    return np.zeros((G, 3), dtype=np.int64), np.zeros((G, 3), dtype=np.float64)
+
+
+@njit(cache=True)
+def _group_stats_ptr(y, w, has_w, gptr, counts, wsum):
+    for gi in range(gptr.size - 1):
         for r in range(gptr[gi], gptr[gi + 1]):
             c = _class_of(y[r])
             counts[gi, c] += 1
             wsum[gi, c] += w[r] if has_w else 1.0
-    return counts, wsum
 
 
 @njit(cache=True)
-def group_stats_codes(y, w, has_w, codes, G):
-    """Per-group counts and weight sums of P, C, N for arbitrary group codes."""
-    counts = np.zeros((G, 3), dtype=np.int64)
-    wsum = np.zeros((G, 3), dtype=np.float64)
+def _group_stats_codes(y, w, has_w, codes, counts, wsum):
     for r in range(y.size):
         c = _class_of(y[r])
         gi = codes[r]
         counts[gi, c] += 1
         wsum[gi, c] += w[r] if has_w else 1.0
-    return counts, wsum
 
 
 @njit(cache=True)
@@ -214,10 +226,10 @@ def bce_loss(z, y, w, has_w):
 
 def pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
                    g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro):
-    """The pair terms of active group a: exact (``pairs="all"``) when ``key`` is None, else k draws
-    per conversion and term with the round key ``key``. p and σ' of row r are ``pp[r - ro]``,
-    ``pd[r - ro]``."""
-    group = exact_group_pd if key is None else sampled_group_pd
+    """The pair terms of active group a: exact (``pairs="all"``) when ``key`` is None (squared hinge)
+    or False (logistic), else k draws per conversion and term with the round key ``key``. p and σ'
+    of row r are ``pp[r - ro]``, ``pd[r - ro]``."""
+    group = _group_function(key)
     group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
           g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro)
 
@@ -227,21 +239,41 @@ def _pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, 
                     g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro):
     # the mode is chosen while compiling, by the type of key: a fit compiles its own mode only
     # (a branch at run time compiled all three, ~1.5 s of every first fit)
-    return exact_group_pd if isinstance(key, types.NoneType) else sampled_group_pd
+    if isinstance(key, types.NoneType):
+        return exact_group_pd
+    if isinstance(key, types.Boolean):
+        return exact_logistic_group_pd
+    return sampled_group_pd
+
+
+def _group_function(key):
+    if key is None:
+        return exact_group_pd
+    return exact_logistic_group_pd if isinstance(key, (bool, np.bool_)) else sampled_group_pd
+
+
+#: active groups per task of the group-parallel pair pass (:func:`pair_pass`)
+GROUP_BLOCK = 256
 
 
 @njit(cache=True, error_model="numpy")
-def _pair_group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
-    # the parallel driver's call into the group mathematics, a dispatcher: compiled once (called
-    # directly from a prange body, every group function compiled twice)
-    pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                   g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, 0)
+def _pair_group_range(a0, a1, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                      g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+    # the parallel driver's call into the group mathematics, one per block of groups: a dispatcher,
+    # compiled once (called directly from a prange body, every group function compiled twice), and
+    # called per block, not per group (each call increments and decrements the reference count of
+    # every array argument: per group, two threads contending on those counts ran no faster than one)
+    for a in range(a0, a1):
+        pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                       g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, 0)
 
 
-def _mode_key(k, key):
-    """The drivers' mode argument: None for the exact modes (k = 0), the round key for k draws."""
-    return None if k == 0 else np.uint64(key)
+def _mode_key(k, key, loss_kind):
+    """The drivers' mode argument, whose type picks the group function while compiling: None for
+    the exact squared hinge, False for the exact logistic loss, the round key for k draws."""
+    if k != 0:
+        return np.uint64(key)
+    return None if loss_kind == LOSS_SQUARED_HINGE else False
 
 
 def pair_pass(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
@@ -258,7 +290,7 @@ def pair_pass(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_
     # hinge 2.5x slower (measured old vs new in one process; results/kernels_before_after.json).
     tp = np.empty(sp.size, dtype=np.float64)
     ti = np.empty(si.size, dtype=np.int64)
-    key = _mode_key(k, key)
+    key = _mode_key(k, key, loss_kind)
     _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
                  g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
 
@@ -266,9 +298,11 @@ def pair_pass(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_
 @njit(parallel=True, cache=True)
 def _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
                  g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
-    for a in prange(aptr.size - 1):
-        _pair_group(np.int64(a), z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                    g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+    A = aptr.size - 1
+    for b in prange((A + GROUP_BLOCK - 1) // GROUP_BLOCK):
+        a0 = b * GROUP_BLOCK
+        _pair_group_range(a0, min(a0 + GROUP_BLOCK, A), z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n,
+                          m1, m2, loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
 
 
 def bce_pair_pass(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
@@ -286,7 +320,7 @@ def bce_pair_pass(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr,
         raise ValueError("bce_pair_pass: the p/σ' buffers are smaller than the largest chunk")
     tp = np.empty(sp.size, dtype=np.float64)
     ti = np.empty(si.size, dtype=np.int64)
-    key = _mode_key(k, key)
+    key = _mode_key(k, key, loss_kind)
     _bce_pair_chunks(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
                      loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
 

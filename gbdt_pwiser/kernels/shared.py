@@ -29,8 +29,10 @@ a prefix of length ``r_j`` (binary search). Prefix sums of ``w_i`` and
 ``w_i p_i`` give ``j``'s gradient; bucketing ``w_j`` and ``w_j p_j`` at ``r_j``
 and taking suffix sums gives every conversion's: ``O(|G| log |P_G|)``.
 
-The CPU drivers use :func:`exact_group_pd` and :func:`sampled_group_pd` (end of
-this module, one signature: the drivers pick one while compiling): the same
+The CPU drivers use :func:`exact_group_pd`, :func:`exact_logistic_group_pd` and
+:func:`sampled_group_pd` (end of this module, one signature: the drivers pick one
+while compiling; groups with one conversion, most active groups, take
+:func:`sq_hinge_single_pd`, with nothing to sort and no buckets): the same
 arithmetic through the same scalars, with p and σ' of every row read from the
 BCE pass instead of one sigmoid per partner, and one call per group; the CUDA
 group kernel still uses :func:`pair_group`. Both give the same bits.
@@ -43,6 +45,7 @@ import numpy as np
 from .scalars import (
     INSERTION_SORT_MAX,
     LOSS_SQUARED_HINGE,
+    _inlined,
     _shared,
     add_at,
     count_active,
@@ -134,7 +137,7 @@ def load_conversion(z, perm, s, q, sp, si, po):
     si[po + q] = r
 
 
-@_shared
+@_inlined
 def conversion_prefix(w, has_w, sp, si, po, bo, nP, pa, pb):
     """Prefix sums of w_i and w_i p_i over the sorted conversions (pa[bo] = pb[bo] = 0)."""
     pa[bo] = 0.0
@@ -145,7 +148,7 @@ def conversion_prefix(w, has_w, sp, si, po, bo, nP, pa, pb):
         pb[bo + q + 1] = pb[bo + q] + wi * sp[po + q]
 
 
-@_shared
+@_inlined
 def clear_buckets(bw, bwp, bo, nP):
     """Zero the nP + 1 partner buckets of a group (offset bo) before a term."""
     for q in range(nP + 1):
@@ -205,7 +208,7 @@ def sq_hinge_group(z, w, has_w, perm, s, nP, nC, e, po, bo, sc_c, sc_n, m1, m2,
 # --------------------------------------------------------------------------- exact logistic
 
 
-@_shared
+@_inlined
 def logistic_conversion(z, w, has_w, perm, s, nP, nC, e, sc_c, sc_n, m1, m2, t, g, h, to_partners):
     """Conversion at position t against all its partners (adding to theirs when to_partners)."""
     i = perm[t]
@@ -318,7 +321,7 @@ def pair_group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, l
 # those of :func:`pair_group`, which the CUDA group kernel uses.
 
 
-@_shared
+@_inlined
 def sq_hinge_partners(w, has_w, perm, pp, pd, ro, js, je, sp, po, nP, pa, pb, bo, bw, bwp, m, sc, g, h):
     """:func:`sq_hinge_partner` for the partners at positions [js, je), from pp/pd."""
     # branch-free: a partner with no active conversion (r = 0) reads the empty prefix
@@ -336,7 +339,7 @@ def sq_hinge_partners(w, has_w, perm, pp, pd, ro, js, je, sp, po, nP, pa, pb, bo
         bwp[bo + r] += wj * pj
 
 
-@_shared
+@_inlined
 def sq_hinge_suffix_pd(w, has_w, pd, ro, sp, si, po, nP, bw, bwp, bb, m, sc, g, h):
     """:func:`sq_hinge_suffix` reading the conversions' σ' from pd."""
     SW = 0.0
@@ -351,23 +354,39 @@ def sq_hinge_suffix_pd(w, has_w, pd, ro, sp, si, po, nP, bw, bwp, bb, m, sc, g, 
             h[i] += hi
 
 
-@_shared
-def sq_hinge_group_pd(z, w, has_w, perm, pp, pd, ro, s, nP, nC, e, po, bo, sc_c, sc_n, m1, m2,
-                      g, h, sp, si, tp, ti, pa, pb, bw, bwp):
-    """:func:`sq_hinge_group` reading the partners' p and σ' from pp/pd."""
-    for q in range(nP):
-        r = perm[s + q]
-        sp[po + q] = pp[r - ro]
-        si[po + q] = r
-    sort_conversions(sp, si, tp, ti, po, nP)
-    conversion_prefix(w, has_w, sp, si, po, bo, nP, pa, pb)
+@_inlined
+def sq_hinge_single_pd(w, has_w, perm, pp, pd, ro, s, nC, e, sc_c, sc_n, m1, m2, g, h):
+    """:func:`exact_group_pd` of a group with one conversion (most active groups), same bits.
+
+    Nothing to sort; the prefix sums are A = w_i, B = w_i p_i (``0.0 + x`` is x) and the one
+    bucket the conversion reads is a running sum in registers (the buckets' sums in the same
+    order). A partner with no active pair adds a signed zero to g, h, as in the general path,
+    which changes no value: it is skipped.
+    """
+    i = perm[s]
+    pi = pp[i - ro]
+    wi = weight(w, has_w, i)
+    wpi = wi * pi
     for term in range(2):
-        js, je, m, sc = term_span(term, s, nP, nC, e, m1, m2, sc_c, sc_n)
+        js, je, m, sc = term_span(term, s, 1, nC, e, m1, m2, sc_c, sc_n)
         if je == js or sc == 0.0:
             continue
-        clear_buckets(bw, bwp, bo, nP)
-        sq_hinge_partners(w, has_w, perm, pp, pd, ro, js, je, sp, po, nP, pa, pb, bo, bw, bwp, m, sc, g, h)
-        sq_hinge_suffix_pd(w, has_w, pd, ro, sp, si, po, nP, bw, bwp, bo, m, sc, g, h)
+        SW = 0.0
+        SWP = 0.0
+        for t in range(js, je):
+            j = perm[t]
+            pj = pp[j - ro]
+            if (pj - pi) + m > 0.0:
+                wj = weight(w, has_w, j)
+                gj, hj = sq_hinge_partner_terms(pj, pd[j - ro], wj, m, sc, wi, wpi)
+                g[j] += gj
+                h[j] += hj
+                SW += wj
+                SWP += wj * pj
+        if SW != 0.0:
+            gi, hi = sq_hinge_conversion_terms(wi, pd[i - ro], pi, m, sc, SW, SWP)
+            g[i] += gi
+            h[i] += hi
 
 
 @_shared
@@ -412,14 +431,44 @@ def sampled_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1,
 @_shared
 def exact_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
                    g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro):
-    """:func:`pair_group` of active group a for ``pairs="all"``, p and σ' of each row read from pp/pd."""
+    """:func:`pair_group` of active group a for ``pairs="all"`` and the squared hinge
+    (:func:`sq_hinge_group`), p and σ' of each row read from pp/pd.
+
+    One function, not a call into a group function: every layer of inlined calls is optimised
+    again by LLVM when its caller compiles (one layer fewer: ~0.6 s less first compilation).
+    """
     s = aptr[a]
     e = aptr[a + 1]
     nP = anP[a]
     nC = anC[a]
-    if loss_kind == LOSS_SQUARED_HINGE:
-        sq_hinge_group_pd(z, w, has_w, perm, pp, pd, ro, s, nP, nC, e, pptr[a], pptr[a] + a, sc_c, sc_n, m1, m2,
-                          g, h, sp, si, tp, ti, pa, pb, bw, bwp)
-    else:
-        for t in range(s, s + nP):
-            logistic_conversion(z, w, has_w, perm, s, nP, nC, e, sc_c, sc_n, m1, m2, t, g, h, True)
+    if nP == 1:
+        sq_hinge_single_pd(w, has_w, perm, pp, pd, ro, s, nC, e, sc_c, sc_n, m1, m2, g, h)
+        return
+    po = pptr[a]
+    bo = po + a
+    for q in range(nP):
+        r = perm[s + q]
+        sp[po + q] = pp[r - ro]
+        si[po + q] = r
+    sort_conversions(sp, si, tp, ti, po, nP)
+    conversion_prefix(w, has_w, sp, si, po, bo, nP, pa, pb)
+    for term in range(2):
+        js, je, m, sc = term_span(term, s, nP, nC, e, m1, m2, sc_c, sc_n)
+        if je == js or sc == 0.0:
+            continue
+        clear_buckets(bw, bwp, bo, nP)
+        sq_hinge_partners(w, has_w, perm, pp, pd, ro, js, je, sp, po, nP, pa, pb, bo, bw, bwp, m, sc, g, h)
+        sq_hinge_suffix_pd(w, has_w, pd, ro, sp, si, po, nP, bw, bwp, bo, m, sc, g, h)
+
+
+@_shared
+def exact_logistic_group_pd(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
+                            g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro):
+    """:func:`pair_group` of active group a for ``pairs="all"`` and the logistic loss (a sigmoid
+    per pair: nothing to read from pp/pd)."""
+    s = aptr[a]
+    e = aptr[a + 1]
+    nP = anP[a]
+    nC = anC[a]
+    for t in range(s, s + nP):
+        logistic_conversion(z, w, has_w, perm, s, nP, nC, e, sc_c, sc_n, m1, m2, t, g, h, True)
