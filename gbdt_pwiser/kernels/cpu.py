@@ -234,11 +234,12 @@ def pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m
           g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro)
 
 
-@overload(pair_group_cpu, jit_options={"forceinline": True})
+@overload(pair_group_cpu, jit_options={"forceinline": True, "_nrt": False})
 def _pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
                     g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro):
     # the mode is chosen while compiling, by the type of key: a fit compiles its own mode only
-    # (a branch at run time compiled all three, ~1.5 s of every first fit)
+    # (a branch at run time compiled all three, ~1.5 s of every first fit); no reference counting
+    # (see scalars._register: per group, ~20 arrays counted twice)
     if isinstance(key, types.NoneType):
         return exact_group_pd
     if isinstance(key, types.Boolean):

@@ -46,7 +46,10 @@ def _register(fn, cpu_forceinline):
     # Each function is typed and compiled once on the CPU; ``forceinline`` asks LLVM, not Numba's IR
     # inliner, to inline it. Numba-IR inlining (``inline="always"``) of the nested scalars re-typed
     # them at every call site: bce_pass took 8.3 s to compile instead of 1.0 s, the same machine code.
-    overload(fn, target="cpu", jit_options={"forceinline": cpu_forceinline}, strict=False)(body)
+    # ``_nrt=False``: none of them allocates or returns an array, and with Numba's reference counting
+    # each call, inlined or not, counted references to every array argument (two atomic calls per
+    # array per call, which LLVM cannot remove: 9-22 % of the exact squared hinge's time, perf).
+    overload(fn, target="cpu", jit_options={"forceinline": cpu_forceinline, "_nrt": False}, strict=False)(body)
     overload(fn, target="cuda", strict=False)(body)
     return fn
 
@@ -62,8 +65,7 @@ def _shared(fn):
 def _inlined(fn):
     """A group-level ``fn`` registered like :func:`_shared` but inlined by LLVM on the CPU: for the
     functions called per group or per term. A call that is not inlined increments and decrements
-    the reference count of each array argument (about twenty: half of the exact squared hinge's
-    time per group on dense data was these counts, measured with perf)."""
+    the reference count of each array argument in a call LLVM does not inline."""
     return _register(fn, True)
 
 
