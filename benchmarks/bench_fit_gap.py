@@ -10,7 +10,10 @@ the objective's computation removed. For each objective (a NumPy BCE, PWiseR exa
 * ``replay − native`` is the custom-objective path plus the different trees;
 * ``replay(NumPy BCE) − native`` is the custom-objective path alone (BCE grows native's trees);
 * ``objective − replay`` is the objective's own computation inside training;
-* the trees' total node count says how much more tree the gradients ask for.
+* the trees' total node count says how much more tree the gradients ask for;
+* the objective's calls are also timed one by one inside each fit (their sum, "timed calls"):
+  unlike ``objective − replay``, a difference of two fits that scatter by ±10 % on this VM, this
+  is not blurred by the trees' own time varying between passes.
 
 Runs interleaved (native, …, native, …) after one warm-up pass; medians of ``--repeat`` passes (on
 this VM one-thread fits of a few seconds scatter by ±20 % between passes, so use 9 or more).
@@ -60,6 +63,33 @@ class Replay:
         return self.g[i], self.h[i]
 
 
+class Timed:
+    """Time every call of a ``(predt, dtrain)`` objective (``.s``: seconds in all)."""
+
+    def __init__(self, obj):
+        self.obj, self.s = obj, 0.0
+
+    def __call__(self, *args):
+        t = time.perf_counter()
+        out = self.obj(*args)
+        self.s += time.perf_counter() - t
+        return out
+
+
+class TimedObjective(Timed):
+    """:class:`Timed` for an ``xgboost.objective.Objective`` (called with the round, XGBoost >= 3.2)."""
+
+
+def timed(obj):
+    try:
+        from xgboost.objective import Objective
+    except ImportError:  # XGBoost < 3.2: every objective is called as (predt, dtrain)
+        return Timed(obj)
+    if not issubclass(TimedObjective, Objective):
+        Objective.register(TimedObjective)
+    return TimedObjective(obj) if isinstance(obj, Objective) else Timed(obj)
+
+
 def _nodes(booster) -> int:
     return int(sum(d.count("\n") for d in booster.get_dump()))
 
@@ -94,13 +124,18 @@ def run(n, regime, rounds, repeat, threads, features=30):
         variants[name] = (d_pw, custom, mk)
         variants[f"replay {name}"] = (d_pw, custom, lambda rec=recorded[name]: Replay(rec))
     times = {k: [] for k in variants}
+    calls = {k: [] for k in variants if variants[k][2]}
     for rep in range(repeat + 1):  # the first pass warms caches and is dropped
         for name, (d, params, mk) in variants.items():
+            obj = timed(mk()) if mk else None
             t = time.perf_counter()
-            xgb.train(params, d, rounds, obj=mk() if mk else None)
+            xgb.train(params, d, rounds, obj=obj)
             if rep:
                 times[name].append(time.perf_counter() - t)
+                if obj is not None:
+                    calls[name].append(obj.s)
     med = {k: float(np.median(v)) for k, v in times.items()}
+    med_calls = {k: float(np.median(v)) for k, v in calls.items()}
     rows = {}
     for name in makers:
         rows[name] = {
@@ -110,12 +145,14 @@ def run(n, regime, rounds, repeat, threads, features=30):
             "objective_s": med[name] - med[f"replay {name}"],
             "custom_path_and_trees_s": med[f"replay {name}"] - med["native"],
             "nodes": nodes[name], "nodes_over_native": nodes[name] / nodes["native"],
+            "timed_calls_s": med_calls[name], "timed_calls_over_native": med_calls[name] / med["native"],
+            "replay_timed_calls_s": med_calls[f"replay {name}"],
         }
     path = med["replay NumPy BCE"] - med["native"]
     for r in rows.values():
         r["different_trees_s"] = r["custom_path_and_trees_s"] - path
     return {"native_s": med["native"], "native_nodes": nodes["native"], "custom_path_s": path,
-            "rows": rows, "times_s": times}
+            "rows": rows, "times_s": times, "calls_s": calls}
 
 
 def markdown(r: dict) -> str:
@@ -126,11 +163,13 @@ def markdown(r: dict) -> str:
              f"XGBoost's custom-objective path itself (replayed NumPy BCE − native) {r['custom_path_s']:+.3f} s.",
              "",
              "| objective | fit (s) | / native | replayed (no computation) / native | its computation (s) | "
-             "different trees (s) | tree nodes / native |",
-             "|---|---|---|---|---|---|---|"]
+             "its calls, timed in the fit (s) | timed calls / native | different trees (s) | tree nodes / native |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, v in r["rows"].items():
+        timed_s = f"{v['timed_calls_s']:.3f}" if "timed_calls_s" in v else "–"
+        timed_r = f"{v['timed_calls_over_native']:.3f}×" if "timed_calls_s" in v else "–"
         lines.append(f"| {name} | {v['fit_s']:.3f} | {v['ratio']:.3f}× | {v['replay_ratio']:.3f}× | "
-                     f"{v['objective_s']:+.3f} | "
+                     f"{v['objective_s']:+.3f} | {timed_s} | {timed_r} | "
                      f"{v['different_trees_s']:+.3f} | {v['nodes_over_native']:.3f} |")
     return "\n".join(lines)
 

@@ -2,7 +2,9 @@
 
 Each fit runs in a fresh process that loads the same data (made once, saved as
 ``.npy``) and fits with the same parameters; the process's peak resident set size
-(``VmHWM``) is compared. Writes
+(``VmHWM``) is compared. A fourth process, the floor of any Numba objective, runs the native fit
+after one call of a tiny compiled function of the package (``draw_indices``, loaded from the
+cache): what loading and running compiled Numba code costs, whatever the kernel. Writes
 ``results/memory.json``.
 
     python benchmarks/bench_memory.py [--rows 1000000] [--smoke]
@@ -35,6 +37,10 @@ def hwm_mib():
 X, y, g = (np.load(f"{data}/{{k}}.npy") for k in ("X", "y", "g"))
 rss0 = hwm_mib()
 variant, backend = {variant!r}, {backend!r}
+if variant == "native + one Numba call":
+    from gbdt_pwiser.kernels.cpu import draw_indices
+    draw_indices(np.uint64(1), np.arange(4), 10)
+    variant = "native"
 if backend == "xgboost":
     import xgboost as xgb
     base = {{"tree_method": "hist", "max_depth": 6, "eta": 0.1, "nthread": 2, "seed": 0}}
@@ -77,17 +83,19 @@ def main(argv=None) -> dict:
         del X, y, g
         for backend in a.backends:
             res[backend] = {}
-            for variant in ("native", "exact", "k=4"):
+            for variant in ("native", "native + one Numba call", "exact", "k=4"):
                 out = run_python(CODE.format(data=data, rounds=a.rounds, variant=variant, backend=backend))
                 r = json.loads(out.strip().splitlines()[-1])
                 res[backend][variant] = r["peak_rss_mib"]
                 res[backend]["data_loaded_mib"] = r["after_load_mib"]
             nat = res[backend]["native"]
-            for variant in ("exact", "k=4"):
+            for variant in ("native + one Numba call", "exact", "k=4"):
                 res[backend][f"{variant}_over_native"] = res[backend][variant] / nat
             print(f"{backend}: peak RSS native {nat:.0f} MiB, exact {res[backend]['exact']:.0f} MiB "
                   f"({res[backend]['exact_over_native']:.3f}x), k=4 {res[backend]['k=4']:.0f} MiB "
-                  f"({res[backend]['k=4_over_native']:.3f}x)", flush=True)
+                  f"({res[backend]['k=4_over_native']:.3f}x); native after one Numba call "
+                  f"{res[backend]['native + one Numba call']:.0f} MiB "
+                  f"({res[backend]['native + one Numba call_over_native']:.3f}x)", flush=True)
     out = {"rows": a.rows, "rounds": a.rounds, "results": res}
     if not a.smoke:
         write_result("memory", out)

@@ -76,7 +76,9 @@ def test_bench_memory_smoke(no_results, capsys):
     assert (out["rows"], out["rounds"]) == (3000, 2)
     for backend in ("xgboost", "lightgbm"):
         r = out["results"][backend]
-        assert all(r[k] > 0 for k in ("native", "exact", "k=4", "data_loaded_mib"))
+        assert all(r[k] > 0 for k in ("native", "native + one Numba call", "exact", "k=4", "data_loaded_mib"))
+        # the floor's process ran compiled Numba code, the native one did not: it holds more
+        assert r["native + one Numba call"] > r["native"]
         assert r["exact_over_native"] == pytest.approx(r["exact"] / r["native"])
         assert r["k=4_over_native"] == pytest.approx(r["k=4"] / r["native"])
         assert len(_lines(printed, rf"{backend}: peak RSS native \d+ MiB, exact \d+ MiB")) == 1
@@ -113,6 +115,10 @@ def test_bench_fit_gap_smoke(no_results, capsys):
     for name, r in out["rows"].items():
         assert len(out["times_s"][name]) == len(out["times_s"][f"replay {name}"]) == 1
         assert r["objective_s"] == pytest.approx(r["fit_s"] - r["replay_s"])
+        # each objective's calls timed inside its fits: some time, less than the fit, and a replay
+        # (no computation) spends less in its calls than the objective it replays
+        assert 0 < r["timed_calls_s"] < r["fit_s"]
+        assert r["replay_timed_calls_s"] < r["timed_calls_s"]
         assert len(_lines(printed, rf"\| {re.escape(name)} \| \d+\.\d{{3}} \| \d+\.\d{{3}}×")) == 1
 
 

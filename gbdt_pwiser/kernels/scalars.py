@@ -64,8 +64,7 @@ def _shared(fn):
 
 def _inlined(fn):
     """A group-level ``fn`` registered like :func:`_shared` but inlined by LLVM on the CPU: for the
-    functions called per group or per term. A call that is not inlined increments and decrements
-    the reference count of each array argument in a call LLVM does not inline."""
+    functions called per group or per term (a call costs more than their work there)."""
     return _register(fn, True)
 
 
