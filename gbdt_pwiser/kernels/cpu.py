@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import get_num_threads, njit, prange, types  # noqa: F401 - get_num_threads: the objectives' dispatch
+from numba import get_num_threads, njit, prange, typeof, types  # noqa: F401 - get_num_threads: the objectives' dispatch
 from numba.extending import overload
 
 from .scalars import (
@@ -229,7 +229,7 @@ def pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m
     """The pair terms of active group a: exact (``pairs="all"``) when ``key`` is None (squared hinge)
     or False (logistic), else k draws per conversion and term with the round key ``key``. p and σ'
     of row r are ``pp[r - ro]``, ``pd[r - ro]``."""
-    group = _group_function(key)
+    group = _group_function(typeof(key))
     group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
           g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro)
 
@@ -240,17 +240,16 @@ def _pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, 
     # the mode is chosen while compiling, by the type of key: a fit compiles its own mode only
     # (a branch at run time compiled all three, ~1.5 s of every first fit); no reference counting
     # (see scalars._register: per group, ~20 arrays counted twice)
-    if isinstance(key, types.NoneType):
+    return _group_function(key)
+
+
+def _group_function(key_type):
+    """The group function of a mode argument's Numba type (see :func:`_mode_key`)."""
+    if isinstance(key_type, types.NoneType):
         return exact_group_pd
-    if isinstance(key, types.Boolean):
+    if isinstance(key_type, types.Boolean):
         return exact_logistic_group_pd
     return sampled_group_pd
-
-
-def _group_function(key):
-    if key is None:
-        return exact_group_pd
-    return exact_logistic_group_pd if isinstance(key, (bool, np.bool_)) else sampled_group_pd
 
 
 #: active groups per task of the group-parallel pair pass (:func:`pair_pass`)
