@@ -39,7 +39,7 @@ OOC = r"""
 import json, glob
 import numpy as np, pandas as pd, xgboost as xgb
 from gbdt_pwiser import PWiseRObjective, initial_margin
-from gbdt_pwiser._external import external_dmatrix
+from gbdt_pwiser.engines.external import external_dmatrix
 def hwm():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
@@ -112,7 +112,9 @@ def main(argv=None) -> dict:
         distributed.wait(ddf)
         base = client.run(_worker_hwm)
         t = time.perf_counter()
-        model = DaskCTCVRClassifier(n_jobs=1, client=client, **params).fit(ddf[feats], ddf["y"], group=ddf["g"])
+        model = DaskCTCVRClassifier(n_jobs=1, **params)
+        model.client = client
+        model = model.fit(ddf[feats], ddf["y"], group=ddf["g"])
         dask_s = time.perf_counter() - t
         peaks = client.run(_worker_hwm)
     auc = {"local": {"ctcvr": local.score(test[feats], yt),

@@ -12,7 +12,7 @@ anonymous memory (``RssAnon``, sampled every 20 ms: file-backed pages of the
 mmapped page cache count in ``VmHWM`` but the kernel can drop them), its
 resident memory after the imports and before the fit, the fit's wall time and
 the CTR/CTCVR AUC on held-out requests. The out-of-core child also reports the
-objective's per-row state (:class:`gbdt_pwiser._external.LogState` plus the
+objective's per-row state (:class:`gbdt_pwiser.datasets.parquet_log.LogState` plus the
 PWiseR objective's prepared data). The figure the issue asks for is the ratio
 of the features' in-memory size (float32, what XGBoost itself converts to) to
 the out-of-core fit's peak memory: "a log N× larger than the memory the fit

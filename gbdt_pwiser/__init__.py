@@ -8,7 +8,7 @@ from ._labels import as_funnel, funnel_label, split_funnel_label
 from .objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin, prepare_data
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._external import ParquetLog
+    from .datasets.parquet_log import ParquetLog
     from .sklearn import CTCVRClassifier, NoGroupWarning
     from .metrics import evaluate
 
@@ -31,7 +31,7 @@ __all__ = [
 
 # The estimator and the evaluation helpers pull in scikit-learn's model machinery; load them
 # on first use so that `import gbdt_pwiser` (and a custom objective's first call) stays fast.
-_LAZY = {"CTCVRClassifier": ".sklearn", "NoGroupWarning": ".sklearn", "ParquetLog": "._external",
+_LAZY = {"CTCVRClassifier": ".sklearn", "NoGroupWarning": ".sklearn", "ParquetLog": ".datasets.parquet_log",
          "evaluate": ".metrics"}
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from scipy.special import expit
 from sklearn.metrics import log_loss, roc_auc_score
 
 from ._labels import as_funnel
@@ -29,6 +30,7 @@ __all__ = [
     "xgb_metric",
     "lgb_metric",
     "METRICS",
+    "margin_metric",
     "evaluate",
     "evaluate_predictions",
     "METRIC_LABELS",
@@ -150,6 +152,42 @@ METRICS: dict[str, tuple[Callable[..., float], bool]] = {
     "auc_click_group": (click_gauc, True),
     "auc_conv_group": (conversion_gauc, True),
 }
+
+
+def margin_metric(name: str, y: np.ndarray, group: np.ndarray | None = None,
+                  ctr_prob: np.ndarray | None = None) -> Callable[[np.ndarray], float]:
+    """``margin -> score``: an early-stopping metric of a booster's raw margin on one eval set (higher is better).
+
+    The one definition every training engine uses. ``name`` is a key of
+    :data:`METRICS` (AUC/GAUC of the margin against clicks or conversions;
+    rank-based, so the margin stands for its probability; the GAUC metrics
+    take ``group``, one group when None) or ``"auc_ctcvr"``: the CTCVR AUC of
+    pCTR·σ(u) with ``ctr_prob`` given (the entire-space CVR booster), or of
+    σ(z)·σ(u) from ``(n, 2)`` margins ``[z, u]`` (the shared booster).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gbdt_pwiser.metrics import margin_metric
+    >>> y = np.array([0, 1, 2, 2])
+    >>> margin_metric("auc_click", y)(np.array([-1.0, 0.5, 0.2, 0.9]))
+    1.0
+    >>> margin_metric("auc_ctcvr", y, ctr_prob=np.full(4, 0.5))(np.array([-1.0, 0.5, 0.2, 0.9]))
+    0.75
+    """
+    if name == "auc_ctcvr":
+        if ctr_prob is not None:
+            return lambda u: conversion_auc(ctr_prob * expit(u), y)
+        from .objectives.multitask import shared_probabilities
+
+        return lambda m: conversion_auc(shared_probabilities(m)[2], y)
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; choose from {sorted(METRICS) + ['auc_ctcvr']}")
+    fn, needs_group = METRICS[name]
+    if needs_group:
+        g = np.zeros(y.size, dtype=np.int64) if group is None else group
+        return lambda z: fn(z, y, g)
+    return lambda z: fn(z, y)
 
 
 def _check_names(names: Sequence[str]) -> tuple[str, ...]:

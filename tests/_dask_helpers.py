@@ -13,7 +13,7 @@ import logging
 import numpy as np
 
 from gbdt_pwiser import PWiseRObjective
-from gbdt_pwiser.dask import EntireSpaceLabelObjective, GlobalPWiseRObjective
+from gbdt_pwiser.dask import EntireSpaceLabelObjective, GlobalPWiseRObjective, GlobalSharedCTCVRObjective
 
 RECORD: list = []
 
@@ -28,6 +28,17 @@ class RecordingGlobal(GlobalPWiseRObjective):
         g, h = super().__call__(a, b, sample_weight, group)
         z = a if type(b).__module__.startswith(("xgboost", "lightgbm")) else b
         _record(self, z, g, h)
+        return g, h
+
+
+class RecordingGlobalShared(GlobalSharedCTCVRObjective):
+    """The shared two-output objective with global normalisers; records (n, 2) margins and gradients."""
+
+    def __call__(self, a, b, sample_weight=None, group=None):
+        g, h = super().__call__(a, b, sample_weight, group)
+        z = a if type(b).__module__.startswith(("xgboost", "lightgbm")) else b
+        if self.iteration_ == 1:
+            RECORD.append((np.array(z, dtype=np.float64).reshape(-1, 2), np.array(g), np.array(h)))
         return g, h
 
 
@@ -75,6 +86,15 @@ class DyingGlobal(GlobalPWiseRObjective):
                 os.close(fd)
                 os._exit(1)
         return super().__call__(a, b, sample_weight, group)
+
+
+def dask_model(client, **params):
+    """A ``DaskCTCVRClassifier`` with ``params`` that trains on ``client`` (a property, not a parameter)."""
+    from gbdt_pwiser.dask import DaskCTCVRClassifier
+
+    model = DaskCTCVRClassifier(**params)
+    model.client = client
+    return model
 
 
 @contextlib.contextmanager

@@ -18,11 +18,11 @@ pytest.importorskip("lightgbm.dask")
 
 import xgboost as xgb  # noqa: E402
 
-from _dask_helpers import two_worker_client  # noqa: E402
+from _dask_helpers import dask_model, two_worker_client  # noqa: E402
 from gbdt_pwiser.dask import DaskCTCVRClassifier  # noqa: E402
 from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 from gbdt_pwiser.metrics import click_auc, clicked_conversion_auc, conversion_auc  # noqa: E402
-from gbdt_pwiser.sklearn._backends import Stopper  # noqa: E402
+from gbdt_pwiser.engines import Stopper  # noqa: E402
 
 PARAMS = {"n_estimators": 40, "max_depth": 4, "learning_rate": 0.5, "n_jobs": 1, "lam": 1.0}
 
@@ -63,7 +63,7 @@ def test_early_stopping_matches_driver_side_metric(client, log, metric):
     ddf = dd.from_pandas(train, npartitions=4, sort=False)
     dval = dd.from_pandas(valid, npartitions=3, sort=False)  # spread: fit gathers it on one worker
     es = 3
-    model = DaskCTCVRClassifier(client=client, early_stopping_rounds=es, ctr_stopping_metric=metric, **PARAMS)
+    model = dask_model(client, early_stopping_rounds=es, ctr_stopping_metric=metric, **PARAMS)
     model.fit(ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(dval[feats], dval["y"])])
     yv = valid["y"].to_numpy()
     ctr_score = (lambda z: click_auc(z, yv)) if metric == "auc_click" else (lambda z: conversion_auc(z, yv))
@@ -90,7 +90,7 @@ def test_early_stopping_matches_driver_side_metric(client, log, metric):
 def test_eval_set_without_early_stopping_records_history(client, log):
     train, valid, feats = log
     ddf = dd.from_pandas(train, npartitions=2, sort=False)
-    model = DaskCTCVRClassifier(client=client, **{**PARAMS, "n_estimators": 5})
+    model = dask_model(client, **{**PARAMS, "n_estimators": 5})
     model.fit(ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(valid[feats], valid["y"].to_numpy())])
     assert len(model.evals_result_["ctr"]["valid_0"]["auc_click"]) == 5
     assert len(model.evals_result_["cvr"]["valid_0"]["auc_conv"]) == 5
@@ -105,7 +105,7 @@ def test_eval_set_without_early_stopping_records_history(client, log):
 def test_unsupported_stopping_raises_before_training(client, log, kwargs, exc, match):
     train, valid, feats = log
     ddf = dd.from_pandas(train, npartitions=2, sort=False)
-    model = DaskCTCVRClassifier(client=client, early_stopping_rounds=2, **{**PARAMS, **kwargs})
+    model = dask_model(client, early_stopping_rounds=2, **{**PARAMS, **kwargs})
     with pytest.raises(exc, match=match):
         model.fit(ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(valid[feats], valid["y"])])
 
@@ -114,19 +114,19 @@ def test_early_stopping_needs_eval_set_and_both_classes(client, log):
     train, valid, feats = log
     ddf = dd.from_pandas(train, npartitions=2, sort=False)
     with pytest.raises(ValueError, match="needs an eval_set"):
-        DaskCTCVRClassifier(client=client, early_stopping_rounds=2, **PARAMS).fit(ddf[feats], ddf["y"],
+        dask_model(client, early_stopping_rounds=2, **PARAMS).fit(ddf[feats], ddf["y"],
                                                                                    group=ddf["g"])
     no_click = valid[valid["y"] == 0]
     with pytest.raises(ValueError, match="only one class"):
-        DaskCTCVRClassifier(client=client, early_stopping_rounds=2, **PARAMS).fit(
+        dask_model(client, early_stopping_rounds=2, **PARAMS).fit(
             ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(no_click[feats], no_click["y"])])
     dval = dd.from_pandas(valid, npartitions=2, sort=False)
     with pytest.raises(TypeError, match="both be dask collections"):
-        DaskCTCVRClassifier(client=client, **PARAMS).fit(
+        dask_model(client, **PARAMS).fit(
             ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(dval[feats], valid["y"])])
     with pytest.raises(TypeError, match="list of"):
-        DaskCTCVRClassifier(client=client, **PARAMS).fit(
+        dask_model(client, **PARAMS).fit(
             ddf[feats], ddf["y"], group=ddf["g"], eval_set=(valid[feats], valid["y"]))
     with pytest.raises(ValueError, match="training columns"):
-        DaskCTCVRClassifier(client=client, **PARAMS).fit(
+        dask_model(client, **PARAMS).fit(
             ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(valid[feats[:-1]], valid["y"])])

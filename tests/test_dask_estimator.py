@@ -13,7 +13,7 @@ pytest.importorskip("xgboost.dask")
 pytest.importorskip("lightgbm.dask")
 
 from gbdt_pwiser import CTCVRClassifier  # noqa: E402
-from _dask_helpers import two_worker_client  # noqa: E402
+from _dask_helpers import dask_model, two_worker_client  # noqa: E402
 from gbdt_pwiser.dask import DaskCTCVRClassifier, partition_by_group  # noqa: E402
 from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 from gbdt_pwiser.metrics import conversion_auc  # noqa: E402
@@ -50,7 +50,7 @@ def _ddf(df, nparts=4):
 def test_fit_close_to_single_process_and_to_local_exact(client, log, backend, cvr_space, tmp_path):
     train, test, feats = log
     ddf = _ddf(train)
-    model = DaskCTCVRClassifier(backend=backend, cvr_space=cvr_space, client=client, **PARAMS)
+    model = dask_model(client, backend=backend, cvr_space=cvr_space, **PARAMS)
     model.fit(ddf[feats], ddf["y"], group=ddf["g"])
     assert model.repartitioned_ and model.n_partitions_ == 4
     local = CTCVRClassifier(backend=backend, cvr_space=cvr_space, **PARAMS).fit(train[feats], train["y"],
@@ -84,7 +84,7 @@ def test_two_column_labels_and_weights(client, log):
     pdf = train.assign(click=(train["y"] >= 1).astype(int), conv=(train["y"] == 2).astype(int),
                        w=np.linspace(0.5, 2.0, len(train)))
     ddf = partition_by_group(_ddf(pdf), "g")
-    model = DaskCTCVRClassifier(client=client, **PARAMS).fit(ddf[feats], ddf[["click", "conv"]],
+    model = dask_model(client, **PARAMS).fit(ddf[feats], ddf[["click", "conv"]],
                                                               group=ddf["g"], sample_weight=ddf["w"])
     assert not model.repartitioned_  # already whole groups
     assert model.score(test[feats], test["y"]) > 0.7
@@ -94,9 +94,9 @@ def test_prepartitioned_and_repartitioned_fits(client, log):
     """Scattered groups are repartitioned exactly as partition_by_group does (same rows per partition)."""
     train, test, feats = log
     ddf = _ddf(train)
-    a = DaskCTCVRClassifier(client=client, **PARAMS).fit(ddf[feats], ddf["y"], group=ddf["g"])
+    a = dask_model(client, **PARAMS).fit(ddf[feats], ddf["y"], group=ddf["g"])
     pre = partition_by_group(ddf, "g")
-    b = DaskCTCVRClassifier(client=client, **PARAMS).fit(pre[feats], pre["y"], group=pre["g"])
+    b = dask_model(client, **PARAMS).fit(pre[feats], pre["y"], group=pre["g"])
     assert a.repartitioned_ and not b.repartitioned_
     pa, pb = a.predict_ctcvr(test[feats]), b.predict_ctcvr(test[feats])
     assert abs(conversion_auc(pa, test["y"]) - conversion_auc(pb, test["y"])) < 0.03
@@ -105,20 +105,20 @@ def test_prepartitioned_and_repartitioned_fits(client, log):
 def test_lam_zero_needs_no_group(client, log):
     train, test, feats = log
     ddf = _ddf(train)
-    model = DaskCTCVRClassifier(client=client, **{**PARAMS, "lam": 0.0}).fit(ddf[feats], ddf["y"])
+    model = dask_model(client, **{**PARAMS, "lam": 0.0}).fit(ddf[feats], ddf["y"])
     assert model.score(test[feats], test["y"]) > 0.7
 
 
 def test_bad_inputs(client, log):
     train, _, feats = log
     ddf = _ddf(train)
-    est = DaskCTCVRClassifier(client=client, **PARAMS)
+    est = dask_model(client, **PARAMS)
     with pytest.raises(ValueError, match="group is required when lam > 0"):
         est.fit(ddf[feats], ddf["y"])
     with pytest.raises(ValueError, match="group is required when lam > 0"):
         est.fit(ddf[feats], ddf["y"], group="all")
     with pytest.raises(ValueError, match="partitioned alike"):
-        est.fit(ddf[feats], _ddf(train, 3)["y"], group=ddf["g"])
+        est.fit(ddf[feats], _ddf(train, 3)["y"].to_dask_array(lengths=True), group=ddf["g"])
     bad = ddf.assign(a=1, b=0)[["y", "a", "b"]]
     with pytest.raises(ValueError, match="y"):
         est.fit(ddf[feats], bad, group=ddf["g"])
@@ -128,20 +128,49 @@ def test_bad_inputs(client, log):
         est.fit(train[feats], train["y"], group=train["g"])
     # early stopping: XGBoost only (tests/test_dask_early_stopping.py), and only with an eval set
     with pytest.raises(NotImplementedError, match="backend='lightgbm'"):
-        DaskCTCVRClassifier(client=client, backend="lightgbm").fit(
+        dask_model(client, backend="lightgbm").fit(
             ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(train[feats], train["y"])])
     with pytest.raises(ValueError, match="needs an eval_set"):
-        DaskCTCVRClassifier(client=client, early_stopping_rounds=3).fit(ddf[feats], ddf["y"], group=ddf["g"])
+        dask_model(client, early_stopping_rounds=3).fit(ddf[feats], ddf["y"], group=ddf["g"])
     with pytest.raises(ValueError):
-        DaskCTCVRClassifier(client=client, lam=-1.0).fit(ddf[feats], ddf["y"], group=ddf["g"])
+        dask_model(client, lam=-1.0).fit(ddf[feats], ddf["y"], group=ddf["g"])
 
 
-# The Dask estimator trains the chained model only: the shared two-output
-# booster (``structure``, ``ctcvr_weight_ctr``) is single-process (see Notes).
-SINGLE_PROCESS_ONLY = {"structure", "ctcvr_weight_ctr"}
+def test_same_parameters_as_the_local_estimator_and_a_client_property(client):
+    """One definition of the parameters: the Dask estimator is CTCVRClassifier on the Dask engine."""
+    import inspect
+
+    from sklearn.base import clone
+
+    assert DaskCTCVRClassifier().get_params() == CTCVRClassifier().get_params()
+    assert inspect.signature(DaskCTCVRClassifier.__init__) == inspect.signature(CTCVRClassifier.__init__)
+    assert DaskCTCVRClassifier._parameter_constraints is CTCVRClassifier._parameter_constraints
+    model = DaskCTCVRClassifier(lam=2.0)
+    assert model.client is client  # the current client by default
+    other = object()
+    model.client = other
+    assert model.client is other and "client" not in model.get_params()
+    assert clone(model).client is client and clone(model).lam == 2.0
 
 
-def test_get_params_match_the_local_estimator():
-    local = set(CTCVRClassifier().get_params())
-    assert SINGLE_PROCESS_ONLY <= local
-    assert set(DaskCTCVRClassifier().get_params()) == (local - SINGLE_PROCESS_ONLY) | {"client"}
+@pytest.mark.parametrize("weighted", [False, True])
+def test_shared_structure_on_dask(client, log, weighted):
+    """structure="shared": one two-output booster trained by xgboost.dask, categories as codes."""
+    train, test, feats = log
+    train = train.assign(shop=pd.Categorical(train["g"] % 7), w=np.where(train["y"] == 2, 2.0, 1.0))
+    test = test.assign(shop=pd.Categorical(test["g"] % 7, categories=train["shop"].cat.categories))
+    cols = feats + ["shop"]
+    ddf = _ddf(train)
+    params = {**PARAMS, "structure": "shared", "ctcvr_weight_ctr": 0.5}
+    model = dask_model(client, **params).fit(ddf[cols], ddf["y"], group=ddf["g"],
+                                            sample_weight=ddf["w"] if weighted else None)
+    local = CTCVRClassifier(**params).fit(train[cols], train["y"], group=train["g"],
+                                          sample_weight=train["w"] if weighted else None)
+    assert hasattr(model, "booster_") and not hasattr(model, "ctr_booster_")
+    assert list(model.categorical_codes_.categories_) == ["shop"]
+    np.testing.assert_allclose(model.init_margins_, local.init_margins_, rtol=1e-12)
+    yt = test["y"].to_numpy()
+    auc_d, auc_l = model.score(test[cols], yt), local.score(test[cols], yt)
+    assert auc_d > 0.7 and abs(auc_d - auc_l) < 0.08, (auc_d, auc_l)
+    as_local = model.to_local()
+    np.testing.assert_array_equal(as_local.predict_proba(test[cols]), model.predict_proba(test[cols]))

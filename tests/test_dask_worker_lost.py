@@ -17,8 +17,8 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("xgboost.dask")
 pytest.importorskip("lightgbm.dask")
 
-import gbdt_pwiser.dask._estimator as estimator_module  # noqa: E402
-from _dask_helpers import DyingGlobal  # noqa: E402
+import gbdt_pwiser.engines.dask as engine_module  # noqa: E402
+from _dask_helpers import dask_model, DyingGlobal  # noqa: E402
 from gbdt_pwiser.dask import DaskCTCVRClassifier  # noqa: E402
 from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 
@@ -45,14 +45,14 @@ def test_lost_worker_is_a_clear_error(client, flag_dir, backend, monkeypatch):
     if flag.exists():  # the previous case killed a worker: its nanny restarts it
         flag.unlink()
         client.wait_for_workers(2, timeout=60)
-    monkeypatch.setattr(estimator_module, "GlobalPWiseRObjective", DyingGlobal)
+    monkeypatch.setattr(engine_module, "GlobalPWiseRObjective", DyingGlobal)
     lg = make_ad_log(200, random_state=0)
     X = lg.X.apply(lambda c: c.cat.codes if hasattr(c, "cat") else c).astype(np.float64)
     X.columns = [f"f{i}" for i in range(X.shape[1])]
     df = X.assign(y=np.asarray(lg.y, dtype=np.int8), g=np.asarray(lg.group))
     feats = list(X.columns)
     ddf = dd.from_pandas(df, npartitions=4, sort=False)
-    model = DaskCTCVRClassifier(backend=backend, client=client, n_estimators=30, max_depth=3, n_jobs=1)
+    model = dask_model(client, backend=backend, n_estimators=30, max_depth=3, n_jobs=1)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         fut = pool.submit(model.fit, ddf[feats], ddf["y"], group=ddf["g"])
         with pytest.raises(RuntimeError, match="worker was lost during training of the CTR booster") as info:

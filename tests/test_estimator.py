@@ -25,7 +25,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import gbdt_pwiser.sklearn._classifier as E
+import gbdt_pwiser.engines.local as L
+import gbdt_pwiser.sklearn._drivers as D
 from gbdt_pwiser import CTCVRClassifier, funnel_label
 from gbdt_pwiser._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
 from gbdt_pwiser.datasets import make_ad_log, train_test_split_by_group
@@ -436,12 +437,14 @@ def test_n_jobs_seed_and_device_reach_boosters_and_objectives(numeric, backend, 
                 super().__init__(**kw)
         return Spy
 
-    monkeypatch.setattr(E, "PWiseRObjective", spy(E.PWiseRObjective))
-    monkeypatch.setattr(E, "EntireSpaceCVRObjective", spy(E.EntireSpaceCVRObjective))
+    monkeypatch.setattr(D, "PWiseRObjective", spy(D.PWiseRObjective))
+    monkeypatch.setattr(D, "EntireSpaceCVRObjective", spy(D.EntireSpaceCVRObjective))
     # (n_jobs=1: two OpenMP threads on a shared, loaded 2-core machine can be 30x slower)
     model = CTCVRClassifier(backend=backend, cvr_space="entire", random_state=7,
                             **{**SMALL, "n_jobs": 1}).fit(X, y, group=group)
-    (n1, k1), (n2, k2) = seen
+    # the driver builds both objectives; the engine binds the entire-space one to the CTR booster's pCTR
+    (n1, k1), (n2, _), (n3, k2) = seen
+    assert n3 == n2
     # the objectives run on one thread inside the boosting loop (n_jobs=None), whatever the boosters use
     assert n1 == "PWiseRObjective" and k1["n_jobs"] is None and k1["random_state"] == 7 and k1["device"] == "cpu"
     assert n2 == "EntireSpaceCVRObjective" and k2["n_jobs"] is None and k2["device"] == "cpu"
@@ -686,13 +689,13 @@ def test_groups_lost_in_routing_warn_once_per_fit(numeric):
 def test_groups_routed_by_alias_reach_the_objective(numeric, monkeypatch):
     X, y, group = numeric
     sizes_seen = []
-    real = E.grad_fn
+    real = L.RoundGradients
 
-    def spy(objective, yy, w, sizes):
-        sizes_seen.append(sizes)
-        return real(objective, yy, w, sizes)
+    def spy(objective, yy, w, ptr=None, **kw):
+        sizes_seen.append(None if ptr is None else np.diff(ptr))
+        return real(objective, yy, w, ptr=ptr, **kw)
 
-    monkeypatch.setattr(E, "grad_fn", spy)
+    monkeypatch.setattr(L, "RoundGradients", spy)
     with warnings.catch_warnings():
         warnings.simplefilter("error", NoGroupWarning)
         search = _grid_search_with_groups(X, y, group, "groups")
@@ -720,15 +723,15 @@ def test_group_all_is_one_group_on_purpose(numeric, backend):
         CTCVRClassifier(backend=backend, **SMALL).fit(X, y, group="everything")
 
 
-def test_backends_implement_the_documented_interface(numeric):
-    """Each backend provides the five operations, from plain values only (no estimator)."""
-    from gbdt_pwiser.sklearn._backends import BACKENDS, Backend, TrainData
+def test_booster_libraries_implement_the_documented_interface(numeric):
+    """Each booster library provides the five operations, from plain values only (no estimator)."""
+    from gbdt_pwiser.engines.boosters import LIBRARIES, BoosterLibrary, TrainData
 
     X, y, _ = numeric
-    for name, cls in BACKENDS.items():
-        assert issubclass(cls, Backend) and cls.name == name and cls.suffix
+    for name, cls in LIBRARIES.items():
+        assert issubclass(cls, BoosterLibrary) and cls.name == name and cls.suffix
         for op in ("params", "train", "predict_margin", "to_bytes", "from_bytes"):
-            assert getattr(cls, op) is not getattr(Backend, op), (name, op)
+            assert getattr(cls, op) is not getattr(BoosterLibrary, op), (name, op)
         be = cls()
         params = be.params(learning_rate=0.3, max_depth=2, seed=1, nthread=1, device="cpu")
         fit = be.train(params, 3, TrainData(X, (y == 2).astype(np.float32), None), [], None, 0.0, "auc", None)

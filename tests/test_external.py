@@ -10,7 +10,8 @@ xgb = pytest.importorskip("xgboost")
 pytest.importorskip("pyarrow")
 
 from gbdt_pwiser import PWiseRObjective  # noqa: E402
-from gbdt_pwiser._external import external_dmatrix, parquet_shards  # noqa: E402
+from gbdt_pwiser.datasets.sources import list_files  # noqa: E402
+from gbdt_pwiser.engines.external import external_dmatrix  # noqa: E402
 from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 from gbdt_pwiser.metrics import auc  # noqa: E402
 
@@ -111,7 +112,7 @@ def test_shard_layout_errors(tmp_path):
         external_dmatrix(shuffled, label=["click", "conversion"], group="req", features=feats,
                          cache_prefix=str(tmp_path / "c2"))
     with pytest.raises(ValueError, match="no Parquet files"):
-        parquet_shards(tmp_path / "nothing-here")
+        list_files(tmp_path / "nothing-here*")
 
 
 def test_group_start_flags_read_and_checked():

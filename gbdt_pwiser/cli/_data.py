@@ -24,14 +24,15 @@ def load_log(args: argparse.Namespace) -> Any:
     stays on the cluster: a :class:`ParquetLog` (read on the workers).
     """
     from .. import datasets
-    from ..datasets.parquet import check_parquet_columns, is_parquet, load_parquet_log, parquet_files
+    from ..datasets.parquet import check_parquet_columns, load_parquet_log
+    from ..datasets.sources import is_parquet, list_files
 
     if args.data is None:
         return datasets.make_ad_log(args.requests, random_state=args.seed)
     path = Path(args.data)
     if is_parquet(path):
         try:
-            files = parquet_files(path)
+            files = list_files(path, "parquet")
             check_parquet_columns(files, args.format)
             if not _distributed(args):
                 return load_parquet_log(path, args.format, nrows=args.nrows)
@@ -177,6 +178,9 @@ def fit_model(model: Any, args: argparse.Namespace, X: Any, y: Any, group: Any) 
         frame = pd.DataFrame(X).assign(__y=np.asarray(y), __g=np.asarray(group))
         ddf = dd.from_pandas(frame.reset_index(drop=True), npartitions=nparts, sort=False)
         ddf = partition_by_group(ddf, "__g")  # whole groups up front: no failed layout check on the workers
-        model.set_params(client=client).fit(ddf[list(X.columns)], ddf["__y"], group=ddf["__g"])
-        model.set_params(client=None)
+        model.client = client
+        try:
+            model.fit(ddf[list(X.columns)], ddf["__y"], group=ddf["__g"])
+        finally:
+            model.client = None
     return model

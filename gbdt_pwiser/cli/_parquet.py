@@ -128,6 +128,9 @@ def fit_parquet(model: Any, train: ParquetTrain, client: Any) -> Any:
     """``DaskCTCVRClassifier.fit`` on the training part, read on the workers (fit repartitions by group)."""
     frame, feats = _converted(train.log)
     part = frame.map_partitions(_split_part, train.test_size, train.seed, False, meta=frame._meta)
-    model.set_params(client=client).fit(part[feats], part[_Y], group=part[_G])
-    model.set_params(client=None)
+    model.client = client
+    try:
+        model.fit(part[feats], part[_Y], group=part[_G])
+    finally:
+        model.client = None
     return model

@@ -1,12 +1,16 @@
 """PWiseR training on Dask: ``xgboost.dask`` and ``lightgbm.dask``, exact across workers.
 
+The public face of the Dask engine (:mod:`gbdt_pwiser.engines.dask`) and of
+the workers' objectives (:mod:`gbdt_pwiser.objectives.distributed`).
+
 Needs the ``[dask]`` extra (``pip install "gbdt-pwiser[dask]"``). See
 ``docs/distributed.md``.
 
 * :class:`DaskCTCVRClassifier` — the CTR → CVR chain trained on the cluster.
 * :func:`partition_by_group` — every group whole in one partition, sorted inside it.
 * :func:`group_statistics` — one pass: PWiseR's global normalisers, layout checked.
-* :class:`GlobalPWiseRObjective` — the objective each worker runs (``obj=`` / ``objective=``).
+* :class:`GlobalPWiseRObjective` — the objective each worker runs (``obj=`` / ``objective=``);
+  :class:`GlobalSharedCTCVRObjective` its twin for the shared two-output booster.
 * :func:`xgboost_dmatrix`, :func:`xgboost_params`, :func:`lightgbm_fit_kwargs` — booster inputs.
 * :func:`entire_space_label`, :class:`EntireSpaceLabelObjective` — the entire-space
   CVR booster with pCTR carried in each row's label.
@@ -23,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "gbdt_pwiser.dask needs dask[dataframe] and distributed: pip install 'gbdt-pwiser[dask]'"
     ) from exc
 
-from ._boosters import (
+from ..engines.dask.inputs import (
     funnel_labels,
     global_qid,
     group_sizes,
@@ -31,13 +35,14 @@ from ._boosters import (
     xgboost_dmatrix,
     xgboost_params,
 )
+from ..engines.dask.partition import GlobalStats, group_statistics, partition_by_group
 from ..objectives._adapters import GROUP_START_FIELD
-from ._objectives import (
+from ..objectives.distributed import (
     EntireSpaceLabelObjective,
     GlobalPWiseRObjective,
+    GlobalSharedCTCVRObjective,
     entire_space_label,
 )
-from ._partition import GlobalStats, group_statistics, partition_by_group
 from ._estimator import DaskCTCVRClassifier
 
 __all__ = [
@@ -46,6 +51,7 @@ __all__ = [
     "group_statistics",
     "GlobalStats",
     "GlobalPWiseRObjective",
+    "GlobalSharedCTCVRObjective",
     "EntireSpaceLabelObjective",
     "entire_space_label",
     "GROUP_START_FIELD",

@@ -6,6 +6,8 @@
 * ``loaders``: ``load_aliexpress`` and ``load_ali_ccp`` (they read files the
   user has; nothing is downloaded).
 * ``parquet``: ``load_parquet_log``, the same layouts from a Parquet folder or glob.
+* ``parquet_log``: ``ParquetLog``, a log left in its Parquet shards (out-of-core training).
+* ``sources``: the one data-source module — file listing, column and group-layout checks, shard reading.
 * ``simulator``: ``make_ad_log``, a search-ad log with position bias and
   accidental clicks that never convert.
 * ``split``: ``train_test_split_by_group``, no group in both parts.
@@ -23,6 +25,7 @@ from .loaders import (
     load_aliexpress,
 )
 from .parquet import load_parquet_log
+from .parquet_log import ParquetLog
 from .simulator import make_ad_log
 from .split import train_test_split_by_group
 
@@ -37,6 +40,7 @@ __all__ = [
     "load_aliexpress",
     "load_ali_ccp",
     "load_parquet_log",
+    "ParquetLog",
     "make_ad_log",
     "train_test_split_by_group",
 ]

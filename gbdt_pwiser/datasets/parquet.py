@@ -10,7 +10,6 @@ in advance (every partition must share them).
 
 from __future__ import annotations
 
-import glob
 import os
 from typing import Any
 
@@ -21,8 +20,9 @@ from .._labels import funnel_label
 from .._validation import check_int
 from .adlog import AdLog
 from .loaders import LAYOUTS, _arrow_types, _to_adlog
+from .sources import check_columns, list_files, read_schema
 
-__all__ = ["parquet_files", "load_parquet_log", "parquet_part", "feature_columns", "check_parquet_columns"]
+__all__ = ["load_parquet_log", "parquet_part", "feature_columns", "check_parquet_columns"]
 
 
 def _layout(layout: str) -> dict[str, Any]:
@@ -31,52 +31,11 @@ def _layout(layout: str) -> dict[str, Any]:
     return LAYOUTS[layout]
 
 
-def parquet_files(path: str | os.PathLike) -> list[str]:
-    """The Parquet files of ``path``: a ``.parquet`` file, a folder (searched recursively) or a glob.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``path`` (not a glob) does not exist.
-    ValueError
-        A glob that matches nothing, or a folder without ``.parquet`` files.
-    """
-    p = os.fspath(path)
-    if glob.has_magic(p):
-        files = sorted(f for f in glob.glob(p, recursive=True) if os.path.isfile(f))
-        if not files:
-            raise ValueError(f"no file matches the glob {p!r}")
-        return files
-    if not os.path.exists(p):
-        raise FileNotFoundError(f"no such file or folder: {p!r}")
-    if os.path.isdir(p):
-        files = sorted(glob.glob(os.path.join(glob.escape(p), "**", "*.parquet"), recursive=True))
-        if not files:
-            raise ValueError(f"the folder {p!r} holds no .parquet files")
-        return files
-    return [p]
-
-
-def is_parquet(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names Parquet data (a folder, a glob or a ``.parquet`` file) rather than a CSV."""
-    p = os.fspath(path)
-    return glob.has_magic(p) or os.path.isdir(p) or p.endswith((".parquet", ".parq", ".pq"))
-
-
 def check_parquet_columns(files: list[str], layout: str) -> None:
     """Every file's schema must hold the layout's columns (extra columns are allowed)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     spec = _layout(layout)
     for f in files:
-        try:
-            names = set(pq.read_schema(f).names)
-        except (OSError, pa.ArrowException) as exc:
-            raise ValueError(f"cannot read {f!r} as Parquet: {exc}") from exc
-        missing = [c for c in spec["expected"] if c not in names]
-        if missing:
-            raise ValueError(f"{f!r} does not have the {spec['layout']} layout: missing columns {missing}")
+        check_columns(read_schema(f).names, spec["expected"], f"{f!r} ({spec['layout']} layout)")
 
 
 def load_parquet_log(path: str | os.PathLike, layout: str = "aliexpress", *, nrows: int | None = None) -> AdLog:
@@ -115,7 +74,7 @@ def load_parquet_log(path: str | os.PathLike, layout: str = "aliexpress", *, nro
 
     nrows = None if nrows is None else check_int(nrows, "nrows", lo=0)
     spec = _layout(layout)
-    files = parquet_files(path)
+    files = list_files(path, "parquet")
     check_parquet_columns(files, layout)
     types = _arrow_types(**{k: v for k, v in spec.items() if k != "layout"})
     try:

@@ -221,8 +221,12 @@ class SharedCTCVRObjective(_CustomObjective):
         """
         m = check_margin_matrix(margins)
         lab = check_labels(y, m.shape[0])
-        data = prepare_data(lab, group, check_weight(weight, m.shape[0]))
+        data = self._prepare_call(lab, group, check_weight(weight, m.shape[0]))
         return self._compute(m, data, int(iteration), reuse=False)
+
+    def _prepare_call(self, lab: np.ndarray, group: Any, w: np.ndarray | None) -> PreparedData:
+        """Prepared data of :meth:`grad_hess`'s rows (an extension point, as in :class:`PWiseRObjective`)."""
+        return prepare_data(lab, group, w)
 
     def grad_hess_prepared(
         self, margins: npt.ArrayLike, data: PreparedData, iteration: int = 0

@@ -1,7 +1,9 @@
-"""scikit-learn estimators: the chained CTR→CVR classifier, and the scorers of :mod:`gbdt_pwiser.metrics`.
+"""scikit-learn estimators: the CTR/CVR classifier, and the scorers of :mod:`gbdt_pwiser.metrics`.
 
-``_classifier`` holds the estimator, ``_shared`` its structure="shared" fit/predict, ``_backends`` the XGBoost/LightGBM
-adapters (the interface other engines reuse), ``_inputs`` the feature checks
+``_classifier`` holds :class:`CTCVRClassifier` (parameters and ``fit``), ``_base``
+what every fitted model shares (predict, score, save/load), ``_drivers`` the one
+fit driver of the chain and of the shared booster (on any engine of
+:mod:`gbdt_pwiser.engines`), ``_encode`` the category codes of the shared booster
 and ``_persistence`` the saved-model format.
 """
 

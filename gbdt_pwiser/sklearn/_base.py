@@ -1,12 +1,11 @@
-"""The fitted CTR → CVR chain: prediction, scoring, persistence and scikit-learn plumbing.
+"""A fitted CTR/CVR model: prediction, scoring, persistence and scikit-learn plumbing.
 
-``_ChainBase`` holds what every estimator of the chain shares once it has two
-boosters (``ctr_booster_``, ``cvr_booster_``) and a backend from
-:mod:`._backends`: the tags, the predict methods, :meth:`score`,
-``save_model``/``load_model`` and the progress bars. :class:`CTCVRClassifier`
-adds the parameters and ``fit``; an estimator on another engine (Dask, a shared
-multi-output booster) subclasses it the same way, overriding ``_predict_all``
-where its boosters predict differently.
+``_ChainBase`` holds what every estimator shares once it is fitted, whatever
+the engine that trained it: the tags, the predict methods of both structures
+(a CTR → CVR chain of two boosters, or one shared two-output booster), :meth:`score`,
+``save_model``/``load_model`` and the progress bars. Prediction uses the booster
+library the model was fitted with (``backend_``, ``structure_``), not the
+current parameters. :class:`CTCVRClassifier` adds the parameters and ``fit``.
 """
 
 from __future__ import annotations
@@ -23,9 +22,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import metrics as M
 from .._labels import as_funnel
+from ..engines import library
+from ..engines._inputs import check_X
+from ..engines.boosters import BoosterLibrary
+from ..objectives import shared_probabilities
 from . import _persistence
-from ._backends import BACKENDS, Backend
-from ._inputs import check_X
 
 __all__: list[str] = []
 
@@ -49,8 +50,10 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
         nj = self.n_jobs
         return None if nj is None else (int(nj) if nj > 0 else max(1, (os.cpu_count() or 1) + 1 + int(nj)))
 
-    def _backend(self) -> Backend:
-        return BACKENDS[self.backend]()
+    def _library(self) -> BoosterLibrary:
+        """The booster library of the fitted model (the parameters may have changed since)."""
+        shared = getattr(self, "structure_", "chain") == "shared"
+        return library(getattr(self, "backend_", self.backend), 2 if shared else 1)
 
     def _round_bar(self, desc: str) -> Any:
         """A tqdm bar over the boosting rounds when ``verbose`` (drawn only on a terminal), else a null context."""
@@ -66,21 +69,23 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ predict
     def _ctr_margin(self, Xc: Any) -> np.ndarray:
-        return (self._backend().predict_margin(self.ctr_booster_, Xc, self.n_rounds_ctr_, self._nthread())
+        return (self._library().predict_margin(self.ctr_booster_, Xc, self.n_rounds_ctr_, self._nthread())
                 + self.ctr_init_margin_)
 
     def _predict_all(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        if getattr(self, "structure", "chain") == "shared":
-            from ._shared import predict_shared
-
-            return predict_shared(self, X)
-        check_is_fitted(self, "ctr_booster_")
+        """``(pCTR, pCVR)`` of the fitted model, float64."""
+        check_is_fitted(self, "structure_")
         Xc = check_X(self, X, reset=False)
+        if self.structure_ == "shared":
+            m = self._library().predict_margin(self.booster_, self.categorical_codes_.transform(Xc), self.n_rounds_,
+                                               self._nthread())
+            pctr, pcvr, _ = shared_probabilities(m)
+            return pctr, pcvr
         pctr = expit(self._ctr_margin(Xc))
         if self.cvr_booster_ is None:
             pcvr = np.full(pctr.shape, float(self.cvr_fallback_rate_))
         else:
-            u = (self._backend().predict_margin(self.cvr_booster_, Xc, self.n_rounds_cvr_, self._nthread())
+            u = (self._library().predict_margin(self.cvr_booster_, Xc, self.n_rounds_cvr_, self._nthread())
                  + self.cvr_init_margin_)
             pcvr = expit(u)
         return np.asarray(pctr, dtype=np.float64), np.asarray(pcvr, dtype=np.float64)

@@ -4,45 +4,29 @@ The estimator is glue and contains no loss mathematics: the CTR booster is
 trained with :class:`~gbdt_pwiser.objectives.PWiseRObjective`, the entire-space
 CVR booster with :class:`~gbdt_pwiser.objectives.EntireSpaceCVRObjective`, the
 clicked-space CVR booster with the library's native log-loss, and evaluation
-uses :mod:`gbdt_pwiser.metrics`. Everything that differs between XGBoost and
-LightGBM lives in :mod:`._backends`; feature checks in :mod:`._inputs`; the
-saved-model format in :mod:`._persistence`.
+uses :mod:`gbdt_pwiser.metrics`. ``fit`` picks the training engine
+(:func:`gbdt_pwiser.engines.engine_for`: in memory, or out of core for a
+:class:`~gbdt_pwiser.ParquetLog`) and hands it to the one fit driver
+(:mod:`._drivers`); prediction and the saved-model format are in :mod:`._base`
+and :mod:`._persistence`.
 """
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import expit
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .. import metrics as M
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
-from .._external import ParquetLog
-from .._labels import as_funnel
-from .._validation import PAIR_LOSSES, check_random_state, group_codes
-from ..objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin
-from ._backends import BACKENDS, EvalData, FitResult, TrainData, grad_fn
+from .._validation import PAIR_LOSSES
+from ..engines._inputs import NoGroupWarning
+from ..engines.boosters import LIBRARIES
+from . import _drivers
 from ._base import _ChainBase
-from ._rows import InMemoryRows
-from ._shared import check_shared, clear_fitted, fit_shared
-from ._inputs import (
-    NoGroupWarning,
-    check_eval_set,
-    check_lengths,
-    check_monitored,
-    check_native_params,
-    check_sample_weight,
-    check_X,
-    n_rows,
-    take,
-    warn_no_group,
-)
 
 __all__ = ["CTCVRClassifier", "NoGroupWarning"]
 
@@ -215,7 +199,7 @@ class CTCVRClassifier(_ChainBase):
     """
 
     _parameter_constraints: dict = {
-        "backend": [StrOptions(set(BACKENDS))],
+        "backend": [StrOptions(set(LIBRARIES))],
         "structure": [StrOptions({"chain", "shared"})],
         "ctcvr_weight_ctr": [Interval(Real, 0, None, closed="left")],
         "lam": [Interval(Real, 0, None, closed="left")],
@@ -330,165 +314,8 @@ class CTCVRClassifier(_ChainBase):
         >>> model = model.fit(X, y, group=np.repeat(np.arange(20), 10))   # pairs within each request
         >>> model = model.fit(X, y, group="all")                          # one group, on purpose
         """
-        check_shared(self)
-        check_native_params(self.ctr_params, self.cvr_params, self.device, self._backend())
-        if isinstance(X, ParquetLog):
-            from ._outofcore import fit_log
+        return _drivers.fit(self, X, y, group, sample_weight, eval_set, client=self._fit_client())
 
-            return fit_log(self, X, y, group, sample_weight, eval_set)
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        seed, nthread = check_random_state(self.random_state), self._nthread()
-        backend = self._backend()
-        Xc = check_X(self, X, reset=True)
-        n = n_rows(Xc)
-        yf = as_funnel(y)
-        one_group = isinstance(group, str)
-        if one_group and group != "all":
-            raise ValueError(f'group must be per-row group ids, "all" or None, got {group!r}')
-        group = None if group is None or one_group else np.asarray(group)
-        sample_weight = None if sample_weight is None else np.asarray(sample_weight)
-        check_lengths(n, y=yf, group=group, sample_weight=sample_weight)
-        w = check_sample_weight(sample_weight, n)
-        codes = None if group is None else group_codes(group, n, "group")
-        w_click, has_conv, evals = self._check_fit_data(yf, w, eval_set)
-        if codes is None and not one_group and self.lam > 0:
-            warn_no_group(self.lam)
-
-        # Stable sort by group: the objective takes contiguous groups (sizes); predictions do not
-        # depend on row order.
-        if codes is not None and codes.size > 1 and np.any(codes[1:] < codes[:-1]):
-            order = np.argsort(codes, kind="stable")
-            Xc, yf, codes = take(Xc, order), yf[order], codes[order]
-            w = None if w is None else w[order]
-
-        clear_fitted(self)
-        self.classes_ = np.array([0, 1])
-        sizes = None if codes is None else np.bincount(codes)
-        if self.structure == "shared":
-            fit_shared(self, Xc, yf, w, sizes, evals, seed, nthread, has_conv)
-            return self
-        return self._fit_chain(InMemoryRows(self, Xc), yf, w, sizes, evals, seed, nthread, has_conv, w_click)
-
-    def _check_fit_data(self, yf: np.ndarray, w: np.ndarray | None,
-                        eval_set: Any) -> tuple[float, bool, list[tuple[Any, np.ndarray, np.ndarray | None]]]:
-        """Clicks and conversions of the training labels, the eval sets and what early stopping needs."""
-        clicked = yf >= 1
-        w_click = float(np.count_nonzero(clicked) if w is None else w[clicked].sum())  # weighted clicks
-        if w_click == 0:
-            raise ValueError(
-                f"y has only one class: no clicks{'' if w is None else ' among rows of positive weight'}; "
-                "the CTR model needs clicked rows (funnel labels: 0 no click, 1 click only, 2 conversion)"
-            )
-        evals = check_eval_set(self, eval_set)
-        conv = yf == 2
-        has_conv = bool(np.any(conv) if w is None else w[conv].sum() > 0)
-        if self.early_stopping_rounds is not None:
-            if not evals:
-                raise ValueError("early_stopping_rounds needs an eval_set")
-            if self.structure == "shared":
-                check_monitored(evals[-1][1], "cvr", self.ctr_stopping_metric, "entire")
-            for which in () if self.structure == "shared" else ("ctr", "cvr") if has_conv else ("ctr",):
-                check_monitored(evals[-1][1], which, self.ctr_stopping_metric, self.cvr_space)
-        return w_click, has_conv, evals
-
-    def _fit_chain(self, rows: Any, yf: np.ndarray, w: np.ndarray | None, sizes: np.ndarray | None,
-                   evals: list[Any], seed: int, nthread: int | None, has_conv: bool, w_click: float) -> Any:
-        """The CTR booster, then the CVR booster, on ``rows`` (:class:`InMemoryRows` or out of core).
-
-        ``yf``, ``w`` and ``sizes`` are the labels, weights and group sizes of
-        the rows in ``rows``' order (groups contiguous).
-        """
-        backend = self._backend()
-        clicked, conv = yf >= 1, yf == 2
-        es = self.early_stopping_rounds
-        base = backend.params(learning_rate=self.learning_rate, max_depth=self.max_depth, seed=seed,
-                              nthread=nthread, device=self.device)
-        # n_jobs=None: the objectives' kernels run on one thread inside the boosting loop,
-        # leaving the cores to the booster (see PWiseRObjective's n_jobs).
-        obj_kw = {"device": self.device, "n_jobs": None}
-
-        # ---- CTR booster: BCE + λ·PWiseR on all rows
-        ctr_obj = PWiseRObjective(lam=self.lam, margin_click_only=self.margin_click_only,
-                                  margin_no_click=self.margin_no_click, pair_loss=self.pair_loss,
-                                  pairs=self.pairs, random_state=seed, **obj_kw)
-        m0 = initial_margin(yf, w)
-        ctr_evals = [EvalData(Xe, ye, m0, self._ctr_metric(ye, ge)) for Xe, ye, ge in evals]
-        ctr_params = {**base, **(self.ctr_params or {})}
-        with self._round_bar("CTR booster") as bar:
-            ctr = backend.train(ctr_params, self.n_estimators,
-                                TrainData(rows.all(ctr_params), yf.astype(np.float32), w), ctr_evals,
-                                grad_fn(ctr_obj, yf, w, sizes), m0, self.ctr_stopping_metric, es,
-                                tick=None if bar is None else bar.update)
-        store_fit(self, "ctr", ctr)
-        history = {"ctr": ctr.history}
-
-        # ---- CVR booster
-        if not has_conv:
-            store_fit(self, "cvr", None, w_click=w_click)
-        else:
-            cvr_params = {**base, **(self.cvr_params or {})}
-            if self.cvr_space == "clicked":
-                idx = np.flatnonzero(clicked)
-                data = TrainData(rows.clicked(idx, cvr_params), conv[idx].astype(np.float32),
-                                 None if w is None else w[idx])
-                cvr_grad, u0 = None, 0.0
-                cvr_evals = []
-                for Xe, ye, _ in evals:
-                    ie = np.flatnonzero(ye >= 1)
-                    cvr_evals.append(EvalData(take(Xe, ie), (ye[ie] == 2).astype(np.float32), 0.0,
-                                              _margin_metric(M.clicked_conversion_auc, ye[ie])))
-            else:
-                pctr = expit(rows.ctr_margin())
-                data = TrainData(rows.all(cvr_params), yf.astype(np.float32), w)
-                cvr_grad = grad_fn(EntireSpaceCVRObjective(ctr_prob=pctr, **obj_kw), yf, w, None)
-                # start u at the log-odds of the conversion rate among clicks
-                u0 = initial_margin(conv[clicked].astype(np.int8), None if w is None else w[clicked])
-                cvr_evals = [EvalData(Xe, ye, u0, _ctcvr_metric(ye, expit(self._ctr_margin(Xe))))
-                             for Xe, ye, _ in evals]
-            with self._round_bar("CVR booster") as bar:
-                cvr = backend.train(cvr_params, self.n_estimators, data, cvr_evals,
-                                    cvr_grad, u0, "auc_conv" if self.cvr_space == "clicked" else "auc_ctcvr",
-                                    es, tick=None if bar is None else bar.update)
-            store_fit(self, "cvr", cvr)
-            history["cvr"] = cvr.history
-        self.evals_result_ = history if evals else {}
-        return self
-
-    def _ctr_metric(self, ye: np.ndarray, ge: np.ndarray | None) -> Callable[[np.ndarray], float]:
-        fn, needs_group = M.METRICS[self.ctr_stopping_metric]
-        if needs_group:
-            g = np.zeros(ye.size, dtype=np.int64) if ge is None else ge
-            return lambda z: fn(z, ye, g)
-        return _margin_metric(fn, ye)
-
-
-def store_fit(est: Any, which: str, result: FitResult | None, w_click: float | None = None) -> None:
-    """Record one booster's :class:`FitResult` on ``est`` (``ctr_booster_``, ``n_rounds_ctr_``...).
-
-    ``which="cvr"`` with ``result=None``: no conversion in the training data;
-    pCVR becomes the constant ``0.5 / (w_click + 1)`` (``cvr_fallback_rate_``),
-    with a warning. Shared by every estimator of the chain (local and Dask).
-    """
-    setattr(est, f"{which}_booster_", None if result is None else result.booster)
-    setattr(est, f"{which}_init_margin_", 0.0 if result is None else result.offset)
-    setattr(est, f"n_rounds_{which}_", 0 if result is None else result.n_rounds)
-    setattr(est, f"best_iteration_{which}_", None if result is None else result.best_iteration)
-    if which == "cvr":
-        est.cvr_fallback_rate_ = None
-        if result is None and w_click is not None:
-            est.cvr_fallback_rate_ = 0.5 / (w_click + 1)
-            warnings.warn(
-                f"y has no conversions: the CVR booster is not trained and pCVR is the constant "
-                f"{est.cvr_fallback_rate_:.3g} (0.5 / (clicks + 1))", UserWarning, stacklevel=4,
-            )
-
-
-def _margin_metric(fn: Callable[..., float], y: np.ndarray) -> Callable[[np.ndarray], float]:
-    """``margin -> fn(margin, y)``: an AUC of the raw margin (rank-based, so margin = probability)."""
-    return lambda z: fn(z, y)
-
-
-def _ctcvr_metric(y: np.ndarray, pctr: np.ndarray) -> Callable[[np.ndarray], float]:
-    """CTCVR AUC of pCTR·σ(u) over all rows: the early-stopping metric of the entire-space booster."""
-    return lambda u: M.conversion_auc(pctr * expit(u), y)
+    def _fit_client(self) -> Any:
+        """The Dask client to train on; None trains in this process (memory, or out of core)."""
+        return None

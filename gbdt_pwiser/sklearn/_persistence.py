@@ -22,22 +22,25 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["save_model", "load_model", "FORMAT", "FORMAT_VERSION"]
+from ._encode import CategoricalCodes
+
+__all__ = ["save_model", "load_model", "codes_to_json", "codes_from_json", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "gbdt_pwiser.CTCVRClassifier"
 FORMAT_VERSION = 1
 # Fitted attributes stored in meta.json (besides feature_names_in_ and classes_, converted on load).
-_FITTED = ("n_features_in_", "ctr_init_margin_", "cvr_init_margin_", "n_rounds_ctr_", "n_rounds_cvr_",
+_FITTED = ("backend_", "structure_", "n_features_in_", "ctr_init_margin_", "cvr_init_margin_", "n_rounds_ctr_", "n_rounds_cvr_",
            "best_iteration_ctr_", "best_iteration_cvr_", "cvr_fallback_rate_", "evals_result_",
            "_columns", "_categorical")
-_FITTED_SHARED = ("n_features_in_", "init_margins_", "n_rounds_", "best_iteration_", "evals_result_",
+_FITTED_SHARED = ("backend_", "structure_", "n_features_in_", "init_margins_", "n_rounds_", "best_iteration_", "evals_result_",
                   "_columns", "_categorical")
 
 
 def _shared(est: Any) -> bool:
-    return getattr(est, "structure", "chain") == "shared"
+    return getattr(est, "structure_", "chain") == "shared"
 
 
 def _json_default(value: Any) -> Any:
@@ -48,19 +51,30 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def codes_to_json(enc: CategoricalCodes) -> dict[str, list[Any]]:
+    """The categories of a fitted :class:`CategoricalCodes`, JSON-ready (column → list)."""
+    return {str(c): [v.item() if isinstance(v, np.generic) else v for v in cats.tolist()]
+            for c, cats in enc.categories_.items()}
+
+
+def codes_from_json(raw: dict[str, list[Any]], columns: list[Any] | None) -> CategoricalCodes:
+    """Inverse of :func:`codes_to_json` (column names restored from the fitted ``columns``)."""
+    by_str = {str(c): c for c in (columns or [])}
+    enc = CategoricalCodes()
+    enc.categories_ = {by_str.get(c, c): pd.Index(v) for c, v in raw.items()}
+    return enc
+
+
 def save_model(est: Any, path: str | os.PathLike[str]) -> None:
     """Write a fitted estimator to ``path`` (a ``.zip`` archive, else a directory)."""
-    from ._shared import codes_to_json, shared_backend
-
+    check_is_fitted(est, "structure_")
     shared = _shared(est)
-    check_is_fitted(est, "booster_" if shared else "ctr_booster_")
+    be = est._library()
     if shared:
-        be = shared_backend(est)
         files = {f"shared.{be.suffix}": be.to_bytes(est.booster_)}
         fitted = {key: getattr(est, key) for key in _FITTED_SHARED}
         fitted["categorical_codes_"] = codes_to_json(est.categorical_codes_)
     else:
-        be = est._backend()
         files = {f"ctr.{be.suffix}": be.to_bytes(est.ctr_booster_)}
         if est.cvr_booster_ is not None:
             files[f"cvr.{be.suffix}"] = be.to_bytes(est.cvr_booster_)
@@ -116,17 +130,17 @@ def load_model(cls: type, path: str | os.PathLike[str]) -> Any:
     if names is not None:
         est.feature_names_in_ = np.asarray(names, dtype=object)
     est.classes_ = np.asarray(fitted.pop("classes_"))
+    # the booster library the boosters were written by (format version 1 saved it as the parameters)
+    est.backend_ = fitted.pop("backend_", est.backend)
+    est.structure_ = fitted.pop("structure_", est.structure)
+    be = est._library()
     if _shared(est):
-        from ._shared import codes_from_json, shared_backend
-
-        be = shared_backend(est)
         est.categorical_codes_ = codes_from_json(fitted.pop("categorical_codes_"), fitted.get("_columns"))
         est.init_margins_ = np.asarray(fitted.pop("init_margins_"), dtype=np.float64)
         for key, value in fitted.items():
             setattr(est, key, value)
         est.booster_ = be.from_bytes(read(f"shared.{be.suffix}"), nthread)
         return est
-    be = est._backend()
     for key, value in fitted.items():
         setattr(est, key, value)
     est.ctr_booster_ = be.from_bytes(read(f"ctr.{be.suffix}"), nthread)

@@ -1,4 +1,4 @@
-"""Eval sets, early stopping and lost workers of :class:`DaskCTCVRClassifier`.
+"""Eval sets, early stopping and lost workers of the Dask engine.
 
 Early stopping needs the eval-set AUC each round, and it must be the AUC of
 *all* eval rows. XGBoost's distributed binary ``auc`` is not that when the
@@ -33,41 +33,18 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from .._labels import as_funnel
-from ..sklearn._backends import FitResult
-from ..sklearn._inputs import check_monitored
-from ._partition import _is_dask
+from ..._labels import as_funnel
+from .._base import FitResult
+from .partition import _is_dask
 
-__all__ = ["check_eval_support", "eval_frames", "xgboost_evals", "xgboost_result", "worker_lost"]
+__all__ = ["check_eval_set", "eval_frames", "xgboost_evals", "xgboost_result", "worker_lost"]
 
 #: native metric watched for each stopping metric (on a binary label built from the funnel label)
 _NATIVE = {"auc_click": 1, "auc_conv": 2}
 
 
-def check_eval_support(est: Any, eval_set: Any) -> None:
-    """Refuse, before any work, what cannot be evaluated exactly on Dask."""
-    if eval_set is None and est.early_stopping_rounds is None:
-        return
-    if eval_set is None:
-        raise ValueError("early_stopping_rounds needs an eval_set")
-    if est.backend == "lightgbm":
-        raise NotImplementedError(
-            "eval_set and early_stopping_rounds are not supported with backend='lightgbm' on Dask: "
-            "lightgbm.dask evaluates each worker's eval rows on their own (an AUC of part of the rows, "
-            "never reduced over workers) and each worker's early-stopping callback decides alone, so "
-            "workers can stop at different rounds; use backend='xgboost', or choose n_estimators on a "
-            "sample with CTCVRClassifier"
-        )
-    if est.ctr_stopping_metric not in _NATIVE:
-        raise ValueError(
-            f"ctr_stopping_metric={est.ctr_stopping_metric!r} cannot be computed exactly on Dask (XGBoost's "
-            "distributed ranking AUC is not this GAUC); use 'auc_click' or 'auc_conv'"
-        )
-    if est.cvr_space == "entire":
-        raise ValueError(
-            "eval_set is not supported with cvr_space='entire' on Dask: that booster's metric is the AUC of "
-            "pCTR*pCVR, which XGBoost cannot evaluate natively on the workers; use cvr_space='clicked'"
-        )
+def check_eval_set(eval_set: Any) -> None:
+    """The form of ``eval_set`` (what the engine can evaluate is refused in :mod:`gbdt_pwiser.engines.limits`)."""
     if (not isinstance(eval_set, (list, tuple)) or not eval_set
             or (isinstance(eval_set, tuple) and not isinstance(eval_set[0], (tuple, list)))):
         raise TypeError("eval_set must be a non-empty list of (X, y) or (X, y, group) tuples")
@@ -108,17 +85,6 @@ def eval_frames(eval_set: Sequence, features: list, y_col: str) -> list:
         frame = dd.map_partitions(_eval_part, Xe, ye, y_col, k, meta=meta, align_dataframes=False)
         out.append(frame[features + [y_col]].repartition(npartitions=1).persist())
     return out
-
-
-def check_eval_labels(est: Any, frames: list, y_col: str, has_conv: bool) -> None:
-    """The watched (last) eval set must hold both classes of each watched label."""
-    if est.early_stopping_rounds is None:
-        return
-    ye = frames[-1][y_col].compute().to_numpy()
-    if ye.size == 0:
-        raise ValueError("the last eval_set is empty")
-    for which in ("ctr", "cvr") if has_conv else ("ctr",):
-        check_monitored(ye, which, est.ctr_stopping_metric, est.cvr_space)
 
 
 def xgboost_evals(client: Any, frames: list, features: list, y_col: str, which: str, metric: str) -> list:
@@ -175,26 +141,49 @@ def _lost_errors() -> tuple:
     return tuple(errs)
 
 
-def _is_lost(exc: BaseException) -> bool:
+def _workers(client: Any) -> set:
+    try:
+        return set(client.scheduler_info().get("workers", {}))
+    except (OSError, TimeoutError):  # the scheduler cannot answer (CommClosedError is an OSError)
+        return set()
+
+
+#: how long the scheduler is given to notice a dead worker after the collective failed
+_LOSS_WAIT_S = 5.0
+
+
+def _lost(client: Any, before: set, exc: BaseException) -> bool:
+    """Whether a worker of ``before`` has left the cluster (the state decides, not the error's text)."""
+    import time
+
     import distributed
     from distributed.comm.core import CommClosedError
 
     if isinstance(exc, (distributed.KilledWorker, CommClosedError)):
         return True
-    text = str(exc).lower()  # the boosters' collective errors (XGBoost: "Ring Allreduce failed ... Poll
-    # error"; LightGBM: "Socket recv error, Connection reset by peer")
-    keys = ("socket", "connection", "allreduce", "allgather", "broadcast", "poll error", "broken pipe",
-            "collective", "tracker")
-    return any(k in text for k in keys)
+    deadline = time.monotonic() + _LOSS_WAIT_S
+    while True:
+        if not before <= _workers(client):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager
-def worker_lost(which: str) -> Iterator[None]:
-    """Re-raise a lost worker during training of the ``which`` booster as a clear ``RuntimeError``."""
+def worker_lost(which: str, client: Any) -> Iterator[None]:
+    """Re-raise a training failure as a clear ``RuntimeError`` when a worker was lost during it.
+
+    A booster's collective (XGBoost's ring, LightGBM's sockets) fails when a
+    worker dies; whether that happened is read from the cluster's state: a
+    worker present when training started is gone (the nanny may have
+    restarted it under a new address). Any other failure is re-raised as it is.
+    """
+    before = _workers(client)
     try:
         yield
     except _lost_errors() as exc:
-        if not _is_lost(exc):
+        if not _lost(client, before, exc):
             raise
         raise RuntimeError(
             f"a Dask worker was lost during training of the {which} booster ({type(exc).__name__}: "

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._external import group_runs
-from .._labels import as_funnel
-from .._validation import check_weight
-from ..objectives.pwiser import prepare_data
+from ..._labels import as_funnel
+from ..._validation import check_weight
+from ...datasets.sources import group_runs
+from ...exceptions import GroupLayoutError
+from ...objectives.pwiser import prepare_data
 
 __all__ = ["GlobalStats", "partition_by_group", "group_statistics", "partitions_of"]
 
@@ -116,14 +117,15 @@ class GlobalStats:
 
     ``total_weight`` is ``W = Σ w_i`` (the row count without weights);
     ``pair_weight_c``/``pair_weight_n`` are ``Σ_G W_P,G·W_C,G`` and
-    ``Σ_G W_P,G·W_N,G`` over all groups; ``click_weight`` is the weighted click
-    count. ``rows``/``groups`` hold the row and group counts of each partition.
+    ``Σ_G W_P,G·W_N,G`` over all groups; ``click_weight`` and ``conversion_weight`` are the weighted click
+    and conversion counts. ``rows``/``groups`` hold the row and group counts of each partition.
     """
 
     total_weight: float
     pair_weight_c: float
     pair_weight_n: float
     click_weight: float
+    conversion_weight: float
     rows: np.ndarray
     groups: np.ndarray
     min_group: list = field(default_factory=list, repr=False)
@@ -183,7 +185,9 @@ def _partition_stats(i: int, y: Any, g: Any, w: Any, nx: Any) -> dict[str, Any]:
     ptr, heads = _runs(gv, i)
     data = prepare_data(lab, weight=wv, group_ptr=ptr)
     click = lab >= 1
+    conv = lab == 2
     cw = float(click.sum()) if wv is None else float(np.dot(click, wv))
+    vw = float(conv.sum()) if wv is None else float(np.dot(conv, wv))
     lo = hi = None
     if heads.size:
         try:  # the range of ids held (groups need not come sorted, only contiguous)
@@ -191,7 +195,7 @@ def _partition_stats(i: int, y: Any, g: Any, w: Any, nx: Any) -> dict[str, Any]:
         except TypeError:  # ids of mixed, unordered types
             lo = hi = None
     return {"n": n, "W": data.total_weight, "pc": data.pair_weight_c, "pn": data.pair_weight_n,
-            "cw": cw, "G": ptr.size - 1, "min": lo, "max": hi}
+            "cw": cw, "vw": vw, "G": ptr.size - 1, "min": lo, "max": hi}
 
 
 def _unique_groups(g: Any) -> pd.Series:
@@ -247,10 +251,11 @@ def group_statistics(y: Any, group: Any, sample_weight: Any = None, *, X: Any = 
 
     Raises
     ------
+    GroupLayoutError
+        A group split across partitions or not contiguous in its partition
+        (a ``ValueError``; ``fit`` repartitions on it).
     ValueError
-        Mismatched partitions, a group split across partitions or not
-        contiguous in its partition, bad labels or weights (each naming the
-        partition).
+        Mismatched partitions, bad labels or weights (each naming the partition).
     """
     import dask
 
@@ -268,15 +273,16 @@ def group_statistics(y: Any, group: Any, sample_weight: Any = None, *, X: Any = 
     if check_groups and len(parts) > 1 and not _ranges_disjoint(parts):
         bad = _straddlers(gp, group)
         if bad:
-            raise ValueError(
+            raise GroupLayoutError(
                 f"groups straddle partitions (e.g. {bad!r}): every group must lie whole in one partition; "
-                "use gbdt_pwiser.dask.partition_by_group (or let fit repartition)"
+                "use gbdt_pwiser.dask.partition_by_group (or let fit repartition)", bad[0], "partitions"
             )
     stats = GlobalStats(
         total_weight=float(sum(p["W"] for p in parts)),
         pair_weight_c=float(sum(p["pc"] for p in parts)),
         pair_weight_n=float(sum(p["pn"] for p in parts)),
         click_weight=float(sum(p["cw"] for p in parts)),
+        conversion_weight=float(sum(p["vw"] for p in parts)),
         rows=np.array([p["n"] for p in parts], dtype=np.int64),
         groups=np.array([p["G"] for p in parts], dtype=np.int64),
         min_group=[p["min"] for p in parts],

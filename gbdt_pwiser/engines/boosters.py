@@ -1,13 +1,13 @@
-"""Booster backends: everything that differs between XGBoost and LightGBM, behind one interface.
+"""Booster libraries: everything that differs between XGBoost and LightGBM in one process, behind one interface.
 
-A backend trains one booster from a gradient function, predicts its raw margin
-and (de)serialises it. It knows nothing about the estimator: the estimator
-hands it plain values (hyper-parameters, a :class:`TrainData`, a list of
-:class:`EvalData`, a gradient function) and gets a :class:`FitResult` back.
-That is the contract other engines reuse (a Dask estimator over
-``xgboost.dask``/``lightgbm.dask``, a shared multi-output booster whose
-gradient function returns ``(n, 2)`` arrays): implement the five operations of
-:class:`Backend` and register the class in :data:`BACKENDS`.
+A booster library trains one booster in this process from a gradient
+function, predicts its raw margin and (de)serialises it. It knows nothing
+about estimators or where the rows come from: the in-process engines
+(:mod:`gbdt_pwiser.engines.local`) hand it plain values (hyper-parameters, a
+:class:`TrainData`, a list of :class:`EvalData`, a gradient function) and get
+a :class:`~gbdt_pwiser.engines.FitResult` back. The Dask engine uses
+``params``, ``predict_margin`` and the model format from here and trains with
+``xgboost.dask``/``lightgbm.dask`` itself.
 
 The interface
 -------------
@@ -21,19 +21,19 @@ The interface
     Every round each ``EvalData.metric`` gets that set's raw margin (higher is
     better) and is recorded under ``metric_name``; with
     ``early_stopping_rounds`` the **last** eval set decides, by
-    :class:`Stopper`'s rule, identically for every backend. ``tick(1)`` is
-    called after each round (progress bars).
+    :class:`~gbdt_pwiser.engines.Stopper`'s rule, identically for every library.
+    ``tick(1)`` is called after each round (progress bars).
 ``predict_margin(booster, X, n_rounds, nthread) -> ndarray``
     float64 raw margin of the first ``n_rounds`` rounds, *without*
     ``FitResult.offset``.
-
-A backend with ``n_outputs = 2`` (:class:`XGBoostSharedBackend`, the shared
-CTR/CVR booster) works on ``(n, 2)`` margins ``[z, u]`` throughout: its
-``init_margin`` is a 2-vector, ``grad`` and every ``EvalData.metric`` receive
-``(n, 2)`` arrays and ``predict_margin`` returns one. Such backends are listed
-in :data:`SHARED_BACKENDS`, keyed by the ``backend=`` name they share.
 ``to_bytes(booster) -> bytes`` / ``from_bytes(raw, nthread) -> booster``
     The library's native model format (``suffix`` names the file type).
+
+A library with ``n_outputs = 2`` (:class:`XGBoostSharedLibrary`, the shared
+CTR/CVR booster) works on ``(n, 2)`` margins ``[z, u]`` throughout: its
+``init_margin`` is a 2-vector, ``grad`` and every ``EvalData.metric`` receive
+``(n, 2)`` arrays and ``predict_margin`` returns one.
+:func:`library` returns the library of a ``backend=`` name and a number of outputs.
 """
 
 from __future__ import annotations
@@ -44,7 +44,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["Backend", "BACKENDS", "SHARED_BACKENDS", "XGBoostSharedBackend", "EvalData", "FitResult", "GradFn", "Stopper", "TrainData", "grad_fn"]
+from ._base import FitResult, Stopper
+
+__all__ = ["BoosterLibrary", "LIBRARIES", "SHARED_LIBRARIES", "XGBoostLibrary", "LightGBMLibrary",
+           "XGBoostSharedLibrary", "EvalData", "GradFn", "TrainData", "library"]
 
 #: ``margin -> (grad, hess)``: the custom objective of one booster.
 GradFn = Callable[[Any], "tuple[Any, Any]"]
@@ -77,53 +80,6 @@ class EvalData:
     metric: Callable[[np.ndarray], float]
 
 
-@dataclass
-class FitResult:
-    """What :meth:`Backend.train` returns."""
-
-    booster: Any
-    offset: float  # added to the booster's raw prediction (LightGBM's init_score)
-    n_rounds: int  # boosting rounds used for prediction
-    best_iteration: int | None  # 0-based best round with early stopping, else None
-    history: dict[str, dict[str, list[float]]]  # {"valid_k": {metric_name: [score per round]}}
-
-
-class Stopper:
-    """Early stopping on a higher-is-better score; the same rule for every backend.
-
-    Examples
-    --------
-    >>> from gbdt_pwiser.sklearn._backends import Stopper
-    >>> s = Stopper(rounds=2)
-    >>> [s.update(i, score) for i, score in enumerate([0.6, 0.7, 0.69, 0.68])]
-    [False, False, False, True]
-    >>> s.best_iteration
-    1
-    """
-
-    def __init__(self, rounds: int) -> None:
-        self.rounds = rounds
-        self.best_score = -np.inf
-        self.best_iteration = 0
-
-    def update(self, iteration: int, score: float) -> bool:
-        """Record round ``iteration``'s score; True when training should stop."""
-        if score > self.best_score:
-            self.best_score = score
-            self.best_iteration = iteration
-            return False
-        return iteration - self.best_iteration >= self.rounds
-
-
-def grad_fn(objective: Any, y: np.ndarray, w: np.ndarray | None, sizes: np.ndarray | None) -> GradFn:
-    """``margin -> (grad, hess)`` through an objective's call ``obj(y_true, y_pred, sample_weight, group_sizes)``.
-
-    Labels, weights and groups come from here, identically for every backend
-    (XGBoost would want per-group weights with ``qid``).
-    """
-    return lambda margin: objective(y, margin, w, sizes)
-
-
 def _plain_history(history: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
     return {d: {m: [float(v) for v in vals] for m, vals in ms.items()} for d, ms in history.items()}
 
@@ -132,8 +88,8 @@ def _n_rows(X: Any) -> int:
     return int(X.shape[0])
 
 
-class Backend:
-    """The interface of a booster backend (see the module docstring)."""
+class BoosterLibrary:
+    """The interface of a booster library (see the module docstring)."""
 
     #: name used in ``CTCVRClassifier(backend=...)``
     name = ""
@@ -168,7 +124,7 @@ class Backend:
         raise NotImplementedError
 
 
-class XGBoostBackend(Backend):
+class XGBoostLibrary(BoosterLibrary):
     """``xgb.train`` with a custom objective (or ``binary:logitraw``); models in UBJSON."""
 
     name = "xgboost"
@@ -261,7 +217,7 @@ class XGBoostBackend(Backend):
         return booster
 
 
-class LightGBMBackend(Backend):
+class LightGBMLibrary(BoosterLibrary):
     """``lgb.train`` with a custom objective (``init_score`` as the start) or ``binary``; models as text."""
 
     name = "lightgbm"
@@ -349,7 +305,7 @@ class LightGBMBackend(Backend):
         return lgb.Booster(model_str=raw.decode("utf-8"))
 
 
-class XGBoostSharedBackend(XGBoostBackend):
+class XGBoostSharedLibrary(XGBoostLibrary):
     """One XGBoost booster with two outputs ``[z, u]`` whose trees share every split.
 
     ``multi_strategy="multi_output_tree"`` with ``num_target=2`` (vector
@@ -364,12 +320,27 @@ class XGBoostSharedBackend(XGBoostBackend):
     device_gradients = False  # SharedCTCVRObjective computes its gradients on the CPU
 
     def params(self, *, learning_rate, max_depth, seed, nthread, device):
-        return {**super().params(learning_rate=learning_rate, max_depth=max_depth, seed=seed,
+        return {**XGBoostLibrary.params(self, learning_rate=learning_rate, max_depth=max_depth, seed=seed,
                                  nthread=nthread, device=device),
                 "multi_strategy": "multi_output_tree", "num_target": 2}
 
 
-#: ``backend=`` name → backend class.
-BACKENDS: dict[str, type[Backend]] = {"xgboost": XGBoostBackend, "lightgbm": LightGBMBackend}
-#: ``backend=`` name → backend class of the shared CTR/CVR booster (``structure="shared"``).
-SHARED_BACKENDS: dict[str, type[Backend]] = {"xgboost": XGBoostSharedBackend}
+#: ``backend=`` name → booster library class (one output per row).
+LIBRARIES: dict[str, type[BoosterLibrary]] = {"xgboost": XGBoostLibrary, "lightgbm": LightGBMLibrary}
+#: ``backend=`` name → library of the shared two-output booster (``structure="shared"``).
+SHARED_LIBRARIES: dict[str, type[BoosterLibrary]] = {"xgboost": XGBoostSharedLibrary}
+
+
+def library(backend: str, n_outputs: int = 1) -> BoosterLibrary:
+    """The booster library of ``backend`` with ``n_outputs`` margins per row.
+
+    A missing two-output library is refused by :func:`gbdt_pwiser.engines.limits.check`
+    before any training; here it is a ``KeyError``.
+
+    Examples
+    --------
+    >>> from gbdt_pwiser.engines.boosters import library
+    >>> library("lightgbm").suffix, library("xgboost", n_outputs=2).n_outputs
+    ('txt', 2)
+    """
+    return (LIBRARIES if n_outputs == 1 else SHARED_LIBRARIES)[backend]()

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from .._labels import as_funnel
-from .._external import group_starts
-from ..objectives._adapters import GROUP_START_FIELD
-from ._partition import GlobalStats, _runs, group_statistics, partitions_of
+from ..._labels import as_funnel
+from ...datasets.sources import group_starts
+from ...objectives._adapters import GROUP_START_FIELD
+from .partition import GlobalStats, _runs, group_statistics, partitions_of
 
 __all__ = ["funnel_labels", "global_qid", "group_sizes", "xgboost_dmatrix", "xgboost_params",
            "lightgbm_fit_kwargs"]
@@ -131,17 +131,19 @@ def xgboost_params(stats: GlobalStats, params: dict | None = None) -> dict:
 
 
 def lightgbm_fit_kwargs(X: Any, y: Any, group: Any, sample_weight: Any = None, *,
-                        stats: GlobalStats | None = None, check_groups: bool = True) -> dict:
+                        stats: GlobalStats | None = None, check_groups: bool = True,
+                        init_margin: float | None = None) -> dict:
     """Keyword arguments of ``DaskLGBMRanker(objective=obj).fit(**kwargs)`` for PWiseR training.
 
     LightGBM's Dask estimators concatenate each worker's partitions and call
     the objective as ``obj(y_true, y_pred, weight, group_sizes)``; the
     returned ``group`` holds the sizes of each partition's groups, and
-    ``init_score`` starts every row from the global initial margin (add
-    ``stats.initial_margin`` to ``predict(..., raw_score=True)``).
+    ``init_score`` starts every row from ``init_margin``, by default the global
+    initial margin (add it to ``predict(..., raw_score=True)``).
     """
     stats = _stats_for(y, group, sample_weight, X, stats, check_groups)
-    init = _aligned([(int(n), stats.initial_margin) for n in stats.rows], _const_block, stats.rows, np.float64)
+    start = stats.initial_margin if init_margin is None else float(init_margin)
+    init = _aligned([(int(n), start) for n in stats.rows], _const_block, stats.rows, np.float64)
     out = {"X": X, "y": funnel_labels(y, stats), "group": group_sizes(group, stats), "init_score": init}
     if sample_weight is not None:
         out["sample_weight"] = sample_weight

@@ -1,4 +1,4 @@
-"""Objectives for workers that each hold a slice of the data.
+"""Objectives for workers that each hold a slice of the data (the Dask engine's; public in :mod:`gbdt_pwiser.dask`).
 
 * :class:`GlobalPWiseRObjective` — ``PWiseRObjective`` whose normalisers
   (``W`` and the two pair totals) are the global ones, given at construction,
@@ -23,18 +23,80 @@ import numpy.typing as npt
 
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
 from .._validation import check_labels, check_margin, check_real, check_weight
-from ..objectives._prepare import PreparedData, prepare_ptr
-from ..objectives.entire_space import EntireSpaceCVRObjective, _ESMMData, check_ctr_prob
-from ..objectives._adapters import _is_dmatrix, _snapshot
-from ..objectives.pwiser import PWiseRObjective
+from ._adapters import _is_dmatrix, _snapshot
+from ._prepare import PreparedData, prepare_ptr
+from .entire_space import EntireSpaceCVRObjective, _ESMMData, check_ctr_prob
+from .multitask import SharedCTCVRObjective
+from .pwiser import PWiseRObjective
 
-__all__ = ["GlobalPWiseRObjective", "EntireSpaceLabelObjective", "entire_space_label"]
+__all__ = ["GlobalPWiseRObjective", "GlobalSharedCTCVRObjective", "EntireSpaceLabelObjective",
+           "entire_space_label"]
 
 # relative slack when checking a worker's own sums against the global ones
 _SUM_SLACK = 1e-9
 
 
-class GlobalPWiseRObjective(PWiseRObjective):
+class _GlobalNormalisers:
+    """Mixin: an objective whose normalisers ``W``, ``Σ_G W_P,G·W_C,G`` and ``Σ_G W_P,G·W_N,G`` are global.
+
+    Given at construction (``total_weight``, ``pair_weight_c``,
+    ``pair_weight_n``), they replace the sums over the worker's own rows in
+    every prepared data, so that each worker's gradient is, row for row, the
+    one single-process training on the whole data would give.
+    """
+
+    _global_names = ("total_weight", "pair_weight_c", "pair_weight_n")
+    #: the objective class a subclass globalises
+    _base_objective: type
+    total_weight: float
+    pair_weight_c: float
+    pair_weight_n: float
+
+    @classmethod
+    def from_stats(cls, objective: Any, stats: Any) -> Any:
+        """The objective ``objective`` (default: the class's base objective) with the normalisers of ``stats``."""
+        base = cls._base_objective
+        if objective is None:
+            objective = base()
+        if not isinstance(objective, base):
+            raise TypeError(f"objective must be a {base.__name__}, got {type(objective).__name__}")
+        params = {k: getattr(objective, k) for k in base._param_names}
+        return cls(**params, **stats.normalisers())
+
+    def _check_params(self) -> Any:
+        out = super()._check_params()  # type: ignore[misc]
+        check_real(self.total_weight, "total_weight", lo=0.0, lo_open=True)
+        check_real(self.pair_weight_c, "pair_weight_c", lo=0.0)
+        check_real(self.pair_weight_n, "pair_weight_n", lo=0.0)
+        return out
+
+    def _globalise(self, data: PreparedData) -> PreparedData:
+        """Replace the local normalisers by the global ones, checking they can contain them."""
+        glob = (float(self.total_weight), float(self.pair_weight_c), float(self.pair_weight_n))
+        local = (data.total_weight, data.pair_weight_c, data.pair_weight_n)
+        for name, lv, gv in zip(self._global_names, local, glob):
+            if lv > gv * (1.0 + _SUM_SLACK) + 1e-300:
+                raise ValueError(
+                    f"this worker's data has {name} {lv!r} > the global {gv!r}: the global statistics "
+                    "were computed on other data (recompute them with group_statistics)"
+                )
+        return dataclasses.replace(data, total_weight=glob[0], pair_weight_c=glob[1], pair_weight_n=glob[2],
+                                   _scratch=None)
+
+    def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> PreparedData:
+        return self._globalise(prepare_ptr(y, w, ptr))
+
+    def _prepare_call(self, lab: np.ndarray, group: Any, w: np.ndarray | None) -> PreparedData:
+        # grad_hess and loss on one worker's rows (whole groups): its share under the global
+        # normalisers (the shares of the loss add up to the whole)
+        return self._globalise(super()._prepare_call(lab, group, w))  # type: ignore[misc]
+
+    def grad_hess_prepared(self, margin: npt.ArrayLike, data: PreparedData,
+                           iteration: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        return super().grad_hess_prepared(margin, self._globalise(data), iteration)  # type: ignore[misc]
+
+
+class GlobalPWiseRObjective(_GlobalNormalisers, PWiseRObjective):
     """``PWiseRObjective`` with global normalisers, for one worker's share of the data.
 
     Single-process training scales the pair terms by ``λ·W / Σ_G W_P,G·W_T,G``
@@ -72,7 +134,8 @@ class GlobalPWiseRObjective(PWiseRObjective):
     True
     """
 
-    _param_names = PWiseRObjective._param_names + ("total_weight", "pair_weight_c", "pair_weight_n")
+    _base_objective = PWiseRObjective
+    _param_names = PWiseRObjective._param_names + _GlobalNormalisers._global_names
 
     def __init__(self, lam: float = DEFAULT_LAM, margin_click_only: float = DEFAULT_MARGIN_CLICK_ONLY,
                  margin_no_click: float = DEFAULT_MARGIN_NO_CLICK,
@@ -86,47 +149,49 @@ class GlobalPWiseRObjective(PWiseRObjective):
                          pair_loss=pair_loss, pairs=pairs, random_state=random_state, device=device,
                          n_jobs=n_jobs)
 
-    @classmethod
-    def from_stats(cls, objective: PWiseRObjective | None, stats: Any) -> GlobalPWiseRObjective:
-        """The objective ``objective`` (default ``PWiseRObjective()``) with the normalisers of ``stats``."""
-        if objective is None:
-            objective = PWiseRObjective()
-        if not isinstance(objective, PWiseRObjective):
-            raise TypeError(f"objective must be a PWiseRObjective, got {type(objective).__name__}")
-        params = {k: getattr(objective, k) for k in PWiseRObjective._param_names}
-        return cls(**params, **stats.normalisers())
 
-    def _check_params(self):
-        out = super()._check_params()
-        check_real(self.total_weight, "total_weight", lo=0.0, lo_open=True)
-        check_real(self.pair_weight_c, "pair_weight_c", lo=0.0)
-        check_real(self.pair_weight_n, "pair_weight_n", lo=0.0)
-        return out
+class GlobalSharedCTCVRObjective(_GlobalNormalisers, SharedCTCVRObjective):
+    """:class:`~gbdt_pwiser.objectives.SharedCTCVRObjective` with global normalisers, for one worker's rows.
 
-    def _globalise(self, data: PreparedData) -> PreparedData:
-        """Replace the local normalisers by the global ones, checking they can contain them."""
-        glob = (float(self.total_weight), float(self.pair_weight_c), float(self.pair_weight_n))
-        local = (data.total_weight, data.pair_weight_c, data.pair_weight_n)
-        for name, lv, gv in zip(("total_weight", "pair_weight_c", "pair_weight_n"), local, glob):
-            if lv > gv * (1.0 + _SUM_SLACK) + 1e-300:
-                raise ValueError(
-                    f"this worker's data has {name} {lv!r} > the global {gv!r}: the global statistics "
-                    "were computed on other data (recompute them with group_statistics)"
-                )
-        return dataclasses.replace(data, total_weight=glob[0], pair_weight_c=glob[1], pair_weight_n=glob[2],
-                                   _scratch=None)
+    The shared two-output booster on ``xgboost.dask``: the PWiseR part of the
+    CTR column is scaled by the global sums, as :class:`GlobalPWiseRObjective`
+    does; the BCE and pCTCVR parts are per row and need nothing global.
 
-    def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> PreparedData:
-        return self._globalise(prepare_ptr(y, w, ptr))
+    Parameters
+    ----------
+    lam, margin_click_only, margin_no_click, pair_loss, pairs, random_state, n_jobs, ctcvr_weight_ctr
+        As :class:`~gbdt_pwiser.objectives.SharedCTCVRObjective`.
+    total_weight, pair_weight_c, pair_weight_n : float
+        As :class:`GlobalPWiseRObjective`.
 
-    def _prepare_call(self, lab: np.ndarray, group: Any, w: np.ndarray | None) -> PreparedData:
-        # grad_hess and loss on one worker's rows (whole groups): its share under the global
-        # normalisers (the shares of the loss add up to the whole)
-        return self._globalise(super()._prepare_call(lab, group, w))
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gbdt_pwiser.objectives import SharedCTCVRObjective
+    >>> from gbdt_pwiser.objectives.distributed import GlobalSharedCTCVRObjective
+    >>> y = np.array([2, 1, 0, 2, 0, 0]); g = np.array([0, 0, 0, 1, 1, 1])
+    >>> m = np.linspace(-1, 1, 12).reshape(6, 2)
+    >>> whole = SharedCTCVRObjective(lam=1.0).grad_hess(m, y, group=g)[0]
+    >>> obj = GlobalSharedCTCVRObjective(lam=1.0, total_weight=6.0, pair_weight_c=1.0, pair_weight_n=3.0)
+    >>> halves = [obj.grad_hess(m[s], y[s], group=g[s])[0] for s in (slice(0, 3), slice(3, 6))]
+    >>> bool(np.allclose(np.concatenate(halves), whole, rtol=1e-12))
+    True
+    """
 
-    def grad_hess_prepared(self, margin: npt.ArrayLike, data: PreparedData,
-                           iteration: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        return super().grad_hess_prepared(margin, self._globalise(data), iteration)
+    _base_objective = SharedCTCVRObjective
+    _param_names = SharedCTCVRObjective._param_names + _GlobalNormalisers._global_names
+
+    def __init__(self, lam: float = DEFAULT_LAM, margin_click_only: float = DEFAULT_MARGIN_CLICK_ONLY,
+                 margin_no_click: float = DEFAULT_MARGIN_NO_CLICK, pair_loss: str = "squared_hinge",
+                 pairs: str | int = "all", random_state: int | None = 0, n_jobs: int | None = None,
+                 ctcvr_weight_ctr: float = 1.0, *, total_weight: float, pair_weight_c: float,
+                 pair_weight_n: float) -> None:
+        self.total_weight = total_weight
+        self.pair_weight_c = pair_weight_c
+        self.pair_weight_n = pair_weight_n
+        super().__init__(lam=lam, margin_click_only=margin_click_only, margin_no_click=margin_no_click,
+                         pair_loss=pair_loss, pairs=pairs, random_state=random_state, n_jobs=n_jobs,
+                         ctcvr_weight_ctr=ctcvr_weight_ctr)
 
 
 # --------------------------------------------------------------------------- entire space

@@ -1,4 +1,4 @@
-"""Input checks of ``CTCVRClassifier``: features (arrays, CSR, DataFrames with categories), eval sets.
+"""Input checks of the estimators' data: features (arrays, CSR, DataFrames with categories), eval sets.
 
 Labels go through :func:`gbdt_pwiser.as_funnel`, weights and groups through
 :mod:`gbdt_pwiser._validation`; what is here is specific to the estimator's
@@ -67,22 +67,21 @@ def warn_no_group(lam: float) -> None:
         'pairs. Pass group= to fit; with metadata routing, set_fit_request(group="groups") '
         "receives the splitter's groups (set_fit_request(group=True) routes a parameter named "
         '"group", not "groups"); pass group="all" to use one group on purpose.',
-        NoGroupWarning, stacklevel=4,
+        NoGroupWarning, stacklevel=6,
     )
 
 
-def check_native_params(ctr_params: Any, cvr_params: Any, device: str, backend: Any) -> None:
-    """What the parameter constraints cannot say: reserved keys of ctr_params / cvr_params, the device."""
+def check_native_params(ctr_params: Any, cvr_params: Any, device: str) -> None:
+    """What the parameter constraints cannot say: reserved keys of ctr_params / cvr_params, the device's form.
+
+    (What a device cannot do with a booster is refused in :mod:`gbdt_pwiser.engines.limits`.)
+    """
     for name, extra in (("ctr_params", ctr_params), ("cvr_params", cvr_params)):
         bad = sorted(k for k in (extra or {}) if k in _RESERVED)
         if bad:
             raise ValueError(f"{name} may not set {bad}: the estimator sets the objective, rounds, "
                              "starting margin and metrics (use n_estimators / early_stopping_rounds)")
     check_device(device)
-    if not backend.device_gradients and device.startswith("cuda"):
-        raise ValueError('device="cuda" needs backend="xgboost": LightGBM takes a custom objective\'s '
-                         "gradients as host arrays only (use device=\"cpu\"; LightGBM's own GPU tree "
-                         'learner can still be chosen with ctr_params={"device_type": ...})')
 
 
 def check_monitored(ye: np.ndarray, which: str, ctr_stopping_metric: str, cvr_space: str) -> None:

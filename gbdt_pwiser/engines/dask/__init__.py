@@ -1,0 +1,289 @@
+"""The Dask engine: every booster trained with ``xgboost.dask`` or ``lightgbm.dask``, exact across workers.
+
+``prepare`` assembles the features, funnel labels, group ids and weights into
+one dask DataFrame (so dask aligns them, whatever partitions the optimiser
+gives each), makes unknown categories known, and computes in one pass
+PWiseR's global normalisers with the partition layout checked
+(:func:`~.partition.group_statistics`); groups scattered over partitions are
+repartitioned (:func:`~.partition.partition_by_group`) on the typed
+:class:`~gbdt_pwiser.exceptions.GroupLayoutError`. Each worker then runs the
+objective with the global normalisers (:mod:`gbdt_pwiser.objectives.distributed`),
+so its gradient equals the single-process one row for row; the entire-space
+booster reads pCTR from each row's label.
+
+Modules: ``partition`` (group-whole partitions, global statistics),
+``inputs`` (the boosters' Dask inputs), ``evals`` (eval sets, worker loss).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from ..._labels import as_funnel
+from ...exceptions import GroupLayoutError
+from ...objectives.distributed import (EntireSpaceLabelObjective, GlobalPWiseRObjective, GlobalSharedCTCVRObjective,
+                                       entire_space_label)
+from .._base import Engine, FitResult, LabelSums, Task, TrainingData, log_odds
+from .._inputs import check_X
+from .evals import check_eval_set, eval_frames, worker_lost, xgboost_eval_params, xgboost_evals, xgboost_result
+from .inputs import lightgbm_fit_kwargs, xgboost_dmatrix
+from .partition import GlobalStats, _is_dask, group_statistics, partition_by_group
+
+__all__ = ["DaskData", "DaskEngine", "assemble"]
+
+# column names of the assembled training frame (features keep theirs)
+Y, G, W, ESL = "__gbdt_pwiser_y__", "__gbdt_pwiser_group__", "__gbdt_pwiser_w__", "__gbdt_pwiser_esl__"
+_CLICK, _CONV = "__gbdt_pwiser_click__", "__gbdt_pwiser_conversion__"
+
+
+def _is_frame(value: Any) -> bool:
+    import dask.dataframe as dd
+
+    return isinstance(value, dd.DataFrame)
+
+
+def _check_blocks(value: Any, name: str, X: Any) -> None:
+    """A dask Array is aligned with ``X`` block by block: one chunk of rows per partition of ``X``."""
+    import dask.array as da
+
+    if isinstance(value, da.Array) and len(value.chunks[0]) != X.npartitions:
+        raise ValueError(f"{name} is a dask Array of {len(value.chunks[0])} row chunks but X has {X.npartitions} "
+                         "partitions: X, y, group and sample_weight must be partitioned alike (rechunk the array "
+                         "to X's partitions, or pass a dask Series, which is aligned by index)")
+
+
+def _column(value: Any, name: str) -> Any:
+    """A dask Series or 1-D Array for one column (an (n, 1) array or frame becomes 1-D)."""
+    if not _is_dask(value):
+        raise TypeError(f"{name} must be a dask Series or Array partitioned like X, got {type(value).__name__}")
+    if _is_frame(value):
+        if len(value.columns) != 1:
+            raise ValueError(f"{name} must be one column, got {len(value.columns)} columns")
+        return value[value.columns[0]]
+    if getattr(value, "ndim", 1) == 2:
+        if value.shape[1] != 1:
+            raise ValueError(f"{name} must be one column, got shape {value.shape}")
+        return value[:, 0]
+    return value
+
+
+def _funnel_part(part: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
+    """Funnel labels of one partition from its label column(s), checked (errors name the partition)."""
+    i = 0 if partition_info is None else int(partition_info["number"])
+    cols = [Y] if Y in part.columns else [_CLICK, _CONV]
+    lab = as_funnel(part[cols[0]] if len(cols) == 1 else part[cols], f"y (partition {i})")
+    return part.drop(columns=cols).assign(**{Y: lab.astype(np.int8)})
+
+
+def assemble(X: Any, y: Any, group: Any = None, sample_weight: Any = None) -> Any:
+    """One dask DataFrame of the features and the reserved label, group and weight columns.
+
+    ``y`` is funnel labels (a dask Series or 1-D Array) or ``[click,
+    conversion]`` (a 2-column dask DataFrame or (n, 2) Array); ``group`` and
+    ``sample_weight`` dask Series or Arrays. Series are aligned with ``X`` by
+    index, as pandas does; Arrays by blocks (their chunks must match ``X``'s
+    partitions). Without ``group`` each partition is one group.
+    """
+    clash = [c for c in X.columns if c in (Y, G, W, ESL, _CLICK, _CONV)]
+    if clash:
+        raise ValueError(f"X has reserved column names {clash}")
+    if not _is_dask(y):
+        raise TypeError(f"y must be a dask Series, DataFrame or Array partitioned like X, got {type(y).__name__}")
+    for name, value in (("y", y), ("group", group), ("sample_weight", sample_weight)):
+        _check_blocks(value, name, X)
+    cols: dict[str, Any] = {}
+    two = (len(y.columns) == 2) if _is_frame(y) else (y.ndim == 2 and y.shape[1] == 2)
+    if two:
+        cols[_CLICK], cols[_CONV] = (y[y.columns[0]], y[y.columns[1]]) if _is_frame(y) else (y[:, 0], y[:, 1])
+    else:
+        cols[Y] = _column(y, "y")
+    if group is not None:
+        cols[G] = _column(group, "group")
+    if sample_weight is not None:
+        cols[W] = _column(sample_weight, "sample_weight")
+    frame = X.assign(**cols)
+    meta = _funnel_part(frame._meta)
+    frame = frame.map_partitions(_funnel_part, meta=meta)
+    if group is None:  # each partition one group: its number
+        frame = frame.map_partitions(_partition_group, meta=meta.assign(**{G: np.zeros(0, np.int64)}))
+    return frame
+
+
+def _partition_group(part: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
+    number = 0 if partition_info is None else int(partition_info["number"])
+    return part.assign(**{G: np.full(len(part), number, dtype=np.int64)})
+
+
+def _known_categories(X: Any) -> Any:
+    """``X`` with every ``category`` column's categories known (one pass over those columns when needed)."""
+    unknown = [c for c, t in X.dtypes.items() if isinstance(t, pd.CategoricalDtype) and not X[c].cat.known]
+    return X.categorize(columns=unknown) if unknown else X
+
+
+@dataclass
+class DaskData(TrainingData):
+    """The assembled training frame on the cluster, its global statistics and the client."""
+
+    client: Any
+    frame: Any
+    features: list
+    stats: GlobalStats
+    sums: LabelSums
+    weighted: bool
+    meta: Any = None  # the features' dask meta (an empty DataFrame with their dtypes)
+
+    def X(self) -> Any:
+        return self.frame[self.features]
+
+    def weight(self) -> Any:
+        return self.frame[W] if self.weighted else None
+
+
+def _esl_part(part: pd.DataFrame, library: Any, fit: FitResult, features: list) -> pd.Series:
+    """Entire-space labels ``±pCTR`` of one partition, pCTR from the fitted CTR booster."""
+    pctr = expit(library.predict_margin(fit.booster, part[features], fit.n_rounds, None) + fit.offset)
+    return pd.Series(entire_space_label(part[Y].to_numpy(), pctr), index=part.index, name=ESL)
+
+
+def _no_threads(params: dict) -> dict:
+    """LightGBM's Dask estimators set the threads from each worker's own (they ignore ``num_threads``)."""
+    return {k: v for k, v in params.items() if k not in ("num_threads", "n_jobs")}
+
+
+class DaskEngine(Engine):
+    """Train on a Dask cluster (see the module docstring); ``client`` is the ``distributed.Client``."""
+
+    kind = "dask"
+
+    def __init__(self, library: Any, client: Any) -> None:
+        super().__init__(library)
+        self.client = client
+
+    # ------------------------------------------------------------------ data
+    def prepare(self, est: Any, X: Any, y: Any, group: Any, sample_weight: Any) -> DaskData:
+        if y is None:
+            raise ValueError(f"{type(est).__name__} requires y to be passed, but the target y is None")
+        if not (_is_dask(X) and hasattr(X, "columns")):
+            raise TypeError(f"X must be a dask DataFrame, got {type(X).__name__} "
+                            "(use CTCVRClassifier for in-memory data)")
+        if isinstance(group, str):
+            if group != "all":
+                raise ValueError(f'group must be per-row group ids, "all" or None, got {group!r}')
+            group = None
+        X = _known_categories(X)
+        check_X(est, X._meta_nonempty, reset=True)
+        features = list(X.columns)
+        frame = assemble(X, y, group, sample_weight)
+        weighted = sample_weight is not None
+
+        def stats_of(f: Any, check: bool) -> GlobalStats:
+            return group_statistics(f[Y], f[G], f[W] if weighted else None, check_groups=check)
+
+        est.repartitioned_ = False
+        try:
+            stats = stats_of(frame, group is not None)
+        except GroupLayoutError:
+            frame = partition_by_group(frame, G)
+            stats = stats_of(frame, False)
+            est.repartitioned_ = True
+        frame = frame.persist()
+        est.n_partitions_ = int(frame.npartitions)
+        sums = LabelSums(rows=stats.n_rows, total=stats.total_weight, clicks=stats.click_weight,
+                         conversions=stats.conversion_weight, ctr_margin=stats.initial_margin,
+                         cvr_margin=log_odds(stats.conversion_weight, stats.click_weight))
+        return DaskData(self.client, frame, features, stats, sums, weighted, X._meta)
+
+    def prepare_evals(self, est: Any, eval_set: Any) -> list[Any]:
+        if eval_set is None:
+            return []
+        check_eval_set(eval_set)
+        return eval_frames(eval_set, list(est._columns), Y)
+
+    def eval_labels(self, evals: list[Any]) -> list[np.ndarray]:
+        return [f[Y].compute().to_numpy() for f in evals[-1:]]
+
+    def close(self, data: TrainingData) -> None:
+        assert isinstance(data, DaskData)
+        data.frame = None
+
+    # ------------------------------------------------------------------ training
+    def _objective(self, data: DaskData, task: Task) -> Any:
+        obj = task.objective
+        if self.library.n_outputs == 2:
+            return GlobalSharedCTCVRObjective.from_stats(obj, data.stats)
+        if task.ctr is not None:
+            return EntireSpaceLabelObjective(device=obj.device, n_jobs=obj.n_jobs)
+        return GlobalPWiseRObjective.from_stats(obj, data.stats)
+
+    def _rows(self, data: DaskData, task: Task) -> tuple[Any, Any, Any, Any]:
+        """Features, label, weight (dask collections) and the group column of the task's rows."""
+        frame = data.frame
+        if task.rows == "clicked":
+            sub = frame[frame[Y] >= 1]
+            return sub[data.features], (sub[Y] == 2).astype(np.float32), (sub[W] if data.weighted else None), None
+        X = data.X()
+        if task.transform is not None:
+            X = X.map_partitions(task.transform, meta=task.transform(X._meta))
+        if task.ctr is not None:
+            label = frame.map_partitions(_esl_part, self.library, task.ctr, data.features,
+                                         meta=pd.Series([], dtype=np.float32, name=ESL))
+            return X, label, data.weight(), None
+        return X, frame[Y], data.weight(), frame[G]
+
+    def train(self, data: TrainingData, task: Task, evals: list[Any]) -> FitResult:
+        assert isinstance(data, DaskData)
+        X, label, weight, group = self._rows(data, task)
+        obj = None if task.objective is None else self._objective(data, task)
+        which = "cvr" if task.rows == "clicked" else "ctr"
+        with worker_lost(task.name.upper(), data.client):
+            if self.library.name == "xgboost":
+                return self._train_xgboost(data, task, X, label, weight, group, obj, evals, which)
+            return self._train_lightgbm(data, task, X, label, weight, group, obj)
+
+    def _train_xgboost(self, data: DaskData, task: Task, X: Any, label: Any, weight: Any, group: Any, obj: Any,
+                       evals: list[Any], which: str) -> FitResult:
+        import xgboost as xgb
+        import xgboost.dask  # noqa: F401  (not imported by "import xgboost")
+
+        client = data.client
+        categorical = task.transform is None
+        params = {**task.params, "disable_default_eval_metric": 1}
+        if obj is None:
+            params["objective"] = "binary:logitraw"  # log-loss; predictions stay raw margins
+        else:
+            params["base_score"] = (float(task.init_margin) if self.library.n_outputs == 1
+                                    else [float(v) for v in np.asarray(task.init_margin).reshape(-1)])
+        if group is not None:  # the funnel labels and groups (global qid, or group-start flags with weights)
+            dtrain = xgboost_dmatrix(client, X, label, group, weight, stats=data.stats, check_groups=False,
+                                     enable_categorical=categorical)
+        else:
+            dtrain = xgb.dask.DaskQuantileDMatrix(client, X, label=label, weight=weight,
+                                                  enable_categorical=categorical)
+        ev = xgboost_evals(client, evals, data.features, Y, which, task.metric) if evals else []
+        out = xgb.dask.train(client, xgboost_eval_params(params, ev), dtrain, num_boost_round=task.n_rounds,
+                             obj=obj, evals=ev, early_stopping_rounds=task.early_stopping_rounds,
+                             verbose_eval=False)
+        return xgboost_result(out, task.metric, task.early_stopping_rounds)
+
+    def _train_lightgbm(self, data: DaskData, task: Task, X: Any, label: Any, weight: Any, group: Any,
+                        obj: Any) -> FitResult:
+        import lightgbm as lgb
+
+        kw = {**_no_threads(task.params), "metric": "None"}
+        client = data.client
+        if group is not None:
+            model = lgb.dask.DaskLGBMRanker(objective=obj, n_estimators=task.n_rounds, client=client, **kw)
+            model.fit(**lightgbm_fit_kwargs(X, label, group, weight, stats=data.stats, check_groups=False,
+                                            init_margin=float(task.init_margin)))
+        else:
+            model = lgb.dask.DaskLGBMRegressor(objective="binary" if obj is None else obj,
+                                               n_estimators=task.n_rounds, client=client, **kw)
+            init = None if obj is None else label.astype(np.float64) * 0.0 + float(task.init_margin)
+            model.fit(X, label, sample_weight=weight, init_score=init)
+        offset = 0.0 if obj is None else float(task.init_margin)
+        return FitResult(model.booster_, offset, model.booster_.current_iteration(), None, {})

@@ -1,0 +1,263 @@
+"""The external-memory engine: XGBoost reads a :class:`~gbdt_pwiser.datasets.ParquetLog` one shard at a time.
+
+XGBoost's external memory reads the features one shard at a time
+(``xgboost.DataIter``) and keeps only its quantised pages on disk; labels,
+weights and group boundaries (its ``MetaInfo``) stay in memory, and so does
+the objective's own per-row state (labels, weights and group sizes,
+:class:`~gbdt_pwiser.datasets.parquet_log.LogState`). Everything else — the
+objectives, eval sets, early stopping — is the in-process engine's
+(:mod:`gbdt_pwiser.engines.local`); only the rows differ (:class:`ExternalRows`).
+
+Each shard must hold whole groups, its rows sorted (contiguous) by group; a
+group id met in two shards is an error. :func:`external_dmatrix` builds such a
+matrix for a user's own ``xgb.train`` with :class:`~gbdt_pwiser.PWiseRObjective`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._labels import as_funnel
+from .._validation import check_weight
+from ..datasets.parquet_log import LogState, ParquetLog
+from ..datasets.sources import group_runs, group_starts, list_files, numeric_matrix, read_table
+from ..exceptions import GroupLayoutError
+from ..objectives._adapters import GROUP_START_FIELD
+from ._base import FitResult
+from ._inputs import check_sample_weight
+from .local import LocalData, LocalEngine, label_sums
+
+__all__ = ["ExternalEngine", "ExternalRows", "ParquetShardIter", "external_dmatrix"]
+
+
+class _ShardReader:
+    """Reads shard ``i`` as (X, funnel labels, weights, group boundaries), checking the layout."""
+
+    def __init__(self, files: Sequence[str], features: Sequence[str] | None, label: str | Sequence[str],
+                 group: str, weight: str | None = None, base_margin: str | None = None,
+                 clicked_only: bool = False) -> None:
+        self.files = list(files)
+        self.clicked_only = clicked_only
+        self.log = ParquetLog(self.files, label=label, group=group, features=features, weight=weight)
+        self.label = self.log.labels()
+        self.group = group
+        self.weight = weight
+        self.base_margin = base_margin
+        self.features = self.log.columns(self.files)
+        if base_margin is not None and base_margin in self.features:
+            self.features.remove(base_margin)
+        self._pos = 0
+        self._group_offset = 0
+        self._seen: list[np.ndarray] = []
+        self._checked = False
+
+    def _read(self, i: int) -> dict[str, Any]:
+        cols = self.features + self.log.meta_columns() + ([self.base_margin] if self.base_margin else [])
+        where = f"shard {self.files[i]!r}"
+        table = read_table(self.files[i], cols)
+        numeric = numeric_matrix(table, self.features)
+        data, types = (table.select(self.features).to_pandas(), None) if numeric is None else numeric
+        df = table.drop_columns(self.features).to_pandas()
+        del table
+        y = as_funnel(df[self.label[0]] if len(self.label) == 1 else df[self.label], f"{where} labels")
+        ptr, heads = group_runs(df[self.group].to_numpy(), where)
+        if not self._checked:
+            self._seen.append(pd.util.hash_array(np.asarray(heads, dtype=object) if heads.dtype == object
+                                                 else heads))
+        w = None
+        if self.weight:
+            w = check_weight(df[self.weight].to_numpy(dtype=np.float64), y.size, f"{where} weight")
+        n_groups = ptr.size - 1
+        keep = np.flatnonzero(y >= 1) if self.clicked_only else None
+        if keep is not None:  # the clicked-space CVR booster: clicked rows, 0/1 conversion labels
+            out = {"data": data[keep] if types is not None else data.iloc[keep],
+                   "label": (y[keep] == 2).astype(np.float32)}
+            if w is not None:
+                out["weight"] = w[keep]
+        else:
+            out = {"data": data, "label": y.astype(np.float32)}
+            if w is None:
+                out["qid"] = np.repeat(np.arange(self._group_offset, self._group_offset + n_groups,
+                                                 dtype=np.int64), np.diff(ptr))
+            else:  # XGBoost's sketch takes only per-group weights beside qid: flag the groups instead
+                out["weight"] = w
+                out[GROUP_START_FIELD] = group_starts(ptr, y.size)
+        if types is not None:
+            out["feature_names"], out["feature_types"] = self.features, types
+        if self.base_margin:
+            bm = df[self.base_margin].to_numpy(dtype=np.float64)
+            out["base_margin"] = bm if keep is None else bm[keep]
+        self._group_offset += n_groups
+        return out
+
+    def _end_of_pass(self) -> None:
+        if not self._checked:
+            hashes = np.concatenate(self._seen) if self._seen else np.zeros(0, dtype=np.uint64)
+            self._seen = []
+            self._checked = True
+            if np.unique(hashes).size != hashes.size:
+                raise GroupLayoutError("a group id occurs in more than one shard: every group must lie whole in "
+                                       "one Parquet shard (write the shards partitioned by group)")
+
+
+def _make_iter_class() -> type:
+    import xgboost as xgb
+
+    class ParquetShardIter(_ShardReader, xgb.DataIter):
+        """``xgboost.DataIter`` over Parquet shards with funnel labels and whole groups per shard.
+
+        Parameters
+        ----------
+        files : list of str
+            The shards (see :func:`gbdt_pwiser.datasets.sources.list_files`), read in this order.
+        features : list of str or None
+            Feature columns (default: every column but label/group/weight).
+        label : str or [str, str]
+            The funnel-label column, or the click and conversion columns.
+        group : str
+            The group-id column.
+        weight : str, optional
+        base_margin : str, optional
+            Column of starting margins.
+        cache_prefix : str, optional
+            Where XGBoost keeps its external-memory pages (default: a temporary
+            file next to the first shard).
+        on_host : bool, default=True
+            Keep the pages in host memory instead of on disk (XGBoost reads
+            it for GPU training; CPU pages go to ``cache_prefix``).
+        clicked_only : bool, default=False
+            Give only the clicked rows, labelled 0/1 by conversion, without
+            groups (the clicked-space CVR booster's data).
+        """
+
+        def __init__(self, files, features, label, group, weight=None, base_margin=None, *,
+                     cache_prefix=None, on_host=True, clicked_only=False):
+            _ShardReader.__init__(self, files, features, label, group, weight, base_margin, clicked_only)
+            if cache_prefix is None:
+                cache_prefix = os.path.join(os.path.dirname(os.path.abspath(self.files[0])), ".xgb-cache")
+            xgb.DataIter.__init__(self, cache_prefix=cache_prefix, on_host=on_host)
+
+        def next(self, input_data) -> bool:
+            while self._pos < len(self.files):
+                batch = self._read(self._pos)
+                self._pos += 1
+                if batch["label"].size:  # skip an empty shard (or one without clicks)
+                    input_data(**batch)
+                    return True
+            self._end_of_pass()
+            return False
+
+        def reset(self) -> None:
+            self._pos = 0
+            self._group_offset = 0
+
+    return ParquetShardIter
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ParquetShardIter":
+        cls = _make_iter_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def external_dmatrix(path: str | os.PathLike[str] | Sequence[str], *, label: str | Sequence[str], group: str,
+                     features: Sequence[str] | None = None, weight: str | None = None,
+                     base_margin: str | None = None, cache_prefix: str | None = None, on_host: bool = True,
+                     **kwargs: Any) -> Any:
+    """An ``xgboost.ExtMemQuantileDMatrix`` over a folder or glob of Parquet shards.
+
+    Labels become funnel labels and groups a ``qid`` rising across the shards;
+    with ``weight`` (XGBoost's sketch keeps only per-group weights beside
+    ``qid``) the groups travel as group-start flags in ``label_lower_bound``
+    instead. :class:`gbdt_pwiser.PWiseRObjective` reads either. ``kwargs`` go
+    to ``ExtMemQuantileDMatrix`` (``max_bin``, ``nthread``...).
+
+    Returns
+    -------
+    xgboost.ExtMemQuantileDMatrix
+    """
+    import xgboost as xgb
+
+    it = __getattr__("ParquetShardIter")(list_files(path, "parquet"), features, label, group, weight, base_margin,
+                                         cache_prefix=cache_prefix, on_host=on_host)
+    return xgb.ExtMemQuantileDMatrix(it, **kwargs)
+
+
+class ExternalRows:
+    """Training rows in Parquet shards: ``xgboost.ExtMemQuantileDMatrix`` pages under a temporary folder.
+
+    At most one external matrix is alive at a time (all rows for the CTR and
+    entire-space CVR boosters, the clicked rows for the clicked-space one);
+    its labels and weights are the shards' own, in the order of ``state``.
+    The temporary folder (inside ``log.cache_dir``) is removed by :meth:`close`.
+    """
+
+    def __init__(self, log: ParquetLog, state: LogState, engine: ExternalEngine, nthread: int | None) -> None:
+        self.log, self.state, self.engine, self.nthread = log, state, engine, nthread
+        self.cache_dir = tempfile.mkdtemp(prefix="gbdt-pwiser-extmem-", dir=log.cache_dir)
+        self._dm: tuple[tuple[bool, int], Any] | None = None
+
+    def _matrix(self, clicked_only: bool, params: dict[str, Any]) -> Any:
+        import xgboost as xgb
+
+        key = (clicked_only, int(params.get("max_bin", 256)))
+        if self._dm is None or self._dm[0] != key:
+            self._dm = None  # free the previous pages first
+            prefix = os.path.join(self.cache_dir, f"{'clicked' if clicked_only else 'all'}-{key[1]}")
+            it = __getattr__("ParquetShardIter")(self.state.shards, self.log.columns(self.state.shards),
+                                                 self.log.labels(), self.log.group, self.log.weight,
+                                                 cache_prefix=prefix, on_host=False, clicked_only=clicked_only)
+            dm = xgb.ExtMemQuantileDMatrix(it, missing=np.nan, max_bin=key[1], nthread=params.get("nthread"))
+            self._dm = (key, dm)
+        return self._dm[1]
+
+    def select(self, which: str, params: dict[str, Any]) -> Any:
+        dm = self._matrix(which == "clicked", params)
+        want = self.state.y.size if which == "all" else int(np.count_nonzero(self.state.y >= 1))
+        if dm.num_row() != want:  # the shards changed under the fit
+            raise ValueError(f"the shards gave {dm.num_row()} {'clicked ' if which == 'clicked' else ''}rows on "
+                             f"a second read, {want} on the first")
+        return dm
+
+    def margin(self, fit: FitResult) -> np.ndarray:
+        """A booster's margin on every row, predicted one shard at a time from the raw features (as in memory)."""
+        out = np.concatenate([self.engine.predict_margin(fit, df, self.nthread)
+                              for df in self.log.iter_features(self.state.shards)])
+        if out.size != self.state.y.size:
+            raise ValueError(f"the shards gave {out.size} rows on a second read, {self.state.y.size} on the first")
+        return out
+
+    def close(self) -> None:
+        self._dm = None
+        shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+
+class ExternalEngine(LocalEngine):
+    """Out of core: the features of a :class:`~gbdt_pwiser.datasets.ParquetLog` stay in its shards."""
+
+    kind = "external"
+
+    def prepare(self, est: Any, X: Any, y: Any, group: Any, sample_weight: Any) -> LocalData:
+        if y is not None or group is not None or sample_weight is not None:
+            raise ValueError("with X=ParquetLog(...), labels, groups and weights come from its columns "
+                             "(label=, group=, weight=): call fit(log) with y, group and sample_weight unset")
+        log: ParquetLog = X
+        state = log.read_state()
+        features = log.columns(state.shards)
+        w = check_sample_weight(state.weight, state.y.size)
+        # the feature layout predict and eval_set are checked against (numeric columns, by name)
+        est.n_features_in_ = len(features)
+        est.feature_names_in_ = np.asarray(features, dtype=object)
+        est._columns, est._categorical = list(features), []
+        ptr = np.concatenate([[0], np.cumsum(state.sizes)]).astype(np.int64)
+        nthread = est._nthread()
+        return LocalData(ExternalRows(log, state, self, nthread), state.y, w, ptr, label_sums(state.y, w),
+                         nthread)
