@@ -27,13 +27,17 @@ class LogState(NamedTuple):
 
     This is the O(n) state the out-of-core fit keeps in memory (the features
     stay in the shards): int8 funnel labels, float64 weights or ``None``, the
-    int64 size of each group, and the non-empty shards in the order read.
+    int64 size of each group, the non-empty shards in the order read and their
+    row counts; the group id of every row only when asked for (calibration
+    splits by group).
     """
 
     y: np.ndarray
     weight: np.ndarray | None
     sizes: np.ndarray
     shards: list[str]
+    shard_rows: np.ndarray
+    ids: np.ndarray | None = None
 
 
 class ParquetLog:
@@ -157,11 +161,14 @@ class ParquetLog:
                                 "numeric or bool features (store category columns as their integer codes)")
 
     # ------------------------------------------------------------------ reading
-    def read_state(self) -> LogState:
-        """Read and check the labels, groups and weights of every shard (not the features)."""
+    def read_state(self, with_ids: bool = False) -> LogState:
+        """Read and check the labels, groups and weights of every shard (not the features).
+
+        ``with_ids``: keep the group id of every row too (``LogState.ids``).
+        """
         files = self.files()
         features, lab = self.columns(files), self.labels()
-        ys, ws, sizes, heads, used = [], [], [], [], []
+        ys, ws, sizes, heads, used, ids = [], [], [], [], [], []
         for f in files:
             self.check_schema(f, features)
             df = read_table(f, self.meta_columns()).to_pandas()
@@ -172,9 +179,12 @@ class ParquetLog:
                 ys.append(as_funnel(df[lab[0]] if len(lab) == 1 else df[lab], f"{where} labels"))
             except ValueError as exc:  # funnel_label's messages do not name the data
                 raise ValueError(exc.args[0] if where in str(exc) else f"{where} labels: {exc}") from exc
-            ptr, h = group_runs(df[self.group].to_numpy(), where)
+            g = df[self.group].to_numpy()
+            ptr, h = group_runs(g, where)
             sizes.append(np.diff(ptr))
             heads.append(h)
+            if with_ids:
+                ids.append(g)
             if self.weight:
                 ws.append(check_weight(df[self.weight].to_numpy(dtype=np.float64), len(df), f"{where} weight"))
             used.append(f)
@@ -182,11 +192,22 @@ class ParquetLog:
             raise ValueError(f"the Parquet shards at {self.path!r} hold no rows")
         check_shard_groups(heads, used)
         return LogState(np.concatenate(ys), np.concatenate(ws) if self.weight else None,
-                        np.concatenate(sizes).astype(np.int64), used)
+                        np.concatenate(sizes).astype(np.int64), used,
+                        np.array([y.size for y in ys], dtype=np.int64), np.concatenate(ids) if with_ids else None)
 
-    def iter_features(self, shards: Sequence[str] | None = None) -> Iterator[Any]:
-        """The feature columns of each shard in turn, as pandas DataFrames."""
+    def iter_features(self, shards: Sequence[str] | None = None, row_mask: np.ndarray | None = None) -> Iterator[Any]:
+        """The feature columns of each shard in turn, as pandas DataFrames.
+
+        ``row_mask``: a boolean per row of ``shards`` (in their order): only
+        the rows it marks.
+        """
         files = self.files() if shards is None else list(shards)
         features = self.columns(files)
+        start = 0
         for f in files:
-            yield read_table(f, features).to_pandas()
+            df = read_table(f, features).to_pandas()
+            if row_mask is not None:
+                keep = row_mask[start:start + len(df)]
+                start += len(df)
+                df = df[keep]
+            yield df

@@ -11,7 +11,10 @@ from sklearn.model_selection import GroupShuffleSplit
 from .._validation import check_int, check_real
 from .adlog import AdLog
 
-__all__ = ["train_test_split_by_group"]
+__all__ = ["train_test_split_by_group", "group_hash", "group_fold", "group_holdout"]
+
+#: the hash buckets of :func:`group_holdout` (its fractions are multiples of 2**-20)
+_BUCKETS = 1 << 20
 
 
 def train_test_split_by_group(
@@ -78,3 +81,45 @@ def train_test_split_by_group(
                                  random_state=random_state)
     train_idx, test_idx = next(splitter.split(np.zeros((len(log), 1)), groups=log.group))
     return log.take(np.sort(train_idx)), log.take(np.sort(test_idx))
+
+
+def group_hash(ids: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A seeded 64-bit hash of each group id: the same id hashes the same on every machine and engine.
+
+    Integer ids of any width hash alike; any other hashable ids (strings,
+    tuples) too. The basis of :func:`group_fold` and :func:`group_holdout`,
+    which split a log by group without a global pass (each partition or shard
+    alone decides where its rows go).
+    """
+    import pandas as pd
+
+    arr = np.asarray(ids)
+    if arr.dtype.kind in "iub":
+        arr = arr.astype(np.int64, copy=False)
+    elif arr.dtype.kind != "O":
+        arr = arr.astype(object)
+    key = f"{int(seed) % 10**16:016d}"
+    return pd.util.hash_array(arr, hash_key=key, categorize=False)
+
+
+def group_fold(ids: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
+    """The fold (0 .. n_folds - 1) of each row's group, by :func:`group_hash`: every group in one fold.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gbdt_pwiser.datasets.split import group_fold
+    >>> folds = group_fold(np.repeat(np.arange(1000), 3), 3)
+    >>> bool(np.all(folds.reshape(-1, 3) == folds[::3, None])), sorted(np.unique(folds).tolist())
+    (True, [0, 1, 2])
+    """
+    return (group_hash(ids, seed) % np.uint64(n_folds)).astype(np.int64)
+
+
+def group_holdout(ids: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """True for the rows of held-out groups: a group is held out when its hash falls below ``fraction``.
+
+    The share of held-out groups is close to, not exactly, ``fraction``.
+    """
+    cut = np.uint64(int(round(float(fraction) * _BUCKETS)))
+    return (group_hash(ids, seed) % np.uint64(_BUCKETS)) < cut

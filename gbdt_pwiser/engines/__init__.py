@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import Engine, FitResult, LabelSums, RoundGradients, Stopper, Task, TrainingData, log_odds
+from ._base import (Engine, FitResult, LabelSums, RoundGradients, Stopper, Task, TrainingData, conversion_weights,
+                    log_odds)
 from .boosters import library
 from .local import MemoryEngine
 
 __all__ = ["Engine", "FitResult", "LabelSums", "MemoryEngine", "RoundGradients", "Stopper", "Task",
-           "TrainingData", "engine_for", "engine_kind", "library", "log_odds"]
+           "TrainingData", "conversion_weights", "engine_for", "engine_kind", "library", "log_odds"]
 
 
 def engine_kind(X: Any, client: Any = None) -> str:

@@ -21,11 +21,20 @@ The interface
 ``eval_labels(evals) -> list of ndarray``
     The funnel labels of each eval set (the driver checks that the watched one
     has both classes before any training).
+``sums(data, conversion_weight) -> LabelSums``
+    The label counts under the CTR booster's weights (``1 + α`` on conversions).
 ``train(data, task, evals) -> FitResult``
     Train one booster; ``evals`` from ``prepare_evals`` are scored every
     round with ``task.metric`` (the last one decides early stopping).
 ``predict_margin(fit, X) -> ndarray``
     The raw margin of a fitted booster on rows in memory (offset included).
+``subset(data, keep) -> TrainingData``
+    The rows whose group ids ``keep(ids)`` marks (whole groups), as training
+    data of their own (calibration's auxiliary fits).
+``outcomes(data, model) -> (Outcomes, Outcomes)``
+    A fitted model's pCTR against clicks and pCTCVR against conversions on
+    the rows of ``data``, reduced to binned sums
+    (:class:`gbdt_pwiser.calibration.Outcomes`) where the rows are.
 
 :class:`Task` names the rows (``"all"`` or ``"clicked"``), the objective (a
 :class:`~gbdt_pwiser.PWiseRObjective`, an
@@ -43,7 +52,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["Engine", "FitResult", "LabelSums", "RoundGradients", "Stopper", "Task", "TrainingData",
-           "log_odds"]
+           "conversion_weights", "log_odds"]
 
 #: Rates are clipped to [RATE_FLOOR, 1 - RATE_FLOOR] before taking log-odds (as initial_margin does).
 RATE_FLOOR = 1e-6
@@ -64,6 +73,26 @@ def log_odds(positive: float, total: float) -> float:
     rate = positive / total if total > 0 else 0.0
     rate = min(max(rate, RATE_FLOOR), 1.0 - RATE_FLOOR)
     return float(np.log(rate / (1.0 - rate)))
+
+
+def conversion_weights(y: Any, weight: Any, alpha: float) -> Any:
+    """The weights of a booster that weighs conversions ``1 + α`` times: ``w · (1 + α·[y = 2])``.
+
+    ``y`` funnel labels and ``weight`` (None: all 1) are numpy arrays or dask
+    Series alike; α = 0 returns ``weight`` itself. The one definition every
+    engine uses.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gbdt_pwiser.engines import conversion_weights
+    >>> conversion_weights(np.array([0, 1, 2]), None, 1.0).tolist()
+    [1.0, 1.0, 2.0]
+    """
+    if alpha == 0:
+        return weight
+    factor = 1.0 + float(alpha) * (y == 2)
+    return factor if weight is None else weight * factor
 
 
 @dataclass(frozen=True)
@@ -113,6 +142,11 @@ class Task:
     transform applied to the training and eval rows (the shared booster's
     category codes). The number of margins per row is the engine's
     library's (``library.n_outputs``: 2 for the shared booster).
+    ``conversion_weight``: α ≥ 0; the rows' weights are multiplied by ``1 + α``
+    on conversions (the conversion-weighted CTR booster). ``init``: a fitted
+    booster to continue from (its first ``n_rounds`` rounds; ``offset`` is its
+    starting margin): training adds ``n_rounds`` rounds to it, starting from
+    its margins, and the round counter carries on from its rounds.
     """
 
     name: str
@@ -126,6 +160,13 @@ class Task:
     ctr: FitResult | None = None
     transform: Callable[[Any], Any] | None = None
     tick: Callable[[int], Any] | None = None
+    conversion_weight: float = 0.0
+    init: FitResult | None = None
+
+    @property
+    def first_round(self) -> int:
+        """The round the training starts counting from (the rounds of ``init``)."""
+        return 0 if self.init is None else int(self.init.n_rounds)
 
 
 class TrainingData:
@@ -217,6 +258,16 @@ class Engine:
         raise NotImplementedError
 
     def train(self, data: TrainingData, task: Task, evals: list[Any]) -> FitResult:
+        raise NotImplementedError
+
+    def sums(self, data: TrainingData, conversion_weight: float = 0.0) -> LabelSums:
+        """The label counts under the weights of a booster with ``conversion_weight`` α (``data.sums`` for 0)."""
+        raise NotImplementedError
+
+    def subset(self, data: TrainingData, keep: Callable[[np.ndarray], np.ndarray]) -> TrainingData:
+        raise NotImplementedError
+
+    def outcomes(self, data: TrainingData, model: Any) -> tuple[Any, Any]:
         raise NotImplementedError
 
     def close(self, data: TrainingData) -> None:

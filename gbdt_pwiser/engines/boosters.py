@@ -14,8 +14,10 @@ The interface
 ``params(learning_rate=, max_depth=, seed=, nthread=, device=) -> dict``
     The library's native parameters for these estimator settings; the
     estimator merges the user's ``ctr_params``/``cvr_params`` over them.
-``train(params, n_rounds, data, evals, grad, init_margin, metric_name, early_stopping_rounds, tick) -> FitResult``
-    Boost ``n_rounds`` rounds on ``data`` starting from ``init_margin``.
+``train(params, n_rounds, data, evals, grad, init_margin, metric_name, early_stopping_rounds, tick, init) -> FitResult``
+    Boost ``n_rounds`` rounds on ``data`` starting from ``init_margin``, or
+    from the margins of ``init`` (a :class:`~gbdt_pwiser.engines.FitResult`
+    to continue: its first ``n_rounds`` rounds plus its offset) when given.
     ``grad(margin) -> (grad, hess)`` is the custom objective (``None``: the
     library's native binary log-loss on 0/1 labels, with its own intercept).
     Every round each ``EvalData.metric`` gets that set's raw margin (higher is
@@ -107,7 +109,8 @@ class BoosterLibrary:
 
     def train(self, params: dict[str, Any], n_rounds: int, data: TrainData, evals: list[EvalData],
               grad: GradFn | None, init_margin: float, metric_name: str,
-              early_stopping_rounds: int | None, tick: Callable[[int], Any] | None = None) -> FitResult:
+              early_stopping_rounds: int | None, tick: Callable[[int], Any] | None = None,
+              init: FitResult | None = None) -> FitResult:
         """Train a booster from ``init_margin`` with ``grad(margin) -> (grad, hess)`` (see the module docstring)."""
         raise NotImplementedError
 
@@ -155,13 +158,13 @@ class XGBoostLibrary(BoosterLibrary):
         return z.reshape(-1) if self.n_outputs == 1 else z.reshape(-1, self.n_outputs)
 
     def train(self, params, n_rounds, data, evals, grad, init_margin, metric_name,
-              early_stopping_rounds, tick=None):
+              early_stopping_rounds, tick=None, init=None):
         import xgboost as xgb
 
         params = {**params, "disable_default_eval_metric": 1}
         if grad is None:
             params["objective"] = "binary:logitraw"  # log-loss; predictions stay raw margins
-        else:
+        elif init is None:  # a continued booster keeps its own base_score
             # a custom objective has an identity link; XGBoost wants plain floats for a vector start
             params["base_score"] = (float(init_margin) if self.n_outputs == 1
                                     else [float(v) for v in np.asarray(init_margin).reshape(-1)])
@@ -195,7 +198,8 @@ class XGBoostLibrary(BoosterLibrary):
                             evals=[(d, f"valid_{k}") for k, d in enumerate(dmats)],
                             obj=None if grad is None else (lambda predt, _dtrain: grad(predt)),
                             custom_metric=custom_metric if evals else None,
-                            callbacks=callbacks, evals_result=history, verbose_eval=False)
+                            callbacks=callbacks, evals_result=history, verbose_eval=False,
+                            xgb_model=None if init is None else self.truncate(init.booster, init.n_rounds))
         best = None if stopper is None else stopper.best_iteration
         used = booster.num_boosted_rounds() if best is None else best + 1
         return FitResult(booster, 0.0, int(used), best, _plain_history(history))
@@ -204,6 +208,10 @@ class XGBoostLibrary(BoosterLibrary):
         margin = booster.predict(self._dmatrix(X, nthread=nthread), output_margin=True,
                                  iteration_range=(0, n_rounds))
         return self._margins(margin)
+
+    def truncate(self, booster, n_rounds):
+        """The first ``n_rounds`` rounds of ``booster`` (a new booster; the model to continue from)."""
+        return booster if booster.num_boosted_rounds() == n_rounds else booster[:n_rounds]
 
     def to_bytes(self, booster):
         return bytes(booster.save_raw("ubj"))
@@ -237,19 +245,23 @@ class LightGBMLibrary(BoosterLibrary):
         return p
 
     def train(self, params, n_rounds, data, evals, grad, init_margin, metric_name,
-              early_stopping_rounds, tick=None):
+              early_stopping_rounds, tick=None, init=None):
         import lightgbm as lgb
 
         native = grad is None
+        # Continuing, LightGBM starts every row from the previous booster's raw score and drops any
+        # init_score; the previous starting margin (our offset) is added back to what the objective
+        # and the metrics see.
+        shift = 0.0 if init is None or native else float(init.offset)
         params = {**params, "metric": "None",
-                  "objective": "binary" if native else (lambda preds, _dataset: grad(preds))}
+                  "objective": "binary" if native else (lambda preds, _dataset: grad(preds + shift))}
 
-        def init(n: int, value: float) -> np.ndarray | None:
-            return None if native else np.full(n, value, dtype=np.float64)
+        def start(n: int, value: float) -> np.ndarray | None:
+            return None if native or init is not None else np.full(n, value, dtype=np.float64)
 
         dtrain = lgb.Dataset(data.X, label=data.label, weight=data.weight,
-                             init_score=init(_n_rows(data.X), init_margin))
-        dvalids = [lgb.Dataset(e.X, label=e.label, init_score=init(_n_rows(e.X), e.init_margin),
+                             init_score=start(_n_rows(data.X), init_margin))
+        dvalids = [lgb.Dataset(e.X, label=e.label, init_score=start(_n_rows(e.X), e.init_margin),
                                reference=dtrain) for e in evals]
         by_id = {id(d): e.metric for d, e in zip(dvalids, evals)}
 
@@ -258,7 +270,7 @@ class LightGBMLibrary(BoosterLibrary):
             if native:  # LightGBM hands built-in objectives' probabilities to feval
                 with np.errstate(divide="ignore"):
                     z = np.log(z) - np.log1p(-z)
-            return metric_name, by_id[id(ds)](z), True
+            return metric_name, by_id[id(ds)](z + shift), True
 
         history: dict[str, Any] = {}
         callbacks: list[Any] = [lgb.record_evaluation(history)] if evals else []
@@ -286,11 +298,20 @@ class LightGBMLibrary(BoosterLibrary):
             callbacks.append(stop)
         booster = lgb.train(params, dtrain, num_boost_round=n_rounds, valid_sets=dvalids,
                             valid_names=[f"valid_{k}" for k in range(len(dvalids))],
-                            feval=feval if evals else None, callbacks=callbacks)
+                            feval=feval if evals else None, callbacks=callbacks,
+                            init_model=None if init is None else self.truncate(init.booster, init.n_rounds))
         best = None if stopper is None else stopper.best_iteration
         used = booster.current_iteration() if best is None else best + 1
-        return FitResult(booster, 0.0 if native else float(init_margin), int(used), best,
-                         _plain_history(history))
+        offset = 0.0 if native else float(init_margin) if init is None else float(init.offset)
+        return FitResult(booster, offset, int(used), best, _plain_history(history))
+
+    def truncate(self, booster, n_rounds):
+        """The first ``n_rounds`` rounds of ``booster`` (a new booster; the model to continue from)."""
+        import lightgbm as lgb
+
+        if booster.current_iteration() == n_rounds:
+            return booster
+        return lgb.Booster(model_str=booster.model_to_string(num_iteration=n_rounds))
 
     def predict_margin(self, booster, X, n_rounds, nthread):
         kw = {} if nthread is None else {"num_threads": nthread}

@@ -41,9 +41,11 @@ class _ShardReader:
 
     def __init__(self, files: Sequence[str], features: Sequence[str] | None, label: str | Sequence[str],
                  group: str, weight: str | None = None, base_margin: str | None = None,
-                 clicked_only: bool = False) -> None:
+                 clicked_only: bool = False, row_mask: np.ndarray | None = None) -> None:
         self.files = list(files)
         self.clicked_only = clicked_only
+        self.row_mask = row_mask  # one bool per row of the files, in their order: only those rows
+        self._row0 = 0
         self.log = ParquetLog(self.files, label=label, group=group, features=features, weight=weight)
         self.label = self.log.labels()
         self.group = group
@@ -61,6 +63,12 @@ class _ShardReader:
         cols = self.features + self.log.meta_columns() + ([self.base_margin] if self.base_margin else [])
         where = f"shard {self.files[i]!r}"
         table = read_table(self.files[i], cols)
+        if self.row_mask is not None:
+            import pyarrow as pa
+
+            n = table.num_rows
+            table = table.filter(pa.array(self.row_mask[self._row0:self._row0 + n]))
+            self._row0 += n
         numeric = numeric_matrix(table, self.features)
         data, types = (table.select(self.features).to_pandas(), None) if numeric is None else numeric
         df = table.drop_columns(self.features).to_pandas()
@@ -134,11 +142,14 @@ def _make_iter_class() -> type:
         clicked_only : bool, default=False
             Give only the clicked rows, labelled 0/1 by conversion, without
             groups (the clicked-space CVR booster's data).
+        row_mask : ndarray of bool, optional
+            One flag per row of ``files`` (in their order): give only those
+            rows (whole groups; calibration's auxiliary fits).
         """
 
         def __init__(self, files, features, label, group, weight=None, base_margin=None, *,
-                     cache_prefix=None, on_host=True, clicked_only=False):
-            _ShardReader.__init__(self, files, features, label, group, weight, base_margin, clicked_only)
+                     cache_prefix=None, on_host=True, clicked_only=False, row_mask=None):
+            _ShardReader.__init__(self, files, features, label, group, weight, base_margin, clicked_only, row_mask)
             if cache_prefix is None:
                 cache_prefix = os.path.join(os.path.dirname(os.path.abspath(self.files[0])), ".xgb-cache")
             xgb.DataIter.__init__(self, cache_prefix=cache_prefix, on_host=on_host)
@@ -156,6 +167,7 @@ def _make_iter_class() -> type:
         def reset(self) -> None:
             self._pos = 0
             self._group_offset = 0
+            self._row0 = 0
 
     return ParquetShardIter
 
@@ -200,8 +212,10 @@ class ExternalRows:
     The temporary folder (inside ``log.cache_dir``) is removed by :meth:`close`.
     """
 
-    def __init__(self, log: ParquetLog, state: LogState, engine: ExternalEngine, nthread: int | None) -> None:
+    def __init__(self, log: ParquetLog, state: LogState, engine: ExternalEngine, nthread: int | None,
+                 row_mask: np.ndarray | None = None) -> None:
         self.log, self.state, self.engine, self.nthread = log, state, engine, nthread
+        self.row_mask = row_mask  # over the rows of state.shards; state then describes only the marked rows
         self.cache_dir = tempfile.mkdtemp(prefix="gbdt-pwiser-extmem-", dir=log.cache_dir)
         self._dm: tuple[tuple[bool, int], Any] | None = None
 
@@ -214,7 +228,8 @@ class ExternalRows:
             prefix = os.path.join(self.cache_dir, f"{'clicked' if clicked_only else 'all'}-{key[1]}")
             it = __getattr__("ParquetShardIter")(self.state.shards, self.log.columns(self.state.shards),
                                                  self.log.labels(), self.log.group, self.log.weight,
-                                                 cache_prefix=prefix, on_host=False, clicked_only=clicked_only)
+                                                 cache_prefix=prefix, on_host=False, clicked_only=clicked_only,
+                                                 row_mask=self.row_mask)
             dm = xgb.ExtMemQuantileDMatrix(it, missing=np.nan, max_bin=key[1], nthread=params.get("nthread"))
             self._dm = (key, dm)
         return self._dm[1]
@@ -227,13 +242,35 @@ class ExternalRows:
                              f"a second read, {want} on the first")
         return dm
 
+    def _features(self) -> Any:
+        return self.log.iter_features(self.state.shards, self.row_mask)
+
+    def _check_rows(self, got: int) -> None:
+        if got != self.state.y.size:
+            raise ValueError(f"the shards gave {got} rows on a second read, {self.state.y.size} on the first")
+
     def margin(self, fit: FitResult) -> np.ndarray:
         """A booster's margin on every row, predicted one shard at a time from the raw features (as in memory)."""
-        out = np.concatenate([self.engine.predict_margin(fit, df, self.nthread)
-                              for df in self.log.iter_features(self.state.shards)])
-        if out.size != self.state.y.size:
-            raise ValueError(f"the shards gave {out.size} rows on a second read, {self.state.y.size} on the first")
+        out = np.concatenate([self.engine.predict_margin(fit, df, self.nthread) for df in self._features()])
+        self._check_rows(out.size)
         return out
+
+    def predictions(self, model: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(pCTR, pCVR)`` of a fitted (uncalibrated) model on every row, one shard at a time."""
+        parts = [model._predict_all(df) for df in self._features()]
+        pctr, pcvr = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        self._check_rows(pctr.size)
+        return pctr, pcvr
+
+    def subset(self, mask: np.ndarray) -> ExternalRows:
+        """The rows ``mask`` marks (over this object's rows), read from the same shards."""
+        if self.row_mask is None:
+            full = mask
+        else:
+            full = np.zeros(self.row_mask.size, dtype=bool)
+            full[np.flatnonzero(self.row_mask)[mask]] = True
+        state = self.state._replace(y=self.state.y[mask])  # sizes and weights: set by the engine
+        return ExternalRows(self.log, state, self.engine, self.nthread, full)
 
     def close(self) -> None:
         self._dm = None
@@ -250,7 +287,7 @@ class ExternalEngine(LocalEngine):
             raise ValueError("with X=ParquetLog(...), labels, groups and weights come from its columns "
                              "(label=, group=, weight=): call fit(log) with y, group and sample_weight unset")
         log: ParquetLog = X
-        state = log.read_state()
+        state = log.read_state(with_ids=getattr(est, "calibration", None) is not None)
         features = log.columns(state.shards)
         w = check_sample_weight(state.weight, state.y.size)
         # the feature layout predict and eval_set are checked against (numeric columns, by name)
@@ -260,4 +297,4 @@ class ExternalEngine(LocalEngine):
         ptr = np.concatenate([[0], np.cumsum(state.sizes)]).astype(np.int64)
         nthread = est._nthread()
         return LocalData(ExternalRows(log, state, self, nthread), state.y, w, ptr, label_sums(state.y, w),
-                         nthread)
+                         nthread, ids=state.ids)

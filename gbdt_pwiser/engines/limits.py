@@ -25,6 +25,9 @@ REASONS: dict[tuple[str, str], str] = {
     ("any", "shared:device"): (
         'structure="shared" computes its gradients on the CPU; device={device!r} is not supported '
         '(use device="cpu")'),
+    ("any", "shared:conversion_weight"): (
+        'conversion_weight weighs the chain\'s CTR booster; structure="shared" trains one booster for both '
+        'tasks (weigh its rows with sample_weight instead, or use structure="chain")'),
     ("any", "device:lightgbm"): (
         'device="cuda" needs backend="xgboost": LightGBM takes a custom objective\'s gradients as host arrays '
         'only (use device="cpu"; LightGBM\'s own GPU tree learner can still be chosen with '
@@ -88,6 +91,8 @@ def check(kind: str, est: Any, *, eval_set: Any = None, group: Any = None) -> No
             raise _refuse("any", "shared:cvr_params")
         if device != "cpu":
             raise _refuse("any", "shared:device", device=est.device)
+        if getattr(est, "conversion_weight", 0.0) != 0:
+            raise _refuse("any", "shared:conversion_weight")
     if est.backend == "lightgbm" and device.startswith("cuda"):
         raise _refuse("any", "device:lightgbm")
     if kind == "external":

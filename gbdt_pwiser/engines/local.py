@@ -30,8 +30,10 @@ from scipy.special import expit
 from .. import metrics as M
 from .._labels import as_funnel
 from .._validation import group_codes
+from ..datasets.sources import group_runs
 from ..objectives import initial_margin
-from ._base import Engine, FitResult, LabelSums, RoundGradients, Task, TrainingData
+from ..calibration import Outcomes
+from ._base import Engine, FitResult, LabelSums, RoundGradients, Task, TrainingData, conversion_weights
 from ._inputs import check_eval_set, check_lengths, check_sample_weight, check_X, n_rows, take, warn_no_group
 from .boosters import EvalData, TrainData
 
@@ -70,17 +72,21 @@ class LocalData(TrainingData):
     sums: LabelSums
     nthread: int | None
     meta: Any = None  # an empty DataFrame of the training columns (their dtypes), or None
+    ids: np.ndarray | None = None  # the group id of each row (what calibration folds hash), if known
 
-    def labels(self, which: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    def labels(self, which: str, conversion_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """Labels and weights of the rows ``which``: funnel labels for all rows, 0/1 conversions for clicked ones.
 
-        Also returns the funnel labels of those rows.
+        The weights are those of a booster with ``conversion_weight`` α
+        (:func:`~gbdt_pwiser.engines.conversion_weights`). Also returns the
+        funnel labels of those rows.
         """
+        w = conversion_weights(self.y, self.weight, conversion_weight)
         if which == "all":
-            return self.y.astype(np.float32), self.weight, self.y
+            return self.y.astype(np.float32), w, self.y
         idx = np.flatnonzero(self.y >= 1)
         y = self.y[idx]
-        return (y == 2).astype(np.float32), None if self.weight is None else self.weight[idx], y
+        return (y == 2).astype(np.float32), None if w is None else w[idx], y
 
 
 class MemoryRows:
@@ -94,6 +100,14 @@ class MemoryRows:
 
     def margin(self, fit: FitResult) -> np.ndarray:
         return self.engine.predict_margin(fit, self.X, self.nthread)
+
+    def subset(self, mask: np.ndarray) -> MemoryRows:
+        idx = np.flatnonzero(mask)
+        return MemoryRows(take(self.X, idx), self.y[idx], self.engine, self.nthread)
+
+    def predictions(self, model: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(pCTR, pCVR)`` of a fitted (uncalibrated) model on every row."""
+        return model._predict_all(self.X)
 
     def close(self) -> None:
         self.X = None
@@ -115,8 +129,8 @@ class LocalEngine(Engine):
             return None
         if task.ctr is not None:  # entire space: pCTR of every training row from the CTR booster
             obj = type(obj)(**{**obj._get_params(), "ctr_prob": expit(data.rows.margin(task.ctr))})
-            return RoundGradients(obj, y, w)
-        return RoundGradients(obj, y, w, ptr=data.ptr)
+            return RoundGradients(obj, y, w, first_round=task.first_round)
+        return RoundGradients(obj, y, w, ptr=data.ptr, first_round=task.first_round)
 
     def _evals(self, data: LocalData, task: Task, evals: list[Any]) -> list[EvalData]:
         out = []
@@ -131,9 +145,31 @@ class LocalEngine(Engine):
             out.append(EvalData(Xe if task.transform is None else task.transform(Xe), label, init, metric))
         return out
 
+    def subset(self, data: TrainingData, keep: Any) -> LocalData:
+        """The rows whose group ``keep(ids)`` marks (whole groups), as training data of their own."""
+        assert isinstance(data, LocalData)
+        if data.ids is None:
+            raise ValueError("this training data holds no group ids to split by")
+        mask = np.asarray(keep(data.ids), dtype=bool)
+        y, w, ids = data.y[mask], None if data.weight is None else data.weight[mask], data.ids[mask]
+        ptr = None if data.ptr is None else group_runs(ids, "the training rows")[0]
+        return LocalData(data.rows.subset(mask), y, w, ptr, label_sums(y, w), data.nthread, data.meta, ids)
+
+    def outcomes(self, data: TrainingData, model: Any) -> tuple[Outcomes, Outcomes]:
+        """Binned outcomes of a model's pCTR (clicks) and pCTCVR (conversions) on the rows of ``data``."""
+        assert isinstance(data, LocalData)
+        pctr, pcvr = data.rows.predictions(model)
+        return Outcomes.of(pctr, data.y >= 1, data.weight), Outcomes.of(pctr * pcvr, data.y == 2, data.weight)
+
+    def sums(self, data: TrainingData, conversion_weight: float = 0.0) -> LabelSums:
+        assert isinstance(data, LocalData)
+        if conversion_weight == 0:
+            return data.sums
+        return label_sums(data.y, conversion_weights(data.y, data.weight, conversion_weight))
+
     def train(self, data: TrainingData, task: Task, evals: list[Any]) -> FitResult:
         assert isinstance(data, LocalData)
-        label, weight, y = data.labels(task.rows)
+        label, weight, y = data.labels(task.rows, task.conversion_weight)
         X = data.rows.select(task.rows, task.params)
         if task.transform is not None:
             X = task.transform(X)
@@ -141,7 +177,7 @@ class LocalEngine(Engine):
         return self.library.train(task.params, task.n_rounds, TrainData(X, label, weight),
                                   self._evals(data, task, evals), grad,
                                   task.init_margin if grad is not None else 0.0, task.metric,
-                                  task.early_stopping_rounds, tick=task.tick)
+                                  task.early_stopping_rounds, tick=task.tick, init=task.init)
 
     def close(self, data: TrainingData) -> None:
         assert isinstance(data, LocalData)
@@ -169,14 +205,15 @@ class MemoryEngine(LocalEngine):
         codes = None if group is None else group_codes(group, n, "group")
         if codes is None and not one_group and est.lam > 0:
             warn_no_group(est.lam)
+        ids = np.arange(n) if group is None else group  # without groups, each row is its own for calibration
         # Stable sort by group: the objective takes contiguous groups; predictions do not depend on row order.
         if codes is not None and codes.size > 1 and np.any(codes[1:] < codes[:-1]):
             order = np.argsort(codes, kind="stable")
-            Xc, yf, codes = take(Xc, order), yf[order], codes[order]
+            Xc, yf, codes, ids = take(Xc, order), yf[order], codes[order], ids[order]
             w = None if w is None else w[order]
         ptr = None
         if codes is not None:
             ptr = np.concatenate([[0], np.cumsum(np.bincount(codes))]).astype(np.int64)
         nthread = est._nthread()
         meta = Xc.iloc[:0] if isinstance(Xc, pd.DataFrame) else None
-        return LocalData(MemoryRows(Xc, yf, self, nthread), yf, w, ptr, label_sums(yf, w), nthread, meta)
+        return LocalData(MemoryRows(Xc, yf, self, nthread), yf, w, ptr, label_sums(yf, w), nthread, meta, ids)

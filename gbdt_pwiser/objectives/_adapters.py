@@ -147,7 +147,11 @@ class _CustomObjective:
                 self.iteration_ = 0
         it = self.iteration_
         self.iteration_ += 1
-        return it
+        return it + self.round_offset
+
+    #: Added to the rounds the adapters count (not to a round the booster passes): the rounds of a
+    #: booster that this training run continues, so that sampled pairs keep being redrawn.
+    round_offset = 0
 
     def _adapt(self, z: Any, same: bool, make: Any, iteration: int | None = None):
         """One round: prepare the data unless ``same``, check the margins, compute."""

@@ -80,14 +80,17 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
             m = self._library().predict_margin(self.booster_, self.categorical_codes_.transform(Xc), self.n_rounds_,
                                                self._nthread())
             pctr, pcvr, _ = shared_probabilities(m)
-            return pctr, pcvr
-        pctr = expit(self._ctr_margin(Xc))
-        if self.cvr_booster_ is None:
-            pcvr = np.full(pctr.shape, float(self.cvr_fallback_rate_))
         else:
-            u = (self._library().predict_margin(self.cvr_booster_, Xc, self.n_rounds_cvr_, self._nthread())
-                 + self.cvr_init_margin_)
-            pcvr = expit(u)
+            pctr = expit(self._ctr_margin(Xc))
+            if self.cvr_booster_ is None:
+                pcvr = np.full(pctr.shape, float(self.cvr_fallback_rate_))
+            else:
+                u = (self._library().predict_margin(self.cvr_booster_, Xc, self.n_rounds_cvr_, self._nthread())
+                     + self.cvr_init_margin_)
+                pcvr = expit(u)
+        calibration = getattr(self, "calibration_", None)
+        if calibration is not None:
+            pctr, pcvr = calibration.apply(pctr, pcvr)
         return np.asarray(pctr, dtype=np.float64), np.asarray(pcvr, dtype=np.float64)
 
     def predict_ctr(self, X: Any) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import numpy.typing as npt
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
 from .._validation import PAIR_LOSSES
@@ -69,6 +69,28 @@ class CTCVRClassifier(_ChainBase):
         and PWiseR alone). See :class:`~gbdt_pwiser.objectives.SharedCTCVRObjective`.
     lam : float, default=1.0
         Weight λ ≥ 0 of the pairwise term of the CTR loss; 0 gives plain BCE.
+    conversion_weight : float, default=0.0
+        α ≥ 0: the CTR booster weighs converted rows ``1 + α`` times (on top of
+        ``sample_weight``; with λ > 0 their pairs too), the CVR booster is left
+        alone. Conversion-weighted BCE (``lam=0, conversion_weight=α``) is the
+        project's measured alternative to PWiseR for ranking conversions by
+        pCTR; it inflates pCTR where conversions are likely, so combine it
+        with ``calibration`` when predicted rates must match observed ones.
+        ``structure="chain"`` only.
+    calibration : {"isotonic", "sigmoid"} or None, default=None
+        Fit a monotone map per task — of pCTR, and of pCTCVR — on predictions
+        of held-out groups of the training data, so that predicted rates match
+        observed ones (``predict_*`` then return calibrated values, and
+        ``predict_ctcvr`` is still ``predict_ctr · predict_cvr``). See
+        :mod:`gbdt_pwiser.calibration`: isotonic maps keep every AUC (no ties
+        are added), sigmoid maps are Platt scaling on log-odds.
+    calibration_cv : int >= 2 or float in (0, 1), default=3
+        How the held-out predictions are made: ``k`` — cross-fitted by group,
+        ``k`` auxiliary fits each predicting one fold of groups; a float ``f``
+        — one auxiliary fit on the groups outside a held-out share ``f`` of
+        them. Folds come from a seeded hash of the group id (``random_state``).
+        The auxiliary fits use the rounds the main fit kept (after early
+        stopping), so calibration costs ``k`` (or 1) more fits.
     margin_click_only : float, default=0.02
         Margin of conversion-vs-click-only pairs.
     margin_no_click : float, default=0.02
@@ -202,6 +224,9 @@ class CTCVRClassifier(_ChainBase):
         "backend": [StrOptions(set(LIBRARIES))],
         "structure": [StrOptions({"chain", "shared"})],
         "ctcvr_weight_ctr": [Interval(Real, 0, None, closed="left")],
+        "conversion_weight": [Interval(Real, 0, None, closed="left")],
+        "calibration": [StrOptions({"isotonic", "sigmoid"}), None],
+        "calibration_cv": [Interval(Integral, 2, None, closed="left"), Interval(RealNotInt, 0, 1, closed="neither")],
         "lam": [Interval(Real, 0, None, closed="left")],
         "margin_click_only": [Interval(Real, 0, None, closed="left")],
         "margin_no_click": [Interval(Real, 0, None, closed="left")],
@@ -244,10 +269,16 @@ class CTCVRClassifier(_ChainBase):
         verbose: bool = False,
         structure: str = "chain",
         ctcvr_weight_ctr: float = 1.0,
+        conversion_weight: float = 0.0,
+        calibration: str | None = None,
+        calibration_cv: int | float = 3,
     ) -> None:
         self.backend = backend
         self.structure = structure
         self.ctcvr_weight_ctr = ctcvr_weight_ctr
+        self.conversion_weight = conversion_weight
+        self.calibration = calibration
+        self.calibration_cv = calibration_cv
         self.lam = lam
         self.margin_click_only = margin_click_only
         self.margin_no_click = margin_no_click
@@ -270,7 +301,8 @@ class CTCVRClassifier(_ChainBase):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, group: npt.ArrayLike | str | None = None,
             sample_weight: npt.ArrayLike | None = None,
-            eval_set: Sequence[tuple[Any, ...]] | None = None) -> CTCVRClassifier:
+            eval_set: Sequence[tuple[Any, ...]] | None = None,
+            init_model: Any = None) -> CTCVRClassifier:
         """Fit the CTR booster, then the CVR booster.
 
         Parameters
@@ -298,6 +330,14 @@ class CTCVRClassifier(_ChainBase):
         eval_set : list of (X, y) or (X, y, group), optional
             Validation data, scored every round; with ``early_stopping_rounds``
             the last one decides when to stop.
+        init_model : fitted CTCVRClassifier, str or path-like, optional
+            Continue training (the daily retrain): a fitted model, or the path
+            of one saved by :meth:`save_model`. Each booster gets
+            ``n_estimators`` more rounds, starting from that model's margins
+            (its first ``n_rounds_*_`` rounds, as it predicts) and carrying on
+            its round counter (which seeds the sampled pairs). It must have
+            been fitted with the same features, ``backend``, ``structure`` and
+            ``cvr_space``; otherwise a ``ValueError`` says what differs.
 
         Returns
         -------
@@ -314,7 +354,8 @@ class CTCVRClassifier(_ChainBase):
         >>> model = model.fit(X, y, group=np.repeat(np.arange(20), 10))   # pairs within each request
         >>> model = model.fit(X, y, group="all")                          # one group, on purpose
         """
-        return _drivers.fit(self, X, y, group, sample_weight, eval_set, client=self._fit_client())
+        return _drivers.fit(self, X, y, group, sample_weight, eval_set, client=self._fit_client(),
+                            init_model=init_model)
 
     def _fit_client(self) -> Any:
         """The Dask client to train on; None trains in this process (memory, or out of core)."""

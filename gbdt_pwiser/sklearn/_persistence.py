@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from ..calibration import Calibrator
 from ._encode import CategoricalCodes
 
 __all__ = ["save_model", "load_model", "codes_to_json", "codes_from_json", "FORMAT", "FORMAT_VERSION"]
@@ -79,6 +80,8 @@ def save_model(est: Any, path: str | os.PathLike[str]) -> None:
         if est.cvr_booster_ is not None:
             files[f"cvr.{be.suffix}"] = be.to_bytes(est.cvr_booster_)
         fitted = {key: getattr(est, key) for key in _FITTED}
+    calibration = getattr(est, "calibration_", None)
+    fitted["calibration_"] = None if calibration is None else calibration.to_json()
     fitted["n_features_in_"] = int(est.n_features_in_)
     fitted["feature_names_in_"] = list(est.feature_names_in_) if hasattr(est, "feature_names_in_") else None
     fitted["classes_"] = est.classes_.tolist()
@@ -130,6 +133,9 @@ def load_model(cls: type, path: str | os.PathLike[str]) -> Any:
     if names is not None:
         est.feature_names_in_ = np.asarray(names, dtype=object)
     est.classes_ = np.asarray(fitted.pop("classes_"))
+    calibration = fitted.pop("calibration_", None)
+    if calibration is not None:
+        est.calibration_ = Calibrator.from_json(calibration)
     # the booster library the boosters were written by (format version 1 saved it as the parameters)
     est.backend_ = fitted.pop("backend_", est.backend)
     est.structure_ = fitted.pop("structure_", est.structure)
