@@ -174,3 +174,33 @@ def test_shared_structure_on_dask(client, log, weighted):
     assert auc_d > 0.7 and abs(auc_d - auc_l) < 0.08, (auc_d, auc_l)
     as_local = model.to_local()
     np.testing.assert_array_equal(as_local.predict_proba(test[cols]), model.predict_proba(test[cols]))
+
+
+@pytest.mark.parametrize("backend", ["xgboost", "lightgbm"])
+def test_workflow_on_dask(client, log, backend):
+    """Conversion weighting, continued training and calibration on the Dask engine."""
+    train, test, feats = log
+    ddf = _ddf(train)
+    yt = test["y"].to_numpy()
+    params = {**PARAMS, "n_estimators": 6, "conversion_weight": 1.0}
+    first = dask_model(client, backend=backend, **params).fit(ddf[feats], ddf["y"], group=ddf["g"])
+    local = CTCVRClassifier(backend=backend, **params).fit(train[feats], train["y"], group=train["g"])
+    # the CTR booster starts where the local one does: the conversion-weighted click rate
+    if backend == "lightgbm":
+        assert first.ctr_init_margin_ == pytest.approx(local.ctr_init_margin_, rel=1e-12)
+    assert abs(first.score(test[feats], yt) - local.score(test[feats], yt)) < 0.08
+    again = dask_model(client, backend=backend, **params).fit(ddf[feats], ddf["y"], group=ddf["g"],
+                                                              init_model=first)
+    assert again.n_rounds_ctr_ == 12 and again.n_rounds_cvr_ == 12
+    assert again.ctr_init_margin_ == first.ctr_init_margin_
+    # the first rounds are the continued model's own
+    lib = again._library()
+    head = lib.predict_margin(again.ctr_booster_, test[feats], 6, 1)
+    np.testing.assert_allclose(head, lib.predict_margin(first.ctr_booster_, test[feats], 6, 1), rtol=1e-6)
+    cal = dask_model(client, backend=backend, calibration="isotonic", **params).fit(ddf[feats], ddf["y"],
+                                                                                   group=ddf["g"])
+    assert set(cal.calibration_.ratios) == {"ctr", "ctcvr"}
+    raw = cal.to_local()
+    raw.calibration_ = None
+    assert conversion_auc(cal.predict_ctcvr(test[feats]), yt) == pytest.approx(
+        conversion_auc(raw.predict_ctcvr(test[feats]), yt), abs=2e-3)

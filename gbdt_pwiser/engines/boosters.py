@@ -126,6 +126,17 @@ class BoosterLibrary:
         """A booster from :meth:`to_bytes`'s output."""
         raise NotImplementedError
 
+    def importances(self, booster: Any, n_features: int, n_rounds: int) -> tuple[np.ndarray, np.ndarray]:
+        """Total gain and number of splits of each feature (by position) over the first ``n_rounds`` rounds."""
+        raise NotImplementedError
+
+    def contributions(self, booster: Any, X: Any, n_rounds: int, nthread: int | None) -> np.ndarray:
+        """Per-row contributions (the library's own SHAP) to the raw margin: ``(n, d + 1)``, last column the bias.
+
+        The row sums are the margin of :meth:`predict_margin` (without ``FitResult.offset``).
+        """
+        raise NotImplementedError
+
 
 class XGBoostLibrary(BoosterLibrary):
     """``xgb.train`` with a custom objective (or ``binary:logitraw``); models in UBJSON."""
@@ -223,6 +234,20 @@ class XGBoostLibrary(BoosterLibrary):
         if nthread is not None:
             booster.set_param({"nthread": nthread})
         return booster
+
+    def importances(self, booster, n_features, n_rounds):
+        b = self.truncate(booster, n_rounds)
+        gain, split = np.zeros(n_features), np.zeros(n_features)
+        names = b.feature_names or [f"f{j}" for j in range(n_features)]
+        pos = {name: j for j, name in enumerate(names)}
+        for out, kind in ((gain, "total_gain"), (split, "weight")):
+            for name, value in b.get_score(importance_type=kind).items():
+                out[pos[name]] = float(value)
+        return gain, split
+
+    def contributions(self, booster, X, n_rounds, nthread):
+        return np.asarray(booster.predict(self._dmatrix(X, nthread=nthread), pred_contribs=True,
+                                          iteration_range=(0, n_rounds)), dtype=np.float64)
 
 
 class LightGBMLibrary(BoosterLibrary):
@@ -324,6 +349,14 @@ class LightGBMLibrary(BoosterLibrary):
         import lightgbm as lgb
 
         return lgb.Booster(model_str=raw.decode("utf-8"))
+
+    def importances(self, booster, n_features, n_rounds):
+        return (np.asarray(booster.feature_importance("gain", iteration=n_rounds), dtype=np.float64),
+                np.asarray(booster.feature_importance("split", iteration=n_rounds), dtype=np.float64))
+
+    def contributions(self, booster, X, n_rounds, nthread):
+        kw = {} if nthread is None else {"num_threads": nthread}
+        return np.asarray(booster.predict(X, pred_contrib=True, num_iteration=n_rounds, **kw), dtype=np.float64)
 
 
 class XGBoostSharedLibrary(XGBoostLibrary):

@@ -41,11 +41,14 @@ class _ShardReader:
 
     def __init__(self, files: Sequence[str], features: Sequence[str] | None, label: str | Sequence[str],
                  group: str, weight: str | None = None, base_margin: str | None = None,
-                 clicked_only: bool = False, row_mask: np.ndarray | None = None) -> None:
+                 clicked_only: bool = False, row_mask: np.ndarray | None = None,
+                 row_weights: np.ndarray | None = None) -> None:
         self.files = list(files)
         self.clicked_only = clicked_only
         self.row_mask = row_mask  # one bool per row of the files, in their order: only those rows
+        self.row_weights = row_weights  # one weight per row given (after row_mask), instead of the weight column
         self._row0 = 0
+        self._w0 = 0
         self.log = ParquetLog(self.files, label=label, group=group, features=features, weight=weight)
         self.label = self.log.labels()
         self.group = group
@@ -79,7 +82,10 @@ class _ShardReader:
             self._seen.append(pd.util.hash_array(np.asarray(heads, dtype=object) if heads.dtype == object
                                                  else heads))
         w = None
-        if self.weight:
+        if self.row_weights is not None:
+            w = self.row_weights[self._w0:self._w0 + y.size]
+            self._w0 += y.size
+        elif self.weight:
             w = check_weight(df[self.weight].to_numpy(dtype=np.float64), y.size, f"{where} weight")
         n_groups = ptr.size - 1
         keep = np.flatnonzero(y >= 1) if self.clicked_only else None
@@ -145,11 +151,16 @@ def _make_iter_class() -> type:
         row_mask : ndarray of bool, optional
             One flag per row of ``files`` (in their order): give only those
             rows (whole groups; calibration's auxiliary fits).
+        row_weights : ndarray, optional
+            One weight per row given (after ``row_mask``, before
+            ``clicked_only``), instead of the ``weight`` column (the
+            conversion-weighted CTR booster's weights).
         """
 
         def __init__(self, files, features, label, group, weight=None, base_margin=None, *,
-                     cache_prefix=None, on_host=True, clicked_only=False, row_mask=None):
-            _ShardReader.__init__(self, files, features, label, group, weight, base_margin, clicked_only, row_mask)
+                     cache_prefix=None, on_host=True, clicked_only=False, row_mask=None, row_weights=None):
+            _ShardReader.__init__(self, files, features, label, group, weight, base_margin, clicked_only, row_mask,
+                                  row_weights)
             if cache_prefix is None:
                 cache_prefix = os.path.join(os.path.dirname(os.path.abspath(self.files[0])), ".xgb-cache")
             xgb.DataIter.__init__(self, cache_prefix=cache_prefix, on_host=on_host)
@@ -168,6 +179,7 @@ def _make_iter_class() -> type:
             self._pos = 0
             self._group_offset = 0
             self._row0 = 0
+            self._w0 = 0
 
     return ParquetShardIter
 
@@ -206,36 +218,42 @@ def external_dmatrix(path: str | os.PathLike[str] | Sequence[str], *, label: str
 class ExternalRows:
     """Training rows in Parquet shards: ``xgboost.ExtMemQuantileDMatrix`` pages under a temporary folder.
 
+    ``quantised``: XGBoost sees these rows as bins only (what a continued
+    booster's starting margins must be corrected for, see the local engine).
+
     At most one external matrix is alive at a time (all rows for the CTR and
     entire-space CVR boosters, the clicked rows for the clicked-space one);
     its labels and weights are the shards' own, in the order of ``state``.
     The temporary folder (inside ``log.cache_dir``) is removed by :meth:`close`.
     """
 
+    quantised = True
+
     def __init__(self, log: ParquetLog, state: LogState, engine: ExternalEngine, nthread: int | None,
                  row_mask: np.ndarray | None = None) -> None:
         self.log, self.state, self.engine, self.nthread = log, state, engine, nthread
         self.row_mask = row_mask  # over the rows of state.shards; state then describes only the marked rows
         self.cache_dir = tempfile.mkdtemp(prefix="gbdt-pwiser-extmem-", dir=log.cache_dir)
-        self._dm: tuple[tuple[bool, int], Any] | None = None
+        self._dm: tuple[tuple[bool, int, int], Any, Any] | None = None
 
-    def _matrix(self, clicked_only: bool, params: dict[str, Any]) -> Any:
+    def _matrix(self, clicked_only: bool, params: dict[str, Any], weight: np.ndarray | None) -> Any:
         import xgboost as xgb
 
-        key = (clicked_only, int(params.get("max_bin", 256)))
+        key = (clicked_only, int(params.get("max_bin", 256)), id(weight))
         if self._dm is None or self._dm[0] != key:
             self._dm = None  # free the previous pages first
             prefix = os.path.join(self.cache_dir, f"{'clicked' if clicked_only else 'all'}-{key[1]}")
             it = __getattr__("ParquetShardIter")(self.state.shards, self.log.columns(self.state.shards),
                                                  self.log.labels(), self.log.group, self.log.weight,
                                                  cache_prefix=prefix, on_host=False, clicked_only=clicked_only,
-                                                 row_mask=self.row_mask)
+                                                 row_mask=self.row_mask, row_weights=weight)
             dm = xgb.ExtMemQuantileDMatrix(it, missing=np.nan, max_bin=key[1], nthread=params.get("nthread"))
-            self._dm = (key, dm)
+            self._dm = (key, dm, weight)  # the weights kept alive: their id is in the key
         return self._dm[1]
 
-    def select(self, which: str, params: dict[str, Any]) -> Any:
-        dm = self._matrix(which == "clicked", params)
+    def select(self, which: str, params: dict[str, Any], weight: np.ndarray | None = None) -> Any:
+        """The matrix of the rows ``which``; ``weight``: the booster's weight of every row (None: the log's)."""
+        dm = self._matrix(which == "clicked", params, weight)
         want = self.state.y.size if which == "all" else int(np.count_nonzero(self.state.y >= 1))
         if dm.num_row() != want:  # the shards changed under the fit
             raise ValueError(f"the shards gave {dm.num_row()} {'clicked ' if which == 'clicked' else ''}rows on "

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..exceptions import UnsupportedError
 
-__all__ = ["REASONS", "check"]
+__all__ = ["REASONS", "check", "refuse"]
 
 #: (engine kind or "any", feature) -> why it is refused and what to do instead
 REASONS: dict[tuple[str, str], str] = {
@@ -28,6 +28,9 @@ REASONS: dict[tuple[str, str], str] = {
     ("any", "shared:conversion_weight"): (
         'conversion_weight weighs the chain\'s CTR booster; structure="shared" trains one booster for both '
         'tasks (weigh its rows with sample_weight instead, or use structure="chain")'),
+    ("any", "shared:contributions"): (
+        'predict_contributions is not available for structure="shared": XGBoost computes no SHAP values for '
+        "multi-output trees (vector leaves); feature_importances() gives each feature's gain and splits"),
     ("any", "device:lightgbm"): (
         'device="cuda" needs backend="xgboost": LightGBM takes a custom objective\'s gradients as host arrays '
         'only (use device="cpu"; LightGBM\'s own GPU tree learner can still be chosen with '
@@ -64,6 +67,11 @@ REASONS: dict[tuple[str, str], str] = {
 
 def _refuse(kind: str, feature: str, **fmt: Any) -> UnsupportedError:
     return UnsupportedError(REASONS[(kind, feature)].format(**fmt), kind, feature)
+
+
+def refuse(kind: str, feature: str, **fmt: Any) -> None:
+    """Raise the :class:`~gbdt_pwiser.exceptions.UnsupportedError` of ``REASONS[(kind, feature)]``."""
+    raise _refuse(kind, feature, **fmt)
 
 
 def check(kind: str, est: Any, *, eval_set: Any = None, group: Any = None) -> None:

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import expit
+import pandas as pd
+from scipy.special import expit, logit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .. import metrics as M
 from .._labels import as_funnel
-from ..engines import library
+from ..engines import library, limits
 from ..engines._inputs import check_X
 from ..engines.boosters import BoosterLibrary
 from ..objectives import shared_probabilities
@@ -92,6 +93,84 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
         if calibration is not None:
             pctr, pcvr = calibration.apply(pctr, pcvr)
         return np.asarray(pctr, dtype=np.float64), np.asarray(pcvr, dtype=np.float64)
+
+    # ------------------------------------------------------------------ inspect
+    def _feature_names(self) -> list[str]:
+        names = getattr(self, "feature_names_in_", None)
+        return [str(c) for c in names] if names is not None else [f"x{j}" for j in range(self.n_features_in_)]
+
+    def _boosters(self) -> list[tuple[str, Any, int]]:
+        """``(name, booster or None, rounds used)`` of each booster of the fitted model."""
+        if self.structure_ == "shared":
+            return [("shared", self.booster_, self.n_rounds_)]
+        return [("ctr", self.ctr_booster_, self.n_rounds_ctr_), ("cvr", self.cvr_booster_, self.n_rounds_cvr_)]
+
+    def feature_importances(self) -> pd.DataFrame:
+        """Total gain and number of splits of each feature in each booster, as one DataFrame.
+
+        Columns ``ctr_gain``, ``ctr_split``, ``cvr_gain``, ``cvr_split`` (the
+        shared booster: ``shared_gain``, ``shared_split``), one row per feature;
+        counted over the rounds the model predicts with. A CVR booster that was
+        not trained (no conversions) has NaN columns.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gbdt_pwiser import CTCVRClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(300, 3)), rng.choice([0, 1, 2], size=300, p=[0.7, 0.2, 0.1])
+        >>> model = CTCVRClassifier(n_estimators=3, n_jobs=1).fit(X, y, group=np.repeat(np.arange(30), 10))
+        >>> model.feature_importances().columns.tolist()
+        ['ctr_gain', 'ctr_split', 'cvr_gain', 'cvr_split']
+        """
+        check_is_fitted(self, "structure_")
+        lib, d = self._library(), self.n_features_in_
+        cols: dict[str, np.ndarray] = {}
+        for name, booster, rounds in self._boosters():
+            gain, split = (np.full(d, np.nan), np.full(d, np.nan)) if booster is None else \
+                lib.importances(booster, d, rounds)
+            cols[f"{name}_gain"], cols[f"{name}_split"] = gain, split
+        return pd.DataFrame(cols, index=pd.Index(self._feature_names(), name="feature"))
+
+    def predict_contributions(self, X: Any) -> dict[str, pd.DataFrame]:
+        """Per-row contributions of each feature to the pCTR and pCVR margins (the boosters' own SHAP).
+
+        XGBoost's ``pred_contribs=True`` / LightGBM's ``pred_contrib=True``, one
+        DataFrame per booster (``"ctr"``, ``"cvr"``) with a column per feature
+        and ``"bias"``; each row sums to that booster's raw margin (log-odds),
+        the starting margin included in ``"bias"``. They explain the boosters,
+        before any ``calibration`` map. Not available for ``structure="shared"``
+        (XGBoost has no SHAP for multi-output trees).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy.special import expit
+        >>> from gbdt_pwiser import CTCVRClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(300, 3)), rng.choice([0, 1, 2], size=300, p=[0.7, 0.2, 0.1])
+        >>> model = CTCVRClassifier(n_estimators=3, n_jobs=1).fit(X, y, group=np.repeat(np.arange(30), 10))
+        >>> parts = model.predict_contributions(X)
+        >>> parts["ctr"].columns.tolist()
+        ['x0', 'x1', 'x2', 'bias']
+        >>> bool(np.allclose(expit(parts["ctr"].sum(axis=1)), model.predict_ctr(X)))
+        True
+        """
+        check_is_fitted(self, "structure_")
+        if self.structure_ == "shared":
+            limits.refuse("any", "shared:contributions")
+        Xc = check_X(self, X, reset=False)
+        lib, columns = self._library(), self._feature_names() + ["bias"]
+        out = {}
+        for name, booster, rounds in self._boosters():
+            if booster is None:  # no CVR booster: the constant fallback rate is all bias
+                c = np.zeros((Xc.shape[0], len(columns)))
+                c[:, -1] = logit(self.cvr_fallback_rate_)
+            else:
+                c = lib.contributions(booster, Xc, rounds, self._nthread())
+                c[:, -1] += getattr(self, f"{name}_init_margin_")
+            out[name] = pd.DataFrame(c, columns=columns, index=getattr(X, "index", None))
+        return out
 
     def predict_ctr(self, X: Any) -> np.ndarray:
         """pCTR: probability of a click per exposure.

@@ -337,12 +337,16 @@ class DaskEngine(Engine):
         elif task.init is None:  # a continued booster keeps its own base_score
             params["base_score"] = (float(task.init_margin) if self.library.n_outputs == 1
                                     else [float(v) for v in np.asarray(task.init_margin).reshape(-1)])
+        # A continued booster is predicted on the training matrix to start from; on a quantised matrix XGBoost
+        # does that from bins (where its split values fall between the matrix's cuts a row's start is off), so a
+        # continued fit keeps the raw values (DaskDMatrix).
+        quantile = task.init is None
         if group is not None:  # the funnel labels and groups (global qid, or group-start flags with weights)
             dtrain = xgboost_dmatrix(client, X, label, group, weight, stats=data.stats_for(task.conversion_weight),
-                                     check_groups=False, enable_categorical=categorical)
+                                     check_groups=False, enable_categorical=categorical, quantile=quantile)
         else:
-            dtrain = xgb.dask.DaskQuantileDMatrix(client, X, label=label, weight=weight,
-                                                  enable_categorical=categorical)
+            cls = xgb.dask.DaskQuantileDMatrix if quantile else xgb.dask.DaskDMatrix
+            dtrain = cls(client, X, label=label, weight=weight, enable_categorical=categorical)
         ev = xgboost_evals(client, evals, data.features, Y, which, task.metric) if evals else []
         init = None if task.init is None else self.library.truncate(task.init.booster, task.init.n_rounds)
         out = xgb.dask.train(client, xgboost_eval_params(params, ev), dtrain, num_boost_round=task.n_rounds,
