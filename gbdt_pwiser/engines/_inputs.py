@@ -18,7 +18,7 @@ from sklearn.utils.validation import validate_data
 from .._labels import as_funnel
 from .._validation import check_device, check_weight, group_codes
 
-__all__ = ["NoGroupWarning", "check_X", "check_eval_set", "check_lengths", "check_monitored",
+__all__ = ["NoGroupWarning", "align_categories", "check_X", "check_eval_set", "check_lengths", "check_monitored",
            "check_native_params", "check_sample_weight", "n_rows", "take", "warn_no_group"]
 
 # Keys that the estimator sets itself; ctr_params / cvr_params may not override them.
@@ -114,11 +114,28 @@ def _is_allowed_column(dtype: Any) -> bool:
     )
 
 
+def align_categories(X: pd.DataFrame, categories: dict[Any, Any] | None) -> pd.DataFrame:
+    """``X`` with each category column recoded to ``categories[column]`` where its own differ (unseen: NaN)."""
+    if not categories:
+        return X
+    out = None
+    for col, cats in categories.items():
+        if not X[col].cat.categories.equals(cats):
+            out = X.copy(deep=False) if out is None else out
+            out[col] = pd.Categorical(X[col], categories=cats)
+    return X if out is None else out
+
+
 def check_X(est: Any, X: Any, reset: bool) -> Any:
     """Validate features; DataFrames keep their dtypes (categories), the rest becomes float/CSR.
 
     ``reset=True`` (fit) records ``n_features_in_``, ``feature_names_in_`` and the
-    DataFrame layout on ``est``; ``reset=False`` (predict) checks against them.
+    DataFrame layout on ``est`` (``categories_``: each category column's
+    categories); ``reset=False`` (predict) checks against them and recodes a
+    category column whose categories differ to the fitted ones, so the boosters
+    see the categories they were trained on: a category seen only at
+    prediction time becomes a missing value (LightGBM's own rule; XGBoost 3.2
+    would refuse string ones, and both boosters need the fitted category list).
     """
     if isinstance(X, pd.DataFrame):
         validate_data(est, X, reset=reset, skip_check_array=True)
@@ -134,6 +151,7 @@ def check_X(est: Any, X: Any, reset: bool) -> Any:
         if reset:
             est._columns = list(X.columns)
             est._categorical = cats
+            est.categories_ = {c: X[c].cat.categories for c in cats}
         else:
             if getattr(est, "_columns", None) is None:
                 return validate_data(est, X.to_numpy(dtype=np.float64, na_value=np.nan), reset=False,
@@ -149,6 +167,7 @@ def check_X(est: Any, X: Any, reset: bool) -> Any:
             new = [c for c in cats if c not in est._categorical]
             if new:
                 raise TypeError(f"columns {new} are 'category' now but were numeric in fit")
+            return align_categories(X, getattr(est, "categories_", None))
         return X
     if not reset and getattr(est, "_categorical", None):
         raise TypeError(

@@ -52,10 +52,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _plain(cats: Any) -> list[Any]:
+    """Categories as JSON values (numpy scalars as Python ones)."""
+    return [v.item() if isinstance(v, np.generic) else v for v in pd.Index(cats).tolist()]
+
+
 def codes_to_json(enc: CategoricalCodes) -> dict[str, list[Any]]:
     """The categories of a fitted :class:`CategoricalCodes`, JSON-ready (column → list)."""
-    return {str(c): [v.item() if isinstance(v, np.generic) else v for v in cats.tolist()]
-            for c, cats in enc.categories_.items()}
+    return {str(c): _plain(cats) for c, cats in enc.categories_.items()}
 
 
 def codes_from_json(raw: dict[str, list[Any]], columns: list[Any] | None) -> CategoricalCodes:
@@ -82,6 +86,7 @@ def save_model(est: Any, path: str | os.PathLike[str]) -> None:
         fitted = {key: getattr(est, key) for key in _FITTED}
     calibration = getattr(est, "calibration_", None)
     fitted["calibration_"] = None if calibration is None else calibration.to_json()
+    fitted["categories_"] = {str(c): _plain(cats) for c, cats in getattr(est, "categories_", {}).items()}
     fitted["n_features_in_"] = int(est.n_features_in_)
     fitted["feature_names_in_"] = list(est.feature_names_in_) if hasattr(est, "feature_names_in_") else None
     fitted["classes_"] = est.classes_.tolist()
@@ -136,6 +141,9 @@ def load_model(cls: type, path: str | os.PathLike[str]) -> Any:
     calibration = fitted.pop("calibration_", None)
     if calibration is not None:
         est.calibration_ = Calibrator.from_json(calibration)
+    if "categories_" in fitted:  # absent in models saved before it existed: then no recoding at predict
+        by_str = {str(c): c for c in (fitted.get("_columns") or [])}
+        est.categories_ = {by_str.get(c, c): pd.Index(v) for c, v in fitted.pop("categories_").items()}
     # the booster library the boosters were written by (format version 1 saved it as the parameters)
     est.backend_ = fitted.pop("backend_", est.backend)
     est.structure_ = fitted.pop("structure_", est.structure)
