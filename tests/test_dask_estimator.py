@@ -31,7 +31,9 @@ def client():
 def log():
     """A simulated log with its groups scattered over the rows, and held-out rows."""
     def frame(n, seed):
-        lg = make_ad_log(n, random_state=seed)
+        # dense (10 % CTR, 30 % of clicks convert): ~120 test conversions, so the CTCVR AUCs compared below are
+        # not the rank of a handful of rows (the sparse default gave one test conversion)
+        lg = make_ad_log(n, random_state=seed, ctr=0.1, cvr=0.3)
         X = lg.X.apply(lambda c: c.cat.codes if hasattr(c, "cat") else c).astype(np.float64)
         X.columns = [f"f{i}" for i in range(X.shape[1])]
         df = X.assign(y=np.asarray(lg.y, dtype=np.int8), g=np.asarray(lg.group))
@@ -57,8 +59,8 @@ def test_fit_close_to_single_process_and_to_local_exact(client, log, backend, cv
                                                                                 group=train["g"])
     yt = test["y"].to_numpy()
     auc_d, auc_l = model.score(test[feats], yt), local.score(test[feats], yt)
-    # a small log (~300 test conversions): CTCVR AUCs of two different tree sets differ by a few points
-    assert auc_d > 0.7 and abs(auc_d - auc_l) < 0.08, (auc_d, auc_l)
+    # CTCVR AUCs of two different tree sets (distributed sketches) on ~120 test conversions: within 0.01 measured
+    assert auc_d > 0.7 and abs(auc_d - auc_l) < 0.04, (auc_d, auc_l)
     ctr_d = conversion_auc(model.predict_ctr(test[feats]), (yt >= 1).astype(int) * 2)
     ctr_l = conversion_auc(local.predict_ctr(test[feats]), (yt >= 1).astype(int) * 2)
     assert abs(ctr_d - ctr_l) < 0.05, (ctr_d, ctr_l)
