@@ -152,21 +152,21 @@ def test_bench_evidence_smoke(no_results, capsys):
     assert len(_lines(printed, r"\| (pwiser|weighted|ranker|shared)")) == 2 * 10
 
 
-def test_bench_shared_smoke(tmp_path, capsys):
+def test_bench_verdict_smoke(tmp_path, capsys):
     import json
 
-    import bench_shared
+    import bench_verdict
 
     models = ["chain PWiseR", "chain weighted", "chain entire PWiseR", "shared PWiseR", "shared PWiseR β=0",
               "SharedBottom PWiseR", "ESMM BCE"]
-    out = bench_shared.main(["--smoke", "--out", str(tmp_path), "--models", *models])
+    out = bench_verdict.main(["--smoke", "--out", str(tmp_path), "--models", *models])
     printed = capsys.readouterr().out
     assert {r["model"] for r in out["results"]} == {"truth", "chain BCE", *models}  # the reference is added
     assert {(r["regime"], r["seed"]) for r in out["results"]} == {(g, s) for g in ("sparse", "dense") for s in (0, 1)}
     rows = {(r["regime"], r["seed"], r["model"]): r for r in out["results"]}
     for s in out["summary"]:
         sel = [rows[(s["regime"], seed, s["model"])] for seed in (0, 1)]
-        for m in bench_shared.METRICS:
+        for m in bench_verdict.METRICS:
             assert s[m] == pytest.approx(np.mean([r[m] for r in sel]))
             if s["model"] == "chain BCE":
                 assert m + "_delta" not in s
@@ -184,29 +184,29 @@ def test_bench_shared_smoke(tmp_path, capsys):
     main = {(s["regime"], s["model"]): s for s in out["summary"]}
     for w in out["within"]:
         s = main[(w["regime"], "chain PWiseR")]
-        assert all(w[f"{m}_{k}"] == s[f"{m}_{k}"] for m in bench_shared.METRICS
+        assert all(w[f"{m}_{k}"] == s[f"{m}_{k}"] for m in bench_verdict.METRICS
                    for k in ("delta", "low", "high", "seeds_better"))
-    assert bench_shared.pwiser_pairs(["ESMM BCE", "ESMM PWiseR", "shared PWiseR", "chain BCE"]) == [
+    assert bench_verdict.pwiser_pairs(["ESMM BCE", "ESMM PWiseR", "shared PWiseR", "chain BCE"]) == [
         ("ESMM PWiseR", "ESMM BCE")]
     # the Markdown is rendered from the JSON alone, so the README's tables can be checked against the results
     payload = json.loads((tmp_path / "verdict.json").read_text())
-    assert bench_shared.render(payload) == (tmp_path / "verdict.md").read_text()
+    assert bench_verdict.render(payload) == (tmp_path / "verdict.md").read_text()
     # per regime: truth, chain BCE and the models, then the one within-family row (chain)
     assert len(_lines(printed, r"\| (truth|chain|shared|SharedBottom|ESMM) ")) == 2 * (len(models) + 2 + 1)
     readme = tmp_path / "README.md"
-    readme.write_text(f"a\n{bench_shared.BEGIN}\nold\n{bench_shared.END}\nb\n")
-    bench_shared.write_readme("new\n", readme)
-    assert readme.read_text() == f"a\n{bench_shared.BEGIN}\nnew\n{bench_shared.END}\nb\n"
+    readme.write_text(f"a\n{bench_verdict.BEGIN}\nold\n{bench_verdict.END}\nb\n")
+    bench_verdict.write_readme("new\n", readme)
+    assert readme.read_text() == f"a\n{bench_verdict.BEGIN}\nnew\n{bench_verdict.END}\nb\n"
 
 
 def test_readme_verdict_tables_are_the_benchmarks():
-    """The README's verdict block is exactly what bench_shared.py renders from benchmarks/results/verdict.json."""
+    """The README's verdict block is exactly what bench_verdict.py renders from benchmarks/results/verdict.json."""
     import json
 
-    import bench_shared
+    import bench_verdict
 
-    text = bench_shared.README.read_text()
-    block = text[text.index(bench_shared.BEGIN) + len(bench_shared.BEGIN):text.index(bench_shared.END)]
-    payload = json.loads((bench_shared.RESULTS / "verdict.json").read_text())
-    assert block == "\n" + bench_shared.render(payload)
+    text = bench_verdict.README.read_text()
+    block = text[text.index(bench_verdict.BEGIN) + len(bench_verdict.BEGIN):text.index(bench_verdict.END)]
+    payload = json.loads((bench_verdict.RESULTS / "verdict.json").read_text())
+    assert block == "\n" + bench_verdict.render(payload)
     assert payload["args"]["seeds"] == [0, 1, 2] and set(payload["args"]["regimes"]) == {"sparse", "dense"}

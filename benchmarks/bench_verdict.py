@@ -33,7 +33,7 @@ to ``benchmarks/results/verdict.json`` and ``verdict.md``; ``--readme`` also
 rewrites the README's verdict tables (``tests/test_benchmarks_smoke.py``
 checks that they are the ones this script renders from the JSON).
 
-    python benchmarks/bench_shared.py [--sparse-requests 6000] [--dense-requests 2000] [--seeds 0 1 2] [--readme]
+    python benchmarks/bench_verdict.py [--sparse-requests 6000] [--dense-requests 2000] [--seeds 0 1 2] [--readme]
 """
 
 from __future__ import annotations
