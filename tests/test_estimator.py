@@ -398,6 +398,29 @@ def test_save_and_load_in_a_fresh_process(adlog, tmp_path):
         assert_array_equal(np.load(tmp_path / f"p{i}.npy"), exp)
 
 
+@pytest.mark.parametrize("structure", ["chain", "shared"])
+def test_parameters_changed_after_fit_do_not_change_predictions_or_saved_models(numeric, structure, tmp_path):
+    """set_params(backend=..., structure=...) after fit: the fitted model predicts and saves as fitted."""
+    X, y, g = numeric
+    model = CTCVRClassifier(structure=structure, **SMALL).fit(X, y, group=g)
+    p = model.predict_proba(X)
+    model.set_params(backend="lightgbm", structure="chain" if structure == "shared" else "shared")
+    assert_array_equal(model.predict_proba(X), p)
+    assert (model.backend_, model.structure_) == ("xgboost", structure)
+    model.save_model(tmp_path / "m")
+    again = CTCVRClassifier.load_model(tmp_path / "m")
+    assert (again.backend_, again.structure_) == ("xgboost", structure)
+    assert again.get_params()["backend"] == "lightgbm"  # the parameters, as set
+    assert_array_equal(again.predict_proba(X), p)
+    # a model saved before backend_/structure_ were stored: taken from its parameters
+    old = CTCVRClassifier(structure=structure, **SMALL).fit(X, y, group=g)
+    old.save_model(tmp_path / "old")
+    meta = json.loads((tmp_path / "old" / "meta.json").read_text())
+    del meta["fitted"]["backend_"], meta["fitted"]["structure_"]
+    (tmp_path / "old" / "meta.json").write_text(json.dumps(meta))
+    assert_array_equal(CTCVRClassifier.load_model(tmp_path / "old").predict_proba(X), p)
+
+
 def test_load_model_rejects_other_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither"):
         CTCVRClassifier.load_model(tmp_path / "missing")

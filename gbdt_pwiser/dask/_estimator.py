@@ -104,8 +104,8 @@ ctr_stopping_metric, device, n_jobs, random_state, verbose
 
     Attributes
     ----------
-    ctr_booster_, cvr_booster_, ctr_init_margin_, cvr_init_margin_, cvr_fallback_rate_, \
-classes_, n_features_in_, feature_names_in_, n_rounds_ctr_, n_rounds_cvr_, \
+    backend_, structure_, ctr_booster_, cvr_booster_, ctr_init_margin_, cvr_init_margin_, \
+cvr_fallback_rate_, classes_, n_features_in_, feature_names_in_, n_rounds_ctr_, n_rounds_cvr_, \
 best_iteration_ctr_, best_iteration_cvr_, evals_result_
         As :class:`~gbdt_pwiser.CTCVRClassifier` (plain ``xgboost.Booster`` /
         ``lightgbm.Booster`` objects). ``evals_result_`` is ``{}`` without ``eval_set``.
@@ -302,7 +302,8 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
         evals = [] if eval_set is None else eval_frames(eval_set, features, _Y)
         check_eval_labels(self, evals, _Y, w_conv > 0)
 
-        backend = self._backend()
+        self._start_fit("chain")
+        backend = self._fitted_backend()
         base = backend.params(learning_rate=self.learning_rate, max_depth=self.max_depth, seed=seed,
                               nthread=nthread, device=self.device)
         ctr_obj = GlobalPWiseRObjective.from_stats(

@@ -50,7 +50,21 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
         return None if nj is None else (int(nj) if nj > 0 else max(1, (os.cpu_count() or 1) + 1 + int(nj)))
 
     def _backend(self) -> Backend:
+        """The backend of the ``backend`` parameter (what the next ``fit`` uses)."""
         return BACKENDS[self.backend]()
+
+    def _start_fit(self, structure: str) -> None:
+        """Record the backend and structure this fit uses (``backend_``, ``structure_``).
+
+        Prediction and ``save_model`` read these fitted attributes, not the
+        parameters: ``set_params(backend=...)`` after ``fit`` changes the next
+        fit only, as for any scikit-learn estimator.
+        """
+        self.backend_, self.structure_ = self.backend, structure
+
+    def _fitted_backend(self) -> Backend:
+        """The backend the model was fitted with."""
+        return BACKENDS[self.backend_]()
 
     def _round_bar(self, desc: str) -> Any:
         """A tqdm bar over the boosting rounds when ``verbose`` (drawn only on a terminal), else a null context."""
@@ -66,11 +80,11 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ predict
     def _ctr_margin(self, Xc: Any) -> np.ndarray:
-        return (self._backend().predict_margin(self.ctr_booster_, Xc, self.n_rounds_ctr_, self._nthread())
+        return (self._fitted_backend().predict_margin(self.ctr_booster_, Xc, self.n_rounds_ctr_, self._nthread())
                 + self.ctr_init_margin_)
 
     def _predict_all(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        if getattr(self, "structure", "chain") == "shared":
+        if getattr(self, "structure_", "chain") == "shared":
             from ._shared import predict_shared
 
             return predict_shared(self, X)
@@ -80,7 +94,7 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
         if self.cvr_booster_ is None:
             pcvr = np.full(pctr.shape, float(self.cvr_fallback_rate_))
         else:
-            u = (self._backend().predict_margin(self.cvr_booster_, Xc, self.n_rounds_cvr_, self._nthread())
+            u = (self._fitted_backend().predict_margin(self.cvr_booster_, Xc, self.n_rounds_cvr_, self._nthread())
                  + self.cvr_init_margin_)
             pcvr = expit(u)
         return np.asarray(pctr, dtype=np.float64), np.asarray(pcvr, dtype=np.float64)

@@ -140,6 +140,10 @@ class CTCVRClassifier(_ChainBase):
 
     Attributes
     ----------
+    backend_, structure_ : str
+        The ``backend`` and ``structure`` the model was fitted with: prediction
+        and :meth:`save_model` use these, so ``set_params`` after ``fit``
+        affects the next fit only.
     booster_ : xgboost.Booster
         ``structure="shared"`` only (the chain attributes below are then
         absent), with ``init_margins_`` (the 2-vector start ``[z0, u0]``),
@@ -399,7 +403,8 @@ class CTCVRClassifier(_ChainBase):
         ``yf``, ``w`` and ``sizes`` are the labels, weights and group sizes of
         the rows in ``rows``' order (groups contiguous).
         """
-        backend = self._backend()
+        self._start_fit("chain")
+        backend = self._fitted_backend()
         clicked, conv = yf >= 1, yf == 2
         es = self.early_stopping_rounds
         base = backend.params(learning_rate=self.learning_rate, max_depth=self.max_depth, seed=seed,

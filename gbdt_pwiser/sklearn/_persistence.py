@@ -29,15 +29,17 @@ __all__ = ["save_model", "load_model", "FORMAT", "FORMAT_VERSION"]
 FORMAT = "gbdt_pwiser.CTCVRClassifier"
 FORMAT_VERSION = 1
 # Fitted attributes stored in meta.json (besides feature_names_in_ and classes_, converted on load).
-_FITTED = ("n_features_in_", "ctr_init_margin_", "cvr_init_margin_", "n_rounds_ctr_", "n_rounds_cvr_",
+# backend_ and structure_ (what predict uses) are absent from models saved before they existed: load
+# takes them from the saved parameters then.
+_FITTED = ("backend_", "structure_", "n_features_in_", "ctr_init_margin_", "cvr_init_margin_", "n_rounds_ctr_", "n_rounds_cvr_",
            "best_iteration_ctr_", "best_iteration_cvr_", "cvr_fallback_rate_", "evals_result_",
            "_columns", "_categorical")
-_FITTED_SHARED = ("n_features_in_", "init_margins_", "n_rounds_", "best_iteration_", "evals_result_",
+_FITTED_SHARED = ("backend_", "structure_", "n_features_in_", "init_margins_", "n_rounds_", "best_iteration_", "evals_result_",
                   "_columns", "_categorical")
 
 
 def _shared(est: Any) -> bool:
-    return getattr(est, "structure", "chain") == "shared"
+    return getattr(est, "structure_", "chain") == "shared"
 
 
 def _json_default(value: Any) -> Any:
@@ -55,12 +57,12 @@ def save_model(est: Any, path: str | os.PathLike[str]) -> None:
     shared = _shared(est)
     check_is_fitted(est, "booster_" if shared else "ctr_booster_")
     if shared:
-        be = shared_backend(est)
+        be = shared_backend(est.backend_)
         files = {f"shared.{be.suffix}": be.to_bytes(est.booster_)}
         fitted = {key: getattr(est, key) for key in _FITTED_SHARED}
         fitted["categorical_codes_"] = codes_to_json(est.categorical_codes_)
     else:
-        be = est._backend()
+        be = est._fitted_backend()
         files = {f"ctr.{be.suffix}": be.to_bytes(est.ctr_booster_)}
         if est.cvr_booster_ is not None:
             files[f"cvr.{be.suffix}"] = be.to_bytes(est.cvr_booster_)
@@ -112,6 +114,9 @@ def load_model(cls: type, path: str | os.PathLike[str]) -> Any:
     est._validate_params()
     nthread = est._nthread()
     fitted = dict(meta["fitted"])
+    # models saved before backend_/structure_ existed: the parameters they were fitted with
+    est.backend_ = fitted.pop("backend_", est.backend)
+    est.structure_ = fitted.pop("structure_", getattr(est, "structure", "chain"))
     names = fitted.pop("feature_names_in_")
     if names is not None:
         est.feature_names_in_ = np.asarray(names, dtype=object)
@@ -119,14 +124,14 @@ def load_model(cls: type, path: str | os.PathLike[str]) -> Any:
     if _shared(est):
         from ._shared import codes_from_json, shared_backend
 
-        be = shared_backend(est)
+        be = shared_backend(est.backend_)
         est.categorical_codes_ = codes_from_json(fitted.pop("categorical_codes_"), fitted.get("_columns"))
         est.init_margins_ = np.asarray(fitted.pop("init_margins_"), dtype=np.float64)
         for key, value in fitted.items():
             setattr(est, key, value)
         est.booster_ = be.from_bytes(read(f"shared.{be.suffix}"), nthread)
         return est
-    be = est._backend()
+    be = est._fitted_backend()
     for key, value in fitted.items():
         setattr(est, key, value)
     est.ctr_booster_ = be.from_bytes(read(f"ctr.{be.suffix}"), nthread)

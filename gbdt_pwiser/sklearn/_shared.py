@@ -59,8 +59,9 @@ def check_shared(est: Any) -> None:
                          'not supported (use device="cpu")')
 
 
-def shared_backend(est: Any) -> Backend:
-    return SHARED_BACKENDS[est.backend]()
+def shared_backend(name: str) -> Backend:
+    """The shared booster's backend of ``backend=name``."""
+    return SHARED_BACKENDS[name]()
 
 
 def clear_fitted(est: Any) -> None:
@@ -78,7 +79,8 @@ def fit_shared(est: Any, Xc: Any, yf: np.ndarray, w: np.ndarray | None, sizes: n
                evals: list[tuple[Any, np.ndarray, Any]], seed: int, nthread: int | None,
                has_conv: bool) -> None:
     """Train the shared booster on validated, group-sorted rows and set the fitted attributes."""
-    be = shared_backend(est)
+    est._start_fit("shared")
+    be = shared_backend(est.backend_)
     if not has_conv:
         warnings.warn("y has no conversions: the shared booster's CVR output learns only that none occur "
                       "(pCVR stays near 0)", UserWarning, stacklevel=4)
@@ -106,7 +108,7 @@ def predict_shared(est: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(pCTR, pCVR)`` of the fitted shared booster."""
     check_is_fitted(est, "booster_")
     Xc = check_X(est, X, reset=False)
-    m = shared_backend(est).predict_margin(est.booster_, est.categorical_codes_.transform(Xc), est.n_rounds_,
+    m = shared_backend(est.backend_).predict_margin(est.booster_, est.categorical_codes_.transform(Xc), est.n_rounds_,
                                            est._nthread())
     ctr, cvr, _ = shared_probabilities(m)
     return ctr, cvr
