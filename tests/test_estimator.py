@@ -9,6 +9,7 @@ import runpy
 import subprocess
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import joblib
@@ -31,6 +32,7 @@ from gbdt_pwiser._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAUL
 from gbdt_pwiser.datasets import make_ad_log, train_test_split_by_group
 from gbdt_pwiser.metrics import auc, click_auc, clicked_conversion_auc, conversion_auc
 from gbdt_pwiser.sklearn import (
+    ModelFileError,
     NoGroupWarning,
     ctcvr_auc_scorer,
     ctr_auc_scorer,
@@ -419,6 +421,62 @@ def test_parameters_changed_after_fit_do_not_change_predictions_or_saved_models(
     del meta["fitted"]["backend_"], meta["fitted"]["structure_"]
     (tmp_path / "old" / "meta.json").write_text(json.dumps(meta))
     assert_array_equal(CTCVRClassifier.load_model(tmp_path / "old").predict_proba(X), p)
+
+
+def _damage(path: Path, name: str, edit) -> None:
+    """Rewrite member ``name`` of a saved model directory with ``edit(bytes) -> bytes``."""
+    (path / name).write_bytes(edit((path / name).read_bytes()))
+
+
+def _no_checksums(path: Path) -> None:
+    meta = json.loads((path / "meta.json").read_text())
+    del meta["sha256"]  # as in models saved before the checksums
+    (path / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: _damage(d, "ctr.ubj", lambda b: b[: len(b) // 2]), "ctr.ubj is damaged"),
+    (lambda d: _damage(d, "cvr.ubj", lambda b: b""), "cvr.ubj is damaged"),
+    (lambda d: (_no_checksums(d), _damage(d, "ctr.ubj", lambda b: b"")), "ctr.ubj is empty"),
+    (lambda d: (_no_checksums(d), _damage(d, "ctr.ubj", lambda b: b[:50])), "ctr.ubj is not a valid xgboost model"),
+    (lambda d: (d / "cvr.ubj").unlink(), "has no cvr.ubj"),
+    (lambda d: _damage(d, "meta.json", lambda b: b[:-40]), "meta.json is not valid JSON"),
+    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"fitted"', b'"fitted_"')), "meta.json has no dict 'fitted'"),
+    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"n_rounds_ctr_"', b'"n_rounds_"')),
+     "meta.json lacks the entry 'n_rounds_ctr_'"),
+    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"lam": 1.0', b'"lam": -1.0')), "meta.json holds invalid"),
+    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"format_version": 1', b'"format_version": 9')),
+     "format version 9"),
+])
+def test_damaged_saved_models_name_the_file_and_the_problem(numeric, tmp_path, damage, message):
+    X, y, g = numeric
+    model = CTCVRClassifier(**SMALL).fit(X, y, group=g)
+    model.save_model(tmp_path / "m")
+    damage(tmp_path / "m")
+    with pytest.raises(ModelFileError, match=message) as info:
+        CTCVRClassifier.load_model(tmp_path / "m")
+    assert str(tmp_path / "m") in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_damaged_zip_archives_name_the_file_and_the_problem(numeric, tmp_path):
+    X, y, g = numeric
+    CTCVRClassifier(**SMALL).fit(X, y, group=g).save_model(tmp_path / "m.zip")
+    raw = (tmp_path / "m.zip").read_bytes()
+    (tmp_path / "half.zip").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ModelFileError, match="half.zip.*nor a readable zip archive"):
+        CTCVRClassifier.load_model(tmp_path / "half.zip")
+    with zipfile.ZipFile(tmp_path / "m.zip") as zf:
+        offset = zf.getinfo("ctr.ubj").header_offset + 30 + len("ctr.ubj") + 20
+    flipped = bytearray(raw)
+    flipped[offset:offset + 40] = bytes(40)  # inside the deflated ctr.ubj
+    (tmp_path / "flipped.zip").write_bytes(bytes(flipped))
+    with pytest.raises(ModelFileError, match="flipped.zip.*ctr.ubj"):
+        CTCVRClassifier.load_model(tmp_path / "flipped.zip")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("notes.txt", "not a model")
+    with pytest.raises(ModelFileError, match="other.zip.*no meta.json"):
+        CTCVRClassifier.load_model(tmp_path / "other.zip")
 
 
 def test_load_model_rejects_other_paths(tmp_path):

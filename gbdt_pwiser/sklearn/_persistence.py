@@ -7,7 +7,8 @@ Layout (format version 1)::
     shared.ubj          instead of both, with structure="shared": the one two-output XGBoost booster
                         (meta.json then also holds its 2-vector init_margins_ and the category codes)
     meta.json           {"format", "format_version", "gbdt_pwiser_version",
-                         "params": get_params(deep=False), "fitted": {fitted attributes}, "files": [...]}
+                         "params": get_params(deep=False), "fitted": {fitted attributes}, "files": [...],
+                         "sha256": {booster file: its SHA-256}}   (absent in older models)
 
 The boosters can be loaded by the libraries alone; ``meta.json`` holds what the
 estimator needs on top (starting margins, rounds used, feature names, …).
@@ -15,16 +16,18 @@ estimator needs on top (starting margins, rounds used, feature names, …).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["save_model", "load_model", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save_model", "load_model", "ModelFileError", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "gbdt_pwiser.CTCVRClassifier"
 FORMAT_VERSION = 1
@@ -73,7 +76,8 @@ def save_model(est: Any, path: str | os.PathLike[str]) -> None:
     from .. import __version__
 
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "gbdt_pwiser_version": __version__,
-            "params": est.get_params(deep=False), "fitted": fitted, "files": sorted(files)}
+            "params": est.get_params(deep=False), "fitted": fitted, "files": sorted(files),
+            "sha256": {name: hashlib.sha256(raw).hexdigest() for name, raw in files.items()}}
     try:
         files["meta.json"] = json.dumps(meta, default=_json_default, indent=1).encode("utf-8")
     except TypeError as exc:
@@ -90,29 +94,121 @@ def save_model(est: Any, path: str | os.PathLike[str]) -> None:
             (path / name).write_bytes(raw)
 
 
-def _reader(path: Path) -> Callable[[str], bytes]:
-    if path.is_dir():
-        return lambda name: (path / name).read_bytes()
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            blobs = {name: zf.read(name) for name in zf.namelist()}
-        return lambda name: blobs[name]
-    raise FileNotFoundError(f"{str(path)!r} is neither a saved model directory nor a zip archive")
+class ModelFileError(ValueError):
+    """A saved model that cannot be loaded: the message names the path and what is wrong with it.
+
+    Raised by ``load_model`` for a damaged archive or booster file, a missing
+    or invalid ``meta.json``, or a file that is not a saved model at all (a
+    path that does not exist is a ``FileNotFoundError``).
+    """
+
+
+def _bad(path: Path, what: str) -> ModelFileError:
+    return ModelFileError(f"cannot load the model {str(path)!r}: {what}")
+
+
+class _Members:
+    """The files of a saved model (a directory or a zip archive), read one by one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip: zipfile.ZipFile | None = None
+        if path.is_dir():
+            return
+        if not path.exists():
+            raise FileNotFoundError(f"{str(path)!r} is neither a saved model directory nor a zip archive: "
+                                    "no such file or directory")
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise _bad(path, f"it is neither a saved model directory nor a readable zip archive ({exc})") from exc
+
+    def __enter__(self) -> "_Members":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).is_file() if self._zip is None else name in self._zip.namelist()
+
+    def read(self, name: str) -> bytes:
+        try:
+            return (self.path / name).read_bytes() if self._zip is None else self._zip.read(name)
+        except (FileNotFoundError, KeyError):
+            raise _bad(self.path, f"it has no {name}") from None
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # a damaged member
+            raise _bad(self.path, f"{name} cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _booster(files: _Members, meta: dict, name: str, be: Any, nthread: int | None) -> Any:
+    """One booster file, checked against its SHA-256 in ``meta.json`` before the library parses it."""
+    raw = files.read(name)
+    digest = meta.get("sha256", {}).get(name)  # absent in models saved before checksums were stored
+    if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
+        raise _bad(files.path, f"{name} is damaged (its SHA-256 differs from the one recorded in meta.json)")
+    if not raw:  # XGBoost aborts the process on an empty model buffer
+        raise _bad(files.path, f"{name} is empty")
+    try:
+        return be.from_bytes(raw, nthread)
+    except Exception as exc:  # the libraries' own error types (XGBoostError, LightGBMError, UnicodeDecodeError)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _bad(files.path, f"{name} is not a valid {be.name} model ({first})") from exc
+
+
+def _meta(files: _Members) -> dict:
+    if not files.has("meta.json"):
+        raise _bad(files.path, "it has no meta.json (not a saved CTCVRClassifier)")
+    raw = files.read("meta.json")
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad(files.path, f"meta.json is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _bad(files.path, f"meta.json does not describe a saved CTCVRClassifier (format {FORMAT!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise _bad(files.path, f"format version {meta.get('format_version')!r}; this gbdt_pwiser reads "
+                               f"version {FORMAT_VERSION}")
+    for key, kind in (("params", dict), ("fitted", dict), ("files", list), ("sha256", dict)):
+        if not isinstance(meta.get(key, {} if key == "sha256" else None), kind):
+            raise _bad(files.path, f"meta.json has no {kind.__name__} {key!r}")
+    return meta
 
 
 def load_model(cls: type, path: str | os.PathLike[str]) -> Any:
-    """Read a model written by :func:`save_model` into a new ``cls`` instance."""
+    """Read a model written by :func:`save_model` into a new ``cls`` instance.
+
+    Raises ``FileNotFoundError`` for a missing path and :class:`ModelFileError`
+    (a ``ValueError``) naming the path and the problem for anything else.
+    """
     path = Path(path)
-    read = _reader(path)
-    try:
-        meta = json.loads(read("meta.json").decode("utf-8"))
-    except (KeyError, FileNotFoundError):
-        raise ValueError(f"{str(path)!r} has no meta.json: not a saved CTCVRClassifier") from None
-    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{str(path)!r} is not a CTCVRClassifier model of format version {FORMAT_VERSION}")
+    with _Members(path) as files:
+        meta = _meta(files)
+        try:
+            est = _estimator(cls, meta)
+        except KeyError as exc:
+            raise _bad(path, f"meta.json lacks the entry {exc.args[0]!r}") from exc
+        except (TypeError, ValueError, AttributeError) as exc:  # unknown or invalid parameters/attributes
+            raise _bad(path, f"meta.json holds invalid values ({type(exc).__name__}: {exc})") from exc
+        nthread = est._nthread()
+        if _shared(est):
+            from ._shared import shared_backend
+
+            be = shared_backend(est.backend_)
+            est.booster_ = _booster(files, meta, f"shared.{be.suffix}", be, nthread)
+            return est
+        be = est._fitted_backend()
+        est.ctr_booster_ = _booster(files, meta, f"ctr.{be.suffix}", be, nthread)
+        est.cvr_booster_ = (_booster(files, meta, f"cvr.{be.suffix}", be, nthread)
+                            if f"cvr.{be.suffix}" in meta["files"] else None)
+    return est
+
+
+def _estimator(cls: type, meta: dict) -> Any:
+    """The estimator of ``meta.json`` with its fitted attributes set (not the boosters)."""
     est = cls(**meta["params"])
     est._validate_params()
-    nthread = est._nthread()
     fitted = dict(meta["fitted"])
     # models saved before backend_/structure_ existed: the parameters they were fitted with
     est.backend_ = fitted.pop("backend_", est.backend)
@@ -121,20 +217,14 @@ def load_model(cls: type, path: str | os.PathLike[str]) -> Any:
     if names is not None:
         est.feature_names_in_ = np.asarray(names, dtype=object)
     est.classes_ = np.asarray(fitted.pop("classes_"))
+    lost = [k for k in (_FITTED_SHARED if _shared(est) else _FITTED) if k not in fitted and k not in est.__dict__]
+    if lost:
+        raise KeyError(lost[0])
     if _shared(est):
-        from ._shared import codes_from_json, shared_backend
+        from ._shared import codes_from_json
 
-        be = shared_backend(est.backend_)
         est.categorical_codes_ = codes_from_json(fitted.pop("categorical_codes_"), fitted.get("_columns"))
         est.init_margins_ = np.asarray(fitted.pop("init_margins_"), dtype=np.float64)
-        for key, value in fitted.items():
-            setattr(est, key, value)
-        est.booster_ = be.from_bytes(read(f"shared.{be.suffix}"), nthread)
-        return est
-    be = est._fitted_backend()
     for key, value in fitted.items():
         setattr(est, key, value)
-    est.ctr_booster_ = be.from_bytes(read(f"ctr.{be.suffix}"), nthread)
-    est.cvr_booster_ = (be.from_bytes(read(f"cvr.{be.suffix}"), nthread)
-                        if f"cvr.{be.suffix}" in meta["files"] else None)
     return est
