@@ -408,10 +408,7 @@ class ParquetLog:
             if len(df) == 0:
                 continue
             where = f"shard {f!r}"
-            try:
-                ys.append(as_funnel(df[lab[0]] if len(lab) == 1 else df[lab], f"{where} labels"))
-            except ValueError as exc:  # funnel_label's messages do not name the data
-                raise ValueError(exc.args[0] if where in str(exc) else f"{where} labels: {exc}") from exc
+            ys.append(as_funnel(df[lab[0]] if len(lab) == 1 else df[lab], f"{where} labels"))
             ptr, h = group_runs(df[self.group].to_numpy(), where)
             sizes.append(np.diff(ptr))
             heads.append(h)

@@ -569,6 +569,13 @@ def test_device_cuda_fails_clearly_without_a_gpu(numeric):
         (lambda X, y, g: (X, y, None, -np.ones(y.size)), ValueError, "non-negative"),
         (lambda X, y, g: (X, y.astype(str).astype(object) + "x"), ValueError, "Unknown label type"),
         (lambda X, y, g: (X, y + 0.5), ValueError, "continuous"),
+        (lambda X, y, g: (X, pd.array(np.where(np.arange(y.size) == 5, None, y), dtype="Int8")), ValueError,
+         r"y has 1 missing value\(s\) \(first at row 5\)"),
+        (lambda X, y, g: (X, pd.DataFrame({"click": pd.array(np.where(np.arange(y.size) == 7, None, y >= 1),
+                                                             dtype="Int8"), "conv": (y == 2).astype(int)})),
+         ValueError, r"y has 1 missing value\(s\) \(first at row 7, column 'click'\)"),
+        (lambda X, y, g: (X, np.where(np.arange(y.size) == 9, np.nan, y)), ValueError,
+         r"y has 1 missing value\(s\) \(first at row 9\)"),
     ],
 )
 def test_bad_fit_input_gets_a_clear_error(numeric, make_args, exc, match):

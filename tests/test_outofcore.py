@@ -140,6 +140,20 @@ def test_bad_logs(tmp_path):
     f.to_parquet(bad / "a.parquet", index=False)
     with pytest.raises(ValueError, match="a.parquet' labels"):
         est.fit(_log(bad))
+    # a null in a nullable integer label column: the shard, the column and the row
+    null = tmp_path / "null"
+    null.mkdir()
+    f = full.assign(click=full["click"].astype("Int8"))
+    f.loc[3, "click"] = pd.NA
+    f.to_parquet(null / "a.parquet", index=False)
+    with pytest.raises(ValueError, match=r"a.parquet' labels has 1 missing value\(s\) \(first at row 3, "
+                                         r"column 'click'\)"):
+        est.fit(_log(null))
+    f = full.assign(y=(full["click"] + full["conversion"]).astype("Int8"))
+    f.loc[4, "y"] = pd.NA
+    f.drop(columns=["click", "conversion"]).to_parquet(null / "a.parquet", index=False)
+    with pytest.raises(ValueError, match=r"a.parquet' labels has 1 missing value\(s\) \(first at row 4"):
+        est.fit(ParquetLog(null, label="y", group="req"))
     neg = tmp_path / "neg"
     neg.mkdir()
     full.assign(w=-1.0).to_parquet(neg / "a.parquet", index=False)
