@@ -71,6 +71,59 @@ def group_runs(g: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     return np.append(starts, n), heads
 
 
+def _unreadable(path: str, exc: Exception) -> ValueError:
+    return ValueError(f"shard {path!r} is not a readable Parquet file ({type(exc).__name__}: {exc})")
+
+
+def _schema_with(path: str, columns: Sequence[str] = ()) -> Any:
+    """The Arrow schema of one shard, which must hold ``columns``; a ``ValueError`` naming the shard if not."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:  # not Parquet, truncated, unreadable
+        raise _unreadable(path, exc) from exc
+    missing = [c for c in columns if c not in schema.names]
+    if missing:
+        raise ValueError(f"shard {path!r} has no column {missing[0]!r} (its columns: {schema.names})")
+    return schema
+
+
+def _read_shard(path: str, columns: Sequence[str]) -> Any:
+    """``columns`` of one shard as an Arrow table; errors name the shard."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _schema_with(path, columns)
+    try:
+        return pq.read_table(path, columns=list(columns))
+    except (pa.ArrowException, OSError) as exc:  # a damaged page
+        raise _unreadable(path, exc) from exc
+
+
+def feature_columns(files: Sequence[str], features: Sequence[str] | str | None, exclude: set) -> list[str]:
+    """The feature columns of shards ``files``: ``features``, or by default every column of the first
+    shard that is not in ``exclude`` (label, group, weight...) nor a pandas index column.
+
+    An empty result is a ``ValueError`` (XGBoost needs at least one feature).
+    """
+    if features is None:
+        names = _schema_with(files[0]).names
+        feats = [c for c in names if c not in exclude and not c.startswith("__index_level_")]
+        if not feats:
+            raise ValueError(f"shard {files[0]!r} has no feature column: its columns {names} are all label, "
+                             "group or weight columns")
+        return feats
+    feats = [features] if isinstance(features, str) else list(features)
+    clash = exclude & set(feats)
+    if clash:
+        raise ValueError(f"columns {sorted(clash)} are both features and label/group/weight")
+    if not feats:
+        raise ValueError("features is empty")
+    return feats
+
+
 def _features(table: Any, features: list[str]) -> tuple[Any, list[str] | None]:
     """The feature columns of an Arrow table: one float32 (n, d) array when all are numeric or bool.
 
@@ -113,31 +166,19 @@ class _ShardIterBase:
         self.weight = weight
         self.base_margin = base_margin
         extra = set(self.label) | {group} | ({weight} if weight else set()) | ({base_margin} if base_margin else set())
-        if features is None:
-            import pyarrow.parquet as pq
-
-            names = pq.read_schema(self.files[0]).names
-            features = [c for c in names if c not in extra]
-        self.features = list(features)
-        clash = extra & set(self.features)
-        if clash:
-            raise ValueError(f"columns {sorted(clash)} are both features and label/group/weight")
+        self.features = feature_columns(self.files, features, extra)
         self._pos = 0
         self._group_offset = 0
         self._seen: list[np.ndarray] = []
         self._checked = False
 
     def _read(self, i: int) -> dict[str, Any]:
-        import pyarrow.parquet as pq
         import pandas as pd
 
         cols = self.features + self.label + [self.group] + ([self.weight] if self.weight else []) + (
             [self.base_margin] if self.base_margin else [])
         where = f"shard {self.files[i]!r}"
-        try:
-            table = pq.read_table(self.files[i], columns=cols)
-        except (KeyError, ValueError) as exc:  # a missing column
-            raise ValueError(f"{where}: {exc}") from exc
+        table = _read_shard(self.files[i], cols)
         data, types = _features(table, self.features)
         df = table.drop_columns(self.features).to_pandas()
         del table
@@ -363,32 +404,17 @@ class ParquetLog:
         return lab
 
     def columns(self) -> list[str]:
-        """The feature columns (checked against the first shard's schema)."""
-        import pyarrow.parquet as pq
-
+        """The feature columns (by default those of the first shard's schema)."""
         if not isinstance(self.group, str):
             raise ValueError(f"group must name the group-id column, got {self.group!r}")
         meta = set(self._labels()) | {self.group} | ({self.weight} if self.weight else set())
-        if self.features is None:
-            names = pq.read_schema(parquet_shards(self.path)[0]).names
-            return [c for c in names if c not in meta and not c.startswith("__index_level_")]
-        feats = [self.features] if isinstance(self.features, str) else list(self.features)
-        clash = meta & set(feats)
-        if clash:
-            raise ValueError(f"columns {sorted(clash)} are both features and label/group/weight")
-        if not feats:
-            raise ValueError("features is empty")
-        return feats
+        return feature_columns(parquet_shards(self.path), self.features, meta)
 
     def _check_schema(self, shard: str, features: list[str]) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        schema = pq.read_schema(shard)
         need = self._labels() + [self.group] + ([self.weight] if self.weight else []) + features
-        missing = [c for c in need if c not in schema.names]
-        if missing:
-            raise ValueError(f"shard {shard!r} has no column {missing[0]!r} (its columns: {schema.names})")
+        schema = _schema_with(shard, need)
         for c in features:
             t = schema.field(c).type
             if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
@@ -397,14 +423,12 @@ class ParquetLog:
 
     def read_state(self) -> LogState:
         """Read and check the labels, groups and weights of every shard (not the features)."""
-        import pyarrow.parquet as pq
-
         files, features, lab = parquet_shards(self.path), self.columns(), self._labels()
         ys, ws, sizes, heads, used = [], [], [], [], []
         for f in files:
             self._check_schema(f, features)
             cols = lab + [self.group] + ([self.weight] if self.weight else [])
-            df = pq.read_table(f, columns=cols).to_pandas()
+            df = _read_shard(f, cols).to_pandas()
             if len(df) == 0:
                 continue
             where = f"shard {f!r}"
@@ -423,11 +447,9 @@ class ParquetLog:
 
     def iter_features(self, shards: Sequence[str] | None = None) -> Iterator[Any]:
         """The feature columns of each shard in turn, as pandas DataFrames."""
-        import pyarrow.parquet as pq
-
         features = self.columns()
         for f in parquet_shards(self.path) if shards is None else shards:
-            yield pq.read_table(f, columns=features).to_pandas()
+            yield _read_shard(f, features).to_pandas()
 
     def dmatrix(self, shards: Sequence[str], *, clicked_only: bool = False, cache_prefix: str,
                 **kwargs: Any) -> Any:

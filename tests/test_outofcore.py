@@ -164,6 +164,25 @@ def test_bad_logs(tmp_path):
     full.assign(f0=full["f0"].astype(int).astype(str).astype("category")).to_parquet(cat / "a.parquet")
     with pytest.raises(TypeError, match="feature column 'f0'"):
         est.fit(_log(cat, features=FEATS))
+    # shards with no column besides the label and group columns (default features): no XGBoost crash
+    nofeat = tmp_path / "nofeat"
+    nofeat.mkdir()
+    full[["click", "conversion", "req"]].to_parquet(nofeat / "a.parquet", index=False)
+    with pytest.raises(ValueError, match="a.parquet' has no feature column"):
+        est.fit(_log(nofeat))
+    # a damaged shard names the file, wherever it is read first
+    req, mid = full["req"].to_numpy(), len(full) // 2
+    half = mid + int(np.flatnonzero(req[mid:] != req[mid])[0])  # whole groups in each half
+    for name, edit in (("garbage", lambda b: b"not parquet" * 50), ("truncated", lambda b: b[: len(b) // 2])):
+        broken = tmp_path / name
+        broken.mkdir()
+        for k in (0, 1):
+            full.iloc[k * half:(k + 1) * half].to_parquet(broken / f"part-{k}.parquet", index=False)
+        for k in (1, 0):
+            path = broken / f"part-{k}.parquet"
+            path.write_bytes(edit(path.read_bytes()))
+            with pytest.raises(ValueError, match=f"part-{k}.parquet' is not a readable Parquet file"):
+                est.fit(_log(broken))
     noclick = tmp_path / "noclick"
     noclick.mkdir()
     full.assign(click=0, conversion=0).to_parquet(noclick / "a.parquet", index=False)
