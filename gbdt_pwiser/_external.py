@@ -19,7 +19,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from ._labels import as_funnel
-from ._validation import check_shard_groups, check_weight
+from ._validation import GroupLayoutError, check_shard_groups, check_weight
 from .objectives._adapters import GROUP_START_FIELD
 
 __all__ = ["ParquetLog", "LogState", "parquet_shards", "ParquetShardIter", "external_dmatrix"]
@@ -50,7 +50,7 @@ def group_starts(ptr: np.ndarray, n: int) -> np.ndarray:
 
 
 def group_runs(g: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Boundaries of the runs of equal group ids and each run's id; ValueError if a group recurs."""
+    """Boundaries of the runs of equal group ids and each run's id; GroupLayoutError if a group recurs."""
     import pandas as pd
 
     s = pd.Series(g)
@@ -65,7 +65,7 @@ def group_runs(g: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     if pd.unique(heads).size != heads.size:
         again = heads[pd.Series(heads).duplicated().to_numpy()][0]
         again = again.item() if isinstance(again, np.generic) else again
-        raise ValueError(f"{where}: the rows of a group are not contiguous (group {again!r} comes back after "
+        raise GroupLayoutError(f"{where}: the rows of a group are not contiguous (group {again!r} comes back after "
                          "other groups); sort it by group "
                          "(gbdt_pwiser.dask.partition_by_group does this for dask partitions)")
     return np.append(starts, n), heads
@@ -225,7 +225,7 @@ class _ShardIterBase:
             self._seen = []
             self._checked = True
             if np.unique(hashes).size != hashes.size:
-                raise ValueError("a group id occurs in more than one shard: every group must lie whole in "
+                raise GroupLayoutError("a group id occurs in more than one shard: every group must lie whole in "
                                  "one Parquet shard (write the shards partitioned by group)")
 
 

@@ -30,9 +30,19 @@ __all__ = [
     "group_layout",
     "group_codes",
     "NoConversionWarning",
+    "GroupLayoutError",
 ]
 
 PAIR_LOSSES = ("squared_hinge", "logistic")
+
+
+class GroupLayoutError(ValueError):
+    """The rows of a group are not laid out as required: not contiguous, or split over partitions/shards.
+
+    Code that can fix the layout (e.g. ``DaskCTCVRClassifier.fit``, which then
+    repartitions by group) catches this type; every other ``ValueError`` is a
+    problem of the data itself.
+    """
 
 
 class NoConversionWarning(UserWarning):
@@ -394,5 +404,5 @@ def check_shard_groups(heads: Sequence[np.ndarray], shards: Sequence[str]) -> No
     shard_of = np.repeat(np.arange(len(shards)), sizes)
     where = sorted(set(shard_of[dup & (codes == codes[np.flatnonzero(dup)[0]])].tolist()))
     names = " and ".join(repr(shards[i]) for i in where[:2])
-    raise ValueError(f"group {gid!r} occurs in shards {names}: "
+    raise GroupLayoutError(f"group {gid!r} occurs in shards {names}: "
                      "every group must lie whole in one Parquet shard (write the shards partitioned by group)")

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("xgboost")
 pytest.importorskip("pyarrow")
 
-from gbdt_pwiser import CTCVRClassifier, ParquetLog  # noqa: E402
+from gbdt_pwiser import CTCVRClassifier, GroupLayoutError, ParquetLog  # noqa: E402
 from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 
 FEATS = [f"f{i}" for i in range(8)]
@@ -123,13 +123,13 @@ def test_bad_logs(tmp_path):
     rows = full[full["req"] == g0]
     pd.concat([rows.iloc[:1], full[full["req"] != g0]]).to_parquet(split / "a.parquet", index=False)
     rows.iloc[1:].to_parquet(split / "b.parquet", index=False)
-    with pytest.raises(ValueError, match=rf"group {int(g0)} occurs in shards .*a.parquet' and .*b.parquet'"):
+    with pytest.raises(GroupLayoutError, match=rf"group {int(g0)} occurs in shards .*a.parquet' and .*b.parquet'"):
         est.fit(_log(split))
     # a group whose rows are not contiguous inside one shard
     shuffled = tmp_path / "shuffled"
     shuffled.mkdir()
     full.sample(frac=1.0, random_state=0).to_parquet(shuffled / "a.parquet", index=False)
-    with pytest.raises(ValueError, match=r"a.parquet'.*not contiguous \(group"):
+    with pytest.raises(GroupLayoutError, match=r"a.parquet'.*not contiguous \(group"):
         est.fit(_log(shuffled))
     # bad labels and weights name the shard
     bad = tmp_path / "bad"

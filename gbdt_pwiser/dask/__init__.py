@@ -5,7 +5,8 @@ Needs the ``[dask]`` extra (``pip install "gbdt-pwiser[dask]"``). See
 
 * :class:`DaskCTCVRClassifier` — the CTR → CVR chain trained on the cluster.
 * :func:`partition_by_group` — every group whole in one partition, sorted inside it.
-* :func:`group_statistics` — one pass: PWiseR's global normalisers, layout checked.
+* :func:`group_statistics` — one pass: PWiseR's global normalisers, layout checked
+  (:class:`GroupLayoutError` for groups to repartition).
 * :class:`GlobalPWiseRObjective` — the objective each worker runs (``obj=`` / ``objective=``).
 * :func:`xgboost_dmatrix`, :func:`xgboost_params`, :func:`lightgbm_fit_kwargs` — booster inputs.
 * :func:`entire_space_label`, :class:`EntireSpaceLabelObjective` — the entire-space
@@ -37,6 +38,7 @@ from ._objectives import (
     GlobalPWiseRObjective,
     entire_space_label,
 )
+from .._validation import GroupLayoutError
 from ._partition import GlobalStats, group_statistics, partition_by_group
 from ._estimator import DaskCTCVRClassifier
 
@@ -44,6 +46,7 @@ __all__ = [
     "DaskCTCVRClassifier",
     "partition_by_group",
     "group_statistics",
+    "GroupLayoutError",
     "GlobalStats",
     "GlobalPWiseRObjective",
     "EntireSpaceLabelObjective",

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
 from .._labels import as_funnel
-from .._validation import check_random_state
+from .._validation import GroupLayoutError, check_random_state
 from ..objectives import PWiseRObjective, initial_margin
 from ..sklearn._backends import FitResult
 from ..sklearn._base import _ChainBase
@@ -37,7 +37,6 @@ __all__ = ["DaskCTCVRClassifier"]
 
 # column names of the assembled training frame (features keep theirs)
 _Y, _G, _W, _ESL = "__gbdt_pwiser_y__", "__gbdt_pwiser_group__", "__gbdt_pwiser_w__", "__gbdt_pwiser_esl__"
-_LAYOUT_ERRORS = ("straddle", "not contiguous")  # group_statistics' messages for groups to repartition
 
 
 def _values(part: Any) -> np.ndarray:
@@ -283,9 +282,7 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
         self.repartitioned_ = False
         try:
             stats = stats_of(frame, group is not None)
-        except ValueError as exc:
-            if not any(key in str(exc) for key in _LAYOUT_ERRORS):
-                raise
+        except GroupLayoutError:  # groups split over partitions or not contiguous: repartition once
             frame = partition_by_group(frame, _G)
             stats = stats_of(frame, False)
             self.repartitioned_ = True

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .._external import group_runs
 from .._labels import as_funnel
-from .._validation import check_weight
+from .._validation import GroupLayoutError, check_weight
 from ..objectives.pwiser import prepare_data
 
 __all__ = ["GlobalStats", "partition_by_group", "group_statistics", "partitions_of"]
@@ -247,9 +247,11 @@ def group_statistics(y: Any, group: Any, sample_weight: Any = None, *, X: Any = 
 
     Raises
     ------
+    GroupLayoutError
+        A group split across partitions or not contiguous in its partition
+        (a ``ValueError``; :func:`partition_by_group` fixes the layout).
     ValueError
-        Mismatched partitions, a group split across partitions or not
-        contiguous in its partition, bad labels or weights (each naming the
+        Mismatched partitions, bad labels or weights (each naming the
         partition).
     """
     import dask
@@ -268,7 +270,7 @@ def group_statistics(y: Any, group: Any, sample_weight: Any = None, *, X: Any = 
     if check_groups and len(parts) > 1 and not _ranges_disjoint(parts):
         bad = _straddlers(gp, group)
         if bad:
-            raise ValueError(
+            raise GroupLayoutError(
                 f"groups straddle partitions (e.g. {bad!r}): every group must lie whole in one partition; "
                 "use gbdt_pwiser.dask.partition_by_group (or let fit repartition)"
             )
