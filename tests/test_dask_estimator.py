@@ -109,6 +109,40 @@ def test_lam_zero_needs_no_group(client, log):
     assert model.score(test[feats], test["y"]) > 0.7
 
 
+@pytest.fixture(scope="module")
+def parquet_folder(tmp_path_factory, log):
+    """The training log written as 8 Parquet files (the README's layout), one feature a pandas category."""
+    train, _, feats = log
+    folder = tmp_path_factory.mktemp("exposures")
+    df = train.sort_values("g", kind="stable").reset_index(drop=True)
+    df["cat"] = pd.Categorical(np.where(df["f0"] > df["f0"].median(), "high", "low"))
+    for k, idx in enumerate(np.array_split(np.arange(len(df)), 8)):
+        df.iloc[idx].to_parquet(folder / f"part-{k}.parquet", index=False)
+    return folder, feats
+
+
+def test_the_readme_call_on_parquet_files(client, log, parquet_folder):
+    """fit(ddf[features], ddf["y"], group=ddf["g"]) on dd.read_parquet of small files: dask's optimiser
+    merges their partitions differently for different column selections, and the fit must not care."""
+    _, test, _ = log
+    folder, feats = parquet_folder
+    ddf = dd.read_parquet(folder)
+    assert ddf[feats].npartitions == ddf["y"].npartitions == 8
+    model = DaskCTCVRClassifier(client=client, **PARAMS).fit(ddf[feats], ddf["y"], group=ddf["g"])
+    assert model.score(test[feats], test["y"]) > 0.7
+    # the same data as dask Arrays, one row chunk per partition (y, group and weights)
+    pdf = ddf.persist()
+    arrays = {c: pdf[c].to_dask_array(lengths=True) for c in ("y", "g")}
+    weighted = DaskCTCVRClassifier(client=client, **PARAMS).fit(
+        pdf[feats], arrays["y"], group=arrays["g"], sample_weight=arrays["y"].astype(np.float64) * 0 + 1.0)
+    np.testing.assert_array_equal(weighted.predict_proba(test[feats]), model.predict_proba(test[feats]))
+    two_columns = dd.concat([pdf["y"] >= 1, pdf["y"] == 2], axis=1).astype(np.int8).to_dask_array(lengths=True)
+    again = DaskCTCVRClassifier(client=client, **PARAMS).fit(pdf[feats], two_columns, group=arrays["g"])
+    np.testing.assert_array_equal(again.predict_proba(test[feats]), model.predict_proba(test[feats]))
+    with pytest.raises(ValueError, match="y has 3 partitions but X has 8"):
+        model.fit(pdf[feats], arrays["y"].rechunk(len(pdf) // 3 + 1), group=arrays["g"])
+
+
 def test_bad_inputs(client, log):
     train, _, feats = log
     ddf = _ddf(train)

@@ -19,7 +19,6 @@ from sklearn.base import _fit_context
 from sklearn.utils.validation import check_is_fitted
 
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
-from .._labels import as_funnel
 from .._validation import GroupLayoutError, check_random_state
 from ..objectives import PWiseRObjective, initial_margin
 from ..sklearn._backends import FitResult
@@ -31,32 +30,13 @@ from ._evals import (check_eval_labels, check_eval_support, eval_frames, worker_
                      xgboost_evals, xgboost_result)
 from ._boosters import lightgbm_fit_kwargs, xgboost_dmatrix, xgboost_params
 from ._objectives import EntireSpaceLabelObjective, GlobalPWiseRObjective, entire_space_label
-from ._partition import _is_dask, group_statistics, partition_by_group, partitions_of
+from ._partition import (G_COL, W_COL, Y_COL, _is_dask, group_statistics, partition_by_group, partitions_of,
+                         training_frame)
 
 __all__ = ["DaskCTCVRClassifier"]
 
-# column names of the assembled training frame (features keep theirs)
-_Y, _G, _W, _ESL = "__gbdt_pwiser_y__", "__gbdt_pwiser_group__", "__gbdt_pwiser_w__", "__gbdt_pwiser_esl__"
-
-
-def _values(part: Any) -> np.ndarray:
-    return np.asarray(part.to_numpy() if hasattr(part, "to_numpy") else part)
-
-
-def _assemble(X: pd.DataFrame, y: Any, g: Any, w: Any, partition_info: dict | None = None) -> pd.DataFrame:
-    """One partition of the training frame: features + funnel label + group id (+ weight)."""
-    i = 0 if partition_info is None else int(partition_info["number"])
-    out = X.copy()
-    lab = as_funnel(y, f"y (partition {i})")
-    for name, v in (("y", lab), ("group", g), ("sample_weight", w)):
-        if v is not None and len(v) != len(X):
-            raise ValueError(f"partition {i} of {name} has {len(v)} rows but partition {i} of X has {len(X)}: "
-                             "X, y, group and sample_weight must be partitioned alike")
-    out[_Y] = lab.astype(np.int8)
-    out[_G] = np.full(len(X), i, dtype=np.int64) if g is None else _values(g).reshape(-1)
-    if w is not None:
-        out[_W] = _values(w).astype(np.float64).reshape(-1)
-    return out
+# column names of the training frame (features keep theirs)
+_Y, _G, _W, _ESL = Y_COL, G_COL, W_COL, "__gbdt_pwiser_esl__"
 
 
 def _esl_part(part: pd.DataFrame, local: CTCVRClassifier, features: list) -> pd.Series:
@@ -224,7 +204,10 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
         X : dask.dataframe.DataFrame of shape (n, d)
             Features (numeric, bool or known ``category`` columns).
         y : dask Series/Array of funnel labels, or a dask DataFrame/Array of shape (n, 2)
-            Funnel labels in {0, 1, 2} or [click, conversion], partitioned like ``X``.
+            Funnel labels in {0, 1, 2} or [click, conversion], partitioned like
+            ``X`` (a dask Array: one row chunk per partition of ``X``).
+            Selected from the same dask DataFrame as ``X`` (``ddf["y"]``),
+            it is read alike whatever dask's optimiser does.
         group : dask Series/Array of group ids, "all" or None
             Required when ``lam > 0`` (see Notes). Groups scattered over
             partitions are repartitioned with :func:`partition_by_group`.
@@ -238,8 +221,6 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
         -------
         self : DaskCTCVRClassifier
         """
-        import dask.dataframe as dd
-
         check_eval_support(self, eval_set)
         check_native_params(self.ctr_params, self.cvr_params, self.device, self._backend())
         if y is None:
@@ -264,16 +245,7 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
         clash = [c for c in features if c in (_Y, _G, _W, _ESL)]
         if clash:
             raise ValueError(f"X has reserved column names {clash}")
-        parts = {"y": y, "group": group, "sample_weight": sample_weight}
-        for name, coll in parts.items():
-            if coll is not None and len(partitions_of(coll, name)) != X.npartitions:
-                raise ValueError(f"{name} has {len(partitions_of(coll, name))} partitions but X has "
-                                 f"{X.npartitions}: X, y, group and sample_weight must be partitioned alike")
-        meta = X._meta.assign(**{_Y: np.zeros(0, np.int8), _G: (np.zeros(0, np.int64) if group is None
-                                                               else np.asarray(group._meta).reshape(-1)[:0])})
-        if sample_weight is not None:
-            meta[_W] = np.zeros(0, np.float64)
-        frame = dd.map_partitions(_assemble, X, y, group, sample_weight, meta=meta, align_dataframes=False)
+        frame = training_frame(X, y, group, sample_weight)
         w_col = None if sample_weight is None else _W
 
         def stats_of(f: Any, check: bool) -> Any:

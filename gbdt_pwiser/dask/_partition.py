@@ -21,9 +21,12 @@ from .._labels import as_funnel
 from .._validation import GroupLayoutError, check_weight
 from ..objectives.pwiser import prepare_data
 
-__all__ = ["GlobalStats", "partition_by_group", "group_statistics", "partitions_of"]
+__all__ = ["GlobalStats", "partition_by_group", "group_statistics", "partitions_of", "training_frame",
+           "Y_COL", "G_COL", "W_COL"]
 
 _ROW_KEY = "__gbdt_pwiser_row__"
+#: Columns of :func:`training_frame` besides the features: funnel label, group id, row weight.
+Y_COL, G_COL, W_COL = "__gbdt_pwiser_y__", "__gbdt_pwiser_group__", "__gbdt_pwiser_w__"
 
 
 # --------------------------------------------------------------------------- collections
@@ -46,6 +49,89 @@ def partitions_of(coll: Any, name: str) -> list:
             )
         parts = list(parts.reshape(parts.shape[0], -1)[:, 0])
     return list(parts)
+
+
+def _values(part: Any) -> np.ndarray:
+    return np.asarray(part.to_numpy() if hasattr(part, "to_numpy") else part)
+
+
+def _rows_like(coll: Any, name: str, npartitions: int) -> Any:
+    """``coll`` as a dask DataFrame/Series, checked to have ``npartitions`` partitions.
+
+    The count is the one the user sees (``npartitions``, or the row chunks of
+    a dask Array), before dask's optimiser, which may merge the partitions of
+    small Parquet files differently for different column selections. A dask
+    Array becomes a Series/DataFrame with one partition per row chunk.
+    """
+    if coll is None:
+        return None
+    if not _is_dask(coll):
+        raise TypeError(f"{name} must be a dask Series, DataFrame or Array partitioned like X, "
+                        f"got {type(coll).__name__}")
+    import dask.array as da
+
+    if not isinstance(coll, da.Array):
+        n = int(coll.npartitions)
+    else:  # one partition per row chunk
+        import dask.dataframe as dd
+
+        if coll.ndim not in (1, 2):
+            raise ValueError(f"{name} must be 1-D or 2-D, got a {coll.ndim}-D dask Array")
+        if coll.ndim == 2:
+            coll = coll.rechunk({1: -1})
+        n = int(coll.numblocks[0])
+        coll = dd.from_dask_array(coll)
+    if n != npartitions:
+        raise ValueError(f"{name} has {n} partitions but X has {npartitions}: X, y, group and sample_weight "
+                         "must be partitioned alike")
+    return coll
+
+
+def _assemble(X: pd.DataFrame, y: Any, g: Any, w: Any, partition_info: dict | None = None) -> pd.DataFrame:
+    """One partition of :func:`training_frame`."""
+    i = 0 if partition_info is None else int(partition_info["number"])
+    for name, v in (("y", y), ("group", g), ("sample_weight", w)):
+        if v is not None and len(v) != len(X):
+            raise ValueError(f"partition {i} of {name} has {len(v)} rows but partition {i} of X has {len(X)}: "
+                             "X, y, group and sample_weight must be partitioned alike (select them from one "
+                             "dask DataFrame, or persist them first: dask's optimiser may merge the partitions "
+                             "of separately read Parquet files differently)")
+    out = X.copy()
+    out[Y_COL] = as_funnel(y, f"y (partition {i})").astype(np.int8)
+    out[G_COL] = np.full(len(X), i, dtype=np.int64) if g is None else _values(g).reshape(-1)
+    if w is not None:
+        out[W_COL] = _values(w).astype(np.float64).reshape(-1)
+    return out
+
+
+def training_frame(X: Any, y: Any, group: Any = None, sample_weight: Any = None) -> Any:
+    """One dask DataFrame of the features of ``X``, the funnel label, the group id and the weight.
+
+    The columns are those of ``X``, ``Y_COL`` (int8 funnel labels from funnel or
+    ``[click, conversion]`` labels), ``G_COL`` (the group ids; the partition
+    number when ``group`` is None) and ``W_COL`` (float64, with
+    ``sample_weight``). They are assembled partition by partition in one
+    graph, so dask's optimiser reads ``X``, ``y``, ``group`` and
+    ``sample_weight`` selected from one frame alike (it may merge small
+    Parquet files into fewer partitions when only some columns are read).
+    ``y``, ``group`` and ``sample_weight`` may be dask Series, DataFrames or
+    Arrays (one row chunk per partition of ``X``).
+
+    Raises
+    ------
+    ValueError
+        A collection with another number of partitions, or a partition with
+        another number of rows (on the workers), or bad labels.
+    """
+    import dask.dataframe as dd
+
+    y, group, sample_weight = (_rows_like(c, name, X.npartitions) for c, name in
+                               ((y, "y"), (group, "group"), (sample_weight, "sample_weight")))
+    meta = X._meta.assign(**{Y_COL: np.zeros(0, np.int8),
+                             G_COL: (np.zeros(0, np.int64) if group is None else _values(group._meta).reshape(-1)[:0])})
+    if sample_weight is not None:
+        meta[W_COL] = np.zeros(0, np.float64)
+    return dd.map_partitions(_assemble, X, y, group, sample_weight, meta=meta, align_dataframes=False)
 
 
 def partition_by_group(df: Any, group: str, npartitions: int | None = None) -> Any:
