@@ -114,10 +114,15 @@ def parquet_folder(tmp_path_factory, log):
     """The training log written as 8 Parquet files (the README's layout), one feature a pandas category."""
     train, _, feats = log
     folder = tmp_path_factory.mktemp("exposures")
-    df = train.sort_values("g", kind="stable").reset_index(drop=True)
-    df["cat"] = pd.Categorical(np.where(df["f0"] > df["f0"].median(), "high", "low"))
+    df = train.copy()  # groups scattered over the files (fit repartitions)
+    rng = np.random.default_rng(0)
     for k, idx in enumerate(np.array_split(np.arange(len(df)), 8)):
-        df.iloc[idx].to_parquet(folder / f"part-{k}.parquet", index=False)
+        part = df.iloc[idx].copy()
+        # a category column whose files hold different categories (each file the ones it holds; 200 in all,
+        # more than one file's int8 codes can index)
+        part["cat"] = pd.Series([f"c{v}" for v in rng.integers(0, 100, len(part)) + 100 * (k % 2)],
+                                index=part.index, dtype="category")
+        part.to_parquet(folder / f"part-{k}.parquet", index=False)
     return folder, feats
 
 
@@ -141,6 +146,21 @@ def test_the_readme_call_on_parquet_files(client, log, parquet_folder):
     np.testing.assert_array_equal(again.predict_proba(test[feats]), model.predict_proba(test[feats]))
     with pytest.raises(ValueError, match="y has 3 partitions but X has 8"):
         model.fit(pdf[feats], arrays["y"].rechunk(len(pdf) // 3 + 1), group=arrays["g"])
+
+
+def test_unknown_categories_are_made_known(client, log, parquet_folder):
+    """dd.read_parquet of pandas categoricals leaves the categories unknown (each partition has its own)."""
+    _, test, _ = log
+    folder, feats = parquet_folder
+    ddf = dd.read_parquet(folder)
+    assert not ddf["cat"].cat.known
+    cols = feats + ["cat"]
+    model = DaskCTCVRClassifier(client=client, **PARAMS).fit(ddf[cols], ddf["y"], group=ddf["g"])
+    local = model.to_local()
+    assert local._categorical == ["cat"]
+    pdf = ddf.compute()
+    np.testing.assert_array_equal(model.predict_proba(ddf[cols]).compute(), local.predict_proba(pdf[cols]))
+    assert model.score(pdf[cols], pdf["y"]) > 0.7
 
 
 def test_bad_inputs(client, log):

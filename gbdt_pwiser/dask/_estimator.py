@@ -202,7 +202,9 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
         Parameters
         ----------
         X : dask.dataframe.DataFrame of shape (n, d)
-            Features (numeric, bool or known ``category`` columns).
+            Features (numeric, bool or ``category`` columns; categories that
+            ``dd.read_parquet`` leaves unknown are made known with one pass,
+            as ``X.categorize()`` would).
         y : dask Series/Array of funnel labels, or a dask DataFrame/Array of shape (n, 2)
             Funnel labels in {0, 1, 2} or [click, conversion], partitioned like
             ``X`` (a dask Array: one row chunk per partition of ``X``).

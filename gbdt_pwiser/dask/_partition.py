@@ -22,7 +22,7 @@ from .._validation import GroupLayoutError, check_weight
 from ..objectives.pwiser import prepare_data
 
 __all__ = ["GlobalStats", "partition_by_group", "group_statistics", "partitions_of", "training_frame",
-           "Y_COL", "G_COL", "W_COL"]
+           "known_categories", "Y_COL", "G_COL", "W_COL"]
 
 _ROW_KEY = "__gbdt_pwiser_row__"
 #: Columns of :func:`training_frame` besides the features: funnel label, group id, row weight.
@@ -104,10 +104,24 @@ def _assemble(X: pd.DataFrame, y: Any, g: Any, w: Any, partition_info: dict | No
     return out
 
 
+def known_categories(X: Any) -> Any:
+    """``X`` with the categories of every ``category`` column known.
+
+    ``dd.read_parquet`` of files written from pandas categoricals gives
+    columns whose categories are unknown until read, and each partition then
+    has its own: the boosters would see different codes on different workers.
+    Such columns are made known with one pass over them
+    (``X.categorize(columns=...)``), as a user would.
+    """
+    unknown = [c for c, t in X.dtypes.items() if isinstance(t, pd.CategoricalDtype) and not X[c].cat.known]
+    return X.categorize(columns=unknown, index=False) if unknown else X
+
+
 def training_frame(X: Any, y: Any, group: Any = None, sample_weight: Any = None) -> Any:
     """One dask DataFrame of the features of ``X``, the funnel label, the group id and the weight.
 
-    The columns are those of ``X``, ``Y_COL`` (int8 funnel labels from funnel or
+    The columns are those of ``X`` (their categories made known, see
+    :func:`known_categories`), ``Y_COL`` (int8 funnel labels from funnel or
     ``[click, conversion]`` labels), ``G_COL`` (the group ids; the partition
     number when ``group`` is None) and ``W_COL`` (float64, with
     ``sample_weight``). They are assembled partition by partition in one
@@ -125,6 +139,7 @@ def training_frame(X: Any, y: Any, group: Any = None, sample_weight: Any = None)
     """
     import dask.dataframe as dd
 
+    X = known_categories(X)
     y, group, sample_weight = (_rows_like(c, name, X.npartitions) for c, name in
                                ((y, "y"), (group, "group"), (sample_weight, "sample_weight")))
     meta = X._meta.assign(**{Y_COL: np.zeros(0, np.int8),
