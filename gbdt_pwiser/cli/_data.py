@@ -132,8 +132,10 @@ def dask_client(args: argparse.Namespace) -> Any:
         with client:
             yield client
         return
+    # the workers' own logs of a failed task would repeat the error with its traceback: shown with --debug
+    quiet = logging.ERROR if getattr(args, "debug", False) else logging.CRITICAL
     with distributed.LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+                                  dashboard_address=None, silence_logs=quiet) as cluster:
         with distributed.Client(cluster) as client:
             yield client
 

@@ -132,10 +132,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     predictions: dict[str, dict[str, np.ndarray]] = {}
     for i, (name, lam) in enumerate((("BCE", 0.0), ("PWiseR", args.lam))):
         stage(2 + i)
-        try:
-            metrics, model, fit_s = fit_eval(args, lam, train, test)
-        except ValueError as exc:
-            raise UserError(str(exc)) from exc
+        metrics, model, fit_s = fit_eval(args, lam, train, test)
         results[name] = {**metrics, "fit_s": fit_s, "lam": lam}
         p_ctr, p_cvr = model.predict_ctr(test.X), model.predict_cvr(test.X)
         predictions[name] = {"p_ctr": p_ctr, "p_cvr": p_cvr, "p_ctcvr": p_ctr * p_cvr}
