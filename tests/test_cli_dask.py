@@ -1,6 +1,7 @@
 """gbdt-pwiser compare --dask-workers: the chains trained with DaskCTCVRClassifier on a local cluster."""
 
 import json
+import time
 
 import pytest
 
@@ -32,3 +33,17 @@ def test_dask_options_are_exclusive_and_checked(capsys):
 
     assert type(make_model(args, 1.0)) is DaskCTCVRClassifier
     assert type(make_model(parser.parse_args(["compare"]), 1.0)).__name__ == "CTCVRClassifier"
+
+
+def test_an_unreachable_scheduler_fails_within_the_connect_timeout(tmp_path, capsys):
+    parser = build_parser()
+    assert parser.parse_args(["compare"]).connect_timeout == 10  # distributed's own default is 30 s
+    help_text = " ".join(parser._subparsers._group_actions[0].choices["compare"].format_help().split())
+    assert "--connect-timeout SECONDS" in help_text and "default 10 s" in help_text
+    t0 = time.perf_counter()
+    rc = main(["compare", "--requests", "100", "--quiet", "--no-plots", "--no-sweep", "--bootstrap", "0",
+               "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "1", "--out", str(tmp_path)])
+    assert rc == 2 and time.perf_counter() - t0 < 20
+    err = capsys.readouterr().err
+    assert err.startswith("gbdt-pwiser: error: cannot connect to the Dask scheduler tcp://127.0.0.1:1")
+    assert err.count("\n") == 1, err

@@ -126,7 +126,7 @@ def dask_client(args: argparse.Namespace) -> Any:
                         f"{exc}") from exc
     if args.scheduler is not None:
         try:
-            client = distributed.Client(args.scheduler, timeout="30s")
+            client = distributed.Client(args.scheduler, timeout=f"{args.connect_timeout}s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise UserError(f"cannot connect to the Dask scheduler {args.scheduler}: {exc}") from exc
         with client:
