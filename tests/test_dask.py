@@ -236,6 +236,14 @@ def test_partition_by_group_properties(client, seed, nparts):
     pd.testing.assert_frame_equal(out, again)
 
 
+def test_partition_by_group_spreads_64_bit_ids(client):
+    """dask hashes numeric shuffle columns as float64; ids beyond 2**53 must still spread over partitions."""
+    df = _frame().assign(group=lambda f: f["group"].astype(np.int64) + (2**63 - 10**6))
+    out = partition_by_group(dd.from_pandas(df, npartitions=4, sort=False), "group", npartitions=4)
+    sizes = out.map_partitions(len).compute().to_numpy()
+    assert sizes.sum() == len(df) and sizes.max() < 0.6 * len(df), sizes
+
+
 def test_statistics_equal_single_process(client):
     df = _frame()
     ddf = partition_by_group(_scattered(df), "group")

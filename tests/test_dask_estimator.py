@@ -163,6 +163,24 @@ def test_unknown_categories_are_made_known(client, log, parquet_folder):
     assert model.score(pdf[cols], pdf["y"]) > 0.7
 
 
+def test_64_bit_group_ids_and_empty_partitions(client, log):
+    """Request ids beyond 2**53 (dask hashes numeric shuffle keys as float64: they all met in one partition,
+    and the label blocks of the empty ones were dropped), and an empty partition among whole groups."""
+    train, test, feats = log
+    big = train.assign(g=train["g"].to_numpy().astype(np.int64) + (2**63 - 10**6))
+    ddf = _ddf(big)
+    model = DaskCTCVRClassifier(client=client, **PARAMS).fit(ddf[feats], ddf["y"], group=ddf["g"])
+    assert model.repartitioned_ and model.score(test[feats], test["y"]) > 0.7
+    whole = partition_by_group(_ddf(train), "g")
+    gappy = dd.concat([whole.partitions[:2], dd.from_pandas(train.iloc[:0], npartitions=1), whole.partitions[2:]])
+    assert gappy.map_partitions(len).compute().tolist()[2] == 0
+    for backend in ("xgboost", "lightgbm"):
+        again = DaskCTCVRClassifier(client=client, backend=backend, **PARAMS).fit(gappy[feats], gappy["y"],
+                                                                                 group=gappy["g"])
+        assert not again.repartitioned_ and again.n_partitions_ == 5
+        assert again.score(test[feats], test["y"]) > 0.7
+
+
 def test_bad_inputs(client, log):
     train, _, feats = log
     ddf = _ddf(train)

@@ -24,7 +24,7 @@ from ..objectives.pwiser import prepare_data
 __all__ = ["GlobalStats", "partition_by_group", "group_statistics", "partitions_of", "training_frame",
            "known_categories", "Y_COL", "G_COL", "W_COL"]
 
-_ROW_KEY = "__gbdt_pwiser_row__"
+_ROW_KEY, _HASH_KEY = "__gbdt_pwiser_row__", "__gbdt_pwiser_hash__"
 #: Columns of :func:`training_frame` besides the features: funnel label, group id, row weight.
 Y_COL, G_COL, W_COL = "__gbdt_pwiser_y__", "__gbdt_pwiser_group__", "__gbdt_pwiser_w__"
 
@@ -186,8 +186,9 @@ def partition_by_group(df: Any, group: str, npartitions: int | None = None) -> A
         raise TypeError(f"df must be a dask DataFrame, got {type(df).__name__}")
     if not isinstance(group, str) or group not in df.columns:
         raise ValueError(f"group must name a column of df, got {group!r}")
-    if _ROW_KEY in df.columns:
-        raise ValueError(f"df already has a column named {_ROW_KEY!r}")
+    for key in (_ROW_KEY, _HASH_KEY):
+        if key in df.columns:
+            raise ValueError(f"df already has a column named {key!r}")
     nparts = df.npartitions if npartitions is None else int(npartitions)
     if nparts < 1:
         raise ValueError(f"npartitions must be >= 1, got {npartitions!r}")
@@ -195,16 +196,20 @@ def partition_by_group(df: Any, group: str, npartitions: int | None = None) -> A
     def add_key(part: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
         number = 0 if partition_info is None else int(partition_info["number"])
         key = (np.int64(number) << np.int64(40)) + np.arange(len(part), dtype=np.int64)
-        return part.assign(**{_ROW_KEY: key})
+        # dask hashes numeric shuffle columns as float64, which maps int64 ids beyond 2**53 (64-bit
+        # request ids) to a few values: all rows would meet in a few partitions. Shuffle on 53 bits of
+        # pandas' hash of the id instead (exact in float64, equal for equal ids).
+        spread = (pd.util.hash_pandas_object(part[group], index=False).to_numpy() >> np.uint64(11)).astype(np.int64)
+        return part.assign(**{_ROW_KEY: key, _HASH_KEY: spread})
 
     def sort_part(part: pd.DataFrame) -> pd.DataFrame:
         if part[group].isna().any():
             raise ValueError(f"group column {group!r} contains missing (NaN/None) group ids")
-        return part.sort_values([group, _ROW_KEY], kind="stable").drop(columns=_ROW_KEY)
+        return part.sort_values([group, _ROW_KEY], kind="stable").drop(columns=[_ROW_KEY, _HASH_KEY])
 
-    meta = df._meta.assign(**{_ROW_KEY: np.zeros(0, dtype=np.int64)})
+    meta = df._meta.assign(**{_ROW_KEY: np.zeros(0, dtype=np.int64), _HASH_KEY: np.zeros(0, dtype=np.int64)})
     keyed = df.map_partitions(add_key, meta=meta)
-    shuffled = keyed.shuffle(on=group, npartitions=nparts)
+    shuffled = keyed.shuffle(on=_HASH_KEY, npartitions=nparts)
     return shuffled.map_partitions(sort_part, meta=df._meta)
 
 
