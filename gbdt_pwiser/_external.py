@@ -19,7 +19,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from ._labels import as_funnel
-from ._validation import GroupLayoutError, check_shard_groups, check_weight
+from ._validation import GroupLayoutError, check_no_inf, check_shard_groups, check_weight
 from .objectives._adapters import GROUP_START_FIELD
 
 __all__ = ["ParquetLog", "LogState", "parquet_shards", "ParquetShardIter", "external_dmatrix"]
@@ -87,6 +87,9 @@ def _schema_with(path: str, columns: Sequence[str] = ()) -> Any:
     missing = [c for c in columns if c not in schema.names]
     if missing:
         raise ValueError(f"shard {path!r} has no column {missing[0]!r} (its columns: {schema.names})")
+    twice = [c for c in columns if schema.names.count(c) > 1]
+    if twice:
+        raise ValueError(f"shard {path!r} has {schema.names.count(twice[0])} columns named {twice[0]!r}")
     return schema
 
 
@@ -100,6 +103,16 @@ def _read_shard(path: str, columns: Sequence[str]) -> Any:
         return pq.read_table(path, columns=list(columns))
     except (pa.ArrowException, OSError) as exc:  # a damaged page
         raise _unreadable(path, exc) from exc
+
+
+def meta_columns(*columns: str | None) -> set:
+    """The label, group, weight... columns (``None``: not used); one column in two roles is a ``ValueError``."""
+    used = [c for c in columns if c]
+    twice = sorted({c for c in used if used.count(c) > 1})
+    if twice:
+        raise ValueError(f"columns {twice} are given more than one role (label, group, weight, base_margin): "
+                         "each needs its own column")
+    return set(used)
 
 
 def feature_columns(files: Sequence[str], features: Sequence[str] | str | None, exclude: set) -> list[str]:
@@ -116,6 +129,9 @@ def feature_columns(files: Sequence[str], features: Sequence[str] | str | None, 
                              "group or weight columns")
         return feats
     feats = [features] if isinstance(features, str) else list(features)
+    twice = sorted({c for c in feats if feats.count(c) > 1})
+    if twice:
+        raise ValueError(f"features lists columns {twice} more than once")
     clash = exclude & set(feats)
     if clash:
         raise ValueError(f"columns {sorted(clash)} are both features and label/group/weight")
@@ -165,7 +181,7 @@ class _ShardIterBase:
         self.group = group
         self.weight = weight
         self.base_margin = base_margin
-        extra = set(self.label) | {group} | ({weight} if weight else set()) | ({base_margin} if base_margin else set())
+        extra = meta_columns(*self.label, group, weight, base_margin)
         self.features = feature_columns(self.files, features, extra)
         self._pos = 0
         self._group_offset = 0
@@ -180,6 +196,7 @@ class _ShardIterBase:
         where = f"shard {self.files[i]!r}"
         table = _read_shard(self.files[i], cols)
         data, types = _features(table, self.features)
+        check_no_inf(data, where, self.features)
         df = table.drop_columns(self.features).to_pandas()
         del table
         y = as_funnel(df[self.label[0]] if len(self.label) == 1 else df[self.label], f"{where} labels")
@@ -407,7 +424,7 @@ class ParquetLog:
         """The feature columns (by default those of the first shard's schema)."""
         if not isinstance(self.group, str):
             raise ValueError(f"group must name the group-id column, got {self.group!r}")
-        meta = set(self._labels()) | {self.group} | ({self.weight} if self.weight else set())
+        meta = meta_columns(*self._labels(), self.group, self.weight)
         return feature_columns(parquet_shards(self.path), self.features, meta)
 
     def _check_schema(self, shard: str, features: list[str]) -> None:
@@ -415,6 +432,8 @@ class ParquetLog:
 
         need = self._labels() + [self.group] + ([self.weight] if self.weight else []) + features
         schema = _schema_with(shard, need)
+        if self.weight and not (pa.types.is_integer(wt := schema.field(self.weight).type) or pa.types.is_floating(wt)):
+            raise TypeError(f"shard {shard!r}: weight column {self.weight!r} has type {wt}; weights must be numeric")
         for c in features:
             t = schema.field(c).type
             if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):

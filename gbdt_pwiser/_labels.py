@@ -48,7 +48,7 @@ def _as_binary(values: npt.ArrayLike, name: str) -> np.ndarray:
     bad = (arr != 0) & (arr != 1)
     if np.any(bad):
         raise ValueError(
-            f"{name} must contain only 0 and 1; found {arr[bad][0]!r} at index {int(np.flatnonzero(bad)[0])}"
+            f"{name} must contain only 0 and 1; found {arr[bad][0].item()!r} at index {int(np.flatnonzero(bad)[0])}"
         )
     return arr.astype(np.int8)
 

@@ -198,6 +198,14 @@ def test_bad_inputs(client, log):
         est.fit(ddf[feats], ddf["y"] + 5, group=ddf["g"])
     with pytest.raises(TypeError, match="dask DataFrame"):
         est.fit(train[feats], train["y"], group=train["g"])
+    # an infinite feature: named on the worker (XGBoost's collective error read as a lost worker before)
+    inf = _ddf(train.assign(f1=np.where(np.arange(len(train)) == 3, np.inf, train["f1"])))
+    with pytest.raises(ValueError, match=r"X \(partition \d\): column 'f1' contains 1 infinite value"):
+        est.fit(inf[feats], inf["y"], group=inf["g"])
+    with pytest.raises(TypeError, match=r"sample_weight \(partition \d\) must be numeric"):
+        est.fit(ddf[feats], ddf["y"], group=ddf["g"], sample_weight=ddf["g"].astype(str))
+    with pytest.raises(ValueError, match="X has 0 features"):
+        est.fit(ddf[[]], ddf["y"], group=ddf["g"])
     # early stopping: XGBoost only (tests/test_dask_early_stopping.py), and only with an eval set
     with pytest.raises(NotImplementedError, match="backend='lightgbm'"):
         DaskCTCVRClassifier(client=client, backend="lightgbm").fit(

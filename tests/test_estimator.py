@@ -576,6 +576,13 @@ def test_device_cuda_fails_clearly_without_a_gpu(numeric):
          ValueError, r"y has 1 missing value\(s\) \(first at row 7, column 'click'\)"),
         (lambda X, y, g: (X, np.where(np.arange(y.size) == 9, np.nan, y)), ValueError,
          r"y has 1 missing value\(s\) \(first at row 9\)"),
+        (lambda X, y, g: (pd.DataFrame(np.where(np.arange(X.size).reshape(X.shape) == 4 * X.shape[1] + 2, np.inf, X),
+                                       columns=list("abcde")), y),
+         ValueError, r"X: column 'c' contains 1 infinite value\(s\) \(first at row 4\)"),
+        (lambda X, y, g: (pd.DataFrame(index=range(y.size)), y), ValueError, "X has 0 features"),
+        (lambda X, y, g: (X, y, None, np.full(y.size, 1e300)), ValueError, "float32 the boosters store weights in"),
+        (lambda X, y, g: (X, y, None, np.where(np.arange(y.size) == 6, -2.0, 1.0)), ValueError,
+         "must be non-negative; found -2.0 at index 6"),
     ],
 )
 def test_bad_fit_input_gets_a_clear_error(numeric, make_args, exc, match):

@@ -183,6 +183,30 @@ def test_bad_logs(tmp_path):
             path.write_bytes(edit(path.read_bytes()))
             with pytest.raises(ValueError, match=f"part-{k}.parquet' is not a readable Parquet file"):
                 est.fit(_log(broken))
+    # columns: one in two roles, a name twice in a shard or in features, a string weight, an infinite feature
+    with pytest.raises(ValueError, match=r"columns \['req'\] are given more than one role"):
+        est.fit(_log(tmp_path / "log", weight="req"))
+    with pytest.raises(ValueError, match=r"features lists columns \['f0'\] more than once"):
+        est.fit(_log(tmp_path / "log", features=["f0", "f1", "f0"]))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    twice = tmp_path / "twice"
+    twice.mkdir()
+    table = pa.Table.from_pandas(full, preserve_index=False)
+    pq.write_table(table.append_column("f0", table.column("f1")), twice / "a.parquet")
+    with pytest.raises(ValueError, match="a.parquet' has 2 columns named 'f0'"):
+        est.fit(_log(twice))
+    text = tmp_path / "text"
+    text.mkdir()
+    full.assign(w="1.0").to_parquet(text / "a.parquet", index=False)
+    with pytest.raises(TypeError, match="a.parquet': weight column 'w' has type"):
+        est.fit(_log(text, weight="w", features=FEATS))
+    inf = tmp_path / "inf"
+    inf.mkdir()
+    full.assign(f2=np.where(np.arange(len(full)) == 5, np.inf, full["f2"])).to_parquet(inf / "a.parquet", index=False)
+    with pytest.raises(ValueError, match=r"a.parquet': column 'f2' contains 1 infinite value\(s\) \(first at row 5"):
+        est.fit(_log(inf))
     noclick = tmp_path / "noclick"
     noclick.mkdir()
     full.assign(click=0, conversion=0).to_parquet(noclick / "a.parquet", index=False)

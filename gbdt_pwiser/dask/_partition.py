@@ -18,7 +18,7 @@ import pandas as pd
 
 from .._external import group_runs
 from .._labels import as_funnel
-from .._validation import GroupLayoutError, check_weight
+from .._validation import GroupLayoutError, check_no_inf, check_weight
 from ..objectives.pwiser import prepare_data
 
 __all__ = ["GlobalStats", "partition_by_group", "group_statistics", "partitions_of", "training_frame",
@@ -96,11 +96,12 @@ def _assemble(X: pd.DataFrame, y: Any, g: Any, w: Any, partition_info: dict | No
                              "X, y, group and sample_weight must be partitioned alike (select them from one "
                              "dask DataFrame, or persist them first: dask's optimiser may merge the partitions "
                              "of separately read Parquet files differently)")
+    check_no_inf(X, f"X (partition {i})")
     out = X.copy()
     out[Y_COL] = as_funnel(y, f"y (partition {i})").astype(np.int8)
     out[G_COL] = np.full(len(X), i, dtype=np.int64) if g is None else _values(g).reshape(-1)
     if w is not None:
-        out[W_COL] = _values(w).astype(np.float64).reshape(-1)
+        out[W_COL] = check_weight(_values(w).reshape(-1), len(X), f"sample_weight (partition {i})")
     return out
 
 
