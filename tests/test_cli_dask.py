@@ -47,3 +47,11 @@ def test_an_unreachable_scheduler_fails_within_the_connect_timeout(tmp_path, cap
     err = capsys.readouterr().err
     assert err.startswith("gbdt-pwiser: error: cannot connect to the Dask scheduler tcp://127.0.0.1:1")
     assert err.count("\n") == 1, err
+
+
+def test_the_evidence_run_is_refused_on_dask_before_any_work(tmp_path, capsys):
+    rc = main(["compare", "--requests", "100", "--quiet", "--dask-workers", "1", "--evidence", "--out", str(tmp_path)])
+    assert rc == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and list(tmp_path.iterdir()) == []
+    assert captured.err.startswith("gbdt-pwiser: error: the evidence run fits its competitors in memory")

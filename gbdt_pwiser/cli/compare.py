@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._data import UserError, fit_log, load_log, log_rates, make_model, split_log
+from ._data import UserError, _distributed, fit_log, load_log, log_rates, make_model, split_log
 from ._options import add_dask_options, add_data_options, add_pwiser_options, add_run_options, add_tree_options, integer, real_list
 from ._output import check_writable, format_compare_table, plot_roc, plot_sweep, progress
 from ._evidence import TRADEOFF_PLOTS, evidence_methods, format_evidence, run_evidence
@@ -108,6 +108,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sweep_lams = [] if args.no_sweep else [lam for lam in args.sweep_lam if lam not in (0.0, args.lam)]
     plots = [] if args.no_plots else ["roc.png"] + (["lambda_sweep.png"] if sweep_lams else []) + (
         [name for _, name in TRADEOFF_PLOTS] if evidence_methods(args) else [])
+    if evidence_methods(args) and _distributed(args):
+        raise UserError("the evidence run fits its competitors in memory: drop --dask-workers/--scheduler, or "
+                        "--evidence/--methods")
     check_writable(out, ["results.json", "results.md", *plots])  # before any fitting
     stages = ["load data", "split by group", "fit BCE chain (λ=0)", f"fit PWiseR chain (λ={args.lam:g})"]
     stages += [f"λ sweep: fit λ={lam:g}" for lam in sweep_lams]
@@ -120,9 +123,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t_all = time.perf_counter()
     stage(0)
     log = load_log(args)
-    if evidence_methods(args) and not hasattr(log, "X"):
-        raise UserError("the evidence run needs the log in memory: drop --dask-workers/--scheduler (Parquet on "
-                        "Dask stays on the cluster), or --evidence/--methods")
     bar.update()
     stage(1)
     train, test = split_log(log, args.test_size, args.seed, args)
