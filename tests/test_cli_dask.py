@@ -1,7 +1,12 @@
 """gbdt-pwiser compare --dask-workers: the chains trained with DaskCTCVRClassifier on a local cluster."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +14,8 @@ pytest.importorskip("distributed")
 pytest.importorskip("xgboost.dask")
 
 from gbdt_pwiser.cli import build_parser, main  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_compare_with_two_dask_workers(tmp_path):
@@ -55,3 +62,38 @@ def test_the_evidence_run_is_refused_on_dask_before_any_work(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and list(tmp_path.iterdir()) == []
     assert captured.err.startswith("gbdt-pwiser: error: the evidence run fits its competitors in memory")
+
+
+def test_ctrl_c_on_dask_is_one_line_and_leaves_no_process(tmp_path):
+    """A Ctrl-C reaches the terminal's whole process group: the command closes the cluster and exits with
+    130 and one line; the workers do not print KeyboardInterrupt tracebacks, and none is left running."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "gbdt_pwiser", "compare", "--requests", "3000", "--quiet",
+                             "--n-estimators", "400", "--no-plots", "--bootstrap", "0", "--no-sweep",
+                             "--dask-workers", "2", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)  # its own process group, as a terminal's job
+
+    def group() -> set:
+        res = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)
+        return set(res.stdout.split()) - {str(proc.pid)}
+
+    try:  # wait for a cluster that has been up for 3 s (a fit in progress, not a cluster starting)
+        seen, since = set(), time.monotonic()
+        while time.monotonic() - since < 3.0:
+            assert proc.poll() is None, proc.communicate()
+            now = group()
+            if len(now) < 2 or now != seen:
+                seen, since = now, time.monotonic()
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "gbdt-pwiser: interrupted" and "Traceback" not in err, err
+    deadline = time.monotonic() + 10
+    while group() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not group()

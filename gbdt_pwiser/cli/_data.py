@@ -124,20 +124,29 @@ def dask_client(args: argparse.Namespace) -> Any:
     except ImportError as exc:
         raise UserError(f"--dask-workers/--scheduler need the dask extra (pip install 'gbdt-pwiser[dask]'): "
                         f"{exc}") from exc
-    if args.scheduler is not None:
-        try:
-            client = distributed.Client(args.scheduler, timeout=f"{args.connect_timeout}s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise UserError(f"cannot connect to the Dask scheduler {args.scheduler}: {exc}") from exc
-        with client:
-            yield client
-        return
-    # the workers' own logs of a failed task would repeat the error with its traceback: shown with --debug
+    # Without --debug, the workers' logs of a failed task (the error again, with its traceback) and
+    # asyncio's of the client tasks a Ctrl-C interrupts are not shown: the command reports in one line.
     quiet = logging.ERROR if getattr(args, "debug", False) else logging.CRITICAL
-    with distributed.LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=quiet) as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
+    asyncio_log = logging.getLogger("asyncio")
+    previous = asyncio_log.level
+    asyncio_log.setLevel(max(previous, quiet))
+    try:
+        if args.scheduler is not None:
+            try:
+                client = distributed.Client(args.scheduler, timeout=f"{args.connect_timeout}s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise UserError(f"cannot connect to the Dask scheduler {args.scheduler}: {exc}") from exc
+            with client:
+                yield client
+            return
+        # the workers ignore Ctrl-C (it reaches the terminal's whole process group): the command handles it
+        with distributed.LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
+                                      dashboard_address=None, silence_logs=quiet,
+                                      preload=["gbdt_pwiser.cli._dask_worker"]) as cluster:
+            with distributed.Client(cluster) as client:
+                yield client
+    finally:
+        asyncio_log.setLevel(previous)
 
 
 def fit_log(model: Any, args: argparse.Namespace, train: Any) -> Any:
