@@ -54,6 +54,11 @@ def test_an_unreachable_scheduler_fails_within_the_connect_timeout(tmp_path, cap
     err = capsys.readouterr().err
     assert err.startswith("gbdt-pwiser: error: cannot connect to the Dask scheduler tcp://127.0.0.1:1")
     assert err.count("\n") == 1, err
+    for address in ("foo", "tls://127.0.0.1:1"):  # no port; TLS without its settings
+        assert main(["compare", "--scheduler", address, "--connect-timeout", "1", "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"gbdt-pwiser: error: cannot connect to the Dask scheduler {address}: ") and \
+            err.count("\n") == 1, err
 
 
 def test_the_evidence_run_is_refused_on_dask_before_any_work(tmp_path, capsys):

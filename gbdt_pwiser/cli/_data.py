@@ -134,7 +134,7 @@ def dask_client(args: argparse.Namespace) -> Any:
         if args.scheduler is not None:
             try:
                 client = distributed.Client(args.scheduler, timeout=f"{args.connect_timeout}s")
-            except (OSError, TimeoutError, ValueError) as exc:
+            except (OSError, TimeoutError, ValueError, TypeError) as exc:  # TypeError: tls:// without TLS settings
                 raise UserError(f"cannot connect to the Dask scheduler {args.scheduler}: {exc}") from exc
             with client:
                 yield client
