@@ -185,9 +185,11 @@ def fit_model(model: Any, args: argparse.Namespace, X: Any, y: Any, group: Any) 
 
     with dask_client(args) as client:
         nparts = 2 * max(1, len(client.scheduler_info().get("workers", {})))
-        frame = pd.DataFrame(X).assign(__y=np.asarray(y), __g=np.asarray(group))
-        ddf = dd.from_pandas(frame.reset_index(drop=True), npartitions=nparts, sort=False)
-        ddf = partition_by_group(ddf, "__g")  # whole groups up front: no failed layout check on the workers
+        frame = pd.DataFrame(X).assign(__y=np.asarray(y), __g=np.asarray(group)).reset_index(drop=True)
+        # scattered to the workers, not embedded in the task graph (distributed warns about large graphs)
+        cuts = np.linspace(0, len(frame), nparts + 1).astype(int)
+        pieces = client.scatter([frame.iloc[a:b] for a, b in zip(cuts[:-1], cuts[1:])])
+        ddf = partition_by_group(dd.from_delayed(pieces, meta=frame.iloc[:0], verify_meta=False), "__g")  # whole groups up front: no failed layout check on the workers
         model.set_params(client=client).fit(ddf[list(X.columns)], ddf["__y"], group=ddf["__g"])
         model.set_params(client=None)
     return model
