@@ -414,7 +414,8 @@ class ParquetLog:
                 f"features={self.features!r}, weight={self.weight!r})")
 
     def _labels(self) -> list[str]:
-        lab = [self.label] if isinstance(self.label, str) else list(self.label)
+        lab = [self.label] if isinstance(self.label, str) else list(self.label) if isinstance(
+            self.label, (list, tuple)) else []
         if len(lab) not in (1, 2) or not all(isinstance(c, str) for c in lab):
             raise ValueError("label must name the funnel-label column or the [click, conversion] columns, "
                              f"got {self.label!r}")

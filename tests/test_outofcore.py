@@ -184,6 +184,8 @@ def test_bad_logs(tmp_path):
             with pytest.raises(ValueError, match=f"part-{k}.parquet' is not a readable Parquet file"):
                 est.fit(_log(broken))
     # columns: one in two roles, a name twice in a shard or in features, a string weight, an infinite feature
+    with pytest.raises(ValueError, match="label must name the funnel-label column"):
+        est.fit(ParquetLog(tmp_path / "log", label=3, group="req"))
     with pytest.raises(ValueError, match=r"columns \['req'\] are given more than one role"):
         est.fit(_log(tmp_path / "log", weight="req"))
     with pytest.raises(ValueError, match=r"features lists columns \['f0'\] more than once"):
