@@ -30,8 +30,8 @@ from ._evals import (check_eval_labels, check_eval_support, eval_frames, worker_
                      xgboost_evals, xgboost_result)
 from ._boosters import lightgbm_fit_kwargs, xgboost_dmatrix, xgboost_params
 from ._objectives import EntireSpaceLabelObjective, GlobalPWiseRObjective, entire_space_label
-from ._partition import (G_COL, W_COL, Y_COL, _is_dask, group_statistics, partition_by_group, partitions_of,
-                         training_frame)
+from ._partition import (G_COL, W_COL, Y_COL, _is_dask, group_statistics, nonempty_partitions, partition_by_group,
+                         partitions_of, training_frame)
 
 __all__ = ["DaskCTCVRClassifier"]
 
@@ -89,7 +89,7 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
         As :class:`~gbdt_pwiser.CTCVRClassifier` (plain ``xgboost.Booster`` /
         ``lightgbm.Booster`` objects). ``evals_result_`` is ``{}`` without ``eval_set``.
     n_partitions_ : int
-        Partitions the CTR booster was trained on (after any repartitioning).
+        Partitions the CTR booster was trained on (after any repartitioning; empty ones are dropped).
     repartitioned_ : bool
         Whether ``fit`` had to repartition the data by group.
 
@@ -260,7 +260,8 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
             frame = partition_by_group(frame, _G)
             stats = stats_of(frame, False)
             self.repartitioned_ = True
-        frame = frame.persist()
+        frame, keep = nonempty_partitions(frame.persist(), stats.rows)
+        stats = stats.partitions(keep)
         self.n_partitions_ = int(frame.npartitions)
         w_click = stats.click_weight
         if w_click == 0:
@@ -316,7 +317,7 @@ best_iteration_ctr_, best_iteration_cvr_, evals_result_
             # log-odds of the conversion rate among clicks (as CTCVRClassifier), from the global sums
             u0 = initial_margin(np.array([1, 0]), np.array([w_conv, w_click - w_conv]))
             if self.cvr_space == "clicked":
-                sub = frame[frame[_Y] >= 1]
+                sub, _ = nonempty_partitions(frame[frame[_Y] >= 1])  # partitions without clicks dropped
                 label = (sub[_Y] == 2).astype(np.float32)
                 sw = None if w_col is None else sub[w_col]
                 ev = xgboost_evals(client, evals, features, _Y, "cvr", "auc_conv") if evals else []

@@ -22,6 +22,7 @@ from .._validation import GroupLayoutError, check_no_inf, check_weight
 from ..objectives.pwiser import prepare_data
 
 __all__ = ["GlobalStats", "partition_by_group", "group_statistics", "partitions_of", "training_frame",
+           "nonempty_partitions",
            "known_categories", "Y_COL", "G_COL", "W_COL"]
 
 _ROW_KEY, _HASH_KEY = "__gbdt_pwiser_row__", "__gbdt_pwiser_hash__"
@@ -259,6 +260,28 @@ class GlobalStats:
         """The three numbers every worker's objective needs."""
         return {"total_weight": self.total_weight, "pair_weight_c": self.pair_weight_c,
                 "pair_weight_n": self.pair_weight_n}
+
+    def partitions(self, keep: np.ndarray) -> "GlobalStats":
+        """The statistics of partitions ``keep`` only (the totals must not change: drop empty ones)."""
+        import dataclasses
+
+        keep = np.asarray(keep, dtype=np.int64)
+        return dataclasses.replace(self, rows=self.rows[keep], groups=self.groups[keep],
+                                   min_group=[self.min_group[i] for i in keep] if self.min_group else [],
+                                   max_group=[self.max_group[i] for i in keep] if self.max_group else [])
+
+
+def nonempty_partitions(frame: Any, lengths: np.ndarray | None = None) -> tuple[Any, np.ndarray]:
+    """``frame`` without its empty partitions, and the positions kept.
+
+    LightGBM's Dask estimators fail on a worker whose partitions are all
+    empty ("Input data must be 2 dimensional and non empty"); empty
+    partitions add nothing to any sum. ``lengths`` (rows per partition) are
+    computed when not given.
+    """
+    n = np.asarray(frame.map_partitions(len).compute() if lengths is None else lengths)
+    keep = np.flatnonzero(n > 0)
+    return (frame if keep.size == n.size else frame.partitions[[int(i) for i in keep]]), keep
 
 
 def _labels_part(y: Any, i: int) -> np.ndarray:
