@@ -151,6 +151,16 @@ def training_frame(X: Any, y: Any, group: Any = None, sample_weight: Any = None)
     return dd.map_partitions(_assemble, X, y, group, sample_weight, meta=meta, align_dataframes=False)
 
 
+def _exact_key(ids: np.ndarray) -> np.ndarray:
+    """int64 shuffle keys of integer ids: the id where float64 holds it exactly, else 53 bits of its hash."""
+    ids = np.asarray(ids)
+    exact = ids <= 2**53 if ids.dtype.kind == "u" else (ids >= -(2**53)) & (ids <= 2**53)
+    key = np.where(exact, ids, 0).astype(np.int64)
+    if not exact.all():
+        key[~exact] = (pd.util.hash_array(ids[~exact]) >> np.uint64(11)).astype(np.int64)
+    return key
+
+
 def partition_by_group(df: Any, group: str, npartitions: int | None = None) -> Any:
     """Repartition a dask DataFrame so that every group lies whole in one partition.
 
@@ -195,23 +205,29 @@ def partition_by_group(df: Any, group: str, npartitions: int | None = None) -> A
     if nparts < 1:
         raise ValueError(f"npartitions must be >= 1, got {npartitions!r}")
 
+    # dask hashes numeric shuffle columns as float64, which maps integer ids beyond 2**53 (64-bit request
+    # ids) to a few values: all rows would meet in a few partitions. Integer ids are shuffled on a key
+    # that is the id where float64 holds it exactly (the same partitions as the id itself) and 53 bits
+    # of pandas' hash of the id beyond; other ids on themselves.
+    on = _HASH_KEY if pd.api.types.is_integer_dtype(df._meta[group].dtype) else group
+
     def add_key(part: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
         number = 0 if partition_info is None else int(partition_info["number"])
-        key = (np.int64(number) << np.int64(40)) + np.arange(len(part), dtype=np.int64)
-        # dask hashes numeric shuffle columns as float64, which maps int64 ids beyond 2**53 (64-bit
-        # request ids) to a few values: all rows would meet in a few partitions. Shuffle on 53 bits of
-        # pandas' hash of the id instead (exact in float64, equal for equal ids).
-        spread = (pd.util.hash_pandas_object(part[group], index=False).to_numpy() >> np.uint64(11)).astype(np.int64)
-        return part.assign(**{_ROW_KEY: key, _HASH_KEY: spread})
+        keys = {_ROW_KEY: (np.int64(number) << np.int64(40)) + np.arange(len(part), dtype=np.int64)}
+        if on == _HASH_KEY:
+            keys[_HASH_KEY] = _exact_key(part[group].to_numpy())
+        return part.assign(**keys)
 
     def sort_part(part: pd.DataFrame) -> pd.DataFrame:
         if part[group].isna().any():
             raise ValueError(f"group column {group!r} contains missing (NaN/None) group ids")
-        return part.sort_values([group, _ROW_KEY], kind="stable").drop(columns=[_ROW_KEY, _HASH_KEY])
+        return part.sort_values([group, _ROW_KEY], kind="stable").drop(
+            columns=[_ROW_KEY] + ([_HASH_KEY] if on == _HASH_KEY else []))
 
-    meta = df._meta.assign(**{_ROW_KEY: np.zeros(0, dtype=np.int64), _HASH_KEY: np.zeros(0, dtype=np.int64)})
+    meta = df._meta.assign(**{k: np.zeros(0, dtype=np.int64) for k in (_ROW_KEY, _HASH_KEY)
+                              if k == _ROW_KEY or on == _HASH_KEY})
     keyed = df.map_partitions(add_key, meta=meta)
-    shuffled = keyed.shuffle(on=_HASH_KEY, npartitions=nparts)
+    shuffled = keyed.shuffle(on=on, npartitions=nparts)
     return shuffled.map_partitions(sort_part, meta=df._meta)
 
 
