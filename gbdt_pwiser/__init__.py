@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._labels import as_funnel, funnel_label, split_funnel_label
+from .exceptions import GroupLayoutError
 from .objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin, prepare_data
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -20,6 +21,7 @@ __all__ = [
     "CTCVRClassifier",
     "NoGroupWarning",
     "ParquetLog",
+    "GroupLayoutError",
     "evaluate",
     "funnel_label",
     "split_funnel_label",

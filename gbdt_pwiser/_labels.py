@@ -10,8 +10,28 @@ import numpy.typing as npt
 __all__ = ["funnel_label", "split_funnel_label", "as_funnel"]
 
 
+def _label_values(y: Any, name: str) -> np.ndarray:
+    """The NumPy values of labels; missing entries (NaN, ``None``, ``pd.NA`` of nullable columns) are
+    a ``ValueError`` saying how many and where."""
+    arr = y.to_numpy() if hasattr(y, "to_numpy") and not isinstance(y, np.ndarray) else np.asarray(y)
+    missing = None
+    if arr.dtype.kind == "O":
+        import pandas as pd
+
+        missing = np.asarray(pd.isna(arr))
+    elif arr.dtype.kind == "f":
+        missing = np.isnan(arr)
+    if missing is not None and missing.any():
+        first = np.argwhere(missing)[0]
+        col = "" if arr.ndim != 2 else f", column {y.columns[first[1]]!r}" if hasattr(y, "columns") else \
+            f", column {int(first[1])}"
+        raise ValueError(f"{name} has {int(missing.sum())} missing value(s) (first at row {int(first[0])}{col}); "
+                         "labels must be complete: drop or fill those rows")
+    return arr
+
+
 def _as_binary(values: npt.ArrayLike, name: str) -> np.ndarray:
-    arr = np.asarray(values)
+    arr = _label_values(values, name)
     if arr.dtype.kind in "USO":
         try:
             arr = arr.astype(np.float64)
@@ -28,7 +48,7 @@ def _as_binary(values: npt.ArrayLike, name: str) -> np.ndarray:
     bad = (arr != 0) & (arr != 1)
     if np.any(bad):
         raise ValueError(
-            f"{name} must contain only 0 and 1; found {arr[bad][0]!r} at index {int(np.flatnonzero(bad)[0])}"
+            f"{name} must contain only 0 and 1; found {arr[bad][0].item()!r} at index {int(np.flatnonzero(bad)[0])}"
         )
     return arr.astype(np.int8)
 
@@ -63,15 +83,21 @@ def funnel_label(click: npt.ArrayLike, conversion: npt.ArrayLike) -> np.ndarray:
     >>> funnel_label([0, 1, 1], [0, 0, 1])
     array([0, 1, 2], dtype=int8)
     """
-    c = _as_binary(click, "click")
-    v = _as_binary(conversion, "conversion")
+    return _funnel_label(click, conversion)
+
+
+def _funnel_label(click: Any, conversion: Any, names: tuple[str, str] = ("click", "conversion"),
+                  where: str = "") -> np.ndarray:
+    """:func:`funnel_label`; errors name the columns ``names``, prefixed by ``where``."""
+    c = _as_binary(click, where + names[0])
+    v = _as_binary(conversion, where + names[1])
     if c.shape[0] != v.shape[0]:
-        raise ValueError(f"click and conversion have different lengths: {c.shape[0]} != {v.shape[0]}")
+        raise ValueError(f"{where}{names[0]} and {names[1]} have different lengths: {c.shape[0]} != {v.shape[0]}")
     bad = (v == 1) & (c == 0)
     if np.any(bad):
         idx = np.flatnonzero(bad)
         raise ValueError(
-            f"conversion without a click at {idx.size} row(s) (first at index {int(idx[0])}); "
+            f"{where}conversion without a click at {idx.size} row(s) (first at index {int(idx[0])}); "
             "every conversion must also be a click"
         )
     return (c + v).astype(np.int8)
@@ -110,9 +136,11 @@ def as_funnel(y: Any, name: str = "y") -> np.ndarray:
 
     if y is None:
         raise ValueError(f"{name} is None; funnel labels (n,) or [click, conversion] (n, 2) are required")
-    arr = y.to_numpy() if hasattr(y, "to_numpy") and not isinstance(y, np.ndarray) else np.asarray(y)
+    arr = _label_values(y, name)
     if arr.ndim == 2 and arr.shape[1] == 2:
-        return funnel_label(arr[:, 0], arr[:, 1])
+        cols = (f"column {y.columns[0]!r}", f"column {y.columns[1]!r}") if hasattr(y, "columns") else (
+            "column 0 (click)", "column 1 (conversion)")
+        return _funnel_label(arr[:, 0], arr[:, 1], cols, f"{name}: ")
     if arr.ndim == 2 and arr.shape[1] == 1:
         import warnings
 

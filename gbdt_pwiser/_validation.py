@@ -20,6 +20,7 @@ __all__ = [
     "check_margin_matrix",
     "check_labels",
     "check_weight",
+    "check_no_inf",
     "check_ctr_prob",
     "check_lam_margins",
     "check_pairs",
@@ -137,11 +138,50 @@ def check_weight(weight: npt.ArrayLike | None, n: int, name: str = "weight") -> 
         raise ValueError(f"{name} has {arr.shape[0]} rows but margin has {n}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+        bad = np.flatnonzero(~np.isfinite(arr))
+        raise ValueError(f"{name} contains {bad.size} NaN or infinite value(s) (first at index {int(bad[0])})")
     if np.any(arr < 0):
         idx = int(np.flatnonzero(arr < 0)[0])
-        raise ValueError(f"{name} must be non-negative; found {arr[idx]!r} at index {idx}")
+        raise ValueError(f"{name} must be non-negative; found {float(arr[idx])!r} at index {idx}")
     return arr
+
+
+def check_no_inf(X: Any, name: str = "X", columns: Sequence[Any] | None = None) -> None:
+    """Features may hold NaN (missing) but not ±inf, which XGBoost refuses deep in its C++ code.
+
+    ``X`` is a pandas DataFrame (its float columns are checked) or a 2-D
+    array whose columns are named by ``columns`` (else numbered). A
+    ``ValueError`` names ``name``, the column and the first row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_no_inf(np.array([[0.0, np.nan], [1.0, np.inf]]), "shard 'a.parquet'", ["u", "v"])
+    Traceback (most recent call last):
+    ...
+    ValueError: shard 'a.parquet': column 'v' contains 1 infinite value(s) (first at row 1); features take NaN for missing values, not inf
+    """
+    if hasattr(X, "dtypes"):
+        import pandas as pd
+
+        for c, t in X.dtypes.items():
+            if pd.api.types.is_float_dtype(t):
+                extension = isinstance(t, pd.api.extensions.ExtensionDtype)
+                _raise_if_inf(X[c].to_numpy(dtype=np.float64, na_value=np.nan) if extension else X[c].to_numpy(),
+                              f"{name}: column {c!r}")
+        return
+    arr = np.asarray(X)
+    if arr.dtype.kind == "f" and arr.ndim == 2 and np.isinf(arr).any():
+        for j in range(arr.shape[1]):
+            _raise_if_inf(arr[:, j], f"{name}: column {columns[j] if columns is not None else j!r}")
+
+
+def _raise_if_inf(v: np.ndarray, where: str) -> None:
+    inf = np.isinf(v)
+    if inf.any():
+        rows = np.flatnonzero(inf)
+        raise ValueError(f"{where} contains {rows.size} infinite value(s) (first at row {int(rows[0])}); "
+                         "features take NaN for missing values, not inf")
 
 
 def check_ctr_prob(ctr_prob: Any, n: int, name: str = "ctr_prob") -> np.ndarray:
@@ -370,29 +410,3 @@ def check_margin_matrix(margins: npt.ArrayLike, n_outputs: int = 2, name: str = 
             f"{name} contains {rows.size} NaN or infinite value(s) (first at row {int(rows[0])}, column {int(cols[0])})"
         )
     return arr
-
-
-def check_shard_groups(heads: Sequence[np.ndarray], shards: Sequence[str]) -> None:
-    """Each group must lie whole in one shard: ``heads[i]`` are the group ids of shard ``shards[i]``.
-
-    A group id met in two shards is a ``ValueError`` naming the group and both
-    shards (every shard's own rows are checked contiguous by the reader).
-    """
-    import pandas as pd
-
-    if not heads:
-        return
-    sizes = [h.size for h in heads]
-    allids = np.concatenate([np.asarray(h, dtype=object) for h in heads]) if any(
-        h.dtype == object for h in heads) else np.concatenate(heads)
-    codes, _ = pd.factorize(allids)
-    if np.unique(codes).size == codes.size:
-        return
-    dup = pd.Series(codes).duplicated(keep=False).to_numpy()
-    gid = allids[np.flatnonzero(dup)[0]]
-    gid = gid.item() if isinstance(gid, np.generic) else gid
-    shard_of = np.repeat(np.arange(len(shards)), sizes)
-    where = sorted(set(shard_of[dup & (codes == codes[np.flatnonzero(dup)[0]])].tolist()))
-    names = " and ".join(repr(shards[i]) for i in where[:2])
-    raise ValueError(f"group {gid!r} occurs in shards {names}: "
-                     "every group must lie whole in one Parquet shard (write the shards partitioned by group)")

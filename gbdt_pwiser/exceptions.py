@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["GroupLayoutError", "DataSourceError", "ColumnError", "UnsupportedError"]
+__all__ = ["GroupLayoutError", "DataSourceError", "ColumnError", "ModelFileError", "UnsupportedError"]
 
 
 class GroupLayoutError(ValueError):
     """The rows of a group are not where a training path needs them.
 
     Raised when a group's rows are not contiguous inside a shard or partition, or
-    when one group id occurs in two shards or partitions. The Dask engine reacts
-    to it by repartitioning the data by group; the out-of-core reader reports it.
+    when one group id occurs in two shards or partitions. Code that can fix the
+    layout catches this type (the Dask engine then repartitions by group); every
+    other ``ValueError`` is a problem of the data itself.
 
     Attributes
     ----------
@@ -71,6 +72,15 @@ class ColumnError(DataSourceError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.args[0], self.column, self.path))
+
+
+class ModelFileError(ValueError):
+    """A saved model that cannot be loaded: the message names the path and what is wrong with it.
+
+    Raised by ``load_model`` for a damaged archive or booster file, a missing
+    or invalid ``meta.json``, or a file that is not a saved model at all (a
+    path that does not exist is a ``FileNotFoundError``).
+    """
 
 
 class UnsupportedError(ValueError, NotImplementedError):

@@ -121,6 +121,20 @@ def test_user_errors_are_one_line_without_traceback(args, msg, tmp_path):
     assert len(lines) == 1 and msg in lines[0], res.stderr
 
 
+@pytest.mark.parametrize("blocked", ["results.json", "results.md", "roc.png", "lambda_sweep.png"])
+def test_outputs_that_cannot_be_written_fail_before_any_fitting(tmp_path, capsys, blocked):
+    (tmp_path / blocked).mkdir()  # a folder where an output file goes
+    assert main([*SMALL, "--out", str(tmp_path), "--sweep-lam", "0,2"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing fitted, no table
+    assert captured.err == f"gbdt-pwiser: error: cannot write {tmp_path / blocked}: it is a folder\n"
+    # --no-plots writes no PNG: a folder named like one is no obstacle
+    if blocked.endswith(".png"):
+        assert main([*SMALL, "--out", str(tmp_path), "--no-plots", "--n-estimators", "3", "--bootstrap", "0"]) == 0
+        table = capsys.readouterr().out
+        assert "| CTCVR AUC" in table and "wrote" in table
+
+
 def test_unreadable_and_wrong_format_files(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -72,6 +73,53 @@ def test_parquet_errors_are_one_line(tmp_path, capsys, make, message):
     assert _compare(target, tmp_path / "out") != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def _bad_folder(parquet_log, tmp_path, edit):
+    """A copy of the log's Parquet files with ``edit(frame, k)`` applied to file ``k``."""
+    folder = tmp_path / "bad-log"
+    folder.mkdir()
+    for k, f in enumerate(sorted((parquet_log / "log").glob("*.parquet"))):
+        edit(frame := pd.read_parquet(f), k)
+        frame.to_parquet(folder / f.name, index=False)
+    return folder
+
+
+def _yes_no_clicks(frame, k):
+    frame["click"] = np.where(frame["click"] == 1, "yes", "no")
+
+
+def _fractional_category(frame, k):
+    if k == 1:
+        frame["categorical_3"] = frame["categorical_3"].astype(np.float64) + 0.5
+
+
+def _missing_conversion(frame, k):
+    if k == 2:
+        frame["conversion"] = frame["conversion"].astype("Int8")
+        frame.loc[frame.index[4], "conversion"] = pd.NA
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_yes_no_clicks, r"part-0.parquet': column 'click' \(\w*string\) cannot be read as int8"),
+    (_fractional_category, r"part-1.parquet': column 'categorical_3' \(double\) cannot be read as int32"),
+    (_missing_conversion, r"part-2.parquet': column 'conversion' has 1 missing value"),
+])
+def test_bad_parquet_columns_name_the_file_and_the_column(parquet_log, tmp_path, capsys, edit, message):
+    folder = _bad_folder(parquet_log, tmp_path, edit)
+    assert _compare(folder, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and len(err.strip().splitlines()) == 1, err
+
+
+def test_bad_parquet_columns_on_dask_are_the_same_one_line_errors(parquet_log, tmp_path, capfd):
+    """The workers read each file as the in-memory loader does: the same errors, one line, no worker logs."""
+    pytest.importorskip("distributed")
+    folder = _bad_folder(parquet_log, tmp_path, _yes_no_clicks)
+    assert _compare(folder, tmp_path / "out", "--dask-workers", "2") == 2
+    err = capfd.readouterr().err
+    assert re.search(r"part-\d.parquet': column 'click' \(\w*string\) cannot be read as int8", err), err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 
 def test_compare_on_dask_reads_parquet_on_the_workers(parquet_log, tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ from _dask_helpers import two_worker_client  # noqa: E402
 
 from gbdt_pwiser import EntireSpaceCVRObjective, PWiseRObjective  # noqa: E402
 from gbdt_pwiser.dask import (  # noqa: E402
+    GroupLayoutError,
     EntireSpaceLabelObjective,
     GlobalPWiseRObjective,
     entire_space_label,
@@ -266,6 +267,14 @@ def test_partition_by_group_properties(client, seed, nparts):
     pd.testing.assert_frame_equal(out, again)
 
 
+def test_partition_by_group_spreads_64_bit_ids(client):
+    """dask hashes numeric shuffle columns as float64; ids beyond 2**53 must still spread over partitions."""
+    df = _frame().assign(group=lambda f: f["group"].astype(np.int64) + (2**63 - 10**6))
+    out = partition_by_group(dd.from_pandas(df, npartitions=4, sort=False), "group", npartitions=4)
+    sizes = out.map_partitions(len).compute().to_numpy()
+    assert sizes.sum() == len(df) and sizes.max() < 0.6 * len(df), sizes
+
+
 def test_statistics_equal_single_process(client):
     df = _frame()
     ddf = partition_by_group(_scattered(df), "group")
@@ -285,7 +294,7 @@ def test_straddling_groups_rejected(client):
     cuts = [len(p) for p in (ddf.partitions[i].compute() for i in range(4))]
     assert any(df["group"].iloc[np.cumsum(cuts)[k] - 1] == df["group"].iloc[np.cumsum(cuts)[k]]
                for k in range(3)), "the test data must split a group"
-    with pytest.raises(ValueError, match="straddle partitions"):
+    with pytest.raises(GroupLayoutError, match="straddle partitions"):
         group_statistics(ddf["y"], ddf["group"], ddf["w"])
     # partition_by_group repairs it
     fixed = partition_by_group(ddf, "group")
@@ -299,7 +308,7 @@ def test_straddle_check_is_not_fooled_by_unsorted_contiguous_groups(client):
     parts = [pdf.iloc[:3], pdf.iloc[3:]]
     ddf = dd.concat([dd.from_pandas(p, npartitions=1) for p in parts])
     assert ddf.npartitions == 2
-    with pytest.raises(ValueError, match="straddle partitions.*'a'"):
+    with pytest.raises(GroupLayoutError, match="straddle partitions.*'a'"):
         group_statistics(ddf["y"], ddf["g"])
     fine = dd.concat([dd.from_pandas(pdf.iloc[[0, 2]], npartitions=1),
                       dd.from_pandas(pdf.iloc[[1, 3, 4]], npartitions=1)])
@@ -308,7 +317,7 @@ def test_straddle_check_is_not_fooled_by_unsorted_contiguous_groups(client):
 
 def test_unsorted_partition_rejected(client):
     ddf = _scattered(_frame())
-    with pytest.raises(ValueError, match="not contiguous"):
+    with pytest.raises(GroupLayoutError, match="not contiguous"):
         group_statistics(ddf["y"], ddf["group"])
 
 

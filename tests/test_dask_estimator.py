@@ -111,6 +111,79 @@ def test_lam_zero_needs_no_group(client, log):
     assert model.score(test[feats], test["y"]) > 0.7
 
 
+@pytest.fixture(scope="module")
+def parquet_folder(tmp_path_factory, log):
+    """The training log written as 8 Parquet files (the README's layout), one feature a pandas category."""
+    train, _, feats = log
+    folder = tmp_path_factory.mktemp("exposures")
+    df = train.copy()  # groups scattered over the files (fit repartitions)
+    rng = np.random.default_rng(0)
+    for k, idx in enumerate(np.array_split(np.arange(len(df)), 8)):
+        part = df.iloc[idx].copy()
+        # a category column whose files hold different categories (each file the ones it holds; 200 in all,
+        # more than one file's int8 codes can index)
+        part["cat"] = pd.Series([f"c{v}" for v in rng.integers(0, 100, len(part)) + 100 * (k % 2)],
+                                index=part.index, dtype="category")
+        part.to_parquet(folder / f"part-{k}.parquet", index=False)
+    return folder, feats
+
+
+def test_the_readme_call_on_parquet_files(client, log, parquet_folder):
+    """fit(ddf[features], ddf["y"], group=ddf["g"]) on dd.read_parquet of small files: dask's optimiser
+    merges their partitions differently for different column selections, and the fit must not care."""
+    _, test, _ = log
+    folder, feats = parquet_folder
+    ddf = dd.read_parquet(folder)
+    assert ddf[feats].npartitions == ddf["y"].npartitions == 8
+    model = dask_model(client, **PARAMS).fit(ddf[feats], ddf["y"], group=ddf["g"])
+    assert model.score(test[feats], test["y"]) > 0.7
+    # the same data as dask Arrays, one row chunk per partition (y, group and weights)
+    pdf = ddf.persist()
+    arrays = {c: pdf[c].to_dask_array(lengths=True) for c in ("y", "g")}
+    weighted = dask_model(client, **PARAMS).fit(
+        pdf[feats], arrays["y"], group=arrays["g"], sample_weight=arrays["y"].astype(np.float64) * 0 + 1.0)
+    np.testing.assert_array_equal(weighted.predict_proba(test[feats]), model.predict_proba(test[feats]))
+    two_columns = dd.concat([pdf["y"] >= 1, pdf["y"] == 2], axis=1).astype(np.int8).to_dask_array(lengths=True)
+    again = dask_model(client, **PARAMS).fit(pdf[feats], two_columns, group=arrays["g"])
+    np.testing.assert_array_equal(again.predict_proba(test[feats]), model.predict_proba(test[feats]))
+    with pytest.raises(ValueError, match="y has 3 partitions but X has 8"):
+        model.fit(pdf[feats], arrays["y"].rechunk(len(pdf) // 3 + 1), group=arrays["g"])
+
+
+def test_unknown_categories_are_made_known(client, log, parquet_folder):
+    """dd.read_parquet of pandas categoricals leaves the categories unknown (each partition has its own)."""
+    _, test, _ = log
+    folder, feats = parquet_folder
+    ddf = dd.read_parquet(folder)
+    assert not ddf["cat"].cat.known
+    cols = feats + ["cat"]
+    model = dask_model(client, **PARAMS).fit(ddf[cols], ddf["y"], group=ddf["g"])
+    local = model.to_local()
+    assert local._categorical == ["cat"]
+    pdf = ddf.compute()
+    np.testing.assert_array_equal(model.predict_proba(ddf[cols]).compute(), local.predict_proba(pdf[cols]))
+    assert model.score(pdf[cols], pdf["y"]) > 0.7
+
+
+def test_64_bit_group_ids_and_empty_partitions(client, log):
+    """Request ids beyond 2**53 (dask hashes numeric shuffle keys as float64: they all met in one partition,
+    and the label blocks of the empty ones were dropped), and an empty partition among whole groups."""
+    train, test, feats = log
+    big = train.assign(g=train["g"].to_numpy().astype(np.int64) + (2**63 - 10**6))
+    ddf = _ddf(big)
+    model = dask_model(client, **PARAMS).fit(ddf[feats], ddf["y"], group=ddf["g"])
+    assert model.repartitioned_ and model.score(test[feats], test["y"]) > 0.7
+    # whole groups in one partition and an empty one: LightGBM fails on a worker holding only empty data
+    whole = partition_by_group(_ddf(train), "g", npartitions=1)
+    gappy = dd.concat([dd.from_pandas(train.iloc[:0], npartitions=1), whole])
+    assert gappy.map_partitions(len).compute().tolist()[0] == 0
+    for backend in ("xgboost", "lightgbm"):
+        again = dask_model(client, backend=backend, **PARAMS).fit(gappy[feats], gappy["y"],
+                                                                                 group=gappy["g"])
+        assert not again.repartitioned_ and again.n_partitions_ == 1  # the empty one dropped
+        assert again.score(test[feats], test["y"]) > 0.7
+
+
 def test_bad_inputs(client, log):
     train, _, feats = log
     ddf = _ddf(train)
@@ -128,6 +201,14 @@ def test_bad_inputs(client, log):
         est.fit(ddf[feats], ddf["y"] + 5, group=ddf["g"])
     with pytest.raises(TypeError, match="dask DataFrame"):
         est.fit(train[feats], train["y"], group=train["g"])
+    # an infinite feature: named on the worker (XGBoost's collective error read as a lost worker before)
+    inf = _ddf(train.assign(f1=np.where(np.arange(len(train)) == 3, np.inf, train["f1"])))
+    with pytest.raises(ValueError, match=r"X \(partition \d\): column 'f1' contains 1 infinite value"):
+        est.fit(inf[feats], inf["y"], group=inf["g"])
+    with pytest.raises(TypeError, match=r"sample_weight \(partition \d\) must be numeric"):
+        est.fit(ddf[feats], ddf["y"], group=ddf["g"], sample_weight=ddf["g"].astype(str))
+    with pytest.raises(ValueError, match="X has 0 features"):
+        est.fit(ddf[[]], ddf["y"], group=ddf["g"])
     # early stopping: XGBoost only (tests/test_dask_early_stopping.py), and only with an eval set
     with pytest.raises(NotImplementedError, match="backend='lightgbm'"):
         dask_model(client, backend="lightgbm").fit(

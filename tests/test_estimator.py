@@ -9,6 +9,7 @@ import runpy
 import subprocess
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import joblib
@@ -32,6 +33,7 @@ from gbdt_pwiser._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAUL
 from gbdt_pwiser.datasets import make_ad_log, train_test_split_by_group
 from gbdt_pwiser.metrics import auc, click_auc, clicked_conversion_auc, conversion_auc
 from gbdt_pwiser.sklearn import (
+    ModelFileError,
     NoGroupWarning,
     ctcvr_auc_scorer,
     ctr_auc_scorer,
@@ -399,6 +401,85 @@ def test_save_and_load_in_a_fresh_process(adlog, tmp_path):
         assert_array_equal(np.load(tmp_path / f"p{i}.npy"), exp)
 
 
+@pytest.mark.parametrize("structure", ["chain", "shared"])
+def test_parameters_changed_after_fit_do_not_change_predictions_or_saved_models(numeric, structure, tmp_path):
+    """set_params(backend=..., structure=...) after fit: the fitted model predicts and saves as fitted."""
+    X, y, g = numeric
+    model = CTCVRClassifier(structure=structure, **SMALL).fit(X, y, group=g)
+    p = model.predict_proba(X)
+    model.set_params(backend="lightgbm", structure="chain" if structure == "shared" else "shared")
+    assert_array_equal(model.predict_proba(X), p)
+    assert (model.backend_, model.structure_) == ("xgboost", structure)
+    model.save_model(tmp_path / "m")
+    again = CTCVRClassifier.load_model(tmp_path / "m")
+    assert (again.backend_, again.structure_) == ("xgboost", structure)
+    assert again.get_params()["backend"] == "lightgbm"  # the parameters, as set
+    assert_array_equal(again.predict_proba(X), p)
+    # a model saved before backend_/structure_ were stored: taken from its parameters
+    old = CTCVRClassifier(structure=structure, **SMALL).fit(X, y, group=g)
+    old.save_model(tmp_path / "old")
+    meta = json.loads((tmp_path / "old" / "meta.json").read_text())
+    del meta["fitted"]["backend_"], meta["fitted"]["structure_"]
+    (tmp_path / "old" / "meta.json").write_text(json.dumps(meta))
+    assert_array_equal(CTCVRClassifier.load_model(tmp_path / "old").predict_proba(X), p)
+
+
+def _damage(path: Path, name: str, edit) -> None:
+    """Rewrite member ``name`` of a saved model directory with ``edit(bytes) -> bytes``."""
+    (path / name).write_bytes(edit((path / name).read_bytes()))
+
+
+def _no_checksums(path: Path) -> None:
+    meta = json.loads((path / "meta.json").read_text())
+    del meta["sha256"]  # as in models saved before the checksums
+    (path / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: _damage(d, "ctr.ubj", lambda b: b[: len(b) // 2]), "ctr.ubj is damaged"),
+    (lambda d: _damage(d, "cvr.ubj", lambda b: b""), "cvr.ubj is damaged"),
+    (lambda d: (_no_checksums(d), _damage(d, "ctr.ubj", lambda b: b"")), "ctr.ubj is empty"),
+    (lambda d: (_no_checksums(d), _damage(d, "ctr.ubj", lambda b: b[:50])), "ctr.ubj is not a valid xgboost model"),
+    (lambda d: (d / "cvr.ubj").unlink(), "has no cvr.ubj"),
+    (lambda d: _damage(d, "meta.json", lambda b: b[:-40]), "meta.json is not valid JSON"),
+    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"fitted"', b'"fitted_"')), "meta.json has no dict 'fitted'"),
+    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"n_rounds_ctr_"', b'"n_rounds_"')),
+     "meta.json lacks the entry 'n_rounds_ctr_'"),
+    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"lam": 1.0', b'"lam": -1.0')), "meta.json holds invalid"),
+    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"format_version": 1', b'"format_version": 9')),
+     "format version 9"),
+])
+def test_damaged_saved_models_name_the_file_and_the_problem(numeric, tmp_path, damage, message):
+    X, y, g = numeric
+    model = CTCVRClassifier(**SMALL).fit(X, y, group=g)
+    model.save_model(tmp_path / "m")
+    damage(tmp_path / "m")
+    with pytest.raises(ModelFileError, match=message) as info:
+        CTCVRClassifier.load_model(tmp_path / "m")
+    assert str(tmp_path / "m") in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_damaged_zip_archives_name_the_file_and_the_problem(numeric, tmp_path):
+    X, y, g = numeric
+    CTCVRClassifier(**SMALL).fit(X, y, group=g).save_model(tmp_path / "m.zip")
+    raw = (tmp_path / "m.zip").read_bytes()
+    (tmp_path / "half.zip").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ModelFileError, match="half.zip.*nor a readable zip archive"):
+        CTCVRClassifier.load_model(tmp_path / "half.zip")
+    with zipfile.ZipFile(tmp_path / "m.zip") as zf:
+        offset = zf.getinfo("ctr.ubj").header_offset + 30 + len("ctr.ubj") + 20
+    flipped = bytearray(raw)
+    flipped[offset:offset + 40] = bytes(40)  # inside the deflated ctr.ubj
+    (tmp_path / "flipped.zip").write_bytes(bytes(flipped))
+    with pytest.raises(ModelFileError, match="flipped.zip.*ctr.ubj"):
+        CTCVRClassifier.load_model(tmp_path / "flipped.zip")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("notes.txt", "not a model")
+    with pytest.raises(ModelFileError, match="other.zip.*no meta.json"):
+        CTCVRClassifier.load_model(tmp_path / "other.zip")
+
+
 def test_load_model_rejects_other_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither"):
         CTCVRClassifier.load_model(tmp_path / "missing")
@@ -491,6 +572,20 @@ def test_device_cuda_fails_clearly_without_a_gpu(numeric):
         (lambda X, y, g: (X, y, None, -np.ones(y.size)), ValueError, "non-negative"),
         (lambda X, y, g: (X, y.astype(str).astype(object) + "x"), ValueError, "Unknown label type"),
         (lambda X, y, g: (X, y + 0.5), ValueError, "continuous"),
+        (lambda X, y, g: (X, pd.array(np.where(np.arange(y.size) == 5, None, y), dtype="Int8")), ValueError,
+         r"y has 1 missing value\(s\) \(first at row 5\)"),
+        (lambda X, y, g: (X, pd.DataFrame({"click": pd.array(np.where(np.arange(y.size) == 7, None, y >= 1),
+                                                             dtype="Int8"), "conv": (y == 2).astype(int)})),
+         ValueError, r"y has 1 missing value\(s\) \(first at row 7, column 'click'\)"),
+        (lambda X, y, g: (X, np.where(np.arange(y.size) == 9, np.nan, y)), ValueError,
+         r"y has 1 missing value\(s\) \(first at row 9\)"),
+        (lambda X, y, g: (pd.DataFrame(np.where(np.arange(X.size).reshape(X.shape) == 4 * X.shape[1] + 2, np.inf, X),
+                                       columns=list("abcde")), y),
+         ValueError, r"X: column 'c' contains 1 infinite value\(s\) \(first at row 4\)"),
+        (lambda X, y, g: (pd.DataFrame(index=range(y.size)), y), ValueError, "X has 0 features"),
+        (lambda X, y, g: (X, y, None, np.full(y.size, 1e300)), ValueError, "float32 the boosters store weights in"),
+        (lambda X, y, g: (X, y, None, np.where(np.arange(y.size) == 6, -2.0, 1.0)), ValueError,
+         "must be non-negative; found -2.0 at index 6"),
     ],
 )
 def test_bad_fit_input_gets_a_clear_error(numeric, make_args, exc, match):

@@ -113,6 +113,19 @@ def test_shard_layout_errors(tmp_path):
                          cache_prefix=str(tmp_path / "c2"))
     with pytest.raises(ValueError, match="no Parquet files"):
         list_files(tmp_path / "nothing-here*")
+    # default features: the pandas index stored by to_parquet is not one; none left is an error
+    indexed = tmp_path / "indexed"
+    indexed.mkdir()
+    full.set_index(full.index * 2).to_parquet(indexed / "a.parquet")  # a non-range index is stored
+    dm = external_dmatrix(indexed, label=["click", "conversion"], group="req", cache_prefix=str(tmp_path / "c3"))
+    assert dm.feature_names == feats + ["z"]
+    none = tmp_path / "none"
+    none.mkdir()
+    full[["click", "conversion", "req"]].to_parquet(none / "a.parquet", index=False)
+    for features in (None, []):
+        with pytest.raises(ValueError, match="no feature column|features is empty"):
+            external_dmatrix(none, label=["click", "conversion"], group="req", features=features,
+                             cache_prefix=str(tmp_path / "c4"))
 
 
 def test_group_start_flags_read_and_checked():

@@ -183,6 +183,15 @@ def test_user_errors_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == "gbdt-pwiser: error: cannot read /nonexistent/log.csv: no such file\n"
 
 
+def test_outputs_that_cannot_be_written_fail_before_any_work(tmp_path, capsys):
+    (tmp_path / "neural_bench.json").mkdir()
+    rc = cli.main(["bench-neural", *TINY, "--models", "gbdt", "--out", str(tmp_path)])
+    assert rc == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"gbdt-pwiser: error: cannot write {tmp_path / 'neural_bench.json'}: it is a folder\n"
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--requests", "5"], "argument --requests: must be an integer >= 10, got 5"),
     (["--test-size", "1.5"], "argument --test-size: must be in (0, 1), got 1.5"),

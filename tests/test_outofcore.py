@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("xgboost")
 pytest.importorskip("pyarrow")
 
-from gbdt_pwiser import CTCVRClassifier, ParquetLog  # noqa: E402
+from gbdt_pwiser import CTCVRClassifier, GroupLayoutError, ParquetLog  # noqa: E402
 from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 
 FEATS = [f"f{i}" for i in range(8)]
@@ -123,13 +123,13 @@ def test_bad_logs(tmp_path):
     rows = full[full["req"] == g0]
     pd.concat([rows.iloc[:1], full[full["req"] != g0]]).to_parquet(split / "a.parquet", index=False)
     rows.iloc[1:].to_parquet(split / "b.parquet", index=False)
-    with pytest.raises(ValueError, match=rf"group {int(g0)} occurs in shards .*a.parquet' and .*b.parquet'"):
+    with pytest.raises(GroupLayoutError, match=rf"group {int(g0)} occurs in shards .*a.parquet' and .*b.parquet'"):
         est.fit(_log(split))
     # a group whose rows are not contiguous inside one shard
     shuffled = tmp_path / "shuffled"
     shuffled.mkdir()
     full.sample(frac=1.0, random_state=0).to_parquet(shuffled / "a.parquet", index=False)
-    with pytest.raises(ValueError, match=r"a.parquet'.*not contiguous \(group"):
+    with pytest.raises(GroupLayoutError, match=r"a.parquet'.*not contiguous \(group"):
         est.fit(_log(shuffled))
     # bad labels and weights name the shard
     bad = tmp_path / "bad"
@@ -140,6 +140,20 @@ def test_bad_logs(tmp_path):
     f.to_parquet(bad / "a.parquet", index=False)
     with pytest.raises(ValueError, match="a.parquet' labels"):
         est.fit(_log(bad))
+    # a null in a nullable integer label column: the shard, the column and the row
+    null = tmp_path / "null"
+    null.mkdir()
+    f = full.assign(click=full["click"].astype("Int8"))
+    f.loc[3, "click"] = pd.NA
+    f.to_parquet(null / "a.parquet", index=False)
+    with pytest.raises(ValueError, match=r"a.parquet' labels has 1 missing value\(s\) \(first at row 3, "
+                                         r"column 'click'\)"):
+        est.fit(_log(null))
+    f = full.assign(y=(full["click"] + full["conversion"]).astype("Int8"))
+    f.loc[4, "y"] = pd.NA
+    f.drop(columns=["click", "conversion"]).to_parquet(null / "a.parquet", index=False)
+    with pytest.raises(ValueError, match=r"a.parquet' labels has 1 missing value\(s\) \(first at row 4"):
+        est.fit(ParquetLog(null, label="y", group="req"))
     neg = tmp_path / "neg"
     neg.mkdir()
     full.assign(w=-1.0).to_parquet(neg / "a.parquet", index=False)
@@ -150,6 +164,51 @@ def test_bad_logs(tmp_path):
     full.assign(f0=full["f0"].astype(int).astype(str).astype("category")).to_parquet(cat / "a.parquet")
     with pytest.raises(TypeError, match="feature column 'f0'"):
         est.fit(_log(cat, features=FEATS))
+    # shards with no column besides the label and group columns (default features): no XGBoost crash
+    nofeat = tmp_path / "nofeat"
+    nofeat.mkdir()
+    full[["click", "conversion", "req"]].to_parquet(nofeat / "a.parquet", index=False)
+    with pytest.raises(ValueError, match="a.parquet' has no feature column"):
+        est.fit(_log(nofeat))
+    # a damaged shard names the file, wherever it is read first
+    req, mid = full["req"].to_numpy(), len(full) // 2
+    half = mid + int(np.flatnonzero(req[mid:] != req[mid])[0])  # whole groups in each half
+    for name, edit in (("garbage", lambda b: b"not parquet" * 50), ("truncated", lambda b: b[: len(b) // 2])):
+        broken = tmp_path / name
+        broken.mkdir()
+        for k in (0, 1):
+            full.iloc[k * half:(k + 1) * half].to_parquet(broken / f"part-{k}.parquet", index=False)
+        for k in (1, 0):
+            path = broken / f"part-{k}.parquet"
+            path.write_bytes(edit(path.read_bytes()))
+            with pytest.raises(ValueError, match=f"part-{k}.parquet' is not a readable Parquet file"):
+                est.fit(_log(broken))
+    # columns: one in two roles, a name twice in a shard or in features, a string weight, an infinite feature
+    with pytest.raises(ValueError, match="label must name the funnel-label column"):
+        est.fit(ParquetLog(tmp_path / "log", label=3, group="req"))
+    with pytest.raises(ValueError, match=r"columns \['req'\] are given more than one role"):
+        est.fit(_log(tmp_path / "log", weight="req"))
+    with pytest.raises(ValueError, match=r"features lists columns \['f0'\] more than once"):
+        est.fit(_log(tmp_path / "log", features=["f0", "f1", "f0"]))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    twice = tmp_path / "twice"
+    twice.mkdir()
+    table = pa.Table.from_pandas(full, preserve_index=False)
+    pq.write_table(table.append_column("f0", table.column("f1")), twice / "a.parquet")
+    with pytest.raises(ValueError, match="a.parquet' has 2 columns named 'f0'"):
+        est.fit(_log(twice))
+    text = tmp_path / "text"
+    text.mkdir()
+    full.assign(w="1.0").to_parquet(text / "a.parquet", index=False)
+    with pytest.raises(TypeError, match="a.parquet': weight column 'w' has type"):
+        est.fit(_log(text, weight="w", features=FEATS))
+    inf = tmp_path / "inf"
+    inf.mkdir()
+    full.assign(f2=np.where(np.arange(len(full)) == 5, np.inf, full["f2"])).to_parquet(inf / "a.parquet", index=False)
+    with pytest.raises(ValueError, match=r"a.parquet': column 'f2' contains 1 infinite value\(s\) \(first at row 5"):
+        est.fit(_log(inf))
     noclick = tmp_path / "noclick"
     noclick.mkdir()
     full.assign(click=0, conversion=0).to_parquet(noclick / "a.parquet", index=False)

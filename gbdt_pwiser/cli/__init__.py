@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an error's message (the boosters append stack traces)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gbdt-pwiser`` and ``python -m gbdt_pwiser``; returns the exit status."""
     parser = build_parser()
@@ -38,10 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands[args.command](args)
         return 0
-    except UserError as exc:
+    except (UserError, ValueError, TypeError, OSError) as exc:
+        # Bad input on any path (in memory, out of core, on Dask workers) reaches here as the library's
+        # ValueError/TypeError naming the file, column or group, or as an OSError of the files: one line,
+        # exit status 2; --debug shows the traceback.
         if getattr(args, "debug", False):
             raise
-        print(f"gbdt-pwiser: error: {exc}", file=sys.stderr)
+        print(f"gbdt-pwiser: error: {_first_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gbdt-pwiser: interrupted", file=sys.stderr)

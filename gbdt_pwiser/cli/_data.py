@@ -125,18 +125,29 @@ def dask_client(args: argparse.Namespace) -> Any:
     except ImportError as exc:
         raise UserError(f"--dask-workers/--scheduler need the dask extra (pip install 'gbdt-pwiser[dask]'): "
                         f"{exc}") from exc
-    if args.scheduler is not None:
-        try:
-            client = distributed.Client(args.scheduler, timeout="30s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise UserError(f"cannot connect to the Dask scheduler {args.scheduler}: {exc}") from exc
-        with client:
-            yield client
-        return
-    with distributed.LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
+    # Without --debug, the workers' logs of a failed task (the error again, with its traceback) and
+    # asyncio's of the client tasks a Ctrl-C interrupts are not shown: the command reports in one line.
+    quiet = logging.ERROR if getattr(args, "debug", False) else logging.CRITICAL
+    asyncio_log = logging.getLogger("asyncio")
+    previous = asyncio_log.level
+    asyncio_log.setLevel(max(previous, quiet))
+    try:
+        if args.scheduler is not None:
+            try:
+                client = distributed.Client(args.scheduler, timeout=f"{args.connect_timeout}s")
+            except (OSError, TimeoutError, ValueError, TypeError) as exc:  # TypeError: tls:// without TLS settings
+                raise UserError(f"cannot connect to the Dask scheduler {args.scheduler}: {exc}") from exc
+            with client:
+                yield client
+            return
+        # the workers ignore Ctrl-C (it reaches the terminal's whole process group): the command handles it
+        with distributed.LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
+                                      dashboard_address=None, silence_logs=quiet,
+                                      preload=["gbdt_pwiser.cli._dask_worker"]) as cluster:
+            with distributed.Client(cluster) as client:
+                yield client
+    finally:
+        asyncio_log.setLevel(previous)
 
 
 def fit_log(model: Any, args: argparse.Namespace, train: Any) -> Any:
@@ -175,9 +186,12 @@ def fit_model(model: Any, args: argparse.Namespace, X: Any, y: Any, group: Any) 
 
     with dask_client(args) as client:
         nparts = 2 * max(1, len(client.scheduler_info().get("workers", {})))
-        frame = pd.DataFrame(X).assign(__y=np.asarray(y), __g=np.asarray(group))
-        ddf = dd.from_pandas(frame.reset_index(drop=True), npartitions=nparts, sort=False)
-        ddf = partition_by_group(ddf, "__g")  # whole groups up front: no failed layout check on the workers
+        frame = pd.DataFrame(X).assign(__y=np.asarray(y), __g=np.asarray(group)).reset_index(drop=True)
+        # scattered to the workers, not embedded in the task graph (distributed warns about large graphs)
+        cuts = np.linspace(0, len(frame), nparts + 1).astype(int)
+        pieces = client.scatter([frame.iloc[a:b] for a, b in zip(cuts[:-1], cuts[1:])])
+        # whole groups up front: no failed layout check on the workers
+        ddf = partition_by_group(dd.from_delayed(pieces, meta=frame.iloc[:0], verify_meta=False), "__g")
         model.client = client
         try:
             model.fit(ddf[list(X.columns)], ddf["__y"], group=ddf["__g"])

@@ -12,7 +12,10 @@ import numpy as np
 from ._data import UserError, make_model, split_log
 from ._output import plot_tradeoff, progress
 
-__all__ = ["evidence_methods", "format_evidence", "run_evidence"]
+__all__ = ["TRADEOFF_PLOTS", "evidence_methods", "format_evidence", "run_evidence"]
+
+#: The evidence run's plots: (metric on the y axis, file name in --out).
+TRADEOFF_PLOTS = (("ctr_conv_auc", "tradeoff_conversion.png"), ("ctcvr_auc", "tradeoff_ctcvr.png"))
 
 
 def evidence_methods(args: argparse.Namespace) -> list[str]:
@@ -85,7 +88,7 @@ def run_evidence(args: argparse.Namespace, log: Any, out: Path, plots: bool) -> 
              else "no error bars (one seed, --bootstrap 0)")
     files = []
     if plots:
-        for key, fname in (("ctr_conv_auc", "tradeoff_conversion.png"), ("ctcvr_auc", "tradeoff_ctcvr.png")):
+        for key, fname in TRADEOFF_PLOTS:
             plot_tradeoff(curves, key, out / fname, f"{args.backend}: trade-off on held-out groups; bars: {error}")
             files.append(str(out / fname))
     return {"methods": names, "seeds": seeds, "error_bars": error, "curves": curves, "plots": files, "notes": notes}

@@ -32,6 +32,8 @@ __all__ = [
 
 #: Smallest simulated log the commands accept (fewer requests give no pairs to compare).
 MIN_REQUESTS = 10
+#: Seconds ``--scheduler`` waits for the scheduler before giving up (``--connect-timeout``).
+DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
 def _type_error(exc: Exception) -> argparse.ArgumentTypeError:
@@ -132,13 +134,18 @@ def add_data_options(parser: argparse.ArgumentParser, *, requests: int | None, r
 
 
 def add_dask_options(parser: argparse.ArgumentParser) -> None:
-    """``--dask-workers`` or ``--scheduler``: train on Dask (needs the dask extra)."""
+    """``--dask-workers`` or ``--scheduler`` (with ``--connect-timeout``): train on Dask (needs the dask extra)."""
     d = parser.add_argument_group("distributed (needs the dask extra)")
     x = d.add_mutually_exclusive_group()
     x.add_argument("--dask-workers", type=integer(lo=1), default=None, metavar="N",
                    help="train with DaskCTCVRClassifier on a local cluster of N worker processes x 1 thread")
     x.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="train with DaskCTCVRClassifier on the Dask scheduler at ADDRESS (e.g. tcp://host:8786)")
+                   help="train with DaskCTCVRClassifier on the Dask scheduler at ADDRESS (e.g. tcp://host:8786); "
+                        "an unreachable scheduler is an error after --connect-timeout seconds")
+    d.add_argument("--connect-timeout", type=real(lo=0.0, lo_open=True), default=DEFAULT_CONNECT_TIMEOUT,
+                   metavar="SECONDS",
+                   help=f"how long to try to reach --scheduler (default {DEFAULT_CONNECT_TIMEOUT:g} s; "
+                        "distributed's own default is 30 s)")
 
 
 def add_pwiser_options(group: Any, *, lam_help: str) -> None:

@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["progress", "on_terminal", "format_compare_table", "format_interval", "plot_sweep", "plot_roc",
+__all__ = ["check_writable", "progress", "on_terminal", "format_compare_table", "format_interval", "plot_sweep", "plot_roc",
            "plot_tradeoff"]
 
 #: Rows of the compare table, in order.
 TABLE_ROWS = ["ctr_auc", "ctr_conv_auc", "cvr_auc", "ctcvr_auc", "ctr_gauc", "ctcvr_gauc",
               "ctr_logloss", "ctcvr_logloss", "fit_s"]
+
+
+def check_writable(folder: Path, names: list[str]) -> None:
+    """Create ``folder`` and check that the files ``names`` can be written there, before any work.
+
+    An ``OSError`` naming the path otherwise (a folder where a file goes, a
+    read-only file or folder), so a run never fails after all its fitting.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create the output folder {folder}: {exc}") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write to the output folder {folder}: permission denied")
+    for name in names:
+        path = folder / name
+        if path.is_dir():
+            raise IsADirectoryError(f"cannot write {path}: it is a folder")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(f"cannot write {path}: permission denied")
 
 
 def on_terminal(quiet: bool, stream: Any = None) -> bool:

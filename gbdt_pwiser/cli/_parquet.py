@@ -1,9 +1,10 @@
 """``--data`` as a Parquet log on a Dask cluster: read on the workers, split by group there.
 
 With ``--dask-workers``/``--scheduler`` and a Parquet folder or glob, the
-client never holds the training rows: ``dask.dataframe.read_parquet`` reads
-them on the workers, each partition is converted as the loaders convert a
-file (:func:`gbdt_pwiser.datasets.parquet.parquet_part`, categories fixed over
+client never holds the training rows: the workers read them, one partition
+per file, with the types and checks of the in-memory loader
+(:func:`gbdt_pwiser.datasets.parquet.read_typed`), each partition is
+converted as the loaders convert a file (:func:`gbdt_pwiser.datasets.parquet.parquet_part`, categories fixed over
 the whole log in one pass), and the groups are split by a seeded hash of the
 group id (a group is in the test part when its hash falls below
 ``--test-size``; the share of test groups is close to, not exactly,
@@ -63,15 +64,22 @@ def _test_mask(group: np.ndarray, test_size: float, seed: int) -> np.ndarray:
     return (h % np.uint64(_BUCKETS)) < np.uint64(int(round(test_size * _BUCKETS)))
 
 
-def _converted(log: ParquetLog) -> Any:
-    """The log as a dask DataFrame of features + funnel label + group, converted on the workers."""
+def _typed(log: ParquetLog) -> Any:
+    """The layout's columns with the loaders' types, one partition per file, read and checked on the workers
+    exactly as the in-memory loader reads each file (errors name the file and the column)."""
     import dask.dataframe as dd
 
-    from ..datasets.loaders import LAYOUTS
+    from ..datasets.parquet import read_typed_frame, typed_meta
+
+    return dd.from_map(read_typed_frame, log.files, layout=log.layout, meta=typed_meta(log.layout),
+                       label="read-parquet-log")
+
+
+def _converted(log: ParquetLog) -> Any:
+    """The log as a dask DataFrame of features + funnel label + group, converted on the workers."""
     from ..datasets.parquet import feature_columns, parquet_part
 
-    spec = LAYOUTS[log.layout]
-    raw = dd.read_parquet(log.files, columns=list(spec["expected"]))
+    raw = _typed(log)
     meta = parquet_part(raw._meta, log.layout, log.categories, _Y, _G)
     return raw.map_partitions(parquet_part, log.layout, log.categories, _Y, _G, meta=meta), feature_columns(log.layout)
 
@@ -87,13 +95,12 @@ def split_parquet_log(log: ParquetLog, args: argparse.Namespace, client: Any) ->
     Problems of the data are ``ValueError`` (the command reports them in one line).
     """
     import dask
-    import dask.dataframe as dd
 
     from ..datasets import AdLog
     from ..datasets.loaders import LAYOUTS
 
     spec = LAYOUTS[log.layout]
-    raw = dd.read_parquet(log.files, columns=list(spec["expected"]))
+    raw = _typed(log)
     cats = list(spec["categorical"])
     uniq = [raw[c].dropna().drop_duplicates() for c in cats]
     click = raw[spec["click_col"]] >= 1

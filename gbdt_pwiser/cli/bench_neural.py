@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 from ..neural.bench import (
@@ -19,6 +20,7 @@ from ..neural.bench import (
     run_bench,
 )
 from ._data import UserError, load_log, make_model, split_log
+from ._output import check_writable
 from ._options import (
     add_data_options,
     add_pwiser_options,
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         if any(m in NEURAL_MODELS for m in args.models):
             require_torch()  # before any work
+        check_writable(Path(args.out), ["neural_bench.json", "neural_bench.md"])
         if args.requests is None:
             args.requests = cfg["requests"]
         log = load_log(args)

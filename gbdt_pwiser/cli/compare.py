@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ._data import UserError, fit_log, load_log, log_rates, make_model, split_log
+from ._data import UserError, _distributed, fit_log, load_log, log_rates, make_model, split_log
 from ._options import add_dask_options, add_data_options, add_pwiser_options, add_run_options, add_tree_options, integer, real_list
-from ._output import format_compare_table, plot_roc, plot_sweep, progress
-from ._evidence import evidence_methods, format_evidence, run_evidence
+from ._output import check_writable, format_compare_table, plot_roc, plot_sweep, progress
+from ._evidence import TRADEOFF_PLOTS, evidence_methods, format_evidence, run_evidence
 from ._options import add_evidence_options
 
 __all__ = ["DESCRIPTION", "TREE_DEFAULTS", "BOOTSTRAP_METRICS", "add_parser", "run"]
@@ -105,11 +105,13 @@ def differences(results: dict[str, dict[str, float]], predictions: dict[str, dic
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run ``compare`` with parsed options; prints the table and returns the summary written to results.json."""
     out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create the output folder {out}: {exc}") from exc
     sweep_lams = [] if args.no_sweep else [lam for lam in args.sweep_lam if lam not in (0.0, args.lam)]
+    plots = [] if args.no_plots else ["roc.png"] + (["lambda_sweep.png"] if sweep_lams else []) + (
+        [name for _, name in TRADEOFF_PLOTS] if evidence_methods(args) else [])
+    if evidence_methods(args) and _distributed(args):
+        raise UserError("the evidence run fits its competitors in memory: drop --dask-workers/--scheduler, or "
+                        "--evidence/--methods")
+    check_writable(out, ["results.json", "results.md", *plots])  # before any fitting
     stages = ["load data", "split by group", "fit BCE chain (λ=0)", f"fit PWiseR chain (λ={args.lam:g})"]
     stages += [f"λ sweep: fit λ={lam:g}" for lam in sweep_lams]
     stages += ["bootstrap and write results"]
@@ -121,9 +123,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t_all = time.perf_counter()
     stage(0)
     log = load_log(args)
-    if evidence_methods(args) and not hasattr(log, "X"):
-        raise UserError("the evidence run needs the log in memory: drop --dask-workers/--scheduler (Parquet on "
-                        "Dask stays on the cluster), or --evidence/--methods")
     bar.update()
     stage(1)
     train, test = split_log(log, args.test_size, args.seed, args)
@@ -132,10 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     predictions: dict[str, dict[str, np.ndarray]] = {}
     for i, (name, lam) in enumerate((("BCE", 0.0), ("PWiseR", args.lam))):
         stage(2 + i)
-        try:
-            metrics, model, fit_s = fit_eval(args, lam, train, test)
-        except ValueError as exc:
-            raise UserError(str(exc)) from exc
+        metrics, model, fit_s = fit_eval(args, lam, train, test)
         results[name] = {**metrics, "fit_s": fit_s, "lam": lam}
         p_ctr, p_cvr = model.predict_ctr(test.X), model.predict_cvr(test.X)
         predictions[name] = {"p_ctr": p_ctr, "p_cvr": p_cvr, "p_ctcvr": p_ctr * p_cvr}
@@ -167,13 +163,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "total_s": None,
     }
     table = format_compare_table(results, diffs, CONFIDENCE if args.bootstrap else None)
-    if not args.no_plots:
-        curves = {f"{name} chain": p for name, p in predictions.items()}
-        plot_roc(curves, test.y, out / "roc.png")
-        if summary["sweep"]:
-            plot_sweep(sweep, out / "lambda_sweep.png",
-                       f"{args.backend}, {desc}: AUC vs λ (m1={args.margin_click_only:g}, m2={args.margin_no_click:g})")
-    summary["total_s"] = time.perf_counter() - t_all
     d = summary["data"]
     lines = [
         f"data: {desc}: {d['rows']} exposures in {d['groups']} groups, CTR {d['ctr']:.2%}, "
@@ -190,10 +179,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         summary["evidence"] = run_evidence(args, log, out, plots=not args.no_plots)
     note = (f"intervals: paired bootstrap over the {d['test_groups']} test groups, {args.bootstrap} resamples, "
             f"{CONFIDENCE:.0%} percentile; an interval that contains 0 shows no effect" if args.bootstrap else "")
-    (out / "results.json").write_text(json.dumps(summary, indent=1, default=float))
-    (out / "results.md").write_text("\n".join([*(f"{ln}  " for ln in lines), "", table, "", note, ""]))
     bar.update()
     bar.close()
+    # the results first, then the files: a failed write loses nothing
     for ln in lines:
         print(ln)
     if d["test_conversions"] == 0 or d["test_clicks"] in (0, d["test_rows"]):
@@ -209,6 +197,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(format_evidence(summary["evidence"]))
         if summary["evidence"]["plots"]:
             print("wrote " + ", ".join(summary["evidence"]["plots"]))
-    print(f"wrote {out / 'results.json'}, {out / 'results.md'}"
-          + ("" if args.no_plots else f", {out / 'roc.png'}" + (f", {out / 'lambda_sweep.png'}" if summary["sweep"] else "")))
+    written = [out / "results.json", out / "results.md"]
+    if not args.no_plots:
+        curves = {f"{name} chain": p for name, p in predictions.items()}
+        plot_roc(curves, test.y, out / "roc.png")
+        written.append(out / "roc.png")
+        if summary["sweep"]:
+            plot_sweep(sweep, out / "lambda_sweep.png",
+                       f"{args.backend}, {desc}: AUC vs λ (m1={args.margin_click_only:g}, m2={args.margin_no_click:g})")
+            written.append(out / "lambda_sweep.png")
+    summary["total_s"] = time.perf_counter() - t_all
+    (out / "results.json").write_text(json.dumps(summary, indent=1, default=float))
+    (out / "results.md").write_text("\n".join([*(f"{ln}  " for ln in lines), "", table, "", note, ""]))
+    print("wrote " + ", ".join(str(p) for p in written))
     return summary

@@ -8,7 +8,8 @@ Needs the ``[dask]`` extra (``pip install "gbdt-pwiser[dask]"``). See
 
 * :class:`DaskCTCVRClassifier` — the CTR → CVR chain trained on the cluster.
 * :func:`partition_by_group` — every group whole in one partition, sorted inside it.
-* :func:`group_statistics` — one pass: PWiseR's global normalisers, layout checked.
+* :func:`group_statistics` — one pass: PWiseR's global normalisers, layout checked
+  (:class:`GroupLayoutError` for groups to repartition).
 * :class:`GlobalPWiseRObjective` — the objective each worker runs (``obj=`` / ``objective=``);
   :class:`GlobalSharedCTCVRObjective` its twin for the shared two-output booster.
 * :func:`xgboost_dmatrix`, :func:`xgboost_params`, :func:`lightgbm_fit_kwargs` — booster inputs.
@@ -43,12 +44,14 @@ from ..objectives.distributed import (
     GlobalSharedCTCVRObjective,
     entire_space_label,
 )
+from ..exceptions import GroupLayoutError
 from ._estimator import DaskCTCVRClassifier
 
 __all__ = [
     "DaskCTCVRClassifier",
     "partition_by_group",
     "group_statistics",
+    "GroupLayoutError",
     "GlobalStats",
     "GlobalPWiseRObjective",
     "GlobalSharedCTCVRObjective",

@@ -20,9 +20,10 @@ from .._labels import funnel_label
 from .._validation import check_int
 from .adlog import AdLog
 from .loaders import LAYOUTS, _arrow_types, _to_adlog
-from .sources import check_columns, list_files, read_schema
+from .sources import check_columns, list_files, read_schema, read_table
 
-__all__ = ["load_parquet_log", "parquet_part", "feature_columns", "check_parquet_columns"]
+__all__ = ["load_parquet_log", "parquet_part", "feature_columns", "check_parquet_columns", "read_typed",
+           "read_typed_frame", "typed_meta"]
 
 
 def _layout(layout: str) -> dict[str, Any]:
@@ -70,21 +71,76 @@ def load_parquet_log(path: str | os.PathLike, layout: str = "aliexpress", *, nro
     True
     """
     import pyarrow as pa
-    import pyarrow.dataset as ds
 
     nrows = None if nrows is None else check_int(nrows, "nrows", lo=0)
     spec = _layout(layout)
     files = list_files(path, "parquet")
     check_parquet_columns(files, layout)
-    types = _arrow_types(**{k: v for k, v in spec.items() if k != "layout"})
-    try:
-        data = ds.dataset(files, format="parquet")
-        table = data.head(nrows, columns=list(types)) if nrows is not None else data.to_table(columns=list(types))
-        cols = {c: table.column(c).cast(t) for c, t in types.items()}
-    except (OSError, pa.ArrowException) as exc:
-        raise ValueError(f"cannot read {os.fspath(path)!r} with the {spec['layout']} column types: {exc}") from exc
-    del table
+    tables, got = [], 0
+    for f in files:  # file by file: an error names the file and the column
+        if tables and nrows is not None and got >= nrows:
+            break
+        t = read_typed(f, layout)
+        tables.append(t if nrows is None else t.slice(0, nrows - got))
+        got += tables[-1].num_rows
+    table = pa.concat_tables(tables)
+    cols = {c: table.column(c) for c in table.column_names}
+    del table, tables
     return _to_adlog(os.fspath(path), cols, **spec)
+
+
+def read_typed(path: str, layout: str) -> Any:
+    """One Parquet file's columns of a layout as an Arrow table with the loaders' fixed types.
+
+    Casts are safe (text that is not a number, a fraction in an integer
+    column or an overflow is an error, never a silent change), the labels and
+    the group id must be complete and the labels valid funnel labels. Every
+    problem is a ``ValueError`` naming the file and the column. The same read
+    serves the in-memory loader and each Dask partition, so both paths accept
+    and refuse the same files.
+    """
+    import pyarrow as pa
+
+    spec = _layout(layout)
+    types = _arrow_types(**{k: v for k, v in spec.items() if k != "layout"})
+    table = read_table(path, list(types))
+    cols = {}
+    for c, t in types.items():
+        col = table.column(c)
+        try:
+            cols[c] = col.cast(t)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise ValueError(f"{path!r}: column {c!r} ({col.type}) cannot be read as {t}: {exc}") from exc
+    for c in (spec["click_col"], spec["conversion_col"], spec["group_col"]):
+        if cols[c].null_count:
+            raise ValueError(f"{path!r}: column {c!r} has {cols[c].null_count} missing value(s)")
+    try:
+        funnel_label(cols[spec["click_col"]].to_numpy(), cols[spec["conversion_col"]].to_numpy())
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path!r}: {exc}") from exc
+    return pa.table(cols)
+
+
+def typed_frame(table: Any) -> pd.DataFrame:
+    """A :func:`read_typed` table as pandas: integer category columns nullable ``Int32`` (every
+    partition of a Dask frame gets the same dtypes, with or without missing values)."""
+    import pyarrow as pa
+
+    return table.to_pandas(types_mapper={pa.int32(): pd.Int32Dtype()}.get)
+
+
+def read_typed_frame(path: str, layout: str) -> pd.DataFrame:
+    """:func:`read_typed` as a pandas frame (:func:`typed_frame`): one partition of a Dask frame."""
+    return typed_frame(read_typed(path, layout))
+
+
+def typed_meta(layout: str) -> pd.DataFrame:
+    """The empty frame of :func:`read_typed_frame`'s dtypes (a Dask frame's ``meta``)."""
+    import pyarrow as pa
+
+    spec = _layout(layout)
+    types = _arrow_types(**{k: v for k, v in spec.items() if k != "layout"})
+    return typed_frame(pa.table({c: pa.array([], type=t) for c, t in types.items()}))
 
 
 def feature_columns(layout: str) -> list[str]:

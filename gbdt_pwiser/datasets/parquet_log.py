@@ -117,17 +117,23 @@ class ParquetLog:
 
     def labels(self) -> list[str]:
         """The label column(s): ``[funnel]`` or ``[click, conversion]``."""
-        lab = [self.label] if isinstance(self.label, str) else list(self.label)
+        lab = ([self.label] if isinstance(self.label, str)
+               else list(self.label) if isinstance(self.label, (list, tuple)) else [])
         if len(lab) not in (1, 2) or not all(isinstance(c, str) for c in lab):
             raise ValueError("label must name the funnel-label column or the [click, conversion] columns, "
                              f"got {self.label!r}")
         return lab
 
     def meta_columns(self) -> list[str]:
-        """Label, group and weight columns (everything that is not a feature)."""
+        """Label, group and weight columns (everything that is not a feature); one column in two roles is an error."""
         if not isinstance(self.group, str):
             raise ValueError(f"group must name the group-id column, got {self.group!r}")
-        return self.labels() + [self.group] + ([self.weight] if self.weight else [])
+        used = self.labels() + [self.group] + ([self.weight] if self.weight else [])
+        twice = sorted({c for c in used if used.count(c) > 1})
+        if twice:
+            raise ValueError(f"columns {twice} are given more than one role (label, group, weight): each needs its "
+                             "own column")
+        return used
 
     def columns(self, files: Sequence[str] | None = None) -> list[str]:
         """The feature columns (the default ones taken from the first shard's schema)."""
@@ -141,6 +147,9 @@ class ParquetLog:
                                   "group or weight columns", "", first)
             return feats
         feats = [self.features] if isinstance(self.features, str) else list(self.features)
+        twice = sorted({c for c in feats if feats.count(c) > 1})
+        if twice:
+            raise ValueError(f"features lists columns {twice} more than once")
         clash = meta & set(feats)
         if clash:
             raise ValueError(f"columns {sorted(clash)} are both features and label/group/weight")
@@ -154,6 +163,8 @@ class ParquetLog:
 
         schema = read_schema(shard)
         check_columns(schema.names, self.meta_columns() + list(features), f"shard {shard!r}")
+        if self.weight and not (pa.types.is_integer(wt := schema.field(self.weight).type) or pa.types.is_floating(wt)):
+            raise TypeError(f"shard {shard!r}: weight column {self.weight!r} has type {wt}; weights must be numeric")
         for c in features:
             t = schema.field(c).type
             if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
@@ -175,10 +186,7 @@ class ParquetLog:
             if len(df) == 0:
                 continue
             where = f"shard {f!r}"
-            try:
-                ys.append(as_funnel(df[lab[0]] if len(lab) == 1 else df[lab], f"{where} labels"))
-            except ValueError as exc:  # funnel_label's messages do not name the data
-                raise ValueError(exc.args[0] if where in str(exc) else f"{where} labels: {exc}") from exc
+            ys.append(as_funnel(df[lab[0]] if len(lab) == 1 else df[lab], f"{where} labels"))
             g = df[self.group].to_numpy()
             ptr, h = group_runs(g, where)
             sizes.append(np.diff(ptr))

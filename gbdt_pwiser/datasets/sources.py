@@ -127,6 +127,10 @@ def is_parquet(path: Any) -> bool:
     return glob.has_magic(p) or os.path.isdir(p) or p.lower().endswith(PARQUET_SUFFIXES)
 
 
+def _unreadable(file: str, exc: Exception) -> DataSourceError:
+    return DataSourceError(f"shard {file!r} is not a readable Parquet file ({type(exc).__name__}: {exc})", file)
+
+
 def read_schema(file: str) -> Any:
     """The Arrow schema of a Parquet file; a :class:`DataSourceError` naming the file if it cannot be read."""
     import pyarrow as pa
@@ -134,19 +138,20 @@ def read_schema(file: str) -> Any:
 
     try:
         return pq.read_schema(file)
-    except (OSError, pa.ArrowException) as exc:
-        raise DataSourceError(f"cannot read {file!r} as Parquet: {exc}", file) from exc
+    except (OSError, pa.ArrowException) as exc:  # not Parquet, truncated, unreadable
+        raise _unreadable(file, exc) from exc
 
 
 def read_table(file: str, columns: Sequence[str]) -> Any:
-    """Columns of a Parquet file as an Arrow table; errors name the file (and a missing column)."""
+    """Columns of a Parquet file as an Arrow table; errors name the file (and a missing or doubled column)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    check_columns(read_schema(file).names, columns, f"shard {file!r}")
     try:
         return pq.read_table(file, columns=list(columns))
-    except (KeyError, ValueError, OSError, pa.ArrowException) as exc:
-        raise DataSourceError(f"cannot read {file!r} as Parquet: {exc}", file) from exc
+    except (OSError, pa.ArrowException) as exc:  # a damaged page
+        raise _unreadable(file, exc) from exc
 
 
 def closest(name: str, names: Sequence[str]) -> str | None:
@@ -169,11 +174,15 @@ def check_columns(available: Sequence[str], needed: Sequence[str], where: str) -
     """Every ``needed`` column must be in ``available``: a :class:`ColumnError` naming the first missing one.
 
     ``where`` names the data (``"shard 'a.parquet'"``, ``"'log.csv'"``); the
-    message proposes the closest existing column name and lists every missing one.
+    message proposes the closest existing column name and lists every missing
+    one. A needed column present twice is an error too.
     """
     have = list(available)
     missing = [c for c in needed if c not in have]
     if not missing:
+        twice = [c for c in dict.fromkeys(needed) if have.count(c) > 1]
+        if twice:
+            raise ColumnError(f"{where} has {have.count(twice[0])} columns named {twice[0]!r}", str(twice[0]), where)
         return
     c = missing[0]
     near = closest(str(c), have)

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from sklearn.utils.validation import validate_data
 
 from .._labels import as_funnel
-from .._validation import check_device, check_weight, group_codes
+from .._validation import check_device, check_no_inf, check_weight, group_codes
 
 __all__ = ["NoGroupWarning", "align_categories", "check_X", "check_eval_set", "check_lengths", "check_monitored",
            "check_native_params", "check_sample_weight", "n_rows", "take", "warn_no_group"]
@@ -148,6 +148,9 @@ def check_X(est: Any, X: Any, reset: bool) -> Any:
         cats = [c for c, t in X.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
         if X.shape[0] < 1:
             raise ValueError(f"X has 0 samples; a minimum of 1 is required by {type(est).__name__}")
+        if X.shape[1] < 1:
+            raise ValueError(f"X has 0 features; a minimum of 1 is required by {type(est).__name__}")
+        check_no_inf(X, "X")
         if reset:
             est._columns = list(X.columns)
             est._categorical = cats
@@ -198,8 +201,12 @@ def check_sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
     if sample_weight is None:
         return None
     w = check_weight(sample_weight, n, "sample_weight")
-    if w is not None and not w.sum() > 0:
+    if not w.sum() > 0:
         raise ValueError("sample_weight sums to zero")
+    big = np.finfo(np.float32).max
+    if w.max() > big:  # both boosters store weights as float32: inf there
+        raise ValueError(f"sample_weight has values above {big:.3g}, beyond the float32 the boosters store "
+                         "weights in: rescale them")
     return w
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .._labels import as_funnel
-from .._validation import check_weight
+from .._validation import check_no_inf, check_weight
 from ..datasets.parquet_log import LogState, ParquetLog
 from ..datasets.sources import group_runs, group_starts, list_files, numeric_matrix, read_table
 from ..exceptions import GroupLayoutError
@@ -74,6 +74,7 @@ class _ShardReader:
             self._row0 += n
         numeric = numeric_matrix(table, self.features)
         data, types = (table.select(self.features).to_pandas(), None) if numeric is None else numeric
+        check_no_inf(data, where, self.features)
         df = table.drop_columns(self.features).to_pandas()
         del table
         y = as_funnel(df[self.label[0]] if len(self.label) == 1 else df[self.label], f"{where} labels")

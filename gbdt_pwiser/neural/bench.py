@@ -344,16 +344,16 @@ def run_bench(
     md = [f"{data_line}  ", f"{settings_line}", "", table, ""]
     if delta:
         md += ["PWiseR − BCE, per model (positive: PWiseR is better):", "", delta, ""]
-    try:
-        (out / "neural_bench.json").write_text(json.dumps(summary, indent=1, default=float))
-        (out / "neural_bench.md").write_text("\n".join(md))
-    except OSError as exc:
-        raise BenchError(f"cannot write to {out}: {exc}") from exc
-    print(data_line)
+    print(data_line)  # the results first, then the files: a failed write loses nothing
     print(settings_line)
     print(table)
     if delta:
         print("PWiseR − BCE, per model (positive: PWiseR is better):")
         print(delta)
+    try:
+        (out / "neural_bench.json").write_text(json.dumps(summary, indent=1, default=float))
+        (out / "neural_bench.md").write_text("\n".join(md))
+    except OSError as exc:
+        raise BenchError(f"cannot write to {out}: {exc}") from exc
     print(f"wrote {out / 'neural_bench.json'}, {out / 'neural_bench.md'}")
     return summary

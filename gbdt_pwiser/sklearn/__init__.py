@@ -9,10 +9,12 @@ and ``_persistence`` the saved-model format.
 
 from ..metrics import ctcvr_auc_scorer, ctr_auc_scorer, cvr_auc_scorer, pctr_conversion_auc_scorer
 from ._classifier import CTCVRClassifier, NoGroupWarning
+from ._persistence import ModelFileError
 
 __all__ = [
     "CTCVRClassifier",
     "NoGroupWarning",
+    "ModelFileError",
     "ctr_auc_scorer",
     "cvr_auc_scorer",
     "ctcvr_auc_scorer",

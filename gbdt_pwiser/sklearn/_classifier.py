@@ -146,6 +146,10 @@ class CTCVRClassifier(_ChainBase):
 
     Attributes
     ----------
+    backend_, structure_ : str
+        The ``backend`` and ``structure`` the model was fitted with: prediction
+        and :meth:`save_model` use these, so ``set_params`` after ``fit``
+        affects the next fit only.
     booster_ : xgboost.Booster
         ``structure="shared"`` only (the chain attributes below are then
         absent), with ``init_margins_`` (the 2-vector start ``[z0, u0]``),

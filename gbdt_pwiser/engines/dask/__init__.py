@@ -34,97 +34,13 @@ from .._base import Engine, FitResult, LabelSums, Task, TrainingData, conversion
 from .._inputs import check_X
 from .evals import check_eval_set, eval_frames, worker_lost, xgboost_eval_params, xgboost_evals, xgboost_result
 from .inputs import lightgbm_fit_kwargs, xgboost_dmatrix
-from .partition import GlobalStats, _is_dask, group_statistics, partition_by_group
+from .partition import (G_COL, W_COL, Y_COL, GlobalStats, _is_dask, group_statistics, nonempty_partitions,
+                        partition_by_group, training_frame)
 
-__all__ = ["DaskData", "DaskEngine", "assemble"]
+__all__ = ["DaskData", "DaskEngine"]
 
 # column names of the assembled training frame (features keep theirs)
-Y, G, W, ESL = "__gbdt_pwiser_y__", "__gbdt_pwiser_group__", "__gbdt_pwiser_w__", "__gbdt_pwiser_esl__"
-_CLICK, _CONV = "__gbdt_pwiser_click__", "__gbdt_pwiser_conversion__"
-
-
-def _is_frame(value: Any) -> bool:
-    import dask.dataframe as dd
-
-    return isinstance(value, dd.DataFrame)
-
-
-def _check_blocks(value: Any, name: str, X: Any) -> None:
-    """A dask Array is aligned with ``X`` block by block: one chunk of rows per partition of ``X``."""
-    import dask.array as da
-
-    if isinstance(value, da.Array) and len(value.chunks[0]) != X.npartitions:
-        raise ValueError(f"{name} is a dask Array of {len(value.chunks[0])} row chunks but X has {X.npartitions} "
-                         "partitions: X, y, group and sample_weight must be partitioned alike (rechunk the array "
-                         "to X's partitions, or pass a dask Series, which is aligned by index)")
-
-
-def _column(value: Any, name: str) -> Any:
-    """A dask Series or 1-D Array for one column (an (n, 1) array or frame becomes 1-D)."""
-    if not _is_dask(value):
-        raise TypeError(f"{name} must be a dask Series or Array partitioned like X, got {type(value).__name__}")
-    if _is_frame(value):
-        if len(value.columns) != 1:
-            raise ValueError(f"{name} must be one column, got {len(value.columns)} columns")
-        return value[value.columns[0]]
-    if getattr(value, "ndim", 1) == 2:
-        if value.shape[1] != 1:
-            raise ValueError(f"{name} must be one column, got shape {value.shape}")
-        return value[:, 0]
-    return value
-
-
-def _funnel_part(part: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
-    """Funnel labels of one partition from its label column(s), checked (errors name the partition)."""
-    i = 0 if partition_info is None else int(partition_info["number"])
-    cols = [Y] if Y in part.columns else [_CLICK, _CONV]
-    lab = as_funnel(part[cols[0]] if len(cols) == 1 else part[cols], f"y (partition {i})")
-    return part.drop(columns=cols).assign(**{Y: lab.astype(np.int8)})
-
-
-def assemble(X: Any, y: Any, group: Any = None, sample_weight: Any = None) -> Any:
-    """One dask DataFrame of the features and the reserved label, group and weight columns.
-
-    ``y`` is funnel labels (a dask Series or 1-D Array) or ``[click,
-    conversion]`` (a 2-column dask DataFrame or (n, 2) Array); ``group`` and
-    ``sample_weight`` dask Series or Arrays. Series are aligned with ``X`` by
-    index, as pandas does; Arrays by blocks (their chunks must match ``X``'s
-    partitions). Without ``group`` each partition is one group.
-    """
-    clash = [c for c in X.columns if c in (Y, G, W, ESL, _CLICK, _CONV)]
-    if clash:
-        raise ValueError(f"X has reserved column names {clash}")
-    if not _is_dask(y):
-        raise TypeError(f"y must be a dask Series, DataFrame or Array partitioned like X, got {type(y).__name__}")
-    for name, value in (("y", y), ("group", group), ("sample_weight", sample_weight)):
-        _check_blocks(value, name, X)
-    cols: dict[str, Any] = {}
-    two = (len(y.columns) == 2) if _is_frame(y) else (y.ndim == 2 and y.shape[1] == 2)
-    if two:
-        cols[_CLICK], cols[_CONV] = (y[y.columns[0]], y[y.columns[1]]) if _is_frame(y) else (y[:, 0], y[:, 1])
-    else:
-        cols[Y] = _column(y, "y")
-    if group is not None:
-        cols[G] = _column(group, "group")
-    if sample_weight is not None:
-        cols[W] = _column(sample_weight, "sample_weight")
-    frame = X.assign(**cols)
-    meta = _funnel_part(frame._meta)
-    frame = frame.map_partitions(_funnel_part, meta=meta)
-    if group is None:  # each partition one group: its number
-        frame = frame.map_partitions(_partition_group, meta=meta.assign(**{G: np.zeros(0, np.int64)}))
-    return frame
-
-
-def _partition_group(part: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
-    number = 0 if partition_info is None else int(partition_info["number"])
-    return part.assign(**{G: np.full(len(part), number, dtype=np.int64)})
-
-
-def _known_categories(X: Any) -> Any:
-    """``X`` with every ``category`` column's categories known (one pass over those columns when needed)."""
-    unknown = [c for c, t in X.dtypes.items() if isinstance(t, pd.CategoricalDtype) and not X[c].cat.known]
-    return X.categorize(columns=unknown) if unknown else X
+Y, G, W, ESL = Y_COL, G_COL, W_COL, "__gbdt_pwiser_esl__"
 
 
 def _sums(stats: GlobalStats) -> LabelSums:
@@ -225,10 +141,12 @@ class DaskEngine(Engine):
             if group != "all":
                 raise ValueError(f'group must be per-row group ids, "all" or None, got {group!r}')
             group = None
-        X = _known_categories(X)
-        check_X(est, X._meta_nonempty, reset=True)
+        clash = [c for c in X.columns if c in (Y, G, W, ESL)]
+        if clash:
+            raise ValueError(f"X has reserved column names {clash}")
+        frame = training_frame(X, y, group, sample_weight)  # categories made known, one graph
+        check_X(est, frame[list(X.columns)]._meta_nonempty, reset=True)
         features = list(X.columns)
-        frame = assemble(X, y, group, sample_weight)
         weighted = sample_weight is not None
 
         def stats_of(f: Any, check: bool) -> GlobalStats:
@@ -241,9 +159,10 @@ class DaskEngine(Engine):
             frame = partition_by_group(frame, G)
             stats = stats_of(frame, False)
             est.repartitioned_ = True
-        frame = frame.persist()
+        frame, keep = nonempty_partitions(frame.persist(), stats.rows)  # LightGBM fails on empty partitions
+        stats = stats.partitions(keep)
         est.n_partitions_ = int(frame.npartitions)
-        return DaskData(self.client, frame, features, stats, _sums(stats), weighted, X._meta)
+        return DaskData(self.client, frame, features, stats, _sums(stats), weighted, frame[features]._meta)
 
     def prepare_evals(self, est: Any, eval_set: Any) -> list[Any]:
         if eval_set is None:
@@ -263,6 +182,8 @@ class DaskEngine(Engine):
         assert isinstance(data, DaskData)
         frame = data.frame.map_partitions(_keep_part, keep, meta=data.frame._meta)
         stats = group_statistics(frame[Y], frame[G], frame[W] if data.weighted else None, check_groups=False)
+        frame, kept = nonempty_partitions(frame, stats.rows)
+        stats = stats.partitions(kept)
         return DaskData(data.client, frame, data.features, stats, _sums(stats), data.weighted, data.meta)
 
     def outcomes(self, data: TrainingData, model: Any) -> tuple[Outcomes, Outcomes]:
@@ -300,11 +221,10 @@ class DaskEngine(Engine):
     def _rows(self, data: DaskData, task: Task) -> tuple[Any, Any, Any, Any]:
         """Features, label, weight (dask collections) and the group column of the task's rows."""
         frame = data.frame
+        if task.rows == "clicked":  # the CVR booster's own rows: no conversion weighting
+            sub, _ = nonempty_partitions(frame[frame[Y] >= 1])  # partitions without clicks dropped
+            return sub[data.features], (sub[Y] == 2).astype(np.float32), sub[W] if data.weighted else None, None
         weight = data.weight(task.conversion_weight)
-        if task.rows == "clicked":
-            keep = frame[Y] >= 1
-            sub = frame[keep]
-            return sub[data.features], (sub[Y] == 2).astype(np.float32), None if weight is None else weight[keep], None
         X = data.X()
         if task.transform is not None:
             X = X.map_partitions(task.transform, meta=task.transform(X._meta))

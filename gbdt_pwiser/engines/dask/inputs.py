@@ -21,13 +21,22 @@ __all__ = ["funnel_labels", "global_qid", "group_sizes", "xgboost_dmatrix", "xgb
 
 
 def _aligned(parts: list, func: Any, lengths: np.ndarray, dtype: Any) -> Any:
-    """A 1-d dask Array whose block ``i`` is ``func(i, *parts[i])`` with ``lengths[i]`` rows."""
+    """A 1-d dask Array whose block ``i`` is ``func(i, *parts[i])`` with ``lengths[i]`` rows.
+
+    Built from its blocks directly, not with ``da.concatenate``, which drops
+    empty blocks: block ``i`` must stay partition ``i`` of ``X`` even when
+    that partition is empty (the boosters pair the blocks by position).
+    """
     import dask
     import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
 
-    blocks = [da.from_delayed(dask.delayed(func)(i, *p), shape=(int(n),), dtype=dtype)
-              for i, (p, n) in enumerate(zip(parts, lengths))]
-    return da.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    tasks = [dask.delayed(func)(i, *p) for i, p in enumerate(parts)]
+    name = "gbdt-pwiser-aligned-" + tokenize(*tasks)
+    layer = {(name, i): t.key for i, t in enumerate(tasks)}  # each block: the task's result
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=tasks)
+    return da.Array(graph, name, chunks=(tuple(int(n) for n in lengths),), dtype=dtype)
 
 
 def _funnel_block(i: int, y: Any) -> np.ndarray:

@@ -17,14 +17,18 @@ import numpy as np
 import pandas as pd
 
 from ..._labels import as_funnel
-from ..._validation import check_weight
+from ..._validation import check_no_inf, check_weight
 from ...datasets.sources import group_runs
 from ...exceptions import GroupLayoutError
 from ...objectives.pwiser import prepare_data
 
-__all__ = ["GlobalStats", "partition_by_group", "group_statistics", "partitions_of"]
+__all__ = ["GlobalStats", "partition_by_group", "group_statistics", "partitions_of", "training_frame",
+           "nonempty_partitions",
+           "known_categories", "Y_COL", "G_COL", "W_COL"]
 
-_ROW_KEY = "__gbdt_pwiser_row__"
+_ROW_KEY, _HASH_KEY = "__gbdt_pwiser_row__", "__gbdt_pwiser_hash__"
+#: Columns of :func:`training_frame` besides the features: funnel label, group id, row weight.
+Y_COL, G_COL, W_COL = "__gbdt_pwiser_y__", "__gbdt_pwiser_group__", "__gbdt_pwiser_w__"
 
 
 # --------------------------------------------------------------------------- collections
@@ -47,6 +51,115 @@ def partitions_of(coll: Any, name: str) -> list:
             )
         parts = list(parts.reshape(parts.shape[0], -1)[:, 0])
     return list(parts)
+
+
+def _values(part: Any) -> np.ndarray:
+    return np.asarray(part.to_numpy() if hasattr(part, "to_numpy") else part)
+
+
+def _rows_like(coll: Any, name: str, npartitions: int) -> Any:
+    """``coll`` as a dask DataFrame/Series, checked to have ``npartitions`` partitions.
+
+    The count is the one the user sees (``npartitions``, or the row chunks of
+    a dask Array), before dask's optimiser, which may merge the partitions of
+    small Parquet files differently for different column selections. A dask
+    Array becomes a Series/DataFrame with one partition per row chunk.
+    """
+    if coll is None:
+        return None
+    if not _is_dask(coll):
+        raise TypeError(f"{name} must be a dask Series, DataFrame or Array partitioned like X, "
+                        f"got {type(coll).__name__}")
+    import dask.array as da
+
+    if not isinstance(coll, da.Array):
+        n = int(coll.npartitions)
+    else:  # one partition per row chunk
+        import dask.dataframe as dd
+
+        if coll.ndim not in (1, 2):
+            raise ValueError(f"{name} must be 1-D or 2-D, got a {coll.ndim}-D dask Array")
+        if coll.ndim == 2:
+            coll = coll.rechunk({1: -1})
+        n = int(coll.numblocks[0])
+        coll = dd.from_dask_array(coll)
+    if n != npartitions:
+        raise ValueError(f"{name} has {n} partitions but X has {npartitions}: X, y, group and sample_weight "
+                         "must be partitioned alike")
+    return coll
+
+
+def _assemble(X: pd.DataFrame, y: Any, g: Any, w: Any, partition_info: dict | None = None) -> pd.DataFrame:
+    """One partition of :func:`training_frame`."""
+    i = 0 if partition_info is None else int(partition_info["number"])
+    for name, v in (("y", y), ("group", g), ("sample_weight", w)):
+        if v is not None and len(v) != len(X):
+            raise ValueError(f"partition {i} of {name} has {len(v)} rows but partition {i} of X has {len(X)}: "
+                             "X, y, group and sample_weight must be partitioned alike (select them from one "
+                             "dask DataFrame, or persist them first: dask's optimiser may merge the partitions "
+                             "of separately read Parquet files differently)")
+    check_no_inf(X, f"X (partition {i})")
+    out = X.copy()
+    out[Y_COL] = as_funnel(y, f"y (partition {i})").astype(np.int8)
+    out[G_COL] = np.full(len(X), i, dtype=np.int64) if g is None else _values(g).reshape(-1)
+    if w is not None:
+        out[W_COL] = check_weight(_values(w).reshape(-1), len(X), f"sample_weight (partition {i})")
+    return out
+
+
+def known_categories(X: Any) -> Any:
+    """``X`` with the categories of every ``category`` column known.
+
+    ``dd.read_parquet`` of files written from pandas categoricals gives
+    columns whose categories are unknown until read, and each partition then
+    has its own: the boosters would see different codes on different workers.
+    Such columns are made known with one pass over them
+    (``X.categorize(columns=...)``), as a user would.
+    """
+    unknown = [c for c, t in X.dtypes.items() if isinstance(t, pd.CategoricalDtype) and not X[c].cat.known]
+    return X.categorize(columns=unknown, index=False) if unknown else X
+
+
+def training_frame(X: Any, y: Any, group: Any = None, sample_weight: Any = None) -> Any:
+    """One dask DataFrame of the features of ``X``, the funnel label, the group id and the weight.
+
+    The columns are those of ``X`` (their categories made known, see
+    :func:`known_categories`), ``Y_COL`` (int8 funnel labels from funnel or
+    ``[click, conversion]`` labels), ``G_COL`` (the group ids; the partition
+    number when ``group`` is None) and ``W_COL`` (float64, with
+    ``sample_weight``). They are assembled partition by partition in one
+    graph, so dask's optimiser reads ``X``, ``y``, ``group`` and
+    ``sample_weight`` selected from one frame alike (it may merge small
+    Parquet files into fewer partitions when only some columns are read).
+    ``y``, ``group`` and ``sample_weight`` may be dask Series, DataFrames or
+    Arrays (one row chunk per partition of ``X``).
+
+    Raises
+    ------
+    ValueError
+        A collection with another number of partitions, or a partition with
+        another number of rows (on the workers), or bad labels.
+    """
+    import dask.dataframe as dd
+
+    X = known_categories(X)
+    y, group, sample_weight = (_rows_like(c, name, X.npartitions) for c, name in
+                               ((y, "y"), (group, "group"), (sample_weight, "sample_weight")))
+    meta = X._meta.assign(**{Y_COL: np.zeros(0, np.int8),
+                             G_COL: (np.zeros(0, np.int64) if group is None else _values(group._meta).reshape(-1)[:0])})
+    if sample_weight is not None:
+        meta[W_COL] = np.zeros(0, np.float64)
+    return dd.map_partitions(_assemble, X, y, group, sample_weight, meta=meta, align_dataframes=False)
+
+
+def _exact_key(ids: np.ndarray) -> np.ndarray:
+    """int64 shuffle keys of integer ids: the id where float64 holds it exactly, else 53 bits of its hash."""
+    ids = np.asarray(ids)
+    exact = ids <= 2**53 if ids.dtype.kind == "u" else (ids >= -(2**53)) & (ids <= 2**53)
+    key = np.where(exact, ids, 0).astype(np.int64)
+    if not exact.all():
+        key[~exact] = (pd.util.hash_array(ids[~exact]) >> np.uint64(11)).astype(np.int64)
+    return key
 
 
 def partition_by_group(df: Any, group: str, npartitions: int | None = None) -> Any:
@@ -86,25 +199,36 @@ def partition_by_group(df: Any, group: str, npartitions: int | None = None) -> A
         raise TypeError(f"df must be a dask DataFrame, got {type(df).__name__}")
     if not isinstance(group, str) or group not in df.columns:
         raise ValueError(f"group must name a column of df, got {group!r}")
-    if _ROW_KEY in df.columns:
-        raise ValueError(f"df already has a column named {_ROW_KEY!r}")
+    for key in (_ROW_KEY, _HASH_KEY):
+        if key in df.columns:
+            raise ValueError(f"df already has a column named {key!r}")
     nparts = df.npartitions if npartitions is None else int(npartitions)
     if nparts < 1:
         raise ValueError(f"npartitions must be >= 1, got {npartitions!r}")
 
+    # dask hashes numeric shuffle columns as float64, which maps integer ids beyond 2**53 (64-bit request
+    # ids) to a few values: all rows would meet in a few partitions. Integer ids are shuffled on a key
+    # that is the id where float64 holds it exactly (the same partitions as the id itself) and 53 bits
+    # of pandas' hash of the id beyond; other ids on themselves.
+    on = _HASH_KEY if pd.api.types.is_integer_dtype(df._meta[group].dtype) else group
+
     def add_key(part: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
         number = 0 if partition_info is None else int(partition_info["number"])
-        key = (np.int64(number) << np.int64(40)) + np.arange(len(part), dtype=np.int64)
-        return part.assign(**{_ROW_KEY: key})
+        keys = {_ROW_KEY: (np.int64(number) << np.int64(40)) + np.arange(len(part), dtype=np.int64)}
+        if on == _HASH_KEY:
+            keys[_HASH_KEY] = _exact_key(part[group].to_numpy())
+        return part.assign(**keys)
 
     def sort_part(part: pd.DataFrame) -> pd.DataFrame:
         if part[group].isna().any():
             raise ValueError(f"group column {group!r} contains missing (NaN/None) group ids")
-        return part.sort_values([group, _ROW_KEY], kind="stable").drop(columns=_ROW_KEY)
+        return part.sort_values([group, _ROW_KEY], kind="stable").drop(
+            columns=[_ROW_KEY] + ([_HASH_KEY] if on == _HASH_KEY else []))
 
-    meta = df._meta.assign(**{_ROW_KEY: np.zeros(0, dtype=np.int64)})
+    meta = df._meta.assign(**{k: np.zeros(0, dtype=np.int64) for k in (_ROW_KEY, _HASH_KEY)
+                              if k == _ROW_KEY or on == _HASH_KEY})
     keyed = df.map_partitions(add_key, meta=meta)
-    shuffled = keyed.shuffle(on=group, npartitions=nparts)
+    shuffled = keyed.shuffle(on=on, npartitions=nparts)
     return shuffled.map_partitions(sort_part, meta=df._meta)
 
 
@@ -154,6 +278,28 @@ class GlobalStats:
         """The three numbers every worker's objective needs."""
         return {"total_weight": self.total_weight, "pair_weight_c": self.pair_weight_c,
                 "pair_weight_n": self.pair_weight_n}
+
+    def partitions(self, keep: np.ndarray) -> "GlobalStats":
+        """The statistics of partitions ``keep`` only (the totals must not change: drop empty ones)."""
+        import dataclasses
+
+        keep = np.asarray(keep, dtype=np.int64)
+        return dataclasses.replace(self, rows=self.rows[keep], groups=self.groups[keep],
+                                   min_group=[self.min_group[i] for i in keep] if self.min_group else [],
+                                   max_group=[self.max_group[i] for i in keep] if self.max_group else [])
+
+
+def nonempty_partitions(frame: Any, lengths: np.ndarray | None = None) -> tuple[Any, np.ndarray]:
+    """``frame`` without its empty partitions, and the positions kept.
+
+    LightGBM's Dask estimators fail on a worker whose partitions are all
+    empty ("Input data must be 2 dimensional and non empty"); empty
+    partitions add nothing to any sum. ``lengths`` (rows per partition) are
+    computed when not given.
+    """
+    n = np.asarray(frame.map_partitions(len).compute() if lengths is None else lengths)
+    keep = np.flatnonzero(n > 0)
+    return (frame if keep.size == n.size else frame.partitions[[int(i) for i in keep]]), keep
 
 
 def _labels_part(y: Any, i: int) -> np.ndarray:
@@ -253,7 +399,8 @@ def group_statistics(y: Any, group: Any, sample_weight: Any = None, *, X: Any = 
     ------
     GroupLayoutError
         A group split across partitions or not contiguous in its partition
-        (a ``ValueError``; ``fit`` repartitions on it).
+        (a ``ValueError``; :func:`partition_by_group` fixes the layout, and the
+        Dask engine repartitions on it).
     ValueError
         Mismatched partitions, bad labels or weights (each naming the partition).
     """
