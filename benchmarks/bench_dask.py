@@ -39,11 +39,8 @@ OOC = r"""
 import json, glob
 import numpy as np, pandas as pd, xgboost as xgb
 from gbdt_pwiser import PWiseRObjective, initial_margin
+from common import proc_status_mib as hwm
 from gbdt_pwiser.engines.external import external_dmatrix
-def hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
 files = sorted(glob.glob("{folder}/*.parquet"))
 feats = [c for c in pd.read_parquet(files[0]).columns if c.startswith("f")]
 m0 = {m0!r}
@@ -62,10 +59,9 @@ print(json.dumps({{"peak_rss_mib": hwm()}}))
 
 
 def _worker_hwm() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    from common import proc_status_mib
+
+    return proc_status_mib("VmHWM")
 
 
 def _split(df: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -46,11 +46,8 @@ from common import RESULTS, make_data, run_python, write_result  # noqa: E402
 CHILD = r"""
 import json, os, threading, time, glob
 import numpy as np, pandas as pd
+from common import proc_status_mib as status
 
-def status(key):
-    for line in open("/proc/self/status"):
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
 peak = {{"anon": 0.0}}
 def sample():
     while True:

@@ -24,16 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import make_data, run_python, write_result  # noqa: E402
 
 CODE = r"""
-import json, resource, sys
+import json, sys
 import numpy as np
+from common import proc_status_mib as hwm_mib
 from gbdt_pwiser import PWiseRObjective, initial_margin
-def hwm_mib():
-    # VmHWM is per address space and starts afresh at exec; ru_maxrss would carry the
-    # parent's high-water mark over fork + exec
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 X, y, g = (np.load(f"{data}/{{k}}.npy") for k in ("X", "y", "g"))
 rss0 = hwm_mib()
 variant, backend = {variant!r}, {backend!r}

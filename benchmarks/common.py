@@ -125,10 +125,38 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def proc_status_mib(key: str = "VmHWM") -> float:
+    """A memory figure of this process from ``/proc/self/status``, in MiB: the one peak-memory reader.
+
+    ``VmHWM`` (the default) is the peak resident set: per address space, it
+    starts afresh at ``exec`` (``ru_maxrss`` would carry a parent's high-water
+    mark over fork + exec, and is the fallback where ``/proc`` is missing);
+    ``VmRSS`` and ``RssAnon`` are the current resident and anonymous sets.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    if key != "VmHWM":
+        return float("nan")
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 600) -> str:
-    """Run code in a fresh interpreter and return its stdout (raises on failure)."""
+    """Run code in a fresh interpreter and return its stdout (raises on failure).
+
+    The benchmarks folder is on the child's path, so ``from common import ...`` works there.
+    """
+    child = {**os.environ, **(env or {})}
+    here = str(Path(__file__).resolve().parent)
+    child["PYTHONPATH"] = os.pathsep.join([here] + [p for p in (child.get("PYTHONPATH", ""),) if p])
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                         env={**os.environ, **(env or {})})
+                         env=child)
     if res.returncode != 0:
         raise RuntimeError(f"subprocess failed:\n{res.stderr}")
     return res.stdout
