@@ -1,28 +1,26 @@
 """CPU drivers of the kernels (docs/mathematics.md §2–§5): Numba loops over rows and groups.
 
-The mathematics of a row and of a group is in :mod:`gbdt_pwiser.kernels.shared`
-(one source for the CPU and the CUDA kernels); this module holds the drivers
+The mathematics of a row and of a group is in :mod:`gbdt_pwiser.kernels.scalars` and
+:mod:`gbdt_pwiser.kernels.groups` (one source for the CPU and the CUDA kernels, with the
+argument groups ``Rows``, ``Groups``, ``Pairs`` and ``Scratch``); this module holds the drivers
 and the CPU-only parts (data preparation, the loss values).
 
 Layering (after stumpy): the validated public API in :mod:`gbdt_pwiser.objectives`
 prepares the data once (:func:`prepare_ptr` / :func:`prepare_codes`, plain loops),
 then every boosting round calls either
 
-* :func:`bce_pair_pass` — for contiguous groups on one thread (the boosters'
-  default): chunk by chunk, the chunk's BCE terms (:func:`bce_rows_pd`, storing
-  p and σ' = p(1 - p) of its rows) and then its active groups' pair terms, while
-  its rows are in cache; or
+* :func:`bce_pair_pass` — for contiguous groups on one thread: chunk by chunk, the
+  chunk's BCE terms (:func:`bce_rows_pd`, storing p and σ' = p(1 - p) of its rows)
+  and then its active groups' pair terms, while its rows are in cache; or
 * :func:`bce_pass_pd` (row-parallel) then :func:`pair_pass` (group-parallel, over
   the *active* groups: a conversion and at least one partner), with p and σ' of
   every row in between; :func:`bce_pass` alone when λ = 0.
 
-A group's pair terms are one call, :func:`pair_group_cpu`
-(:func:`~gbdt_pwiser.kernels.shared.exact_group_pd`,
-:func:`~gbdt_pwiser.kernels.shared.exact_logistic_group_pd` or
-:func:`~gbdt_pwiser.kernels.shared.sampled_group_pd`, chosen while compiling,
-inlined: the parallel pass calls one function per block of GROUP_BLOCK groups),
-reading p and σ' instead of a sigmoid per partner. Pairs never cross groups, so
-threads never write the same row.
+A group's pair terms are one call, :func:`~gbdt_pwiser.kernels.groups.pair_group`
+(the same function the CUDA group kernel calls; here its group function is chosen
+while compiling and inlined: the parallel pass calls one function per block of
+GROUP_BLOCK groups), reading p and σ' instead of a sigmoid per partner. Pairs never
+cross groups, so threads never write the same row.
 
 Inside a group the rows of active groups are laid out once per training run in
 ``perm`` as ``[P (conversions) | C (click-only) | N (non-clicks)]``, so a round
@@ -39,8 +37,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import get_num_threads, njit, prange, typeof, types  # noqa: F401 - get_num_threads: the objectives' dispatch
-from numba.extending import overload
+from numba import get_num_threads, njit, prange  # noqa: F401 - get_num_threads: the objectives' dispatch
 
 from .scalars import (
     LOSS_SQUARED_HINGE,
@@ -51,10 +48,11 @@ from .scalars import (
     esmm_row,
     esmm_terms,
     log1pexp,
+    pair_value,
     sigmoid_and_deriv,
     weight,
 )
-from .shared import exact_group_pd, exact_logistic_group_pd, sampled_group_pd, sort_conversions
+from .groups import Rows, mode_key, pair_group, sort_conversions
 
 
 def round_key(seed: int, iteration: int) -> np.uint64:
@@ -224,121 +222,78 @@ def bce_loss(z, y, w, has_w):
 # --------------------------------------------------------------------------- pair terms
 
 
-def pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                   g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro):
-    """The pair terms of active group a: exact (``pairs="all"``) when ``key`` is None (squared hinge)
-    or False (logistic), else k draws per conversion and term with the round key ``key``. p and σ'
-    of row r are ``pp[r - ro]``, ``pd[r - ro]``."""
-    group = _group_function(typeof(key))
-    group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-          g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro)
-
-
-@overload(pair_group_cpu, jit_options={"forceinline": True, "_nrt": False})
-def _pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                    g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro):
-    # the mode is chosen while compiling, by the type of key: a fit compiles its own mode only
-    # (a branch at run time compiled all three, ~1.5 s of every first fit); no reference counting
-    # (see scalars._register: per group, ~20 arrays counted twice)
-    return _group_function(key)
-
-
-def _group_function(key_type):
-    """The group function of a mode argument's Numba type (see :func:`_mode_key`)."""
-    if isinstance(key_type, types.NoneType):
-        return exact_group_pd
-    if isinstance(key_type, types.Boolean):
-        return exact_logistic_group_pd
-    return sampled_group_pd
-
-
 #: active groups per task of the group-parallel pair pass (:func:`pair_pass`)
 GROUP_BLOCK = 256
 
 
+def _cpu_pairs(P):
+    """``P`` with the key that selects the group function while compiling (:func:`groups.mode_key`)."""
+    return P._replace(key=mode_key(P.k, P.key, P.loss_kind))
+
+
+def pair_pass(R, G, P, S, g, h):
+    """Add the λ·PWiseR gradient/Hessian of every active group to g, h (group-parallel).
+
+    ``R``, ``G``, ``P``, ``S``: :class:`~gbdt_pwiser.kernels.groups.Rows` (``R.pp``/``R.pd`` hold p
+    and σ' of every row, ``R.ro`` = 0: stored by :func:`bce_pass_pd`), ``Groups``, ``Pairs`` (with
+    the round key) and ``Scratch``.
+    """
+    if min(R.pp.size, R.pd.size) < R.z.size or R.ro != 0:
+        raise ValueError("pair_pass: the p/σ' buffers must hold every row (ro = 0)")
+    _pair_groups(R, G, _cpu_pairs(P), S, g, h)
+
+
 @njit(cache=True, error_model="numpy")
-def _pair_group_range(a0, a1, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                      g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+def _pair_group_range(a0, a1, R, G, P, S, g, h):
     # the parallel driver's call into the group mathematics, one per block of groups: a dispatcher,
     # compiled once (called directly from a prange body, every group function compiled twice), and
     # called per block, not per group (each call increments and decrements the reference count of
     # every array argument: per group, two threads contending on those counts ran no faster than one)
     for a in range(a0, a1):
-        pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                       g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, 0)
-
-
-def _mode_key(k, key, loss_kind):
-    """The drivers' mode argument, whose type picks the group function while compiling: None for
-    the exact squared hinge, False for the exact logistic loss, the round key for k draws."""
-    if k != 0:
-        return np.uint64(key)
-    return None if loss_kind == LOSS_SQUARED_HINGE else False
-
-
-def pair_pass(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-              g, h, sp, si, pa, pb, bw, bwp, pp, pd):
-    """Add the λ·PWiseR gradient/Hessian of every active group to g, h.
-
-    ``pp``/``pd`` hold p and σ' of every row, stored by :func:`bce_pass_pd` (read by the squared
-    hinge, exact and sampled, instead of a sigmoid per partner).
-    """
-    if min(pp.size, pd.size) < z.size:
-        raise ValueError("pair_pass: the p/σ' buffers must hold every row")
-    # merge-sort scratch of groups with more than INSERTION_SORT_MAX conversions (untouched pages
-    # otherwise). Allocated here, not inside the parallel driver: that made the exact squared
-    # hinge 2.5x slower (measured old vs new in one process; results/kernels_before_after.json).
-    tp = np.empty(sp.size, dtype=np.float64)
-    ti = np.empty(si.size, dtype=np.int64)
-    key = _mode_key(k, key, loss_kind)
-    _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                 g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+        pair_group(a, R, G, P, S, g, h)
 
 
 @njit(parallel=True, cache=True)
-def _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                 g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
-    A = aptr.size - 1
+def _pair_groups(R, G, P, S, g, h):
+    A = G.aptr.size - 1
     for b in prange((A + GROUP_BLOCK - 1) // GROUP_BLOCK):
         a0 = b * GROUP_BLOCK
-        _pair_group_range(a0, min(a0 + GROUP_BLOCK, A), z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n,
-                          m1, m2, loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+        _pair_group_range(a0, min(a0 + GROUP_BLOCK, A), R, G, P, S, g, h)
 
 
-def bce_pair_pass(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
-                  loss_kind, k, key, g, h, sp, si, pa, pb, bw, bwp, pp, pd):
+def bce_pair_pass(R, floor, crow, cgrp, G, P, S, g, h):
     """:func:`bce_pass_pd` then :func:`pair_pass`, chunk by chunk, for contiguous groups.
 
     Chunk c (rows ``crow[c]:crow[c+1]``, active groups ``cgrp[c]:cgrp[c+1]``, whole) gets its BCE
     terms and then its pair terms while its rows are in cache: run as two passes over 2M rows, the
     pair pass waited on memory at every active group. Same arithmetic, same bits. For one thread:
     on more, the BCE loops nested in the parallel chunk loop ran 2-6x slower than the two passes.
-    ``pp``/``pd`` hold p and σ' of one chunk at a time: at least the largest chunk's rows (16 B per
-    row of the largest chunk instead of per training row).
+    ``R.pp``/``R.pd`` hold p and σ' of one chunk at a time: at least the largest chunk's rows (16 B
+    per row of the largest chunk instead of per training row; ``R.ro`` is set per chunk).
     """
-    if crow.size > 1 and min(pp.size, pd.size) < int(np.max(np.diff(crow))):
+    if crow.size > 1 and min(R.pp.size, R.pd.size) < int(np.max(np.diff(crow))):
         raise ValueError("bce_pair_pass: the p/σ' buffers are smaller than the largest chunk")
-    tp = np.empty(sp.size, dtype=np.float64)
-    ti = np.empty(si.size, dtype=np.int64)
-    key = _mode_key(k, key, loss_kind)
-    _bce_pair_chunks(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
-                     loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
+    _bce_pair_chunks(R, floor, crow, cgrp, G, _cpu_pairs(P), S, g, h)
 
 
 @njit(cache=True, error_model="numpy")
-def _bce_pair_chunks(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
-                     loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
+def _bce_pair_chunks(R, floor, crow, cgrp, G, P, S, g, h):
     # one thread: a plain loop (a parfor here cost ~4 s of first compilation and nothing at run time)
+    z = R.z
+    y = R.y
+    w = R.w
+    pp = R.pp
+    pd = R.pd
     for c in range(crow.size - 1):
         r0 = crow[c]
         r1 = crow[c + 1]
         # bce_rows_pd on views (w sliced even when empty): its row loop stays vector code; a row
         # loop written here, or given offsets, or a w chosen by has_w, ran ~3x slower (measured)
         # p and σ' of the chunk's rows only, in buffers of the largest chunk's size (row r at r - r0)
-        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], has_w, floor, g[r0:r1], h[r0:r1], pp[:r1 - r0], pd[:r1 - r0])
+        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], R.has_w, floor, g[r0:r1], h[r0:r1], pp[:r1 - r0], pd[:r1 - r0])
+        rows = Rows(z, y, w, R.has_w, pp, pd, r0)
         for a in range(cgrp[c], cgrp[c + 1]):
-            pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                           g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, r0)
+            pair_group(a, rows, G, P, S, g, h)
 
 
 @njit(cache=True)
@@ -379,15 +334,17 @@ def _sq_hinge_group_loss(z, w, has_w, perm, s, nP, nC, e, m1, m2):
 
 
 @njit(parallel=True, cache=True)
-def pair_loss_sums(z, w, has_w, perm, aptr, anP, anC, m1, m2, loss_kind):
-    """Per-term sums Σ w_i w_j φ(i, j) over all active groups (exact)."""
-    A = aptr.size - 1
+def pair_loss_sums(z, w, has_w, G, m1, m2, loss_kind):
+    """Per-term sums Σ w_i w_j φ(i, j) over all active groups ``G`` (exact): the squared hinge by
+    its prefix sums, other losses pair by pair (:func:`~gbdt_pwiser.kernels.scalars.pair_value`)."""
+    perm = G.perm
+    A = G.aptr.size - 1
     out = np.zeros((A, 2))
     for a in prange(A):
-        s = aptr[a]
-        e = aptr[a + 1]
-        nP = anP[a]
-        nC = anC[a]
+        s = G.aptr[a]
+        e = G.aptr[a + 1]
+        nP = G.anP[a]
+        nC = G.anC[a]
         if loss_kind == LOSS_SQUARED_HINGE:
             c, n = _sq_hinge_group_loss(z, w, has_w, perm, s, nP, nC, e, m1, m2)
             out[a, 0] = c
@@ -399,10 +356,9 @@ def pair_loss_sums(z, w, has_w, perm, aptr, anP, anC, m1, m2, loss_kind):
                 wi = weight(w, has_w, i)
                 for t in range(s + nP, e):
                     j = perm[t]
-                    if t < s + nP + nC:
-                        out[a, 0] += wi * weight(w, has_w, j) * log1pexp(np.float64(z[j]) - zi + m1)
-                    else:
-                        out[a, 1] += wi * weight(w, has_w, j) * log1pexp(np.float64(z[j]) - zi + m2)
+                    term = 0 if t < s + nP + nC else 1
+                    v = pair_value(loss_kind, zi, np.float64(z[j]), m1 if term == 0 else m2)
+                    out[a, term] += wi * weight(w, has_w, j) * v
     return out[:, 0].sum(), out[:, 1].sum()
 
 
@@ -411,7 +367,7 @@ def pair_loss_sums(z, w, has_w, perm, aptr, anP, anC, m1, m2, loss_kind):
 
 @njit(parallel=True, cache=True)
 def esmm_pass(u, v, a, w, has_w, floor, g, h):
-    """Gradient and Fisher Hessian of BCE(a·σ(u), v) w.r.t. the CVR margin u (see shared.esmm_row)."""
+    """Gradient and Fisher Hessian of BCE(a·σ(u), v) w.r.t. the CVR margin u (see scalars.esmm_row)."""
     for i in prange(u.size):
         gi, hi = esmm_row(np.float64(u[i]), v[i], a[i], w[i] if has_w else 1.0, floor)
         g[i] = gi

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..kernels import cpu as K
+from ..kernels.groups import Groups, Scratch
 from .._threads import numba_threads
 
 _EMPTY_F = np.zeros(0, dtype=np.float64)
@@ -49,26 +50,28 @@ class PreparedData:
     #: so one pass computes a chunk's BCE terms and then its pair terms while its rows are in
     #: cache (``K.bce_pair_pass``, on one thread); None for scattered groups (then two passes)
     chunks: tuple | None = field(default=None, repr=False)
-    _scratch: tuple | None = field(default=None, repr=False)
+    _scratch: Scratch | None = field(default=None, repr=False)
     _rows: tuple | None = field(default=None, repr=False)
 
     @property
     def n_active_groups(self) -> int:
         return int(self.aptr.size - 1)
 
-    def scratch(self) -> tuple:
-        """Per-round scratch buffers (allocated once, reused every round)."""
+    @functools.cached_property
+    def groups(self) -> Groups:
+        """The active groups as the kernels take them (:class:`~gbdt_pwiser.kernels.groups.Groups`)."""
+        return Groups(self.perm, self.aptr, self.anP, self.anC, self.pptr)
+
+    def scratch(self) -> Scratch:
+        """Per-round scratch of the pair terms (:class:`~gbdt_pwiser.kernels.groups.Scratch`),
+        allocated once and reused every round. The merge-sort ping-pong ``tp``/``ti`` is touched
+        only by groups with more than 32 conversions (untouched pages cost no memory)."""
         if self._scratch is None:
             nP = int(self.pptr[-1]) if self.pptr.size else 0
             A = self.n_active_groups
-            self._scratch = (
-                np.empty(nP, dtype=np.float64),
-                np.empty(nP, dtype=np.int64),
-                np.empty(nP + A, dtype=np.float64),
-                np.empty(nP + A, dtype=np.float64),
-                np.empty(nP + A, dtype=np.float64),
-                np.empty(nP + A, dtype=np.float64),
-            )
+            f = [np.empty(nP + A, dtype=np.float64) for _ in range(4)]
+            self._scratch = Scratch(np.empty(nP, dtype=np.float64), np.empty(nP, dtype=np.int64),
+                                    np.empty(nP, dtype=np.float64), np.empty(nP, dtype=np.int64), *f)
         return self._scratch
 
     @functools.cached_property

@@ -28,6 +28,7 @@ from .._validation import (
     group_layout,
 )
 from ..kernels import cpu as K
+from ..kernels.groups import Pairs, Rows
 from ._adapters import _CustomObjective
 from ._prepare import PreparedData, prepare_codes, prepare_ptr
 
@@ -301,8 +302,7 @@ class PWiseRObjective(_CustomObjective):
             bce = K.bce_loss(z, data.y, data.w, data.has_w)
             if lam == 0.0 or data.n_active_groups == 0:
                 return float(bce)
-            sc, sn = K.pair_loss_sums(z, data.w, data.has_w, data.perm, data.aptr, data.anP, data.anC,
-                                      m1, m2, loss_kind)
+            sc, sn = K.pair_loss_sums(z, data.w, data.has_w, data.groups, m1, m2, loss_kind)
         sc_c, sc_n = data.scales(lam)
         return float(bce + sc_c * sc + sc_n * sn)
 
@@ -342,20 +342,19 @@ class PWiseRObjective(_CustomObjective):
         g, h = self._buffers(z.size, reuse)
         with _numba_threads(self._threads(reuse), z.size):
             if lam > 0.0 and data.n_active_groups > 0:
-                scratch = data.scratch()
                 sc_c, sc_n = data.scales(lam)
-                key = K.round_key(seed, iteration)
-                pairs = (data.perm, data.aptr, data.anP, data.anC, data.pptr, sc_c, sc_n, m1, m2, loss_kind, k,
-                         key, g, h, *scratch)
-                # contiguous groups on one thread (the boosters' default): BCE then pairs, chunk by
-                # chunk, in cache; on more threads the chunks' nested BCE loops ran 2-6x slower
+                pairs = Pairs(sc_c, sc_n, m1, m2, loss_kind, k, K.round_key(seed, iteration))
+                # contiguous groups on one thread: BCE then pairs, chunk by chunk, in cache; on
+                # more threads the chunks' nested BCE loops ran 2-6x slower
                 if data.chunks is not None and K.get_num_threads() == 1:
                     pp, pd = data.row_buffers(data.max_chunk_rows)
-                    K.bce_pair_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, *data.chunks, *pairs, pp, pd)
+                    rows = Rows(z, data.y, data.w, data.has_w, pp, pd, 0)
+                    K.bce_pair_pass(rows, HESSIAN_FLOOR, *data.chunks, data.groups, pairs, data.scratch(), g, h)
                 else:  # p and σ' of every row computed once, then read by the pair pass
                     pp, pd = data.row_buffers(data.n)
                     K.bce_pass_pd(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, pp, pd)
-                    K.pair_pass(z, data.w, data.has_w, *pairs, pp, pd)
+                    rows = Rows(z, data.y, data.w, data.has_w, pp, pd, 0)
+                    K.pair_pass(rows, data.groups, pairs, data.scratch(), g, h)
             else:
                 K.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h)
         return g, h
