@@ -210,3 +210,19 @@ def test_readme_verdict_tables_are_the_benchmarks():
     payload = json.loads((bench_shared.RESULTS / "verdict.json").read_text())
     assert block == "\n" + bench_shared.render(payload)
     assert payload["args"]["seeds"] == [0, 1, 2] and set(payload["args"]["regimes"]) == {"sparse", "dense"}
+
+
+def test_bench_ab_smoke(no_results, capsys):
+    import bench_ab
+
+    out = bench_ab.main(["--smoke", "--base", str(BENCH.parent)])  # this checkout against itself
+    printed = capsys.readouterr().out
+    assert out["pairs"] == 1 and len(out["runs"]) == 1 and set(out["runs"][0]) == {"base", "this"}
+    for reg in ("sparse", "dense"):
+        cases = out["summary"][reg]
+        assert set(cases) == set(bench_ab.CASES)
+        assert cases["round lam=0"]["ratio_over_lam0"] == pytest.approx(1.0)
+        for v in cases.values():
+            assert v["base_ms"] > 0 and v["this_ms"] > 0
+            assert v["paired_ratio_min"] <= v["paired_ratio"] <= v["paired_ratio_max"]
+    assert len(_lines(printed, r"\| (sparse|dense) \| ")) == 2 * len(bench_ab.CASES)
