@@ -19,8 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_compilation_of_own_kernels_prints_one_line_once(monkeypatch, capsys):
     monkeypatch.setitem(_threads._notice, "printed", False)
-    with _threads.numba_threads(1):  # installs the listener
-        pass
+    _threads.install_compile_notice()  # (done when the kernels are imported; once per process)
 
     def foreign(x):
         return x + 1

@@ -1,13 +1,12 @@
 """The CPU pair passes against one another and against the group functions called one by one.
 
-Every driver (the one-thread chunked pass, the row-parallel BCE then the group-parallel pair pass,
-on 1 and 2 threads) calls :func:`groups.pair_group`, the function the CUDA group kernel calls
+Every pass (the chunked pass of contiguous groups, the BCE pass then the pair pass, on 1, 2 and
+3 threads: parts over chunks, rows and groups) calls :func:`groups.pair_group`, the function the CUDA group kernel calls
 (``tests/gpu``: bitwise in the simulator), so all of them give the bits of a plain loop over the
 active groups. The values themselves are checked against the naive double loop and finite
 differences in ``tests/test_objective.py``.
 """
 
-import numba
 import numpy as np
 import pytest
 from numba import njit
@@ -16,6 +15,7 @@ from gbdt_pwiser import prepare_data
 from gbdt_pwiser._defaults import HESSIAN_FLOOR
 from gbdt_pwiser.kernels import cpu as K
 from gbdt_pwiser.kernels import groups as GR
+from gbdt_pwiser.kernels import passes as KP
 from gbdt_pwiser.kernels import scalars as SC
 
 
@@ -58,37 +58,31 @@ def test_every_driver_gives_the_bits_of_the_group_functions(loss_kind, k, weight
     P = GR.Pairs(sc_c, sc_n, 0.03, 0.05, loss_kind, k, K.round_key(5, 2))
     pp, pd = np.empty(n), np.empty(n)  # p and σ' of every row
     g_ref, h_ref = np.empty(n), np.empty(n)
-    K.bce_pass_pd(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g_ref, h_ref, pp, pd)
+    K.bce_rows_pd(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g_ref, h_ref, pp, pd)
     g_bce, h_bce = np.empty(n), np.empty(n)
-    K.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g_bce, h_bce)
+    K.bce_rows(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g_bce, h_bce)
     assert np.array_equal(g_ref, g_bce) and np.array_equal(h_ref, h_bce)
     R = GR.Rows(z, data.y, data.w, data.has_w, pp, pd, 0)
     which = 2 if k else (0 if loss_kind == SC.LOSS_SQUARED_HINGE else 1)
     _group_by_group(R, data.groups, P, data.scratch(), g_ref, h_ref, which)
     assert np.any(g_ref != g_bce)  # the pair terms did add something
 
-    # the row-parallel BCE pass then the group-parallel pair pass, on 1 and 2 threads
-    old = numba.get_num_threads()
-    try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(threads)
-            g, h = np.full(n, np.nan), np.full(n, np.nan)
-            pp2, pd2 = np.full(n, np.nan), np.full(n, np.nan)
-            K.bce_pass_pd(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, pp2, pd2)
-            K.pair_pass(GR.Rows(z, data.y, data.w, data.has_w, pp2, pd2, 0), data.groups, P, data.scratch(), g, h)
-            assert np.array_equal(g, g_ref) and np.array_equal(h, h_ref)
-    finally:
-        numba.set_num_threads(old)
-
-    # the fused pass of contiguous groups (BCE then pairs, chunk by chunk) gives the same bits,
-    # with p and σ' of one chunk at a time (row r at r - r0): buffers of the largest chunk, not of n rows
-    assert data.chunks is not None and data.chunks[0].size > 2  # several chunks
+    # the two passes (BCE of every row, then the groups) and the chunked pass of contiguous groups,
+    # on 1, 2 and 3 threads (parts over rows, groups, chunks): the same bits
+    assert data.chunks is not None and data.chunks[0].size > 3  # at least 3 chunks: one part per thread
     rows = data.max_chunk_rows
     assert 0 < rows < n // 2
-    g2, h2 = np.full(n, np.nan), np.full(n, np.nan)
-    Rc = GR.Rows(z, data.y, data.w, data.has_w, np.full(rows, np.nan), np.full(rows, np.nan), 0)
-    K.bce_pair_pass(Rc, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), g2, h2)
-    assert np.array_equal(g2, g_ref) and np.array_equal(h2, h_ref)
+    for threads in (1, 2, 3):
+        g, h = np.full(n, np.nan), np.full(n, np.nan)
+        R2 = GR.Rows(z, data.y, data.w, data.has_w, np.full(n, np.nan), np.full(n, np.nan), 0)
+        KP.pair_pass(R2, HESSIAN_FLOOR, data.groups, P, data.scratch(), g, h, threads)
+        assert np.array_equal(g, g_ref) and np.array_equal(h, h_ref)
+        # p and σ' of one chunk per part at a time (row r at r - r0): buffers of the largest chunk
+        g2, h2 = np.full(n, np.nan), np.full(n, np.nan)
+        Rc = GR.Rows(z, data.y, data.w, data.has_w, np.full(threads * rows, np.nan), np.full(threads * rows, np.nan),
+                     0)
+        KP.bce_pair_pass(Rc, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), g2, h2, threads)
+        assert np.array_equal(g2, g_ref) and np.array_equal(h2, h_ref)
 
 
 def test_buffers_too_small_are_refused():
@@ -96,11 +90,12 @@ def test_buffers_too_small_are_refused():
     P = GR.Pairs(1.0, 1.0, 0.03, 0.05, SC.LOSS_SQUARED_HINGE, 0, K.round_key(0, 0))
     g, h = np.empty(data.n), np.empty(data.n)
     rows = data.max_chunk_rows
-    short = GR.Rows(z, data.y, data.w, data.has_w, np.empty(rows - 1), np.empty(rows - 1), 0)
+    short = GR.Rows(z, data.y, data.w, data.has_w, np.empty(2 * rows - 1), np.empty(2 * rows - 1), 0)
+    KP.bce_pair_pass(short, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), g, h, 1)
     with pytest.raises(ValueError, match="smaller than the largest chunk"):
-        K.bce_pair_pass(short, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), g, h)
+        KP.bce_pair_pass(short, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), g, h, 2)
     with pytest.raises(ValueError, match="must hold every row"):
-        K.pair_pass(short, data.groups, P, data.scratch(), g, h)
+        KP.pair_pass(short, HESSIAN_FLOOR, data.groups, P, data.scratch(), g, h, 2)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -108,7 +103,7 @@ def test_squared_hinge_loss_closed_form_is_the_pair_by_pair_sum(weighted):
     """The exact squared hinge's loss by prefix sums equals the sum of ``pair_value`` over every pair."""
     z, data = _data(60, 0.4, 0.5, weighted, 3)
     G = data.groups
-    got = K.pair_loss_sums(z, data.w, data.has_w, G, 0.03, 0.05, SC.LOSS_SQUARED_HINGE)
+    got = KP.pair_loss_sums(z, data.w, data.has_w, G, 0.03, 0.05, SC.LOSS_SQUARED_HINGE, 2)
     w = data.w if data.has_w else np.ones(data.n)
     p = 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
     want = [0.0, 0.0]

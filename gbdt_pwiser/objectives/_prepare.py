@@ -9,7 +9,6 @@ import numpy as np
 
 from ..kernels import cpu as K
 from ..kernels.groups import Groups, Scratch
-from .._threads import numba_threads
 
 _EMPTY_F = np.zeros(0, dtype=np.float64)
 
@@ -48,7 +47,8 @@ class PreparedData:
     #: ``(crow, cgrp)`` when every group is a contiguous row range (:func:`prepare_ptr`): chunk c
     #: covers rows ``crow[c]:crow[c+1]`` and holds the active groups ``cgrp[c]:cgrp[c+1]`` whole,
     #: so one pass computes a chunk's BCE terms and then its pair terms while its rows are in
-    #: cache (``K.bce_pair_pass``, on one thread); None for scattered groups (then two passes)
+    #: cache (``passes.bce_pair_pass``, a range of chunks per thread); None for scattered groups
+    #: (then two passes)
     chunks: tuple | None = field(default=None, repr=False)
     _scratch: Scratch | None = field(default=None, repr=False)
     _rows: tuple | None = field(default=None, repr=False)
@@ -76,14 +76,14 @@ class PreparedData:
 
     @functools.cached_property
     def max_chunk_rows(self) -> int:
-        """Rows of the largest chunk of the one-thread fused pass (0 without chunks)."""
+        """Rows of the largest chunk of the chunked pass (0 without chunks)."""
         if self.chunks is None or self.chunks[0].size < 2:
             return 0
         return int(np.max(np.diff(self.chunks[0])))
 
     def row_buffers(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """Buffers for p and σ' of ``rows`` rows (every row: :func:`K.bce_pass_pd`; one chunk at a
-        time: ``K.bce_pair_pass``), kept across rounds and grown when a call needs more."""
+        """Buffers for p and σ' of ``rows`` rows (every row: ``passes.pair_pass``; one chunk per part
+        at a time: ``passes.bce_pair_pass``), kept across rounds and grown when a call needs more."""
         if self._rows is None or self._rows[0].size < rows:
             self._rows = (np.empty(rows, dtype=np.float64), np.empty(rows, dtype=np.float64))
         return self._rows
@@ -137,13 +137,11 @@ def prepare_ptr(y: np.ndarray, w: np.ndarray | None, gptr: np.ndarray) -> Prepar
     has_w = w is not None
     wk = w if has_w else _EMPTY_F
     gptr = np.ascontiguousarray(gptr, dtype=np.int64)
-    # One light O(n) pass, once per training run: on one thread, so no worker pool is
-    # woken (on a busy 2-core machine waking it cost more than the pass itself).
-    with numba_threads(1):
-        counts, wsum = K.group_stats_ptr(y, wk, has_w, gptr)
-        active, aptr, anP, anC, pptr, pw_c, pw_n, total = _finish(y, wk, has_w, counts, wsum)
-        perm = np.empty(int(aptr[-1]), dtype=np.int64)
-        K.fill_perm_ptr(y, gptr, active, aptr, counts, perm)
+    # one light O(n) pass, once per training run, on one thread
+    counts, wsum = K.group_stats_ptr(y, wk, has_w, gptr)
+    active, aptr, anP, anC, pptr, pw_c, pw_n, total = _finish(y, wk, has_w, counts, wsum)
+    perm = np.empty(int(aptr[-1]), dtype=np.int64)
+    K.fill_perm_ptr(y, gptr, active, aptr, counts, perm)
     chunks = _chunks(gptr, active, y.size) if active.size else None
     return PreparedData(y.size, y, wk, has_w, total, pw_c, pw_n, gptr.size - 1, perm, aptr, anP, anC, pptr,
                         chunks)
