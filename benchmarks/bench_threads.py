@@ -43,6 +43,8 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 from common import REGIMES, load_average, make_regime_data, run_python, write_result  # noqa: E402
 
+from gbdt_pwiser._threads import ROWS_PER_THREAD  # noqa: E402
+
 #: candidate -> (environment, how the objective's threads run, n_jobs: None = the booster's)
 CANDIDATES = {
     "one thread (old default)": ({}, "pool", 1),
@@ -328,7 +330,8 @@ def bandwidth(threads: int, mib: int = 256, reps: int = 5) -> dict:
 
 def model(eff: dict, eff_rows: int, bw_1: float, part_us: float, machines: dict,
           rows: tuple = (1_000_000, 2_000_000)) -> dict:
-    """ms per round at T threads: max(one thread's time / T, bytes / machine bandwidth) + T · cost per part.
+    """ms per round at T threads: max(one thread's time / T', bytes / machine bandwidth) + T' · cost per
+    part, with T' = min(T, rows // ROWS_PER_THREAD) the threads a pass takes.
 
     ``machines``: threads -> memory bandwidth (GB/s) of the machine assumed; per-thread speed as
     here; ``bw_1``: one thread's copy bandwidth here (a thread cannot move more).
@@ -339,14 +342,14 @@ def model(eff: dict, eff_rows: int, bw_1: float, part_us: float, machines: dict,
             per_row = r["ms"]["1"] / 1e3 / eff_rows
             b = BYTES[name](r["active_share"])
             for T, bw in machines.items():
-                T = int(T)
                 for n in rows:
-                    compute = n * per_row / T
-                    memory = n * b / (min(bw, T * bw_1) * 1e9)
-                    ms = (max(compute, memory) + T * part_us * 1e-6) * 1e3
+                    used = min(int(T), max(1, n // ROWS_PER_THREAD))  # what resolve_threads gives a pass
+                    compute = n * per_row / used
+                    memory = n * b / (min(bw, used * bw_1) * 1e9)
+                    ms = (max(compute, memory) + used * part_us * 1e-6) * 1e3
                     out.setdefault(regime, {}).setdefault(name, {})[f"{T}t_{n}"] = {
-                        "ms": ms, "bound": "memory" if memory > compute else "compute",
-                        "bytes_per_row": b, "bandwidth_gbs": bw}
+                        "ms": ms, "bound": "memory" if memory > compute else "compute", "threads_used": used,
+                        "one_thread_ms": n * per_row * 1e3, "bytes_per_row": b, "bandwidth_gbs": bw}
     return out
 
 
@@ -395,8 +398,9 @@ def markdown(out: dict) -> str:
     if "model" in out:
         m = out["model"]
         keys = list(next(iter(next(iter(m["ms"].values())).values())).keys())
-        lines += ["Model of the objective's per-round cost at 16 and 64 threads: max(one thread's time here / T, "
-                  "bytes per row × rows / memory bandwidth) + T × the pool's cost per part. Bandwidths assumed: "
+        lines += ["Model of the objective's per-round cost at 16 and 64 threads: max(one thread's time here / T', "
+                  "bytes per row × rows / memory bandwidth) + T' × the pool's cost per part, T' = min(T, rows / "
+                  f"{ROWS_PER_THREAD:,}) the threads a pass takes (in brackets: what bounds it). Bandwidths assumed: "
                   + ", ".join(f"{t} threads {bw} GB/s" for t, bw in m["machines"].items())
                   + f" (a thread moves at most {m['bw_1']:.1f} GB/s, as measured here).", "",
                   "| regime | pass | B/row | " + " | ".join(k.replace("t_", " threads, ") + " rows (ms)" for k in keys)
@@ -404,7 +408,8 @@ def markdown(out: dict) -> str:
         for regime, cases in m["ms"].items():
             for name, v in cases.items():
                 lines.append(f"| {regime} | {name} | {v[keys[0]]['bytes_per_row']:.1f} | "
-                             + " | ".join(f"{v[k]['ms']:.2f} ({v[k]['bound']})" for k in keys) + " |")
+                             + " | ".join(f"{v[k]['ms']:.2f} ({v[k]['bound']}, T'={v[k]['threads_used']})"
+                                          for k in keys) + " |")
     return "\n".join(lines)
 
 

@@ -16,7 +16,8 @@ find its cores free; the parts are fixed ranges, so the results do not depend on
 **How many.** :func:`resolve_threads`: ``n_jobs`` when it is given (``-1``: every core this
 process may use), else the booster's threads when the adapters know them (XGBoost: the
 ``DMatrix``'s ``nthread``; LightGBM: ``num_threads`` in the ``Dataset``'s parameters), else every
-core (what the boosters use by default); one thread below ``SERIAL_BELOW_ROWS`` rows.
+core (what the boosters use by default); at most one thread per ``ROWS_PER_THREAD`` rows, so that
+handing a part to a thread (~10-30 µs) stays small beside its work (≥ 0.2 ms).
 
 **The compile notice.** The first call installs a listener on Numba's ``numba:compile`` event,
 which Numba raises only when a function is really compiled (a cache miss: a fresh install, a new
@@ -32,9 +33,9 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
-#: Below this many rows the kernels run on one thread: handing parts to the pool costs more than
-#: it saves there.
-SERIAL_BELOW_ROWS = 65_536
+#: A pass takes at most one thread per this many rows (one below twice as many): handing a part to a
+#: thread costs ~10-30 µs (``benchmarks/bench_threads.py``), a part of this many rows 0.2-0.5 ms.
+ROWS_PER_THREAD = 65_536
 
 NOTICE = ("gbdt_pwiser: compiling the Numba kernels for first use (once; later processes load them "
           "from the cache) ...")
@@ -83,20 +84,21 @@ def available_cores() -> int:
 
 def resolve_threads(n_jobs: int | None, n_rows: int | None = None, booster: int | None = None) -> int:
     """Threads for one pass: ``n_jobs`` (``-1``: every core), else ``booster`` (the booster's
-    threads, when known), else every core; 1 below ``SERIAL_BELOW_ROWS`` rows.
+    threads, when known), else every core; at most one per ``ROWS_PER_THREAD`` rows.
 
     Examples
     --------
     >>> from gbdt_pwiser._threads import resolve_threads
     >>> resolve_threads(4, 1_000_000), resolve_threads(None, 1_000_000, booster=2), resolve_threads(4, 100)
     (4, 2, 1)
+    >>> resolve_threads(64, 1_000_000)  # 15 parts of 66,666 rows
+    15
     """
-    if n_rows is not None and n_rows < SERIAL_BELOW_ROWS:
-        return 1
     want = n_jobs if n_jobs is not None else booster
-    if want is None or want < 0:
-        return available_cores()
-    return max(1, int(want))
+    want = available_cores() if want is None or want < 0 else max(1, int(want))
+    if n_rows is not None:
+        want = min(want, max(1, n_rows // ROWS_PER_THREAD))
+    return want
 
 
 # --------------------------------------------------------------------------- the pool

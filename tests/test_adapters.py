@@ -452,7 +452,7 @@ def test_gradients_are_the_same_bits_on_any_number_of_threads():
     """Every pass cut into 1..5 parts gives the gradients of one thread, bit for bit (also the sampled
     mode and groups given as unsorted ids, which take the two-pass path)."""
     rng = np.random.default_rng(3)
-    n = 200_003  # above SERIAL_BELOW_ROWS: the thread count is honoured
+    n = 400_003  # 6 x ROWS_PER_THREAD: up to 6 threads honoured
     click = rng.random(n) < 0.2
     y = funnel_label(click.astype(int), (click & (rng.random(n) < 0.3)).astype(int))
     z = rng.normal(-1, 1.5, n).astype(np.float32)

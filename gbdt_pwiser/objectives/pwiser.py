@@ -165,7 +165,7 @@ class PWiseRObjective(_CustomObjective):
         ``nthread`` or set ``n_jobs``. The kernels run on a pool of threads that sleep between
         calls, so they leave the booster's OpenMP threads their cores (see
         ``benchmarks/README.md``); the gradients are the same bits on any number of threads.
-        Inputs under 65,536 rows use one thread.
+        A pass takes at most one thread per 65,536 rows.
 
     Attributes
     ----------
