@@ -397,3 +397,72 @@ def test_preparation_and_initial_margin_make_no_blas_call(monkeypatch):
     assert data.pair_weight_c == pytest.approx(expected.pair_weight_c, rel=1e-12)
     assert data.pair_weight_n == pytest.approx(expected.pair_weight_n, rel=1e-12)
     assert np.isfinite(initial_margin(y, w))
+
+
+# ----------------------------------------------------------------- threads: the booster's inside training
+
+
+@pytest.fixture
+def spy_threads(monkeypatch):
+    """(in_booster, threads) of every PWiseRObjective pass, for inputs of 10^6 rows (no small-input rule)."""
+    seen = []
+    real = PWiseRObjective._threads
+
+    def spy(self, in_booster, n_rows):
+        seen.append((in_booster, real(self, in_booster, 10**6)))
+        return real(self, in_booster, n_rows)
+
+    monkeypatch.setattr(PWiseRObjective, "_threads", spy)
+    return seen
+
+
+def test_objective_takes_the_boosters_threads_inside_training(spy_threads, monkeypatch):
+    from gbdt_pwiser import _threads
+    from gbdt_pwiser.objectives._adapters import booster_threads
+
+    monkeypatch.setattr(_threads, "available_cores", lambda: 8)
+    X, y, qid = _data(n_groups=20)
+    # XGBoost: the DMatrix's nthread (what XGBoost's scikit-learn wrappers and xgboost.dask set),
+    # else XGBoost's global nthread, else every core (XGBoost's own default)
+    for dmatrix_kw, config, want in (({"nthread": 3}, 0, 3), ({}, 0, 8), ({}, 2, 2), ({"nthread": 3}, 2, 3)):
+        d = xgb.DMatrix(X, label=y, qid=qid, **dmatrix_kw)
+        with xgb.config_context(nthread=config):
+            assert booster_threads(d) == (None if want == 8 else want)
+            spy_threads.clear()
+            xgb.train(_params(y), d, 2, obj=PWiseRObjective())
+        assert spy_threads == [(True, want)] * 2, (dmatrix_kw, config)
+    # an explicit n_jobs wins; outside training (grad_hess) every core
+    spy_threads.clear()
+    xgb.train(_params(y), xgb.DMatrix(X, label=y, qid=qid, nthread=3), 1, obj=PWiseRObjective(n_jobs=2))
+    PWiseRObjective().grad_hess(np.zeros(y.size), y, qid)
+    assert spy_threads == [(True, 2), (False, 8)]
+    # LightGBM: num_threads (or an alias) of the training parameters, which lgb.train puts in the Dataset
+    for params, want in (({"num_threads": 2}, 2), ({"n_jobs": 3}, 3), ({}, 8), ({"num_threads": 0}, 8)):
+        spy_threads.clear()
+        ds = lgb.Dataset(X, y, group=np.full(20, 10), free_raw_data=False)
+        lgb.train({"objective": PWiseRObjective(), "verbose": -1, "metric": "None", **params}, ds, 2)
+        assert spy_threads == [(True, want)] * 2, params
+    # the scikit-learn wrappers pass no training data: every core (their boosters' default), or n_jobs
+    spy_threads.clear()
+    xgb.XGBRegressor(objective=PWiseRObjective(), n_estimators=1, nthread=1).fit(X, y)
+    assert spy_threads == [(True, 8)]
+
+
+def test_gradients_are_the_same_bits_on_any_number_of_threads():
+    """Every pass cut into 1..5 parts gives the gradients of one thread, bit for bit (also the sampled
+    mode and groups given as unsorted ids, which take the two-pass path)."""
+    rng = np.random.default_rng(3)
+    n = 400_003  # 6 x ROWS_PER_THREAD: up to 6 threads honoured
+    click = rng.random(n) < 0.2
+    y = funnel_label(click.astype(int), (click & (rng.random(n) < 0.3)).astype(int))
+    z = rng.normal(-1, 1.5, n).astype(np.float32)
+    w = rng.uniform(0.5, 2.0, n)
+    ids = np.repeat(np.arange(n // 20 + 1), 20)[:n]
+    for kw in ({}, {"pairs": 3}, {"pair_loss": "logistic"}, {"lam": 0.0}):
+        for group in (ids, rng.permutation(ids)):
+            ref = PWiseRObjective(n_jobs=1, **kw).grad_hess(z, y, group, w, iteration=4)
+            for threads in (2, 3, 5):
+                got = PWiseRObjective(n_jobs=threads, **kw).grad_hess(z, y, group, w, iteration=4)
+                assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1]), (kw, threads)
+            loss = [PWiseRObjective(n_jobs=t, **kw).loss(z, y, group, w) for t in (1, 2, 3)]
+            assert loss[0] == loss[1] == loss[2]  # sums over fixed blocks, added in order

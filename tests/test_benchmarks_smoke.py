@@ -107,19 +107,26 @@ def test_bench_fit_gap_smoke(no_results, capsys):
 
     out = bench_fit_gap.main(["--smoke"])  # raises if a replayed fit grew a different model
     printed = capsys.readouterr().out
-    assert set(out["rows"]) == {"NumPy BCE", "PWiseR exact", "PWiseR k=4"}
-    # the control's premise: a BCE custom objective grows native's trees, so replaying it
-    # measures XGBoost's custom-objective path alone
-    assert out["rows"]["NumPy BCE"]["nodes"] == out["native_nodes"] > 0
-    assert out["rows"]["PWiseR exact"]["nodes"] != out["native_nodes"]
-    for name, r in out["rows"].items():
-        assert len(out["times_s"][name]) == len(out["times_s"][f"replay {name}"]) == 1
-        assert r["objective_s"] == pytest.approx(r["fit_s"] - r["replay_s"])
-        # each objective's calls timed inside its fits: some time, less than the fit, and a replay
-        # (no computation) spends less in its calls than the objective it replays
-        assert 0 < r["timed_calls_s"] < r["fit_s"]
-        assert r["replay_timed_calls_s"] < r["timed_calls_s"]
-        assert len(_lines(printed, rf"\| {re.escape(name)} \| \d+\.\d{{3}} \| \d+\.\d{{3}}×")) == 1
+    assert set(out) == {"xgboost", "lightgbm"}
+    for backend, r in out.items():
+        assert r["threads"] == 2 and set(r["rows"]) == {"NumPy BCE", "PWiseR exact", "PWiseR k=4", "PWiseR λ=0"}
+        # the control's premise: a BCE custom objective grows native's trees, so replaying it
+        # measures the booster's custom-objective path alone
+        assert r["rows"]["NumPy BCE"]["nodes"] == r["native_nodes"] > 0
+        assert r["rows"]["PWiseR exact"]["nodes"] != r["native_nodes"]
+        for name, v in r["rows"].items():
+            ref = "NumPy BCE" if name == "PWiseR λ=0" else f"replay {name}"
+            assert v["reference"] == ref and len(r["times_s"][name]) == len(r["times_s"][ref]) == 1
+            ref_s = r["rows"]["NumPy BCE"]["fit_s"] if name == "PWiseR λ=0" else v["replay_s"]
+            assert v["over_reference"] == pytest.approx(v["fit_s"] / ref_s)
+            assert ("goal" in v) == (name != "NumPy BCE") and v["cpu_s"] > 0
+            # each objective's calls timed inside its fits: some time, less than the fit, and a replay
+            # (no computation) spends less in its calls than the objective it replays
+            assert 0 < v["timed_calls_s"] < v["fit_s"]
+            if "replay_s" in v:
+                assert v["objective_s"] == pytest.approx(v["fit_s"] - v["replay_s"])
+                assert v["replay_timed_calls_s"] < v["timed_calls_s"]
+            assert len(_lines(printed, rf"\| {re.escape(name)} \| \d+\.\d{{3}} \| \d+\.\d{{3}}×")) == 2
 
 
 def test_readme_tables_render_from_results(tmp_path, monkeypatch):
@@ -210,3 +217,40 @@ def test_readme_verdict_tables_are_the_benchmarks():
     payload = json.loads((bench_verdict.RESULTS / "verdict.json").read_text())
     assert block == "\n" + bench_verdict.render(payload)
     assert payload["args"]["seeds"] == [0, 1, 2] and set(payload["args"]["regimes"]) == {"sparse", "dense"}
+
+
+def test_bench_ab_smoke(no_results, capsys):
+    import bench_ab
+
+    out = bench_ab.main(["--smoke", "--base", str(BENCH.parent)])  # this checkout against itself
+    printed = capsys.readouterr().out
+    assert out["pairs"] == 1 and len(out["runs"]) == 1 and set(out["runs"][0]) == {"base", "this"}
+    for reg in ("sparse", "dense"):
+        cases = out["summary"][reg]
+        assert set(cases) == set(bench_ab.CASES)
+        assert cases["round lam=0"]["ratio_over_lam0"] == pytest.approx(1.0)
+        for v in cases.values():
+            assert v["base_ms"] > 0 and v["this_ms"] > 0
+            assert v["paired_ratio_min"] <= v["paired_ratio"] <= v["paired_ratio_max"]
+    assert len(_lines(printed, r"\| (sparse|dense) \| ")) == 2 * len(bench_ab.CASES)
+
+
+def test_bench_threads_smoke(no_results, capsys):
+    import bench_threads
+
+    out = bench_threads.main(["--smoke"])
+    printed = capsys.readouterr().out
+    assert set(out["spin"]) == {"Numba omp layer", "objectives' pool"}
+    assert out["spin"]["Numba omp layer"]["layer"] == "omp" and all(v["median_ms"] >= 0 for v in out["spin"].values())
+    cands = out["candidates"]["xgboost"]
+    assert set(cands) == {"one thread (old default)", "Numba prange, omp layer"}
+    assert cands["Numba prange, omp layer"]["layer"] == "omp"  # (the child checked its gradients: one thread's bits)
+    for v in cands.values():
+        assert v["exact_over_replay"] == pytest.approx(v["wall_s"]["exact"] / v["wall_s"]["replay"])
+    eff = out["efficiency"]["regimes"]
+    for regime in ("sparse", "dense"):
+        for v in eff[regime].values():
+            assert set(v["ms"]) == {"1", "2"} and v["efficiency"]["1"] == pytest.approx(1.0)
+    assert set(out["model"]["ms"]["dense"]["exact, contiguous groups"]) == {"16t_1000000", "16t_2000000",
+                                                                            "64t_1000000", "64t_2000000"}
+    assert "| dense | exact, contiguous groups |" in printed and "efficiency at 2" in printed

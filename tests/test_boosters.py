@@ -196,25 +196,3 @@ def test_gauc_matches_per_group_sklearn_auc():
             num += m.sum() * roc_auc_score(y[m], s[m])
             den += m.sum()
     assert_allclose(gauc(y, s, group), num / den, rtol=1e-12)
-
-
-def test_adapters_default_to_one_thread_and_honour_explicit_n_jobs(monkeypatch):
-    import gbdt_pwiser.objectives._adapters as O  # data preparation: O._numba_threads
-    import gbdt_pwiser.objectives.pwiser as P  # each round: P._numba_threads
-
-    seen = []
-    real = O._numba_threads
-
-    def spy(n_jobs, n_rows=None):
-        seen.append(n_jobs)
-        return real(n_jobs, n_rows)
-
-    monkeypatch.setattr(O, "_numba_threads", spy)
-    monkeypatch.setattr(P, "_numba_threads", spy)
-    X, y, qid = _data(n_groups=20)
-    d = xgb.DMatrix(X, label=y, qid=qid)
-    z = np.zeros(y.size, dtype=np.float32)
-    PWiseRObjective()(z, d)
-    PWiseRObjective(n_jobs=2)(z, d)
-    PWiseRObjective().grad_hess(z, y, qid)
-    assert seen == [1, 1, 2, 2, None]  # (data preparation, round) per adapter call, then grad_hess

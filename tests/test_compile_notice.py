@@ -19,8 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_compilation_of_own_kernels_prints_one_line_once(monkeypatch, capsys):
     monkeypatch.setitem(_threads._notice, "printed", False)
-    with _threads.numba_threads(1):  # installs the listener
-        pass
+    _threads.install_compile_notice()  # (done when the kernels are imported; once per process)
 
     def foreign(x):
         return x + 1
@@ -90,11 +89,11 @@ def test_read_only_install_compiles_once_into_the_user_cache(tmp_path):
     # loop, every group function was compiled twice before), the exact mode only (the sampled one
     # is chosen when compiling), and the second process compiled nothing at all
     first, second = (json.loads(r.stdout.strip().splitlines()[-1]) for r in runs)
-    ours = [tuple(c) for c in first if c[0] in ("gbdt_pwiser.kernels.shared", "gbdt_pwiser.kernels.cpu")]
+    ours = [tuple(c) for c in first if c[0] in ("gbdt_pwiser.kernels.groups", "gbdt_pwiser.kernels.cpu")]
     assert ours and len(set(ours)) == len(ours), sorted(ours)
     names = {name for _, name, _ in first}
-    assert "exact_group_pd" in names, sorted(names)
-    assert not names & {"sampled_group_pd", "exact_logistic_group_pd", "logistic_conversion"}, sorted(names)
+    assert "exact_sq_hinge_group" in names, sorted(names)
+    assert not names & {"sampled_group", "exact_pairs_group", "all_pairs_conversion"}, sorted(names)
     assert second == []
     user_cache = list((tmp_path / "user-cache" / "numba").rglob("*.nbi"))
     assert any("cpu" in f.name for f in user_cache), user_cache

@@ -1,37 +1,34 @@
-"""CPU drivers of the kernels (docs/mathematics.md §2–§5): Numba loops over rows and groups.
+"""CPU kernels (docs/mathematics.md §2–§5): Numba loops over a range of rows or groups.
 
-The mathematics of a row and of a group is in :mod:`gbdt_pwiser.kernels.shared`
-(one source for the CPU and the CUDA kernels); this module holds the drivers
-and the CPU-only parts (data preparation, the loss values).
+The mathematics of a row and of a group is in :mod:`gbdt_pwiser.kernels.scalars` and
+:mod:`gbdt_pwiser.kernels.groups` (one source for the CPU and the CUDA kernels, with the
+argument groups ``Rows``, ``Groups``, ``Pairs`` and ``Scratch``); this module holds the CPU's
+loops and the CPU-only parts (data preparation, the loss values). Each loop runs on one thread
+without the GIL; :mod:`gbdt_pwiser.kernels.passes` runs them in parts on the objectives' threads.
 
 Layering (after stumpy): the validated public API in :mod:`gbdt_pwiser.objectives`
 prepares the data once (:func:`prepare_ptr` / :func:`prepare_codes`, plain loops),
-then every boosting round calls either
+then every boosting round runs either
 
-* :func:`bce_pair_pass` — for contiguous groups on one thread (the boosters'
-  default): chunk by chunk, the chunk's BCE terms (:func:`bce_rows_pd`, storing
-  p and σ' = p(1 - p) of its rows) and then its active groups' pair terms, while
-  its rows are in cache; or
-* :func:`bce_pass_pd` (row-parallel) then :func:`pair_pass` (group-parallel, over
-  the *active* groups: a conversion and at least one partner), with p and σ' of
-  every row in between; :func:`bce_pass` alone when λ = 0.
+* :func:`bce_pair_chunks` — for contiguous groups: chunk by chunk, the chunk's BCE
+  terms (:func:`bce_rows_pd`, storing p and σ' = p(1 - p) of its rows) and then its
+  active groups' pair terms, while its rows are in cache (a part: a range of chunks); or
+* :func:`bce_rows_pd` (a part: a range of rows) then :func:`pair_groups` (a part: a
+  range of *active* groups: a conversion and at least one partner), with p and σ' of
+  every row in between; :func:`bce_rows` alone when λ = 0.
 
-A group's pair terms are one call, :func:`pair_group_cpu`
-(:func:`~gbdt_pwiser.kernels.shared.exact_group_pd`,
-:func:`~gbdt_pwiser.kernels.shared.exact_logistic_group_pd` or
-:func:`~gbdt_pwiser.kernels.shared.sampled_group_pd`, chosen while compiling,
-inlined: the parallel pass calls one function per block of GROUP_BLOCK groups),
-reading p and σ' instead of a sigmoid per partner. Pairs never cross groups, so
-threads never write the same row.
+A group's pair terms are one call, :func:`~gbdt_pwiser.kernels.groups.pair_group`
+(the same function the CUDA group kernel calls; here its group function is chosen
+while compiling and inlined), reading p and σ' instead of a sigmoid per partner.
+Pairs never cross groups, so parts never write the same row.
 
 Inside a group the rows of active groups are laid out once per training run in
 ``perm`` as ``[P (conversions) | C (click-only) | N (non-clicks)]``, so a round
 reads no labels and sorts nothing but the group's conversions.
 
 What a first fit compiles was measured (``benchmarks/bench_startup.py``): every
-function compiles once per signature; the serial drivers use
-``error_model="numpy"`` (as Numba's parallel loops do), without which their row
-loops do not vectorise.
+function compiles once per signature; the loops use ``error_model="numpy"``,
+without which their row loops do not vectorise.
 """
 
 from __future__ import annotations
@@ -39,8 +36,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import get_num_threads, njit, prange, typeof, types  # noqa: F401 - get_num_threads: the objectives' dispatch
-from numba.extending import overload
+from numba import njit
 
 from .scalars import (
     LOSS_SQUARED_HINGE,
@@ -51,10 +47,14 @@ from .scalars import (
     esmm_row,
     esmm_terms,
     log1pexp,
+    pair_value,
     sigmoid_and_deriv,
     weight,
 )
-from .shared import exact_group_pd, exact_logistic_group_pd, sampled_group_pd, sort_conversions
+from .._threads import install_compile_notice
+from .groups import Rows, mode_key, pair_group, sort_conversions
+
+install_compile_notice()  # before the first kernel compiles
 
 
 def round_key(seed: int, iteration: int) -> np.uint64:
@@ -173,21 +173,28 @@ def fill_perm_codes(y, codes, slot, aptr, counts, active, perm):
 
 
 # --------------------------------------------------------------------------- BCE
+#
+# Every kernel below runs on one thread over a range of rows or groups, without the GIL
+# (``nogil``): :mod:`gbdt_pwiser.kernels.passes` cuts a pass into one part per thread and runs the
+# parts on the objectives' threads (:func:`gbdt_pwiser._threads.run_parts`). The row kernels take
+# views of the part's rows (w sliced even when empty: the view is empty too): their loops stay
+# vector code (``error_model="numpy"``), which a loop given offsets, or a w chosen by has_w, did not.
+
+_KERNEL = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
-@njit(parallel=True, cache=True)
-def bce_pass(z, y, w, has_w, floor, g, h):
+@njit(**_KERNEL)
+def bce_rows(z, y, w, has_w, floor, g, h):
     """g = w (p - c), h = max(w σ', floor) for every row (c = click = y >= 1)."""
-    for i in prange(z.size):
+    for i in range(z.size):
         gi, hi = bce_row(np.float64(z[i]), y[i], w[i] if has_w else 1.0, floor)
         g[i] = gi
         h[i] = hi
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_KERNEL)
 def bce_rows_pd(z, y, w, has_w, floor, g, h, pp, pd):
-    """:func:`bce_pass` that also stores p and σ' of every row in pp, pd (read by :func:`pair_pass`),
-    on one thread (a vectorised row loop: called on views by the drivers below)."""
+    """:func:`bce_rows` that also stores p and σ' of every row in pp, pd (read by the pair terms)."""
     for i in range(z.size):
         gi, hi, p, d = bce_row_pd(np.float64(z[i]), y[i], w[i] if has_w else 1.0, floor)
         g[i] = gi
@@ -196,149 +203,54 @@ def bce_rows_pd(z, y, w, has_w, floor, g, h, pp, pd):
         pd[i] = d
 
 
-#: rows per task of the row-parallel BCE pass (:func:`bce_pass_pd`)
-ROW_BLOCK = 16384
-
-
-@njit(parallel=True, cache=True)
-def bce_pass_pd(z, y, w, has_w, floor, g, h, pp, pd):
-    """:func:`bce_rows_pd` over blocks of ROW_BLOCK rows in parallel."""
-    for b in prange((z.size + ROW_BLOCK - 1) // ROW_BLOCK):
-        r0 = b * ROW_BLOCK
-        r1 = min(r0 + ROW_BLOCK, z.size)
-        # w sliced even when empty (has_w False): the view is empty too
-        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], has_w, floor, g[r0:r1], h[r0:r1], pp[r0:r1], pd[r0:r1])
-
-
-@njit(parallel=True, cache=True)
-def bce_loss(z, y, w, has_w):
+@njit(**_KERNEL)
+def bce_loss_rows(z, y, w, has_w):
+    """Σ w (log(1 + e^z) - c z) over the rows."""
     total = 0.0
-    for i in prange(z.size):
+    for i in range(z.size):
         zi = np.float64(z[i])
         c = 1.0 if y[i] >= 1 else 0.0
-        wi = w[i] if has_w else 1.0
-        total += wi * (log1pexp(zi) - c * zi)
+        total += (w[i] if has_w else 1.0) * (log1pexp(zi) - c * zi)
     return total
 
 
 # --------------------------------------------------------------------------- pair terms
 
 
-def pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                   g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro):
-    """The pair terms of active group a: exact (``pairs="all"``) when ``key`` is None (squared hinge)
-    or False (logistic), else k draws per conversion and term with the round key ``key``. p and σ'
-    of row r are ``pp[r - ro]``, ``pd[r - ro]``."""
-    group = _group_function(typeof(key))
-    group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-          g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro)
+def cpu_pairs(P):
+    """``P`` with the key that selects the group function while compiling (:func:`groups.mode_key`)."""
+    return P._replace(key=mode_key(P.k, P.key, P.loss_kind))
 
 
-@overload(pair_group_cpu, jit_options={"forceinline": True, "_nrt": False})
-def _pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                    g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, ro):
-    # the mode is chosen while compiling, by the type of key: a fit compiles its own mode only
-    # (a branch at run time compiled all three, ~1.5 s of every first fit); no reference counting
-    # (see scalars._register: per group, ~20 arrays counted twice)
-    return _group_function(key)
-
-
-def _group_function(key_type):
-    """The group function of a mode argument's Numba type (see :func:`_mode_key`)."""
-    if isinstance(key_type, types.NoneType):
-        return exact_group_pd
-    if isinstance(key_type, types.Boolean):
-        return exact_logistic_group_pd
-    return sampled_group_pd
-
-
-#: active groups per task of the group-parallel pair pass (:func:`pair_pass`)
-GROUP_BLOCK = 256
-
-
-@njit(cache=True, error_model="numpy")
-def _pair_group_range(a0, a1, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                      g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
-    # the parallel driver's call into the group mathematics, one per block of groups: a dispatcher,
-    # compiled once (called directly from a prange body, every group function compiled twice), and
-    # called per block, not per group (each call increments and decrements the reference count of
-    # every array argument: per group, two threads contending on those counts ran no faster than one)
+@njit(**_KERNEL)
+def pair_groups(a0, a1, R, G, P, S, g, h):
+    """The pair terms of active groups a0..a1-1 (``R.pp``/``R.pd``: p and σ' of every row, ``R.ro`` 0;
+    ``P``: :func:`cpu_pairs`). Pairs never cross groups: parts over disjoint groups write disjoint rows."""
     for a in range(a0, a1):
-        pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                       g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, 0)
+        pair_group(a, R, G, P, S, g, h)
 
 
-def _mode_key(k, key, loss_kind):
-    """The drivers' mode argument, whose type picks the group function while compiling: None for
-    the exact squared hinge, False for the exact logistic loss, the round key for k draws."""
-    if k != 0:
-        return np.uint64(key)
-    return None if loss_kind == LOSS_SQUARED_HINGE else False
-
-
-def pair_pass(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-              g, h, sp, si, pa, pb, bw, bwp, pp, pd):
-    """Add the λ·PWiseR gradient/Hessian of every active group to g, h.
-
-    ``pp``/``pd`` hold p and σ' of every row, stored by :func:`bce_pass_pd` (read by the squared
-    hinge, exact and sampled, instead of a sigmoid per partner).
-    """
-    if min(pp.size, pd.size) < z.size:
-        raise ValueError("pair_pass: the p/σ' buffers must hold every row")
-    # merge-sort scratch of groups with more than INSERTION_SORT_MAX conversions (untouched pages
-    # otherwise). Allocated here, not inside the parallel driver: that made the exact squared
-    # hinge 2.5x slower (measured old vs new in one process; results/kernels_before_after.json).
-    tp = np.empty(sp.size, dtype=np.float64)
-    ti = np.empty(si.size, dtype=np.int64)
-    key = _mode_key(k, key, loss_kind)
-    _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                 g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
-
-
-@njit(parallel=True, cache=True)
-def _pair_groups(z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                 g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
-    A = aptr.size - 1
-    for b in prange((A + GROUP_BLOCK - 1) // GROUP_BLOCK):
-        a0 = b * GROUP_BLOCK
-        _pair_group_range(a0, min(a0 + GROUP_BLOCK, A), z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n,
-                          m1, m2, loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
-
-
-def bce_pair_pass(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
-                  loss_kind, k, key, g, h, sp, si, pa, pb, bw, bwp, pp, pd):
-    """:func:`bce_pass_pd` then :func:`pair_pass`, chunk by chunk, for contiguous groups.
+@njit(**_KERNEL)
+def bce_pair_chunks(R, floor, crow, cgrp, G, P, S, g, h):
+    """BCE then pair terms, chunk by chunk, for contiguous groups.
 
     Chunk c (rows ``crow[c]:crow[c+1]``, active groups ``cgrp[c]:cgrp[c+1]``, whole) gets its BCE
     terms and then its pair terms while its rows are in cache: run as two passes over 2M rows, the
-    pair pass waited on memory at every active group. Same arithmetic, same bits. For one thread:
-    on more, the BCE loops nested in the parallel chunk loop ran 2-6x slower than the two passes.
-    ``pp``/``pd`` hold p and σ' of one chunk at a time: at least the largest chunk's rows (16 B per
-    row of the largest chunk instead of per training row).
+    pair pass waited on memory at every active group. Same arithmetic, same bits. ``R.pp``/``R.pd``
+    hold p and σ' of one chunk at a time (row r at r - crow[c]): at least the largest chunk's rows.
     """
-    if crow.size > 1 and min(pp.size, pd.size) < int(np.max(np.diff(crow))):
-        raise ValueError("bce_pair_pass: the p/σ' buffers are smaller than the largest chunk")
-    tp = np.empty(sp.size, dtype=np.float64)
-    ti = np.empty(si.size, dtype=np.int64)
-    key = _mode_key(k, key, loss_kind)
-    _bce_pair_chunks(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
-                     loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd)
-
-
-@njit(cache=True, error_model="numpy")
-def _bce_pair_chunks(z, y, w, has_w, floor, crow, cgrp, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2,
-                     loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd):
-    # one thread: a plain loop (a parfor here cost ~4 s of first compilation and nothing at run time)
+    z = R.z
+    y = R.y
+    w = R.w
+    pp = R.pp
+    pd = R.pd
     for c in range(crow.size - 1):
         r0 = crow[c]
         r1 = crow[c + 1]
-        # bce_rows_pd on views (w sliced even when empty): its row loop stays vector code; a row
-        # loop written here, or given offsets, or a w chosen by has_w, ran ~3x slower (measured)
-        # p and σ' of the chunk's rows only, in buffers of the largest chunk's size (row r at r - r0)
-        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], has_w, floor, g[r0:r1], h[r0:r1], pp[:r1 - r0], pd[:r1 - r0])
+        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], R.has_w, floor, g[r0:r1], h[r0:r1], pp[:r1 - r0], pd[:r1 - r0])
+        rows = Rows(z, y, w, R.has_w, pp, pd, r0)
         for a in range(cgrp[c], cgrp[c + 1]):
-            pair_group_cpu(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                           g, h, sp, si, tp, ti, pa, pb, bw, bwp, pp, pd, r0)
+            pair_group(a, rows, G, P, S, g, h)
 
 
 @njit(cache=True)
@@ -378,50 +290,52 @@ def _sq_hinge_group_loss(z, w, has_w, perm, s, nP, nC, e, m1, m2):
     return out_c, out_n
 
 
-@njit(parallel=True, cache=True)
-def pair_loss_sums(z, w, has_w, perm, aptr, anP, anC, m1, m2, loss_kind):
-    """Per-term sums Σ w_i w_j φ(i, j) over all active groups (exact)."""
-    A = aptr.size - 1
-    out = np.zeros((A, 2))
-    for a in prange(A):
-        s = aptr[a]
-        e = aptr[a + 1]
-        nP = anP[a]
-        nC = anC[a]
+@njit(**_KERNEL)
+def pair_loss_groups(a0, a1, z, w, has_w, G, m1, m2, loss_kind):
+    """Per-term sums Σ w_i w_j φ(i, j) over active groups a0..a1-1 (exact): the squared hinge by
+    its prefix sums, other losses pair by pair (:func:`~gbdt_pwiser.kernels.scalars.pair_value`)."""
+    perm = G.perm
+    out_c = 0.0
+    out_n = 0.0
+    for a in range(a0, a1):
+        s = G.aptr[a]
+        e = G.aptr[a + 1]
+        nP = G.anP[a]
+        nC = G.anC[a]
         if loss_kind == LOSS_SQUARED_HINGE:
             c, n = _sq_hinge_group_loss(z, w, has_w, perm, s, nP, nC, e, m1, m2)
-            out[a, 0] = c
-            out[a, 1] = n
-        else:
-            for q in range(nP):
-                i = perm[s + q]
-                zi = np.float64(z[i])
-                wi = weight(w, has_w, i)
-                for t in range(s + nP, e):
-                    j = perm[t]
-                    if t < s + nP + nC:
-                        out[a, 0] += wi * weight(w, has_w, j) * log1pexp(np.float64(z[j]) - zi + m1)
-                    else:
-                        out[a, 1] += wi * weight(w, has_w, j) * log1pexp(np.float64(z[j]) - zi + m2)
-    return out[:, 0].sum(), out[:, 1].sum()
+            out_c += c
+            out_n += n
+            continue
+        for q in range(nP):
+            i = perm[s + q]
+            zi = np.float64(z[i])
+            wi = weight(w, has_w, i)
+            for t in range(s + nP, e):
+                j = perm[t]
+                if t < s + nP + nC:
+                    out_c += wi * weight(w, has_w, j) * pair_value(loss_kind, zi, np.float64(z[j]), m1)
+                else:
+                    out_n += wi * weight(w, has_w, j) * pair_value(loss_kind, zi, np.float64(z[j]), m2)
+    return out_c, out_n
 
 
 # --------------------------------------------------------------------------- entire-space CVR (docs/mathematics.md §5)
 
 
-@njit(parallel=True, cache=True)
-def esmm_pass(u, v, a, w, has_w, floor, g, h):
-    """Gradient and Fisher Hessian of BCE(a·σ(u), v) w.r.t. the CVR margin u (see shared.esmm_row)."""
-    for i in prange(u.size):
+@njit(**_KERNEL)
+def esmm_rows(u, v, a, w, has_w, floor, g, h):
+    """Gradient and Fisher Hessian of BCE(a·σ(u), v) w.r.t. the CVR margin u (see scalars.esmm_row)."""
+    for i in range(u.size):
         gi, hi = esmm_row(np.float64(u[i]), v[i], a[i], w[i] if has_w else 1.0, floor)
         g[i] = gi
         h[i] = hi
 
 
-@njit(parallel=True, cache=True)
-def esmm_loss(u, v, a, w, has_w):
+@njit(**_KERNEL)
+def esmm_loss_rows(u, v, a, w, has_w):
     total = 0.0
-    for i in prange(u.size):
+    for i in range(u.size):
         ai = a[i]
         ui = np.float64(u[i])
         q, dq, one_m_q, one_m_aq = esmm_terms(ui, ai)

@@ -1,9 +1,9 @@
 """CUDA kernels of BCE + λ·PWiseR and the entire-space CVR loss (numba-cuda).
 
-The mathematics is :mod:`gbdt_pwiser.kernels.shared`, the same source the CPU
-drivers compile; the kernels here only map CUDA threads onto rows or groups.
-The host side (device data, launches, XGBoost buffers) is
-:mod:`gbdt_pwiser.objectives._cuda`.
+The mathematics is :mod:`gbdt_pwiser.kernels.scalars` and :mod:`gbdt_pwiser.kernels.groups`,
+the same source the CPU drivers compile, called with the same argument groups (``Rows``,
+``Groups``, ``Pairs``, ``Scratch``); the kernels here only map CUDA threads onto rows or groups.
+The host side (device data, launches, XGBoost buffers) is :mod:`gbdt_pwiser.objectives._cuda`.
 
 Importing this module imports neither ``numba.cuda`` nor probes any hardware:
 the kernels are plain Python functions until :func:`kernels` compiles them
@@ -14,14 +14,15 @@ Kernels (``KERNEL_SIGNATURES`` lists the argument types each is launched with,
 for float32 and float64 margins; ``tests/gpu/test_gpu_compile.py`` compiles
 them all to PTX and cubins without a GPU):
 
-* ``bce`` — one thread per row; ``esmm`` — one thread per row (docs/mathematics.md §5);
-* ``group`` — one thread per *small* active group: :func:`shared.pair_group`,
-  the CPU's code, so the order of every floating-point accumulation is the CPU's;
+* ``bce`` (λ = 0) and ``bce_pd`` (storing p and σ' of every row, as the CPU's BCE pass does) —
+  one thread per row; ``esmm`` — one thread per row (docs/mathematics.md §5);
+* ``group`` — one thread per *small* active group: :func:`groups.pair_group`, the function the CPU
+  drivers call per group, so the order of every floating-point accumulation is the CPU's;
 * ``big_*`` — groups larger than ``serial_max_rows()`` spread over one thread
   per row: squared hinge as fill → stable parallel merge sort (``log2 |P|``
   launches of ``big_merge``) → ``big_prefix`` → ``big_sq_partner`` (bucket sums
-  by atomics) → ``big_sq_suffix``; logistic one thread per row over its
-  opposite set; sampled one thread per conversion (partners by atomics);
+  by atomics) → ``big_sq_suffix``; other losses' exact mode one thread per row over its
+  opposite set (``big_all_pairs``); sampled one thread per conversion (partners by atomics);
 * ``draw`` — the counter-based draws, for the tests.
 """
 
@@ -33,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from . import groups as GR
 from . import scalars as SC
-from . import shared as S
 
 __all__ = ["cuda_status", "get_cuda", "kernels", "KERNELS", "KERNEL_SIGNATURES", "is_simulator"]
 
@@ -128,37 +129,48 @@ def esmm_kernel(u, v, a, w, has_w, floor, g, h):
         h[i] = hi
 
 
-def group_kernel(z, w, has_w, perm, aptr, anP, anC, pptr, big, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                 g, h, sp, si, tp, ti, pa, pb, bw, bwp):
+def bce_pd_kernel(R, floor, g, h):
+    """:func:`bce_kernel` that also stores p and σ' of every row in R.pp, R.pd (read by the pair kernels)."""
+    i = cuda.grid(1)
+    if i < g.size:
+        gi, hi, p, d = SC.bce_row_pd(np.float64(R.z[i]), R.y[i], R.w[i] if R.has_w else 1.0, floor)
+        g[i] = gi
+        h[i] = hi
+        R.pp[i] = p
+        R.pd[i] = d
+
+
+def group_kernel(R, G, P, S, big, g, h):
     a = cuda.grid(1)
-    if a < anP.size and big[a] == 0:
-        S.pair_group(a, z, w, has_w, perm, aptr, anP, anC, pptr, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                     g, h, sp, si, tp, ti, pa, pb, bw, bwp)
+    if a < G.anP.size and big[a] == 0:
+        GR.pair_group(a, R, G, P, S, g, h)
 
 
-# row-parallel kernels of large groups: one thread per position lpos[x] of group lgrp[x]
+# row-parallel kernels of large groups: one thread per position lpos[x] of group lgrp[x]; S holds
+# the sorted conversions in S.sp/S.si once big_merge has run (the host passes the ping-pong
+# buffers that hold them), and two sets of buckets: term 0's, then term 1's (B = bw.size // 2)
 
 
-def big_fill_kernel(z, perm, aptr, anP, pptr, lpos, lgrp, sp, si):
+def big_fill_kernel(R, G, S, lpos, lgrp):
     x = cuda.grid(1)
     if x < lpos.size:
         a = lgrp[x]
-        q = lpos[x] - aptr[a]
-        if q < anP[a]:
-            S.load_conversion(z, perm, aptr[a], q, sp, si, pptr[a])
+        q = lpos[x] - G.aptr[a]
+        if q < G.anP[a]:
+            GR.load_conversion(R, G.perm, G.aptr[a], q, S.sp, S.si, G.pptr[a])
 
 
-def big_merge_kernel(aptr, anP, pptr, lpos, lgrp, width, src_p, src_i, dst_p, dst_i):
+def big_merge_kernel(G, lpos, lgrp, width, src_p, src_i, dst_p, dst_i):
     """One pass of a stable merge sort: each element finds its rank in the sibling run."""
     x = cuda.grid(1)
     if x >= lpos.size:
         return
     a = lgrp[x]
-    q = lpos[x] - aptr[a]
-    nP = anP[a]
+    q = lpos[x] - G.aptr[a]
+    nP = G.anP[a]
     if q >= nP:
         return
-    po = pptr[a]
+    po = G.pptr[a]
     own = (q // width) * width
     block = (q // (2 * width)) * (2 * width)
     kp = src_p[po + q]
@@ -188,81 +200,70 @@ def big_merge_kernel(aptr, anP, pptr, lpos, lgrp, width, src_p, src_i, dst_p, ds
     dst_i[d] = src_i[po + q]
 
 
-def big_prefix_kernel(w, has_w, anP, pptr, big, sp, si, pa, pb, bw, bwp):
+def big_prefix_kernel(R, G, S, big):
     a = cuda.grid(1)
-    if a >= anP.size or big[a] == 0:
+    if a >= G.anP.size or big[a] == 0:
         return
-    nP = anP[a]
-    po = pptr[a]
-    bo = po + a
-    B = bw.size // 2  # bw, bwp: term 0's buckets, then term 1's
-    S.conversion_prefix(w, has_w, sp, si, po, bo, nP, pa, pb)
-    for q in range(nP + 1):
-        bw[bo + q] = 0.0
-        bw[B + bo + q] = 0.0
-        bwp[bo + q] = 0.0
-        bwp[B + bo + q] = 0.0
+    nP = G.anP[a]
+    bo = G.pptr[a] + a
+    GR.conversion_prefix(R, S, G.pptr[a], bo, nP)
+    GR.clear_buckets(S, bo, nP)
+    GR.clear_buckets(S, S.bw.size // 2 + bo, nP)
 
 
-def big_sq_partner_kernel(z, w, has_w, perm, aptr, anP, anC, pptr, lpos, lgrp, sc_c, sc_n, m1, m2,
-                          sp, pa, pb, bw, bwp, g, h):
+def big_sq_partner_kernel(R, G, P, S, lpos, lgrp, g, h):
     x = cuda.grid(1)
     if x >= lpos.size:
         return
     a = lgrp[x]
     t = lpos[x]
-    s = aptr[a]
-    nP = anP[a]
+    s = G.aptr[a]
+    nP = G.anP[a]
     if t < s + nP:
         return
-    term = 0 if t < s + nP + anC[a] else 1
-    m, sc = SC.partner_term(t, s, nP, anC[a], m1, m2, sc_c, sc_n)
+    term = 0 if t < s + nP + G.anC[a] else 1
+    m, sc = SC.partner_term(P, t, s, nP, G.anC[a])
     if sc == 0.0:
         return
-    po = pptr[a]
-    bo = po + a
-    S.sq_hinge_partner(z, w, has_w, perm[t], sp, po, nP, pa, pb, bo, bw, bwp, term * (bw.size // 2) + bo, m, sc,
-                       g, h, True)
+    bo = G.pptr[a] + a
+    GR.sq_hinge_partner(R, S, G.perm[t], G.pptr[a], nP, bo, term * (S.bw.size // 2) + bo, m, sc, g, h, True)
 
 
-def big_sq_suffix_kernel(z, w, has_w, aptr, anP, anC, pptr, big, sc_c, sc_n, m1, m2, sp, si, bw, bwp, g, h):
+def big_sq_suffix_kernel(R, G, P, S, big, g, h):
     a = cuda.grid(1)
-    if a >= anP.size or big[a] == 0:
+    if a >= G.anP.size or big[a] == 0:
         return
-    nP = anP[a]
-    po = pptr[a]
-    bo = po + a
+    nP = G.anP[a]
+    po = G.pptr[a]
     for term in range(2):
-        js, je, m, sc = SC.term_span(term, aptr[a], nP, anC[a], aptr[a + 1], m1, m2, sc_c, sc_n)
+        js, je, m, sc = SC.term_span(P, term, G.aptr[a], nP, G.anC[a], G.aptr[a + 1])
         if je != js and sc != 0.0:
-            S.sq_hinge_suffix(z, w, has_w, sp, si, po, nP, bw, bwp, term * (bw.size // 2) + bo, m, sc, g, h)
+            GR.sq_hinge_suffix(R, S, po, nP, term * (S.bw.size // 2) + po + a, m, sc, g, h)
 
 
-def big_logistic_kernel(z, w, has_w, perm, aptr, anP, anC, lpos, lgrp, sc_c, sc_n, m1, m2, g, h):
+def big_all_pairs_kernel(R, G, P, lpos, lgrp, g, h):
     x = cuda.grid(1)
     if x >= lpos.size:
         return
     a = lgrp[x]
     t = lpos[x]
-    s = aptr[a]
-    nP = anP[a]
+    s = G.aptr[a]
+    nP = G.anP[a]
     if t < s + nP:
-        S.logistic_conversion(z, w, has_w, perm, s, nP, anC[a], aptr[a + 1], sc_c, sc_n, m1, m2, t, g, h, False)
+        GR.all_pairs_conversion(R, G, P, s, nP, G.anC[a], G.aptr[a + 1], t, g, h, False)
     else:
-        S.logistic_partner(z, w, has_w, perm, s, nP, anC[a], sc_c, sc_n, m1, m2, t, g, h)
+        GR.all_pairs_partner(R, G, P, s, nP, G.anC[a], t, g, h)
 
 
-def big_sampled_kernel(z, w, has_w, perm, aptr, anP, anC, lpos, lgrp, sc_c, sc_n, m1, m2, loss_kind, k, key,
-                       g, h):
+def big_sampled_kernel(R, G, P, lpos, lgrp, g, h):
     x = cuda.grid(1)
     if x >= lpos.size:
         return
     a = lgrp[x]
     t = lpos[x]
-    s = aptr[a]
-    if t < s + anP[a]:
-        S.sampled_conversion(z, w, has_w, perm, s, anP[a], anC[a], aptr[a + 1], sc_c, sc_n, m1, m2, loss_kind,
-                             k, key, t, g, h, True)
+    s = G.aptr[a]
+    if t < s + G.anP[a]:
+        GR.sampled_conversion(R, G, P, s, G.anP[a], G.anC[a], G.aptr[a + 1], t, g, h, True)
 
 
 def draw_kernel(key, counters, n, out):
@@ -273,10 +274,10 @@ def draw_kernel(key, counters, n, out):
 
 #: name -> kernel function (plain Python; :func:`kernels` compiles them).
 KERNELS = {
-    "bce": bce_kernel, "esmm": esmm_kernel, "group": group_kernel, "big_fill": big_fill_kernel,
-    "big_merge": big_merge_kernel, "big_prefix": big_prefix_kernel, "big_sq_partner": big_sq_partner_kernel,
-    "big_sq_suffix": big_sq_suffix_kernel, "big_logistic": big_logistic_kernel,
-    "big_sampled": big_sampled_kernel, "draw": draw_kernel,
+    "bce": bce_kernel, "bce_pd": bce_pd_kernel, "esmm": esmm_kernel, "group": group_kernel,
+    "big_fill": big_fill_kernel, "big_merge": big_merge_kernel, "big_prefix": big_prefix_kernel,
+    "big_sq_partner": big_sq_partner_kernel, "big_sq_suffix": big_sq_suffix_kernel,
+    "big_all_pairs": big_all_pairs_kernel, "big_sampled": big_sampled_kernel, "draw": draw_kernel,
 }
 
 
@@ -307,17 +308,21 @@ def KERNEL_SIGNATURES(margin: str) -> dict[str, tuple]:  # noqa: N802 - a table,
     z = {"float32": t.float32, "float64": t.float64}[margin][::1]
     f8, i8, u8, b1 = t.float64, t.int64, t.uint64, t.boolean
     F, I, Y, U = t.float64[::1], t.int64[::1], t.int8[::1], t.uint8[::1]
-    pairs = (f8, f8, f8, f8)  # sc_c, sc_n, m1, m2
+    R = t.BaseTuple.from_types((z, Y, F, b1, F, F, i8), GR.Rows)
+    G = t.BaseTuple.from_types((I, I, I, I, I), GR.Groups)
+    P = t.BaseTuple.from_types((f8, f8, f8, f8, i8, i8, u8), GR.Pairs)
+    S = t.BaseTuple.from_types((F, I, F, I, F, F, F, F), GR.Scratch)
     return {
         "bce": (z, Y, F, b1, f8, F, F),
+        "bce_pd": (R, f8, F, F),
         "esmm": (z, Y, F, F, b1, f8, F, F),
-        "group": (z, F, b1, I, I, I, I, I, U, *pairs, i8, i8, u8, F, F, F, I, F, I, F, F, F, F),
-        "big_fill": (z, I, I, I, I, I, I, F, I),
-        "big_merge": (I, I, I, I, I, i8, F, I, F, I),
-        "big_prefix": (F, b1, I, I, U, F, I, F, F, F, F),
-        "big_sq_partner": (z, F, b1, I, I, I, I, I, I, I, *pairs, F, F, F, F, F, F, F),
-        "big_sq_suffix": (z, F, b1, I, I, I, I, U, *pairs, F, I, F, F, F, F),
-        "big_logistic": (z, F, b1, I, I, I, I, I, I, *pairs, F, F),
-        "big_sampled": (z, F, b1, I, I, I, I, I, I, *pairs, i8, i8, u8, F, F),
+        "group": (R, G, P, S, U, F, F),
+        "big_fill": (R, G, S, I, I),
+        "big_merge": (G, I, I, i8, F, I, F, I),
+        "big_prefix": (R, G, S, U),
+        "big_sq_partner": (R, G, P, S, I, I, F, F),
+        "big_sq_suffix": (R, G, P, S, U, F, F),
+        "big_all_pairs": (R, G, P, I, I, F, F),
+        "big_sampled": (R, G, P, I, I, F, F),
         "draw": (u8, I, i8, I),
     }

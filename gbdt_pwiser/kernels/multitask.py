@@ -27,11 +27,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .scalars import log1pexp, sigmoid_and_deriv
 
-__all__ = ["ctcvr_terms", "shared_ctcvr_pass", "ctcvr_loss"]
+__all__ = ["ctcvr_terms", "shared_ctcvr_rows", "ctcvr_loss_rows"]
 
 
 @njit(cache=True, inline="always")
@@ -45,15 +45,16 @@ def ctcvr_terms(z, u):
     return a * q, one_m_a, one_m_q, one_m_t
 
 
-@njit(parallel=True, cache=True)
-def shared_ctcvr_pass(z, u, y, w, has_w, beta, floor, gz, hz, g, h):
-    """Write the shared booster's ``(n, 2)`` gradient ``g`` and Hessian ``h``.
+@njit(cache=True, nogil=True, error_model="numpy")
+def shared_ctcvr_rows(z, u, y, w, has_w, beta, floor, gz, hz, g, h):
+    """Write the shared booster's ``(n, 2)`` gradient ``g`` and Hessian ``h`` (one thread, a range of
+    rows: :mod:`gbdt_pwiser.kernels.passes` runs it in parts).
 
     ``gz, hz`` hold the CTR column's BCE + λ·PWiseR gradient and Hessian; the
     pCTCVR term is added to it scaled by ``beta`` (its share on ``z``) and is
     the whole of the CVR column. Hessians are floored at ``floor``.
     """
-    for i in prange(z.size):
+    for i in range(z.size):
         t, one_m_a, one_m_q, one_m_t = ctcvr_terms(np.float64(z[i]), np.float64(u[i]))
         wi = w[i] if has_w else 1.0
         if y[i] == 2:
@@ -73,8 +74,8 @@ def shared_ctcvr_pass(z, u, y, w, has_w, beta, floor, gz, hz, g, h):
         h[i, 1] = h1 if h1 > floor else floor
 
 
-@njit(parallel=True, cache=True)
-def ctcvr_loss(z, u, y, w, has_w):
+@njit(cache=True, nogil=True, error_model="numpy")
+def ctcvr_loss_rows(z, u, y, w, has_w):
     """Σ_i w_i BCE(t_i, v_i) with ``t = σ(z) σ(u)``, accurate for any finite margins.
 
     ``v = 1``: ``−log t = log(1 + e^−z) + log(1 + e^−u)``. ``v = 0``:
@@ -82,7 +83,7 @@ def ctcvr_loss(z, u, y, w, has_w):
     ``−log(1 − t)`` with ``1 − t`` from :func:`ctcvr_terms` above.
     """
     total = 0.0
-    for i in prange(z.size):
+    for i in range(z.size):
         zi = np.float64(z[i])
         ui = np.float64(u[i])
         wi = w[i] if has_w else 1.0

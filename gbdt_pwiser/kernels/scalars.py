@@ -1,8 +1,9 @@
 """Scalar building blocks of the kernels, registered for the CPU and the CUDA target.
 
 The exp/sigmoid helpers, SplitMix64 draws, per-row BCE and entire-space terms, and the two
-helpers whose body differs by target (:func:`pow2_scale`, :func:`add_at`); the per-group
-mathematics built from them is in :mod:`gbdt_pwiser.kernels.shared`.
+helpers whose body differs by target (:func:`pow2_scale`, :func:`add_at`), and the one place
+where a pair loss is written (:func:`pair_terms`, :func:`pair_value`); the per-group mathematics
+built from them is in :mod:`gbdt_pwiser.kernels.groups`.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _register(fn, cpu_forceinline):
     return fn
 
 
-def _shared(fn):
+def _outlined(fn):
     """Register a group-level ``fn`` for both targets, compiled as its own function on each (called
     from the drivers, as the CPU group kernels always were: inlining every group function into the
     drivers in Numba IR made the first compilation ~20x slower), inlined by NVVM on CUDA
@@ -63,7 +64,7 @@ def _shared(fn):
 
 
 def _inlined(fn):
-    """A group-level ``fn`` registered like :func:`_shared` but inlined by LLVM on the CPU: for the
+    """A group-level ``fn`` registered like :func:`_outlined` but inlined by LLVM on the CPU: for the
     functions called per group or per term (a call costs more than their work there)."""
     return _register(fn, True)
 
@@ -262,20 +263,49 @@ def sq_hinge_pair(pi, di, pj, dj, m, pw):
 
 
 @_scalar
-def partner_term(t, s, nP, nC, m1, m2, sc_c, sc_n):
-    """(margin, scale) of the partner at position t: click-only (term 0) or non-click (term 1)."""
-    if t < s + nP + nC:
-        return m1, sc_c
-    return m2, sc_n
+def pair_terms(loss_kind, zi, pi, di, R, j, m, pw):
+    """The pair loss's derivatives (docs/mathematics.md §3): one pair of conversion i and partner j,
+    of weight pw (scale · w_i · w_j, or the sampled weight).
+
+    ``zi``, ``pi``, ``di``: the conversion's margin, p and σ'; the partner's are read from the rows
+    ``R`` (:class:`~gbdt_pwiser.kernels.groups.Rows`: margins ``R.z``, p and σ' at ``j - R.ro`` of
+    ``R.pp``/``R.pd``), in the branch of the loss that needs them. Returns ``(active, g_i, h_i,
+    g_j, h_j)`` to add. A new pair loss is a branch here and in :func:`pair_value`; the sampled
+    mode and the exact mode of losses without a closed form (O(|P|·|partners|) per group) then
+    run it on the CPU and on CUDA.
+    """
+    if loss_kind == LOSS_SQUARED_HINGE:
+        return sq_hinge_pair(pi, di, R.pp[j - R.ro], R.pd[j - R.ro], m, pw)
+    sv, dv = sigmoid_and_deriv(np.float64(R.z[j]) - zi + m)  # logistic
+    return True, -(pw * sv), pw * dv, pw * sv, pw * dv
 
 
 @_scalar
-def term_span(term, s, nP, nC, e, m1, m2, sc_c, sc_n):
+def pair_value(loss_kind, zi, zj, m):
+    """The pair loss φ(i, j; m) of conversion margin ``zi`` and partner margin ``zj`` (§2): the loss
+    values of the exact mode for losses without a closed form (see :func:`pair_terms`)."""
+    if loss_kind == LOSS_SQUARED_HINGE:
+        d = (sigmoid_and_deriv(zj)[0] - sigmoid_and_deriv(zi)[0]) + m
+        return d * d if d > 0.0 else 0.0
+    return log1pexp(zj - zi + m)  # logistic
+
+
+@_scalar
+def partner_term(P, t, s, nP, nC):
+    """(margin, scale) of the partner at position t: click-only (term 0) or non-click (term 1);
+    ``P``: the round's :class:`~gbdt_pwiser.kernels.groups.Pairs`."""
+    if t < s + nP + nC:
+        return P.m1, P.sc_c
+    return P.m2, P.sc_n
+
+
+@_scalar
+def term_span(P, term, s, nP, nC, e):
     """Partner positions [js, je), margin and scale of a group's term 0 (conversion vs click-only)
     or term 1 (conversion vs non-click); the group's rows are [P | C | N] at s:e."""
     if term == 0:
-        return s + nP, s + nP + nC, m1, sc_c
-    return s + nP + nC, e, m2, sc_n
+        return s + nP, s + nP + nC, P.m1, P.sc_c
+    return s + nP + nC, e, P.m2, P.sc_n
 
 
 @_scalar

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .._threads import numba_threads as _numba_threads
+from .._threads import resolve_threads
 from .._validation import check_labels, check_margin, check_weight
 from ._prepare import ptr_from_sizes
 
@@ -96,14 +96,11 @@ class _CustomObjective:
     def _compute(self, z: np.ndarray, data: Any, iteration: int, reuse: bool):  # pragma: no cover
         raise NotImplementedError
 
-    def _threads(self, in_booster: bool) -> int | None:
-        # Inside a boosting loop the booster owns the cores: its OpenMP threads spin
-        # between rounds, and a second pool competing with them slowed XGBoost fits by
-        # 10-30 % in benchmarks/, while the fused kernel needs ~2 ms per 1M rows on one
-        # thread. So the adapters default to one thread; an explicit n_jobs is honoured.
-        if self.n_jobs is None and in_booster:
-            return 1
-        return self.n_jobs
+    def _threads(self, in_booster: bool, n_rows: int | None) -> int:
+        """Threads of one pass: ``n_jobs``; else, inside training (``in_booster``), the booster's
+        threads as the adapter read them from the training data (:func:`booster_threads`); else
+        every core (the boosters' default). One thread for small inputs."""
+        return resolve_threads(self.n_jobs, n_rows, self._booster_threads if in_booster else None)
 
     def _buffers(self, n: int, reuse: bool) -> tuple[np.ndarray, np.ndarray]:
         if not reuse:
@@ -122,6 +119,7 @@ class _CustomObjective:
         self._prepared: Any = None
         self._first_margin: np.ndarray | None = None
         self._out: tuple[np.ndarray, np.ndarray] | None = None
+        self._booster_threads: int | None = None
         self.iteration_ = 0
 
     def reset(self) -> None:
@@ -157,8 +155,7 @@ class _CustomObjective:
         """One round: prepare the data unless ``same``, check the margins, compute."""
         if not same:
             self._prepared = None  # a failed preparation must not leave the old data cached
-            with _numba_threads(self._threads(True), n_rows=None):  # leave the booster its cores
-                self._prepared = make()
+            self._prepared = make()
             self._out = None
             self._check_prepared(self._prepared)
         # after the data, so a 2-column label is reported as such, not as 2-D predictions
@@ -234,15 +231,19 @@ class _CustomObjective:
         _register_xgboost_objective()
         if _is_dmatrix(sample_weight) and isinstance(a, numbers.Integral) and group is None:
             d = sample_weight
+            self._booster_threads = booster_threads(d)
             return self._adapt(b, self._same_booster_data(("xgb", id(d)), d),
                                lambda: self._prepare(*_read_dmatrix(d)), iteration=int(a))
         if _is_dmatrix(b):
+            self._booster_threads = booster_threads(b)
             return self._adapt(a, self._same_booster_data(("xgb", id(b)), b),
                                lambda: self._prepare(*_read_dmatrix(b)))
         mod = type(b).__module__ or ""
         if mod.startswith("lightgbm") and type(b).__name__ == "Dataset":
+            self._booster_threads = booster_threads(b)
             return self._adapt(a, self._same_booster_data(("lgb", id(b)), b),
                                lambda: self._prepare(*_read_lgb(b)))
+        self._booster_threads = None  # the scikit-learn wrappers pass no training data: every core
         if sample_weight is not None and np.size(sample_weight) == 0:
             sample_weight = None
         arrays = (a, sample_weight, group)
@@ -263,6 +264,40 @@ class _CustomObjective:
             return prepared
 
         return self._adapt(b, same, make)
+
+
+#: LightGBM's names of ``num_threads`` (its parameter aliases)
+_LGB_THREADS = ("num_threads", "num_thread", "nthread", "nthreads", "n_jobs")
+
+
+def booster_threads(data: Any) -> int | None:
+    """The threads the booster trains on, as its training data tells them; None when unknown
+    (then the objective takes every core, which is also the boosters' default).
+
+    * XGBoost ``DMatrix``: its ``nthread`` (the scikit-learn wrappers and ``xgboost.dask`` build it
+      with the booster's ``n_jobs``/``nthread``), else XGBoost's global ``nthread``
+      (``xgb.config_context``). ``xgb.train(params)`` does not show ``params["nthread"]`` to a custom
+      objective: build the ``DMatrix`` with the same ``nthread``, or set the objective's ``n_jobs``.
+    * LightGBM ``Dataset``: ``num_threads`` (or an alias) of the training parameters, which
+      ``lgb.train`` (and ``lightgbm.dask``, per worker) puts in the ``Dataset``'s parameters.
+
+    Zero or negative values mean "OpenMP's default" to both boosters: None here.
+    """
+    if _is_dmatrix(data):
+        value = getattr(data, "nthread", None)
+        if not (isinstance(value, numbers.Integral) and value > 0):
+            try:
+                value = sys.modules["xgboost"].get_config().get("nthread")
+            except (KeyError, AttributeError):  # pragma: no cover - an XGBoost without get_config
+                value = None
+    else:
+        params = getattr(data, "params", None) or {}
+        value = next((params[k] for k in _LGB_THREADS if params.get(k) is not None), None)
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
 
 
 def _read_dmatrix(dtrain: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:

@@ -3,7 +3,7 @@
 ``PWiseRObjective(device="cuda")`` and ``EntireSpaceCVRObjective(device="cuda")``
 call :func:`pwiser_grad_hess_cuda` / :func:`esmm_grad_hess_cuda`; the kernels
 are :mod:`gbdt_pwiser.kernels.cuda` (their mathematics
-:mod:`gbdt_pwiser.kernels.shared`, shared with the CPU). This module lives in
+:mod:`gbdt_pwiser.kernels.groups`, the CPU's). This module lives in
 the objectives layer because it checks device margins, picks the device and
 caches per-training device data on :class:`~gbdt_pwiser.objectives._prepare.PreparedData`;
 the kernels layer validates nothing.
@@ -24,7 +24,9 @@ LightGBM calls a custom objective with host arrays and expects host arrays
 back, so use ``device="cpu"`` there.
 
 The per-training arrays (labels, weights, group layout) go to the device once
-per prepared data and are cached on it (attribute ``_device_cache``); the
+per prepared data and are cached on it (attribute ``_device_cache``), with the
+pair terms' scratch and two buffers of p and σ' of every row (16 bytes/row,
+written by the BCE kernel and read by the pair kernels, as on the CPU); the
 objective's adapters also reuse the output buffers from round to round.
 
 Configuration: ``BLOCK_SIZE`` (env ``GBDT_PWISER_CUDA_BLOCK``, default 256
@@ -46,6 +48,7 @@ from .._defaults import HESSIAN_FLOOR
 from .._validation import check_margin
 from ..kernels import cpu as K
 from ..kernels import cuda as kc
+from ..kernels.groups import Groups, Pairs, Rows, Scratch
 
 __all__ = [
     "BLOCK_SIZE",
@@ -204,11 +207,11 @@ def _session(obj: Any, data: Any, reuse: bool | None, upload: Any) -> Iterator[t
         cuda.synchronize()
 
 
-def _scratch(cuda: Any, dev: dict) -> tuple:
+def _scratch(cuda: Any, dev: dict) -> Scratch:
     if dev["scratch"] is None:
         P1 = max(dev["P"], 1)
         B = dev["P"] + dev["A"]
-        dev["scratch"] = (
+        dev["scratch"] = Scratch(
             cuda.device_array(P1, dtype=np.float64),  # sp
             cuda.device_array(P1, dtype=np.int64),  # si
             cuda.device_array(P1, dtype=np.float64),  # tp (merge-sort ping-pong)
@@ -219,6 +222,13 @@ def _scratch(cuda: Any, dev: dict) -> tuple:
             cuda.device_array(2 * B, dtype=np.float64),  # bwp
         )
     return dev["scratch"]
+
+
+def _row_buffers(cuda: Any, dev: dict, n: int) -> tuple[Any, Any]:
+    """Device buffers for p and σ' of every row (written by the BCE kernel, read by the pair kernels)."""
+    if dev.get("pp") is None:
+        dev["pp"] = (cuda.device_array(n, dtype=np.float64), cuda.device_array(n, dtype=np.float64))
+    return dev["pp"]
 
 
 def _layout(cuda: Any, data: Any, dev: dict, smax: int) -> SimpleNamespace:
@@ -349,40 +359,39 @@ def _pwiser_launch(cuda: Any, data: Any, dev: dict, z: Any, g: Any, h: Any, lam:
     tpb = block_size()
     n = data.n
     w, has_w = dev["w"], bool(data.has_w)
-    kern.bce[_grid(n, tpb), tpb](z, dev["y"], w, has_w, HESSIAN_FLOOR, g, h)
     A = dev["A"]
     if lam == 0.0 or A == 0:
+        kern.bce[_grid(n, tpb), tpb](z, dev["y"], w, has_w, HESSIAN_FLOOR, g, h)
         return
+    R = Rows(z, dev["y"], w, has_w, *_row_buffers(cuda, dev, n), 0)
+    kern.bce_pd[_grid(n, tpb), tpb](R, HESSIAN_FLOOR, g, h)
     sc_c, sc_n = data.scales(lam)
-    key = K.round_key(seed, iteration)
+    P = Pairs(float(sc_c), float(sc_n), float(m1), float(m2), int(loss_kind), int(k), K.round_key(seed, iteration))
     lay = _layout(cuda, data, dev, serial_max_rows())
-    sp, si, tp, ti, pa, pb, bw, bwp = _scratch(cuda, dev)
-    perm, aptr, anP, anC, pptr = dev["perm"], dev["aptr"], dev["anP"], dev["anC"], dev["pptr"]
+    S = _scratch(cuda, dev)
+    G = Groups(dev["perm"], dev["aptr"], dev["anP"], dev["anC"], dev["pptr"])
     if lay.n_big < A:
-        kern.group[_grid(A, tpb), tpb](z, w, has_w, perm, aptr, anP, anC, pptr, lay.big, sc_c, sc_n, m1, m2,
-                                       loss_kind, k, key, g, h, sp, si, tp, ti, pa, pb, bw, bwp)
+        kern.group[_grid(A, tpb), tpb](R, G, P, S, lay.big, g, h)
     if lay.n_big == 0:
         return
     lpos, lgrp, gp = lay.lpos, lay.lgrp, _grid(lay.n_pos, tpb)
     if k > 0:
-        kern.big_sampled[gp, tpb](z, w, has_w, perm, aptr, anP, anC, lpos, lgrp, sc_c, sc_n, m1, m2,
-                                  loss_kind, k, key, g, h)
+        kern.big_sampled[gp, tpb](R, G, P, lpos, lgrp, g, h)
     elif loss_kind != K.LOSS_SQUARED_HINGE:
-        kern.big_logistic[gp, tpb](z, w, has_w, perm, aptr, anP, anC, lpos, lgrp, sc_c, sc_n, m1, m2, g, h)
+        kern.big_all_pairs[gp, tpb](R, G, P, lpos, lgrp, g, h)
     else:
-        kern.big_fill[gp, tpb](z, perm, aptr, anP, pptr, lpos, lgrp, sp, si)
-        src_p, src_i, dst_p, dst_i = sp, si, tp, ti
+        kern.big_fill[gp, tpb](R, G, S, lpos, lgrp)
+        src_p, src_i, dst_p, dst_i = S.sp, S.si, S.tp, S.ti
         width = 1
         while width < lay.max_p:
-            kern.big_merge[gp, tpb](aptr, anP, pptr, lpos, lgrp, width, src_p, src_i, dst_p, dst_i)
+            kern.big_merge[gp, tpb](G, lpos, lgrp, width, src_p, src_i, dst_p, dst_i)
             src_p, src_i, dst_p, dst_i = dst_p, dst_i, src_p, src_i
             width *= 2
+        S = S._replace(sp=src_p, si=src_i, tp=dst_p, ti=dst_i)  # the sorted conversions
         ga = _grid(A, tpb)
-        kern.big_prefix[ga, tpb](w, has_w, anP, pptr, lay.big, src_p, src_i, pa, pb, bw, bwp)
-        kern.big_sq_partner[gp, tpb](z, w, has_w, perm, aptr, anP, anC, pptr, lpos, lgrp, sc_c, sc_n, m1, m2,
-                                     src_p, pa, pb, bw, bwp, g, h)
-        kern.big_sq_suffix[ga, tpb](z, w, has_w, aptr, anP, anC, pptr, lay.big, sc_c, sc_n, m1, m2,
-                                    src_p, src_i, bw, bwp, g, h)
+        kern.big_prefix[ga, tpb](R, G, S, lay.big)
+        kern.big_sq_partner[gp, tpb](R, G, P, S, lpos, lgrp, g, h)
+        kern.big_sq_suffix[ga, tpb](R, G, P, S, lay.big, g, h)
 
 
 def draw_indices_cuda(key: np.uint64, counters: np.ndarray, n: int) -> np.ndarray:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..kernels import cpu as K
-from .._threads import numba_threads
+from ..kernels.groups import Groups, Scratch
 
 _EMPTY_F = np.zeros(0, dtype=np.float64)
 
@@ -47,40 +47,43 @@ class PreparedData:
     #: ``(crow, cgrp)`` when every group is a contiguous row range (:func:`prepare_ptr`): chunk c
     #: covers rows ``crow[c]:crow[c+1]`` and holds the active groups ``cgrp[c]:cgrp[c+1]`` whole,
     #: so one pass computes a chunk's BCE terms and then its pair terms while its rows are in
-    #: cache (``K.bce_pair_pass``, on one thread); None for scattered groups (then two passes)
+    #: cache (``passes.bce_pair_pass``, a range of chunks per thread); None for scattered groups
+    #: (then two passes)
     chunks: tuple | None = field(default=None, repr=False)
-    _scratch: tuple | None = field(default=None, repr=False)
+    _scratch: Scratch | None = field(default=None, repr=False)
     _rows: tuple | None = field(default=None, repr=False)
 
     @property
     def n_active_groups(self) -> int:
         return int(self.aptr.size - 1)
 
-    def scratch(self) -> tuple:
-        """Per-round scratch buffers (allocated once, reused every round)."""
+    @functools.cached_property
+    def groups(self) -> Groups:
+        """The active groups as the kernels take them (:class:`~gbdt_pwiser.kernels.groups.Groups`)."""
+        return Groups(self.perm, self.aptr, self.anP, self.anC, self.pptr)
+
+    def scratch(self) -> Scratch:
+        """Per-round scratch of the pair terms (:class:`~gbdt_pwiser.kernels.groups.Scratch`),
+        allocated once and reused every round. The merge-sort ping-pong ``tp``/``ti`` is touched
+        only by groups with more than 32 conversions (untouched pages cost no memory)."""
         if self._scratch is None:
             nP = int(self.pptr[-1]) if self.pptr.size else 0
             A = self.n_active_groups
-            self._scratch = (
-                np.empty(nP, dtype=np.float64),
-                np.empty(nP, dtype=np.int64),
-                np.empty(nP + A, dtype=np.float64),
-                np.empty(nP + A, dtype=np.float64),
-                np.empty(nP + A, dtype=np.float64),
-                np.empty(nP + A, dtype=np.float64),
-            )
+            f = [np.empty(nP + A, dtype=np.float64) for _ in range(4)]
+            self._scratch = Scratch(np.empty(nP, dtype=np.float64), np.empty(nP, dtype=np.int64),
+                                    np.empty(nP, dtype=np.float64), np.empty(nP, dtype=np.int64), *f)
         return self._scratch
 
     @functools.cached_property
     def max_chunk_rows(self) -> int:
-        """Rows of the largest chunk of the one-thread fused pass (0 without chunks)."""
+        """Rows of the largest chunk of the chunked pass (0 without chunks)."""
         if self.chunks is None or self.chunks[0].size < 2:
             return 0
         return int(np.max(np.diff(self.chunks[0])))
 
     def row_buffers(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """Buffers for p and σ' of ``rows`` rows (every row: :func:`K.bce_pass_pd`; one chunk at a
-        time: ``K.bce_pair_pass``), kept across rounds and grown when a call needs more."""
+        """Buffers for p and σ' of ``rows`` rows (every row: ``passes.pair_pass``; one chunk per part
+        at a time: ``passes.bce_pair_pass``), kept across rounds and grown when a call needs more."""
         if self._rows is None or self._rows[0].size < rows:
             self._rows = (np.empty(rows, dtype=np.float64), np.empty(rows, dtype=np.float64))
         return self._rows
@@ -134,13 +137,11 @@ def prepare_ptr(y: np.ndarray, w: np.ndarray | None, gptr: np.ndarray) -> Prepar
     has_w = w is not None
     wk = w if has_w else _EMPTY_F
     gptr = np.ascontiguousarray(gptr, dtype=np.int64)
-    # One light O(n) pass, once per training run: on one thread, so no worker pool is
-    # woken (on a busy 2-core machine waking it cost more than the pass itself).
-    with numba_threads(1):
-        counts, wsum = K.group_stats_ptr(y, wk, has_w, gptr)
-        active, aptr, anP, anC, pptr, pw_c, pw_n, total = _finish(y, wk, has_w, counts, wsum)
-        perm = np.empty(int(aptr[-1]), dtype=np.int64)
-        K.fill_perm_ptr(y, gptr, active, aptr, counts, perm)
+    # one light O(n) pass, once per training run, on one thread
+    counts, wsum = K.group_stats_ptr(y, wk, has_w, gptr)
+    active, aptr, anP, anC, pptr, pw_c, pw_n, total = _finish(y, wk, has_w, counts, wsum)
+    perm = np.empty(int(aptr[-1]), dtype=np.int64)
+    K.fill_perm_ptr(y, gptr, active, aptr, counts, perm)
     chunks = _chunks(gptr, active, y.size) if active.size else None
     return PreparedData(y.size, y, wk, has_w, total, pw_c, pw_n, gptr.size - 1, perm, aptr, anP, anC, pptr,
                         chunks)

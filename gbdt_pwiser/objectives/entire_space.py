@@ -8,9 +8,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .._defaults import HESSIAN_FLOOR
-from .._threads import numba_threads as _numba_threads
 from .._validation import check_ctr_prob, check_device, check_labels, check_margin, check_n_jobs, check_weight
 from ..kernels import cpu as K
+from ..kernels import passes as KP
 from ._adapters import _CustomObjective
 
 __all__ = ["EntireSpaceCVRObjective", "check_ctr_prob"]  # check_ctr_prob: re-exported from _validation
@@ -45,7 +45,8 @@ class EntireSpaceCVRObjective(_CustomObjective):
         :meth:`grad_hess` can take it per call instead.
     device : {"cpu", "cuda"}, default="cpu"
     n_jobs : int, optional
-        Threads for the CPU kernel.
+        Threads for the CPU kernel; ``None``: the booster's inside training, else every core
+        (as :class:`~gbdt_pwiser.objectives.PWiseRObjective`'s ``n_jobs``).
 
     Examples
     --------
@@ -118,8 +119,8 @@ class EntireSpaceCVRObjective(_CustomObjective):
         lab = check_labels(y, z.size)
         w = check_weight(weight, z.size)
         d = _ESMMData(lab, w)
-        with _numba_threads(self.n_jobs):
-            return float(K.esmm_loss(z, d.y, self._ctr(ctr_prob, z.size), d.w, d.has_w))
+        a = self._ctr(ctr_prob, z.size)
+        return float(KP.row_sum(K.esmm_loss_rows, z.size, self._threads(False, z.size), z, d.y, a, d.w, d.has_w))
 
     def _compute(self, z: Any, data: _ESMMData, iteration: int, reuse: bool):
         return self._run(z, data, self._ctr(None, data.n), reuse)
@@ -130,6 +131,6 @@ class EntireSpaceCVRObjective(_CustomObjective):
 
             return gpu.esmm_grad_hess_cuda(self, z, data, a, reuse=reuse)
         g, h = self._buffers(z.shape[0], reuse)
-        with _numba_threads(self._threads(reuse), z.shape[0]):
-            K.esmm_pass(z, data.y, a, data.w, data.has_w, HESSIAN_FLOOR, g, h)
+        n = z.shape[0]
+        KP.rows(K.esmm_rows, n, self._threads(reuse, n), z, data.y, a, data.w, data.has_w, HESSIAN_FLOOR, g, h)
         return g, h

@@ -19,9 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK, HESSIAN_FLOOR
-from .._threads import numba_threads as _numba_threads
 from .._validation import check_labels, check_margin_matrix, check_real, check_weight
 from ..kernels import multitask as KM
+from ..kernels import passes as KP
 from ._adapters import _CustomObjective
 from ._prepare import PreparedData, prepare_ptr
 from .pwiser import PWiseRObjective, initial_margin, prepare_data
@@ -256,8 +256,8 @@ class SharedCTCVRObjective(_CustomObjective):
         z = np.ascontiguousarray(m[:, 0])
         u = np.ascontiguousarray(m[:, 1])
         ctr = self._ctr.loss(z, lab, group, w)
-        with _numba_threads(self.n_jobs):
-            ctcvr = KM.ctcvr_loss(z, u, lab, w if w is not None else np.zeros(0), w is not None)
+        ctcvr = KP.row_sum(KM.ctcvr_loss_rows, z.size, self._threads(False, z.size), z, u, lab,
+                           w if w is not None else np.zeros(0), w is not None)
         return SharedLoss(ctr, float(ctcvr))
 
     def loss(
@@ -286,6 +286,7 @@ class SharedCTCVRObjective(_CustomObjective):
         beta = self._check_params()
         z = np.ascontiguousarray(m[:, 0])
         u = np.ascontiguousarray(m[:, 1])
+        self._ctr._booster_threads = self._booster_threads  # as this adapter read them
         gz, hz = self._ctr._compute(z, data, iteration, reuse)  # BCE on clicks + λ·PWiseR
         n = z.size
         if reuse and self._out is not None and self._out[0].shape == (n, 2):
@@ -294,8 +295,8 @@ class SharedCTCVRObjective(_CustomObjective):
             g, h = np.empty((n, 2)), np.empty((n, 2))
             if reuse:
                 self._out = (g, h)
-        with _numba_threads(self._threads(reuse), n):
-            KM.shared_ctcvr_pass(z, u, data.y, data.w, data.has_w, beta, HESSIAN_FLOOR, gz, hz, g, h)
+        KP.rows(KM.shared_ctcvr_rows, n, self._threads(reuse, n), z, u, data.y, data.w, data.has_w, beta,
+                HESSIAN_FLOOR, gz, hz, g, h)
         return g, h
 
     # ------------------------------------------------------------------ booster adapters

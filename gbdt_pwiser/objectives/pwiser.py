@@ -13,7 +13,6 @@ import numpy as np
 import numpy.typing as npt
 
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK, HESSIAN_FLOOR
-from .._threads import numba_threads as _numba_threads
 from .._validation import (
     NoConversionWarning,
     check_device,
@@ -28,6 +27,8 @@ from .._validation import (
     group_layout,
 )
 from ..kernels import cpu as K
+from ..kernels import passes as KP
+from ..kernels.groups import Pairs, Rows
 from ._adapters import _CustomObjective
 from ._prepare import PreparedData, prepare_codes, prepare_ptr
 
@@ -155,12 +156,16 @@ class PWiseRObjective(_CustomObjective):
         Where gradients are computed. ``"cuda"`` returns device arrays
         (``__cuda_array_interface__``) for XGBoost GPU training.
     n_jobs : int, optional
-        Threads for the CPU kernels (``-1`` all). ``None``: Numba's default for
-        :meth:`grad_hess`, and **one** thread when called by XGBoost/LightGBM
-        during training, where the booster's own threads own the cores (a second
-        busy thread pool slows the tree building more than it speeds up the
-        objective; see ``benchmarks/README.md``). Inputs under 65,536 rows always
-        use one thread.
+        Threads for the CPU kernels (``-1``: every core). ``None``: inside training, the threads
+        the booster trains on, as its training data tells them (the ``DMatrix``'s ``nthread``, else
+        XGBoost's global ``nthread``; LightGBM's ``num_threads``, which ``lgb.train`` and
+        ``lightgbm.dask`` put in the ``Dataset``; each Dask worker's own), else every core (the
+        boosters' default); every core for :meth:`grad_hess`. ``xgb.train(params, dtrain)`` does
+        not show ``params["nthread"]`` to the objective: build the ``DMatrix`` with the same
+        ``nthread`` or set ``n_jobs``. The kernels run on a pool of threads that sleep between
+        calls, so they leave the booster's OpenMP threads their cores (see
+        ``benchmarks/README.md``); the gradients are the same bits on any number of threads.
+        A pass takes at most one thread per 65,536 rows.
 
     Attributes
     ----------
@@ -297,12 +302,11 @@ class PWiseRObjective(_CustomObjective):
         z = check_margin(margin)
         lab = check_labels(y, z.size)
         data = self._prepare_call(lab, group, check_weight(weight, z.size))
-        with _numba_threads(self.n_jobs):
-            bce = K.bce_loss(z, data.y, data.w, data.has_w)
-            if lam == 0.0 or data.n_active_groups == 0:
-                return float(bce)
-            sc, sn = K.pair_loss_sums(z, data.w, data.has_w, data.perm, data.aptr, data.anP, data.anC,
-                                      m1, m2, loss_kind)
+        threads = self._threads(False, z.size)
+        bce = KP.bce_loss(z, data.y, data.w, data.has_w, threads)
+        if lam == 0.0 or data.n_active_groups == 0:
+            return float(bce)
+        sc, sn = KP.pair_loss_sums(z, data.w, data.has_w, data.groups, m1, m2, loss_kind, threads)
         sc_c, sc_n = data.scales(lam)
         return float(bce + sc_c * sc + sc_n * sn)
 
@@ -340,24 +344,21 @@ class PWiseRObjective(_CustomObjective):
 
             return gpu.pwiser_grad_hess_cuda(self, z, data, iteration, reuse=reuse)
         g, h = self._buffers(z.size, reuse)
-        with _numba_threads(self._threads(reuse), z.size):
-            if lam > 0.0 and data.n_active_groups > 0:
-                scratch = data.scratch()
-                sc_c, sc_n = data.scales(lam)
-                key = K.round_key(seed, iteration)
-                pairs = (data.perm, data.aptr, data.anP, data.anC, data.pptr, sc_c, sc_n, m1, m2, loss_kind, k,
-                         key, g, h, *scratch)
-                # contiguous groups on one thread (the boosters' default): BCE then pairs, chunk by
-                # chunk, in cache; on more threads the chunks' nested BCE loops ran 2-6x slower
-                if data.chunks is not None and K.get_num_threads() == 1:
-                    pp, pd = data.row_buffers(data.max_chunk_rows)
-                    K.bce_pair_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, *data.chunks, *pairs, pp, pd)
-                else:  # p and σ' of every row computed once, then read by the pair pass
-                    pp, pd = data.row_buffers(data.n)
-                    K.bce_pass_pd(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, pp, pd)
-                    K.pair_pass(z, data.w, data.has_w, *pairs, pp, pd)
-            else:
-                K.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h)
+        threads = self._threads(reuse, z.size)
+        if lam > 0.0 and data.n_active_groups > 0:
+            sc_c, sc_n = data.scales(lam)
+            pairs = Pairs(sc_c, sc_n, m1, m2, loss_kind, k, K.round_key(seed, iteration))
+            if data.chunks is not None:  # contiguous groups: BCE then pairs, chunk by chunk, in cache
+                parts = min(threads, data.chunks[0].size - 1)
+                pp, pd = data.row_buffers(parts * data.max_chunk_rows)
+                rows = Rows(z, data.y, data.w, data.has_w, pp, pd, 0)
+                KP.bce_pair_pass(rows, HESSIAN_FLOOR, *data.chunks, data.groups, pairs, data.scratch(), g, h, threads)
+            else:  # p and σ' of every row computed once, then read by the pair terms
+                pp, pd = data.row_buffers(data.n)
+                rows = Rows(z, data.y, data.w, data.has_w, pp, pd, 0)
+                KP.pair_pass(rows, HESSIAN_FLOOR, data.groups, pairs, data.scratch(), g, h, threads)
+        else:
+            KP.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, threads)
         return g, h
 
     def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> PreparedData:

@@ -421,7 +421,8 @@ def test_launch_argument_types_are_the_compiled_signatures(monkeypatch):
     yb = np.array([2] * 36 + [1] * 10 + [0] * 14, dtype=np.int8)
     for path in PATHS:
         gpu.SERIAL_MAX_ROWS = PATHS[path]
-        for kw in (dict(), dict(pair_loss="logistic"), dict(pairs=2), dict(pair_loss="logistic", pairs=2)):
+        for kw in (dict(), dict(pair_loss="logistic"), dict(pairs=2), dict(pair_loss="logistic", pairs=2),
+                   dict(lam=0.0)):
             for margin in (np.float32, np.float64):
                 for weight in (None, w):
                     PWiseRObjective(device="cuda", **kw).grad_hess(z.astype(margin), y, group, weight)

@@ -1,0 +1,116 @@
+"""The CPU pair passes against one another and against the group functions called one by one.
+
+Every pass (the chunked pass of contiguous groups, the BCE pass then the pair pass, on 1, 2 and
+3 threads: parts over chunks, rows and groups) calls :func:`groups.pair_group`, the function the CUDA group kernel calls
+(``tests/gpu``: bitwise in the simulator), so all of them give the bits of a plain loop over the
+active groups. The values themselves are checked against the naive double loop and finite
+differences in ``tests/test_objective.py``.
+"""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from gbdt_pwiser import prepare_data
+from gbdt_pwiser._defaults import HESSIAN_FLOOR
+from gbdt_pwiser.kernels import cpu as K
+from gbdt_pwiser.kernels import groups as GR
+from gbdt_pwiser.kernels import passes as KP
+from gbdt_pwiser.kernels import scalars as SC
+
+
+@njit(cache=False)
+def _group_by_group(R, G, P, S, g, h, which):
+    # each group function called directly (which: 0 exact squared hinge, 1 every pair, 2 sampled):
+    # the reference for the drivers, which reach them through pair_group's choice
+    for a in range(G.aptr.size - 1):
+        if which == 0:
+            GR.exact_sq_hinge_group(a, R, G, P, S, g, h)
+        elif which == 1:
+            GR.exact_pairs_group(a, R, G, P, S, g, h)
+        else:
+            GR.sampled_group(a, R, G, P, S, g, h)
+
+
+def _data(size, ctr, cvr, weighted, seed):
+    rng = np.random.default_rng(seed)
+    n = 400 * size + 13  # > CHUNK_ROWS rows: several chunks
+    click = rng.random(n) < ctr
+    y = (click.astype(np.int8) + (click & (rng.random(n) < cvr)).astype(np.int8)).astype(np.int8)
+    z = rng.normal(-1.0, 1.5, n).astype(np.float32)
+    w = rng.uniform(0.0, 2.0, n) if weighted else None
+    ptr = np.arange(0, n + size, size).clip(max=n)
+    return z, prepare_data(y, group_ptr=ptr, weight=w)
+
+
+@pytest.mark.parametrize("loss_kind", [SC.LOSS_SQUARED_HINGE, SC.LOSS_LOGISTIC])
+@pytest.mark.parametrize("k", [0, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("sizes", [(25, 0.3, 0.4), (200, 0.5, 0.6)])  # 200: > 32 conversions, merge sort
+def test_every_driver_gives_the_bits_of_the_group_functions(loss_kind, k, weighted, sizes):
+    size, ctr, cvr = sizes
+    z, data = _data(size, ctr, cvr, weighted, size + k + 7 * loss_kind + weighted)
+    n = data.n
+    assert data.n_active_groups > 0
+    assert np.any(data.anP > 1)  # the general path (sorting, buckets)
+    assert size > 25 or np.any(data.anP == 1)  # and the one-conversion path
+    sc_c, sc_n = data.scales(1.3)
+    P = GR.Pairs(sc_c, sc_n, 0.03, 0.05, loss_kind, k, K.round_key(5, 2))
+    pp, pd = np.empty(n), np.empty(n)  # p and σ' of every row
+    g_ref, h_ref = np.empty(n), np.empty(n)
+    K.bce_rows_pd(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g_ref, h_ref, pp, pd)
+    g_bce, h_bce = np.empty(n), np.empty(n)
+    K.bce_rows(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g_bce, h_bce)
+    assert np.array_equal(g_ref, g_bce) and np.array_equal(h_ref, h_bce)
+    R = GR.Rows(z, data.y, data.w, data.has_w, pp, pd, 0)
+    which = 2 if k else (0 if loss_kind == SC.LOSS_SQUARED_HINGE else 1)
+    _group_by_group(R, data.groups, P, data.scratch(), g_ref, h_ref, which)
+    assert np.any(g_ref != g_bce)  # the pair terms did add something
+
+    # the two passes (BCE of every row, then the groups) and the chunked pass of contiguous groups,
+    # on 1, 2 and 3 threads (parts over rows, groups, chunks): the same bits
+    assert data.chunks is not None and data.chunks[0].size > 3  # at least 3 chunks: one part per thread
+    rows = data.max_chunk_rows
+    assert 0 < rows < n // 2
+    for threads in (1, 2, 3):
+        g, h = np.full(n, np.nan), np.full(n, np.nan)
+        R2 = GR.Rows(z, data.y, data.w, data.has_w, np.full(n, np.nan), np.full(n, np.nan), 0)
+        KP.pair_pass(R2, HESSIAN_FLOOR, data.groups, P, data.scratch(), g, h, threads)
+        assert np.array_equal(g, g_ref) and np.array_equal(h, h_ref)
+        # p and σ' of one chunk per part at a time (row r at r - r0): buffers of the largest chunk
+        g2, h2 = np.full(n, np.nan), np.full(n, np.nan)
+        Rc = GR.Rows(z, data.y, data.w, data.has_w, np.full(threads * rows, np.nan), np.full(threads * rows, np.nan),
+                     0)
+        KP.bce_pair_pass(Rc, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), g2, h2, threads)
+        assert np.array_equal(g2, g_ref) and np.array_equal(h2, h_ref)
+
+
+def test_buffers_too_small_are_refused():
+    z, data = _data(25, 0.3, 0.4, False, 0)
+    P = GR.Pairs(1.0, 1.0, 0.03, 0.05, SC.LOSS_SQUARED_HINGE, 0, K.round_key(0, 0))
+    g, h = np.empty(data.n), np.empty(data.n)
+    rows = data.max_chunk_rows
+    short = GR.Rows(z, data.y, data.w, data.has_w, np.empty(2 * rows - 1), np.empty(2 * rows - 1), 0)
+    KP.bce_pair_pass(short, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), g, h, 1)
+    with pytest.raises(ValueError, match="smaller than the largest chunk"):
+        KP.bce_pair_pass(short, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), g, h, 2)
+    with pytest.raises(ValueError, match="must hold every row"):
+        KP.pair_pass(short, HESSIAN_FLOOR, data.groups, P, data.scratch(), g, h, 2)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_squared_hinge_loss_closed_form_is_the_pair_by_pair_sum(weighted):
+    """The exact squared hinge's loss by prefix sums equals the sum of ``pair_value`` over every pair."""
+    z, data = _data(60, 0.4, 0.5, weighted, 3)
+    G = data.groups
+    got = KP.pair_loss_sums(z, data.w, data.has_w, G, 0.03, 0.05, SC.LOSS_SQUARED_HINGE, 2)
+    w = data.w if data.has_w else np.ones(data.n)
+    p = 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
+    want = [0.0, 0.0]
+    for a in range(data.n_active_groups):
+        s, e, nP, nC = G.aptr[a], G.aptr[a + 1], G.anP[a], G.anC[a]
+        conv, click, rest = G.perm[s:s + nP], G.perm[s + nP:s + nP + nC], G.perm[s + nP + nC:e]
+        for term, (part, m) in enumerate(((click, 0.03), (rest, 0.05))):
+            d = np.maximum(p[part][None, :] - p[conv][:, None] + m, 0.0)
+            want[term] += float(np.sum(w[conv][:, None] * w[part][None, :] * d * d))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
