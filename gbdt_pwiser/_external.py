@@ -19,6 +19,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from ._labels import as_funnel
+from ._optional import require
 from ._validation import check_shard_groups, check_weight
 from .objectives._adapters import GROUP_START_FIELD
 
@@ -191,6 +192,8 @@ class _ShardIterBase:
 def _make_iter_class() -> type:
     import xgboost as xgb
 
+    require("pyarrow", extra="parquet", feature="ParquetShardIter (external memory over Parquet shards)")
+
     class ParquetShardIter(_ShardIterBase, xgb.DataIter):
         """``xgboost.DataIter`` over Parquet shards with funnel labels and whole groups per shard.
 
@@ -344,6 +347,7 @@ class ParquetLog:
     def __init__(self, path: str | os.PathLike | Sequence[str], *, label: str | Sequence[str], group: str,
                  features: Sequence[str] | None = None, weight: str | None = None,
                  cache_dir: str | os.PathLike | None = None) -> None:
+        require("pyarrow", extra="parquet", feature="ParquetLog")
         self.path = path
         self.label = label
         self.group = group

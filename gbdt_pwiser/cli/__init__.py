@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .._optional import MissingOptionalDependency
 from . import bench_neural, compare
 from ._data import UserError
 
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands[args.command](args)
         return 0
-    except UserError as exc:
+    except (UserError, MissingOptionalDependency) as exc:  # bad input, or an extra to install: one line
         if getattr(args, "debug", False):
             raise
         print(f"gbdt-pwiser: error: {exc}", file=sys.stderr)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ._data import UserError, fit_log, load_log, log_rates, make_model, split_log
 from ._options import add_dask_options, add_data_options, add_pwiser_options, add_run_options, add_tree_options, integer, real_list
-from ._output import format_compare_table, plot_roc, plot_sweep, progress
+from ._output import format_compare_table, plot_roc, plot_sweep, plots_available, progress
 from ._evidence import evidence_methods, format_evidence, run_evidence
 from ._options import add_evidence_options
 
@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the output folder {out}: {exc}") from exc
+    if not args.no_plots and not plots_available():
+        args.no_plots = True  # no matplotlib: one note said so, and results.json records that no plot was drawn
     sweep_lams = [] if args.no_sweep else [lam for lam in args.sweep_lam if lam not in (0.0, args.lam)]
     stages = ["load data", "split by group", "fit BCE chain (λ=0)", f"fit PWiseR chain (λ={args.lam:g})"]
     stages += [f"λ sweep: fit λ={lam:g}" for lam in sweep_lams]
