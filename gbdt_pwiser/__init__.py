@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._labels import as_funnel, funnel_label, split_funnel_label
+from ._version import __version__
 from .exceptions import GroupLayoutError
 from .objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin, prepare_data
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._show_versions import show_versions
     from .datasets.parquet_log import ParquetLog
-    from .sklearn import CTCVRClassifier, NoGroupWarning
     from .metrics import evaluate
-
-__version__ = "0.1.0"
+    from .sklearn import CTCVRClassifier, NoGroupWarning
 
 __all__ = [
     "PWiseRObjective",
@@ -28,13 +28,14 @@ __all__ = [
     "as_funnel",
     "initial_margin",
     "prepare_data",
+    "show_versions",
     "__version__",
 ]
 
 # The estimator and the evaluation helpers pull in scikit-learn's model machinery; load them
 # on first use so that `import gbdt_pwiser` (and a custom objective's first call) stays fast.
 _LAZY = {"CTCVRClassifier": ".sklearn", "NoGroupWarning": ".sklearn", "ParquetLog": ".datasets.parquet_log",
-         "evaluate": ".metrics"}
+         "evaluate": ".metrics", "show_versions": "._show_versions"}
 
 
 def __getattr__(name: str) -> Any:

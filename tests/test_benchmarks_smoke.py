@@ -162,6 +162,8 @@ def test_bench_evidence_smoke(no_results, capsys):
 def test_bench_verdict_smoke(tmp_path, capsys):
     import json
 
+    pytest.importorskip("torch")  # the neural baselines (SharedBottom, ESMM) need the torch extra
+
     import bench_verdict
 
     models = ["chain PWiseR", "chain weighted", "chain entire PWiseR", "shared PWiseR", "shared PWiseR β=0",

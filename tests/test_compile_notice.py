@@ -49,12 +49,13 @@ def test_read_only_install_compiles_once_into_the_user_cache(tmp_path):
     shutil.copytree(ROOT / "gbdt_pwiser", site / "gbdt_pwiser", ignore=shutil.ignore_patterns("__pycache__"))
     script = (
         "import numba.core.caching as caching\n"
-        "_ensure = caching.InTreeCacheLocator.ensure_cache_path\n"
+        "Locator = getattr(caching, 'InTreeCacheLocator', None) or caching._InTreeCacheLocator  # Numba < 0.60\n"
+        "_ensure = Locator.ensure_cache_path\n"
         "def _read_only(self):\n"
         f"    if self.get_cache_path().startswith({str(site)!r}):\n"
         "        raise PermissionError('read-only install')\n"
         "    return _ensure(self)\n"
-        "caching.InTreeCacheLocator.ensure_cache_path = _read_only\n"
+        "Locator.ensure_cache_path = _read_only\n"
         "import json\n"
         "from numba.core import event\n"
         "compiled = []\n"

@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .._optional import MissingOptionalDependency
 from . import bench_neural, compare
 from ._data import UserError
 
@@ -44,10 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands[args.command](args)
         return 0
-    except (UserError, ValueError, TypeError, OSError) as exc:
+    except (UserError, MissingOptionalDependency, ValueError, TypeError, OSError) as exc:
         # Bad input on any path (in memory, out of core, on Dask workers) reaches here as the library's
-        # ValueError/TypeError naming the file, column or group, or as an OSError of the files: one line,
-        # exit status 2; --debug shows the traceback.
+        # ValueError/TypeError naming the file, column or group, as an OSError of the files, or as a
+        # missing optional dependency naming its extra: one line, exit status 2; --debug shows the traceback.
         if getattr(args, "debug", False):
             raise
         print(f"gbdt-pwiser: error: {_first_line(exc)}", file=sys.stderr)

@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_writable", "progress", "on_terminal", "format_compare_table", "format_interval", "plot_sweep", "plot_roc",
-           "plot_tradeoff"]
+from .._optional import MissingOptionalDependency, require
+
+__all__ = ["check_writable", "progress", "on_terminal", "format_compare_table", "format_interval", "plots_available",
+           "plot_sweep", "plot_roc", "plot_tradeoff"]
 
 #: Rows of the compare table, in order.
 TABLE_ROWS = ["ctr_auc", "ctr_conv_auc", "cvr_auc", "ctcvr_auc", "ctr_gauc", "ctcvr_gauc",
@@ -93,6 +95,16 @@ def format_compare_table(results: dict[str, dict[str, float]], differences: dict
             vals.append((f"{v:.2f}" if k == "fit_s" else f"{v:.4f}").rjust(14))
         lines.append(f"| {labels[k].ljust(width)} | " + " | ".join(vals) + f" | {cells[k].ljust(dw)} |")
     return "\n".join(lines)
+
+
+def plots_available(stream: Any = None) -> bool:
+    """Whether matplotlib (the ``cli`` extra) is installed; if not, say in one line that the plots are skipped."""
+    try:
+        require("matplotlib", extra="cli", feature="drawing the plots")
+    except MissingOptionalDependency as exc:
+        print(f"gbdt-pwiser: note: plots skipped: {exc}", file=sys.stderr if stream is None else stream)
+        return False
+    return True
 
 
 def plot_sweep(sweep: list[dict[str, float]], path: Path, title: str) -> None:

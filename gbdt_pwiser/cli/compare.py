@@ -15,7 +15,7 @@ import numpy as np
 
 from ._data import UserError, _distributed, fit_log, load_log, log_rates, make_model, split_log
 from ._options import add_dask_options, add_data_options, add_pwiser_options, add_run_options, add_tree_options, integer, real_list
-from ._output import check_writable, format_compare_table, plot_roc, plot_sweep, progress
+from ._output import check_writable, format_compare_table, plot_roc, plot_sweep, plots_available, progress
 from ._evidence import TRADEOFF_PLOTS, evidence_methods, format_evidence, run_evidence
 from ._options import add_evidence_options
 
@@ -105,6 +105,8 @@ def differences(results: dict[str, dict[str, float]], predictions: dict[str, dic
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run ``compare`` with parsed options; prints the table and returns the summary written to results.json."""
     out = Path(args.out)
+    if not args.no_plots and not plots_available():
+        args.no_plots = True  # no matplotlib: one note said so, and results.json records that no plot was drawn
     sweep_lams = [] if args.no_sweep else [lam for lam in args.sweep_lam if lam not in (0.0, args.lam)]
     plots = [] if args.no_plots else ["roc.png"] + (["lambda_sweep.png"] if sweep_lams else []) + (
         [name for _, name in TRADEOFF_PLOTS] if evidence_methods(args) else [])

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .._labels import funnel_label
+from .._optional import require
 from .._validation import check_int
 from .adlog import AdLog, _int_codes_dtype
 
@@ -258,6 +259,7 @@ def _to_adlog(p: str, cols: dict[str, Any], *, expected: tuple[str, ...], group_
 
 
 def _load(path: PathLike, *, nrows: int | None, layout: str, **spec: Any) -> AdLog:
+    require("pyarrow", extra="parquet", feature=f"reading the {layout} CSV layout")
     nrows = None if nrows is None else check_int(nrows, "nrows", lo=0)
     p = _check_file(path)
     header = _read_header(p)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .._labels import funnel_label
+from .._optional import require
 from .._validation import check_int
 from .adlog import AdLog
 from .loaders import LAYOUTS, _arrow_types, _to_adlog
@@ -70,7 +71,7 @@ def load_parquet_log(path: str | os.PathLike, layout: str = "aliexpress", *, nro
     >>> bool((log.y == sim.y).all()) and log.X.shape[1] == 79
     True
     """
-    import pyarrow as pa
+    pa = require("pyarrow", extra="parquet", feature="load_parquet_log")
 
     nrows = None if nrows is None else check_int(nrows, "nrows", lo=0)
     spec = _layout(layout)

@@ -15,6 +15,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from .._labels import as_funnel
+from .._optional import require
 from .._validation import check_weight
 from ..exceptions import ColumnError
 from .sources import check_columns, check_shard_groups, group_runs, list_files, read_schema, read_table
@@ -99,6 +100,7 @@ class ParquetLog:
     def __init__(self, path: str | os.PathLike[str] | Sequence[str], *, label: str | Sequence[str], group: str,
                  features: Sequence[str] | None = None, weight: str | None = None,
                  cache_dir: str | os.PathLike[str] | None = None) -> None:
+        require("pyarrow", extra="parquet", feature="ParquetLog")
         self.path = path
         self.label = label
         self.group = group

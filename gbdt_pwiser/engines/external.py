@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .._labels import as_funnel
+from .._optional import require
 from .._validation import check_no_inf, check_weight
 from ..datasets.parquet_log import LogState, ParquetLog
 from ..datasets.sources import group_runs, group_starts, list_files, numeric_matrix, read_table
@@ -123,6 +124,8 @@ class _ShardReader:
 
 def _make_iter_class() -> type:
     import xgboost as xgb
+
+    require("pyarrow", extra="parquet", feature="ParquetShardIter (external memory over Parquet shards)")
 
     class ParquetShardIter(_ShardReader, xgb.DataIter):
         """``xgboost.DataIter`` over Parquet shards with funnel labels and whole groups per shard.
