@@ -1,0 +1,26 @@
+"""The command-line arguments of each example when the documentation build runs it (sphinx-gallery).
+
+The scripts of ``examples/`` take arguments; the gallery runs them in the build's
+process with the arguments below (small, documented sizes), and the page shows that
+run's output. A script not listed runs with none (its defaults).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+#: the shared AliExpress sample beside the checkout, where the tests read it too
+SAMPLE = ROOT.parent / "shared" / "data" / "aliexpress_sample"
+
+
+def example_argv(gallery_conf: dict[str, Any], script_vars: dict[str, Any]) -> list[str]:
+    """``sys.argv[1:]`` of the example ``script_vars["src_file"]``."""
+    name = Path(script_vars["src_file"]).name
+    if name == "sklearn_grid_search.py":
+        return ["--small"]
+    if name == "aliexpress_sample_estimator.py":
+        return ["--train", str(SAMPLE / "aliexpress_train_sample.csv"),
+                "--test", str(SAMPLE / "aliexpress_test_sample.csv"), "--n-estimators", "5"]
+    return []
