@@ -118,9 +118,11 @@ sphinx_gallery_conf = {
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/(?![^/]*(" + "|".join(_NOT_RUN) + r"))[^/]*\.py$",  # on the file's name only
     "reset_argv": "gbdt_gallery.example_argv",  # the arguments each example runs with
+    "within_subsection_order": "gbdt_gallery.ExampleOrder",
     "abort_on_example_error": True,
     "plot_gallery": os.environ.get("GBDT_PWISER_DOCS_RUN_EXAMPLES", "1") != "0",
     "download_all_examples": False,
+    "notebook_extensions": set(),  # no notebooks: the scripts read their arguments with argparse
     "doc_module": ("gbdt_pwiser",),
     "backreferences_dir": None,
     "min_reported_time": 1,

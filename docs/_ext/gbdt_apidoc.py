@@ -15,8 +15,10 @@ when their text changes, so a warm build stays incremental.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,40 @@ def homes(names: dict[str, list[tuple[str, Any]]]) -> dict[int, str]:
     return result
 
 
+def attr_doc(name: str, obj: Any, package: str = "gbdt_pwiser") -> list[str]:
+    """The ``#:`` comment lines above ``name = ...`` in the package module that binds ``obj`` under ``name``."""
+    for modname, mod in sorted(sys.modules.items()):
+        if mod is None or not (modname == package or modname.startswith(package + ".")):
+            continue
+        if vars(mod).get(name, attr_doc) is not obj or not getattr(mod, "__file__", None):
+            continue
+        lines = Path(mod.__file__).read_text(encoding="utf-8").splitlines()
+        for node in ast.parse("\n".join(lines)).body:
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                doc, i = [], node.lineno - 2
+                while i >= 0 and lines[i].lstrip().startswith("#:"):
+                    doc.insert(0, lines[i].lstrip()[2:].strip())
+                    i -= 1
+                if doc:
+                    return doc
+    return []
+
+
+def data_entry(name: str, obj: Any) -> str:
+    """A ``py:data`` entry: the value when it is short and plain, and the ``#:`` comment documenting it.
+
+    (``autodata`` would show the docstring of the value's type, e.g. ``str``'s, for an undocumented constant.)
+    """
+    lines = [f".. py:data:: {name}"]
+    value = repr(obj)
+    if isinstance(obj, _IMMUTABLE) and len(value) <= 60:
+        lines.append(f"   :value: {value}")
+    doc = attr_doc(name, obj)
+    lines += [""] + [f"   {line}" for line in doc] if doc else []
+    return "\n".join(lines) + "\n"
+
+
 def _title(text: str, char: str = "=") -> str:
     return f"{text}\n{char * len(text)}\n"
 
@@ -112,7 +148,7 @@ def module_page(module: str, members: list[tuple[str, Any]], home: dict[int, str
             continue
         parts.append(_title(heading, "-"))
         if k == "data":
-            parts.extend(f".. autodata:: {n}\n" for n in names)
+            parts.extend(data_entry(n, dict(members)[n]) for n in names)
             continue
         body = "\n".join(f"   {n}" for n in names)  # pages from _templates/autosummary/<kind>.rst
         parts.append(f".. autosummary::\n   :toctree: generated\n   :nosignatures:\n\n{body}\n")
