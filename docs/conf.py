@@ -66,25 +66,19 @@ numpydoc_xref_param_type = True
 # Types in Parameters/Returns are linked when they are one of these (numpydoc already knows
 # int, float, str, bool, dict, list, tuple, None); other words of a type stay plain text.
 numpydoc_xref_ignore = "all"
+_XREF_CLASSES = [  # types written in full in the docstrings
+    "numpy.ndarray", "numpy.random.Generator", "pandas.DataFrame", "pandas.Series", "os.PathLike",
+    "xgboost.Booster", "xgboost.DMatrix", "lightgbm.Booster", "lightgbm.Dataset",
+    "dask.dataframe.DataFrame", "dask.dataframe.Series", "dask.array.Array", "distributed.Client",
+]
 numpydoc_xref_aliases = {
+    **{name: f":class:`{name}`" for name in _XREF_CLASSES},  # (an alias to itself would stay plain text)
     "ndarray": "numpy.ndarray",
-    "numpy.ndarray": "numpy.ndarray",
     "array-like": ":term:`array-like <array_like>`",
     "array_like": ":term:`array_like`",
     "DataFrame": "pandas.DataFrame",
-    "pandas.DataFrame": "pandas.DataFrame",
     "Series": "pandas.Series",
-    "pandas.Series": "pandas.Series",
     "Generator": "numpy.random.Generator",
-    "numpy.random.Generator": "numpy.random.Generator",
-    "os.PathLike": "os.PathLike",
-    "xgboost.Booster": "xgboost.Booster",
-    "xgboost.DMatrix": "xgboost.DMatrix",
-    "lightgbm.Booster": "lightgbm.Booster",
-    "lightgbm.Dataset": "lightgbm.Dataset",
-    "dask.dataframe.DataFrame": "dask.dataframe.DataFrame",
-    "dask.array.Array": "dask.array.Array",
-    "distributed.Client": "distributed.Client",
     "CTCVRClassifier": "gbdt_pwiser.sklearn.CTCVRClassifier",
     "ParquetLog": "gbdt_pwiser.datasets.ParquetLog",
     "AdLog": "gbdt_pwiser.datasets.AdLog",
