@@ -18,8 +18,8 @@ Run::
     python examples/sklearn_grid_search.py --small         # seconds (also: GBDT_PWISER_SMALL=1)
     python examples/sklearn_grid_search.py --backend lightgbm
 
-The output below is the documentation build's ``--small`` run (200 requests, a grid of four,
-eight trees per booster): it shows the mechanics, not which λ is best.
+The output below is the documentation build's run with ``--small --n-jobs 1`` (200 requests,
+a grid of four, eight trees per booster, one thread): it shows the mechanics, not which λ is best.
 """
 
 from __future__ import annotations
