@@ -140,6 +140,7 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
+toc_object_entries_show_parents = "hide"  # "fit()" in a class page's contents, not "CTCVRClassifier.fit()"
 html_show_sourcelink = False
 html_copy_source = False
 html_last_updated_fmt = None
