@@ -108,3 +108,20 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(FLOORS) .pytest_cache .hypothesis .mypy_cache .ruff_cache build dist *.egg-info
+
+# The documentation site in docs/_build/html (Sphinx: docs/conf.py). Every warning is an error,
+# the examples run, nothing is downloaded (local intersphinx inventories); then every internal
+# link of the built site is checked. `make docs-clean` forgets the built site and generated pages.
+.PHONY: docs docs-clean
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): pyproject.toml $(DEMO_STAMP)
+	$(BIN)/python -m pip install -q -e ".[dask,docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/python -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	$(BIN)/python docs/check_links.py docs/_build/html
+
+docs-clean:
+	rm -rf docs/_build docs/api docs/auto_examples docs/sg_execution_times.rst

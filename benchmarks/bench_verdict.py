@@ -1,4 +1,4 @@
-"""Evidence for the README's verdict: chain vs shared booster vs neural multi-task models, BCE vs PWiseR.
+"""Evidence for the verdict of docs/evidence.md: chain vs shared booster vs neural multi-task models, BCE vs PWiseR.
 
 On the simulator (``make_ad_log``) in two regimes, its defaults (sparse:
 2.5 % CTR, 2.5 % of clicks convert) and a conversion-dense one (10 % CTR, 20 %
@@ -29,11 +29,11 @@ bootstrap over test requests, stratified by seed (every model is scored on the
 same resamples; the interval is that of the mean over seeds of the per-seed
 difference; it covers the test sample, not the training randomness, so the
 number of seeds where the difference is positive is printed too). Results go
-to ``benchmarks/results/verdict.json`` and ``verdict.md``; ``--readme`` also
-rewrites the README's verdict tables (``tests/test_benchmarks_smoke.py``
+to ``benchmarks/results/verdict.json`` and ``verdict.md``; ``--docs`` also
+rewrites the verdict tables of ``docs/evidence.md`` (``tests/test_benchmarks_smoke.py``
 checks that they are the ones this script renders from the JSON).
 
-    python benchmarks/bench_verdict.py [--sparse-requests 6000] [--dense-requests 2000] [--seeds 0 1 2] [--readme]
+    python benchmarks/bench_verdict.py [--sparse-requests 6000] [--dense-requests 2000] [--seeds 0 1 2] [--docs]
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ import numpy as np
 import xgboost as xgb
 from scipy.special import expit
 
+from common import DOCS, write_between
 from gbdt_pwiser import EntireSpaceCVRObjective, PWiseRObjective, initial_margin
 from gbdt_pwiser._bootstrap import group_bootstrap_draws, weighted_auc
 from gbdt_pwiser.datasets import make_ad_log, train_test_split_by_group
@@ -56,7 +57,7 @@ from gbdt_pwiser.objectives import SharedCTCVRObjective, initial_margins, shared
 from gbdt_pwiser.sklearn._encode import CategoricalCodes
 
 RESULTS = Path(__file__).resolve().parent / "results"
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = DOCS / "evidence.md"  # its verdict block
 BEGIN, END = "<!-- verdict:begin -->", "<!-- verdict:end -->"
 
 #: the simulator's regimes: its defaults and a conversion-dense one
@@ -279,7 +280,7 @@ def _delta_cell(s: dict[str, Any], m: str, n_seeds: int) -> str:
 
 
 def render(payload: dict[str, Any]) -> str:
-    """The Markdown of ``verdict.md`` (and of the README's verdict block) from the JSON payload."""
+    """The Markdown of ``verdict.md`` (and of the verdict block of ``docs/evidence.md``) from the JSON payload."""
     summary, n_seeds = payload["summary"], len(payload["args"]["seeds"])
     lines = [payload["conditions"], ""]
     for regime in dict.fromkeys(s["regime"] for s in summary):
@@ -318,10 +319,9 @@ def render(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_readme(md: str, readme: Path = README) -> None:
-    text = readme.read_text()
-    start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
-    readme.write_text(text[:start] + "\n" + md + text[stop:])
+def write_page(md: str, page: Path = PAGE) -> None:
+    """Rewrite the verdict block of ``page`` (``docs/evidence.md``) with ``md``."""
+    write_between(page, BEGIN, END, md)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -344,17 +344,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--n-resamples", type=int, default=200)
     ap.add_argument("--test-size", type=float, default=0.3)
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--readme", action="store_true", help="also rewrite the README's verdict tables")
+    ap.add_argument("--docs", action="store_true", help="also rewrite the verdict tables of docs/evidence.md")
     ap.add_argument("--smoke", action="store_true", help="a tiny run (seconds), for the tests")
     ap.add_argument("--render-only", action="store_true",
-                    help="fit nothing: re-render verdict.md (and, with --readme, the README) from verdict.json")
+                    help="fit nothing: re-render verdict.md (and, with --docs, the docs page) from verdict.json")
     a = ap.parse_args(argv)
     if a.render_only:
         payload = json.loads((a.out / "verdict.json").read_text())
         md = render(payload)
         (a.out / "verdict.md").write_text(md)
-        if a.readme:
-            write_readme(md)
+        if a.docs:
+            write_page(md)
         print(md)
         return payload
     if a.smoke:
@@ -388,8 +388,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "verdict.json").write_text(json.dumps(payload, indent=1, default=float))
     (a.out / "verdict.md").write_text(md)
-    if a.readme and not a.smoke:
-        write_readme(md)
+    if a.docs and not a.smoke:
+        write_page(md)
     return payload
 
 

@@ -14,6 +14,8 @@ from typing import Any, Callable
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: the documentation pages whose result blocks the benchmarks rewrite
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def machine() -> dict[str, Any]:
@@ -160,3 +162,15 @@ def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 600)
     if res.returncode != 0:
         raise RuntimeError(f"subprocess failed:\n{res.stderr}")
     return res.stdout
+
+
+def write_between(path: Path, begin: str, end: str, body: str) -> None:
+    """Replace what lies between the markers ``begin`` and ``end`` of ``path`` by ``body``.
+
+    ``body`` is whole lines (it ends with a newline); it starts on the line after ``begin``.
+    """
+    text = path.read_text()
+    if begin not in text or end not in text:
+        raise ValueError(f"{path} lacks the markers {begin!r} ... {end!r} that delimit the block to rewrite")
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    path.write_text(text[:start] + "\n" + body + text[stop:])

@@ -1,8 +1,8 @@
-"""Regenerate every benchmark and the tables of ``benchmarks/README.md``.
+"""Regenerate every benchmark and the results block of ``docs/performance.md``.
 
     python benchmarks/run_all.py            # full sizes (about 15-25 minutes on 2 cores)
     python benchmarks/run_all.py --smoke    # seconds; what the test suite runs
-    python benchmarks/run_all.py --tables-only   # rebuild README tables from results/*.json
+    python benchmarks/run_all.py --tables-only   # rebuild the page's tables from results/*.json
 
 Run it on an otherwise idle machine: the ratios are only as good as the quiet.
 """
@@ -22,9 +22,10 @@ import bench_fit_gap  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_objective  # noqa: E402
 import bench_startup  # noqa: E402
-from common import RESULTS, condition  # noqa: E402
+from common import DOCS, RESULTS, condition, write_between  # noqa: E402
 
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+PAGE = DOCS / "performance.md"
+BEGIN, END = "<!-- perf:begin -->", "<!-- perf:end -->"
 
 TARGETS = {
     "fit_exact": 1.10, "fit_k4": 1.05, "rss": 1.10, "warm_start": 1.0, "cold_fit": 5.0,
@@ -120,17 +121,9 @@ def tables() -> str:
     return "\n".join(lines)
 
 
-def _replace_between(path: Path, begin: str, end: str, body: str) -> None:
-    text = path.read_text()
-    start, stop = text.index(begin) + len(begin), text.index(end)
-    path.write_text(text[:start] + "\n" + body + "\n" + text[stop:])
-
-
-def write_readme() -> None:
-    """Rewrite the tables of benchmarks/README.md and the performance section of the README."""
-    body = tables()
-    _replace_between(HERE / "README.md", BEGIN, END, body)
-    _replace_between(HERE.parent / "README.md", "<!-- perf:begin -->", "<!-- perf:end -->", body)
+def write_page(page: Path = PAGE) -> None:
+    """Rewrite the results block of the performance page (``docs/performance.md``)."""
+    write_between(page, BEGIN, END, tables() + "\n")
 
 
 def main(argv=None) -> None:
@@ -144,8 +137,8 @@ def main(argv=None) -> None:
             print(f"== {mod.__name__}", flush=True)
             mod.main(extra)
     if not a.smoke:
-        write_readme()
-        print(f"updated {HERE / 'README.md'}")
+        write_page()
+        print(f"updated {PAGE}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,18 @@
-"""The shared real AliExpress sample through ``CTCVRClassifier`` (format check, not a benchmark).
+"""
+The AliExpress layout through ``CTCVRClassifier``
+=================================================
+
+A file of the processed AliExpress data set read by
+:func:`~gbdt_pwiser.datasets.load_aliexpress` and fitted with
+:class:`~gbdt_pwiser.sklearn.CTCVRClassifier` (a format check, not a benchmark)::
 
     python examples/aliexpress_sample_estimator.py --train TRAIN.csv --test TEST.csv
 
 TRAIN/TEST are files in the processed AliExpress layout (``search_id``, ``categorical_1..16``,
-``numerical_1..63``, ``click``, ``conversion``); the test suite runs it on a small sample. The sample is 100 training and 20 test rows of the processed AliExpress layout; every
-conversion there sits alone in its request, so PWiseR has no pairs to rank and the
-figures below say nothing about quality. Point ``--train``/``--test`` at the full files
-(tens of millions of rows) for a real run.
+``numerical_1..63``, ``click``, ``conversion``). The documentation build and the test suite run
+it on the shared sample, 100 training and 20 test rows; every conversion there sits alone in its
+request, so PWiseR has no pairs to rank and the figures below say nothing about quality. Point
+``--train``/``--test`` at the full files (tens of millions of rows) for a real run.
 """
 
 import argparse
@@ -26,6 +32,10 @@ train = load_aliexpress(args.train)
 test = load_aliexpress(args.test).align_categories(train)
 print(f"train: {len(train)} rows, {train.n_groups} requests, {int((train.y >= 1).sum())} clicks, "
       f"{int((train.y == 2).sum())} conversions; test: {len(test)} rows")
+
+# %%
+# The chained boosters on the sample
+# ----------------------------------
 
 model = CTCVRClassifier(backend="lightgbm", n_estimators=args.n_estimators, random_state=0,
                         ctr_params={"min_data_in_leaf": 5}, cvr_params={"min_data_in_leaf": 2})

@@ -1,6 +1,14 @@
-"""PWiseR as a custom objective in ``xgb.train`` on a simulated ad log.
+"""
+PWiseR in ``xgb.train``
+=======================
 
-    python examples/quickstart_xgboost.py [--requests 4000]
+:class:`~gbdt_pwiser.PWiseRObjective` as the custom objective of :func:`xgboost.train` on a
+simulated ad log: funnel labels, request ids as ``qid``, the starting margin a custom objective
+needs, and the click and conversion AUCs as early-stopping metrics.
+
+Run it as a script::
+
+    python examples/quickstart_xgboost.py [--requests 4000] [--rounds 200]
 """
 
 import argparse
@@ -16,6 +24,12 @@ ap.add_argument("--requests", type=int, default=4000)
 ap.add_argument("--rounds", type=int, default=200)
 args = ap.parse_args()
 
+# %%
+# A simulated log, split by request
+# ---------------------------------
+# Labels are funnel labels ``y = click + conversion``; the request id is the group, passed to
+# XGBoost as ``qid`` (rows of a request together).
+
 log = make_ad_log(args.requests, random_state=0)  # funnel labels y = click + conversion
 train, valid = train_test_split_by_group(log, test_size=0.25, random_state=0)
 train = train.sort_by_group()  # XGBoost wants rows of a query (qid) together
@@ -23,6 +37,14 @@ valid = valid.align_categories(train).sort_by_group()
 
 dtrain = xgb.DMatrix(train.X, label=train.y, qid=train.group, enable_categorical=True)
 dvalid = xgb.DMatrix(valid.X, label=valid.y, qid=valid.group, enable_categorical=True)
+
+# %%
+# Training with PWiseR, early stopping on the conversion AUC
+# ----------------------------------------------------------
+# A custom objective gets no intercept, so the booster starts from the click log-odds; the
+# default metric is switched off and the click and conversion AUCs are watched instead (XGBoost
+# stops on the last one).
+
 params = {
     "tree_method": "hist",
     "max_depth": 6,

@@ -1,4 +1,9 @@
-"""Tune λ and the margins of ``CTCVRClassifier`` with ``GridSearchCV`` and ``GroupKFold``.
+"""
+Tuning λ and the margins with ``GridSearchCV``
+==============================================
+
+Tune λ and the margins of :class:`~gbdt_pwiser.sklearn.CTCVRClassifier` with
+:class:`~sklearn.model_selection.GridSearchCV` and :class:`~sklearn.model_selection.GroupKFold`.
 
 A scikit-learn ``Pipeline`` (drop the position feature ``numerical_1``, unknown at
 serving time, then the chained CTR → CVR boosters) is cross-validated by
@@ -12,6 +17,9 @@ Run::
     python examples/sklearn_grid_search.py                 # ~100k exposures, a few minutes
     python examples/sklearn_grid_search.py --small         # seconds (also: GBDT_PWISER_SMALL=1)
     python examples/sklearn_grid_search.py --backend lightgbm
+
+The output below is the documentation build's run with ``--small --n-jobs 1`` (200 requests,
+a grid of four, eight trees per booster, one thread): it shows the mechanics, not which λ is best.
 """
 
 from __future__ import annotations
@@ -30,9 +38,11 @@ from gbdt_pwiser import CTCVRClassifier
 from gbdt_pwiser.datasets import make_ad_log, train_test_split_by_group
 from gbdt_pwiser.sklearn import ctcvr_auc_scorer, ctr_auc_scorer, pctr_conversion_auc_scorer
 
+DESCRIPTION = "Tune λ and the margins of CTCVRClassifier with GridSearchCV and GroupKFold."
+
 
 def main(argv: list[str] | None = None) -> GridSearchCV:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=DESCRIPTION)
     ap.add_argument("--small", action="store_true", default=os.environ.get("GBDT_PWISER_SMALL", "") not in ("", "0"),
                     help="tiny data and grid (for tests)")
     ap.add_argument("--backend", choices=["xgboost", "lightgbm"], default="xgboost")
@@ -82,6 +92,11 @@ def main(argv: list[str] | None = None) -> GridSearchCV:
           f"conversion AUC of pCTR {pctr_conversion_auc_scorer(best, test.X, test.y):.4f}")
     return search
 
+
+# %%
+# The search
+# ----------
+# Each row of the table is one grid point, cross-validated by request.
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Default hyper-parameters of the PWiseR objective.
 
-The evidence for these values (a sweep on the simulator) is in the README,
+The evidence for these values (a sweep on the simulator) is in docs/evidence.md,
 section "Choosing λ and the margins".
 """
 

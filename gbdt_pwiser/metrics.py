@@ -145,6 +145,8 @@ def conversion_gauc(score: npt.ArrayLike, y: npt.ArrayLike, group: npt.ArrayLike
     return gauc(check_labels(y) == 2, score, group)
 
 
+#: The eval metrics by name, for :func:`xgb_metric`, :func:`lgb_metric` and early stopping:
+#: ``name -> (function(score, y[, group]), needs_group)``.
 METRICS: dict[str, tuple[Callable[..., float], bool]] = {
     # name: (function(score, y[, group]), needs_group)
     "auc_click": (click_auc, False),
@@ -266,6 +268,7 @@ def lgb_metric(*names: str) -> Callable[[np.ndarray, Any], list[tuple[str, float
 
 # --------------------------------------------------------------------------- evaluate
 
+#: What each key of :func:`evaluate`'s result measures, as the tables print it.
 METRIC_LABELS: dict[str, str] = {
     "ctr_auc": "CTR AUC (pCTR vs click, all rows)",
     "cvr_auc": "CVR AUC (pCVR vs conversion, clicked rows)",

@@ -129,7 +129,7 @@ def test_bench_fit_gap_smoke(no_results, capsys):
             assert len(_lines(printed, rf"\| {re.escape(name)} \| \d+\.\d{{3}} \| \d+\.\d{{3}}×")) == 2
 
 
-def test_readme_tables_render_from_results(tmp_path, monkeypatch):
+def test_performance_tables_render_from_results(tmp_path, monkeypatch):
     import common
     import run_all
 
@@ -144,6 +144,19 @@ def test_readme_tables_render_from_results(tmp_path, monkeypatch):
     text = run_all.tables()
     assert "| grad_hess | warm | 1.00 | 0.50 | 10.0 | ≤ 1 s met |" in text
     assert "| xgb.train | cold | 2.00 | 6.00 |  | ≤ 5 s **missed** |" in text
+    page = tmp_path / "performance.md"
+    page.write_text(f"a\n{run_all.BEGIN}\nold\n{run_all.END}\nb\n")
+    run_all.write_page(page)
+    assert page.read_text() == f"a\n{run_all.BEGIN}\n{text}\n{run_all.END}\nb\n"
+
+
+def test_docs_performance_tables_are_the_benchmarks():
+    """docs/performance.md's results block is exactly what run_all.py renders from benchmarks/results/*.json."""
+    import run_all
+
+    text = run_all.PAGE.read_text()
+    block = text[text.index(run_all.BEGIN) + len(run_all.BEGIN):text.index(run_all.END)]
+    assert block == "\n" + run_all.tables() + "\n"
 
 
 def test_bench_evidence_smoke(no_results, capsys):
@@ -197,24 +210,24 @@ def test_bench_verdict_smoke(tmp_path, capsys):
                    for k in ("delta", "low", "high", "seeds_better"))
     assert bench_verdict.pwiser_pairs(["ESMM BCE", "ESMM PWiseR", "shared PWiseR", "chain BCE"]) == [
         ("ESMM PWiseR", "ESMM BCE")]
-    # the Markdown is rendered from the JSON alone, so the README's tables can be checked against the results
+    # the Markdown is rendered from the JSON alone, so the docs page's tables can be checked against the results
     payload = json.loads((tmp_path / "verdict.json").read_text())
     assert bench_verdict.render(payload) == (tmp_path / "verdict.md").read_text()
     # per regime: truth, chain BCE and the models, then the one within-family row (chain)
     assert len(_lines(printed, r"\| (truth|chain|shared|SharedBottom|ESMM) ")) == 2 * (len(models) + 2 + 1)
-    readme = tmp_path / "README.md"
-    readme.write_text(f"a\n{bench_verdict.BEGIN}\nold\n{bench_verdict.END}\nb\n")
-    bench_verdict.write_readme("new\n", readme)
-    assert readme.read_text() == f"a\n{bench_verdict.BEGIN}\nnew\n{bench_verdict.END}\nb\n"
+    page = tmp_path / "evidence.md"
+    page.write_text(f"a\n{bench_verdict.BEGIN}\nold\n{bench_verdict.END}\nb\n")
+    bench_verdict.write_page("new\n", page)
+    assert page.read_text() == f"a\n{bench_verdict.BEGIN}\nnew\n{bench_verdict.END}\nb\n"
 
 
-def test_readme_verdict_tables_are_the_benchmarks():
-    """The README's verdict block is exactly what bench_verdict.py renders from benchmarks/results/verdict.json."""
+def test_docs_verdict_tables_are_the_benchmarks():
+    """docs/evidence.md's verdict block is exactly what bench_verdict.py renders from benchmarks/results/verdict.json."""
     import json
 
     import bench_verdict
 
-    text = bench_verdict.README.read_text()
+    text = bench_verdict.PAGE.read_text()
     block = text[text.index(bench_verdict.BEGIN) + len(bench_verdict.BEGIN):text.index(bench_verdict.END)]
     payload = json.loads((bench_verdict.RESULTS / "verdict.json").read_text())
     assert block == "\n" + bench_verdict.render(payload)

@@ -157,7 +157,7 @@ class DaskCTCVRClassifier(CTCVRClassifier):
         return da.concatenate(blocks) if len(blocks) > 1 else blocks[0]
 
     def predict_ctr(self, X: Any) -> Any:
-        """pCTR per row: a dask Array for dask input, else a numpy array (see :class:`CTCVRClassifier`)."""
+        """pCTR per row: a dask Array for dask input, else a numpy array (see :class:`~gbdt_pwiser.CTCVRClassifier`)."""
         return self._dask_predict(X, "predict_ctr", ()) if _is_dask(X) else super().predict_ctr(X)
 
     def predict_cvr(self, X: Any) -> Any:

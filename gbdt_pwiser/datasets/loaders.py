@@ -40,18 +40,22 @@ PathLike = str | os.PathLike
 
 # --------------------------------------------------------------------------- schemas
 
+#: The 16 categorical fields of the AliExpress layout, ``categorical_1`` … ``categorical_16``.
 ALIEXPRESS_CATEGORICAL: tuple[str, ...] = tuple(f"categorical_{k}" for k in range(1, 17))
+#: The 63 numerical fields of the AliExpress layout, ``numerical_1`` … ``numerical_63``.
 ALIEXPRESS_NUMERICAL: tuple[str, ...] = tuple(f"numerical_{k}" for k in range(1, 64))
 #: The 82 columns of the processed AliExpress CSV, in file order.
 ALIEXPRESS_COLUMNS: tuple[str, ...] = (
     ("search_id",) + ALIEXPRESS_CATEGORICAL + ALIEXPRESS_NUMERICAL + ("click", "conversion")
 )
 
+#: The 23 sparse fields of the Ali-CCP layout, named by their Ali-CCP field ids.
 ALI_CCP_SPARSE: tuple[str, ...] = (
     "101", "121", "122", "124", "125", "126", "127", "128", "129",
     "205", "206", "207", "210", "216", "508", "509", "702", "853", "301",
     "109_14", "110_14", "127_14", "150_14",
 )  # fmt: skip
+#: The 8 dense ``D...`` fields of the Ali-CCP layout.
 ALI_CCP_DENSE: tuple[str, ...] = (
     "D109_14", "D110_14", "D127_14", "D150_14", "D508", "D509", "D702", "D853",
 )  # fmt: skip

@@ -231,7 +231,7 @@ class SharedCTCVRObjective(_CustomObjective):
     def grad_hess_prepared(
         self, margins: npt.ArrayLike, data: PreparedData, iteration: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Like :meth:`grad_hess` for data prepared once with :func:`prepare_data`."""
+        """Like :meth:`grad_hess` for data prepared once with :func:`~gbdt_pwiser.prepare_data`."""
         m = check_margin_matrix(margins)
         if m.shape[0] != data.n:
             raise ValueError(f"margins have {m.shape[0]} rows but the prepared data has {data.n}")

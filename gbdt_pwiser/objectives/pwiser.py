@@ -145,7 +145,7 @@ class PWiseRObjective(_CustomObjective):
         ``max(0, p_j - p_i + m)²`` (the paper's) or ``log(1 + exp(z_j - z_i + m))``.
     pairs : "all" or int, default="all"
         ``"all"``: exact over all within-group pairs (O(n log n) for the
-        squared hinge, O(|P|·|partners|) per group for logistic). An int
+        squared hinge, ``O(|P|·|partners|)`` per group for logistic). An int
         ``k``: ``k`` partners drawn per conversion and term each round,
         weighted ``|partners| / k`` (unbiased).
     random_state : int, default=0
@@ -321,7 +321,7 @@ class PWiseRObjective(_CustomObjective):
     def grad_hess_prepared(
         self, margin: npt.ArrayLike, data: PreparedData, iteration: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Like :meth:`grad_hess` for data prepared once with :func:`prepare_data`."""
+        """Like :meth:`grad_hess` for data prepared once with :func:`~gbdt_pwiser.prepare_data`."""
         z = check_margin(margin)
         if z.size != data.n:
             raise ValueError(f"margin has {z.size} rows but the prepared data has {data.n}")

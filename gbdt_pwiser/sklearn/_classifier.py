@@ -172,7 +172,7 @@ class CTCVRClassifier(_ChainBase):
         ``[0, 1]``: does the exposure convert.
     n_features_in_ : int
         Number of features seen in :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Column names seen in :meth:`fit` (only for string column names).
     best_iteration_ctr_, best_iteration_cvr_ : int or None
         0-based best round of each booster with early stopping, else ``None``.
@@ -188,7 +188,7 @@ class CTCVRClassifier(_ChainBase):
       rows are stably sorted by group before the CTR data is built (XGBoost
       needs a sorted ``qid``, LightGBM contiguous ``group`` sizes); predictions
       do not depend on row order. Without ``group`` all rows form one group;
-      with ``lam > 0`` that draws a :class:`NoGroupWarning` (a lost group is the
+      with ``lam > 0`` that draws a :class:`~gbdt_pwiser.NoGroupWarning` (a lost group is the
       usual cause), unless ``group="all"`` says so on purpose.
     * Starting margins: a custom objective has no intercept, so the CTR booster
       starts from :func:`~gbdt_pwiser.initial_margin` (``base_score`` in XGBoost,
@@ -200,7 +200,7 @@ class CTCVRClassifier(_ChainBase):
       and ``GridSearchCV`` route them to :meth:`fit`. Note that
       ``set_fit_request(group=True)`` routes a fit parameter named ``group``:
       ``search.fit(X, y, groups=g)`` then reaches the splitter only, and the
-      estimator warns (:class:`NoGroupWarning`).
+      estimator warns (:class:`~gbdt_pwiser.NoGroupWarning`).
     * Saved models: :meth:`save_model` writes the boosters in their native
       formats (XGBoost UBJSON, LightGBM text) plus ``meta.json`` (parameters and
       fitted metadata) to a directory, or to a zip archive if the path ends
@@ -326,7 +326,7 @@ class CTCVRClassifier(_ChainBase):
             Group id per row (request, session, user…), any type and order;
             PWiseR pairs are formed within groups. ``"all"``: all rows form one
             group, on purpose. ``None``: also one group, but with ``lam > 0``
-            a :class:`NoGroupWarning` says that no group reached ``fit`` (with
+            a :class:`~gbdt_pwiser.NoGroupWarning` says that no group reached ``fit`` (with
             metadata routing, ``set_fit_request(group="groups")`` passes the
             splitter's ``groups``, e.g. ``GroupKFold``'s, as ``group``).
         sample_weight : array-like of shape (n,), optional
