@@ -135,3 +135,15 @@ def test_cli_example_script_runs(tmp_path):
     assert first["data"]["groups"] == second["data"]["groups"] == 600
     assert (tmp_path / "lambda_sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert res.stdout.count("| CTCVR AUC") == 2
+
+
+def test_readme_python_blocks_run(capsys):
+    """The README's runnable examples (```python blocks; ```text ones need files or a cluster)."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert len(blocks) == 3
+    ns = {"__name__": "readme"}
+    for code in blocks:
+        exec(compile(code, str(ROOT / "README.md"), "exec"), ns)  # noqa: S102 - our own README
+    model = ns["model"]
+    assert model.ctr_booster_.num_boosted_rounds() == 60  # continued: 30 + 30 rounds
+    assert "ctcvr_auc" in capsys.readouterr().out

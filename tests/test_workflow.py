@@ -101,6 +101,8 @@ def test_continued_training_equals_one_fit(log, kw, tmp_path):
         assert_array_equal(again.predict_proba(test.X), once.predict_proba(test.X))
         rounds = ("n_rounds_",) if kw.get("structure") == "shared" else ("n_rounds_ctr_", "n_rounds_cvr_")
         assert all(getattr(again, r) == 10 for r in rounds)
+    first.fit(X, y, group=g, init_model=first)  # the daily retrain: a model continues from itself
+    assert_array_equal(first.predict_proba(test.X), once.predict_proba(test.X))
 
 
 def test_continued_entire_space_cvr_sees_the_continued_ctr_booster(log):

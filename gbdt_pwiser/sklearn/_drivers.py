@@ -12,6 +12,8 @@ booster-specific branch here.
 
 from __future__ import annotations
 
+import copy
+
 import os
 import warnings
 from functools import partial
@@ -91,7 +93,9 @@ def _load_previous(est: Any, init_model: Any) -> Any:
         raise TypeError(f"init_model must be a fitted CTCVRClassifier or the path of a saved one, "
                         f"got {type(init_model).__name__}")
     check_is_fitted(init_model, "structure_")
-    return init_model
+    # model.fit(..., init_model=model), the daily retrain: the fit clears est's fitted attributes
+    # before training, so it continues from a copy holding them (the boosters are not modified)
+    return copy.copy(init_model) if init_model is est else init_model
 
 
 def check_continuable(est: Any, previous: Any) -> None:
