@@ -95,3 +95,18 @@ def reference_grad_hess(z, y, group=None, weight=None, lam=1.0, m1=0.1, m2=0.3, 
             h[i] += s * sv * (1 - sv)
             h[j] += s * sv * (1 - sv)
     return g, np.maximum(h, floor)
+
+
+def central_difference(f, x, eps=1e-6):
+    """The derivative of ``f`` (a scalar or an array of x's shape) by central differences in each entry of
+    ``x``: the one finite-difference helper of the tests. For a scalar ``f`` the result has x's shape
+    (the gradient); for an array ``f`` of x's shape, entry ``i`` is d f(x)[i] / d x[i] (the diagonal)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    for i in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += eps
+        down[i] -= eps
+        fu, fd = f(up), f(down)
+        out[i] = ((fu - fd) if np.ndim(fu) == 0 else (np.asarray(fu)[i] - np.asarray(fd)[i])) / (2 * eps)
+    return out

@@ -16,6 +16,7 @@ from gbdt_pwiser import PWiseRObjective
 from gbdt_pwiser.metrics import auc
 from gbdt_pwiser.objectives import SharedCTCVRObjective, initial_margins, shared_probabilities
 from gbdt_pwiser.sklearn._encode import CategoricalCodes, categorical_columns
+from reference import central_difference
 from reference_multitask import reference_ctcvr_grad_fisher, reference_shared_grad_hess, reference_shared_loss
 
 LOSSES = ["squared_hinge", "logistic"]
@@ -104,23 +105,16 @@ def test_gradient_matches_finite_differences_of_the_loss(rng, pair_loss, weighte
     obj = SharedCTCVRObjective(lam=1.5, margin_click_only=0.1, margin_no_click=0.2, pair_loss=pair_loss,
                                ctcvr_weight_ctr=beta)
     g, _ = obj.grad_hess(m, y, group=group, weight=w)
-    eps = 1e-6
-    fd = np.zeros_like(m)
-    for i in range(y.size):
-        for col in range(2):
-            mp, mm = m.copy(), m.copy()
-            mp[i, col] += eps
-            mm[i, col] -= eps
-            tp, tm = obj.loss_terms(mp, y, group, w), obj.loss_terms(mm, y, group, w)
-            if col == 0:  # z: BCE on clicks + λ·PWiseR + β·pCTCVR term
-                fd[i, 0] = ((tp.ctr + beta * tp.ctcvr) - (tm.ctr + beta * tm.ctcvr)) / (2 * eps)
-            else:  # u: the pCTCVR term only
-                fd[i, 1] = (tp.ctcvr - tm.ctcvr) / (2 * eps)
-    assert_allclose(g, fd, rtol=1e-5, atol=1e-7)
+
+    def terms(v):
+        return obj.loss_terms(v, y, group, w)
+
+    # z: BCE on clicks + λ·PWiseR + β·pCTCVR term; u: the pCTCVR term only
+    fd_z = central_difference(lambda v: terms(v).ctr + beta * terms(v).ctcvr, m)[:, 0]
+    fd_u = central_difference(lambda v: terms(v).ctcvr, m)[:, 1]
+    assert_allclose(g, np.column_stack([fd_z, fd_u]), rtol=1e-5, atol=1e-7)
     if beta == 1.0:  # the loss as written: its plain gradient
-        full = np.array([[(obj.loss(_bump(m, i, c, eps), y, group, w) - obj.loss(_bump(m, i, c, -eps), y, group, w))
-                          / (2 * eps) for c in range(2)] for i in range(y.size)])
-        assert_allclose(g, full, rtol=1e-5, atol=1e-7)
+        assert_allclose(g, central_difference(lambda v: obj.loss(v, y, group, w), m), rtol=1e-5, atol=1e-7)
 
 
 def _bump(m, i, c, eps):
