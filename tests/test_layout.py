@@ -115,7 +115,7 @@ def test_no_import_cycle():
 
 
 #: Modules every layer may import: the package's own helpers at the bottom.
-BASE = {"_defaults", "_labels", "_threads", "_validation", "_bootstrap", "_version", "exceptions"}
+BASE = {"_defaults", "_labels", "_threads", "_validation", "_bootstrap", "_version", "_optional", "exceptions"}
 
 #: Layer (first name under gbdt_pwiser) -> the layers it may import, besides itself and BASE
 #: (docs/architecture.md draws the same picture).
@@ -132,7 +132,8 @@ LAYERS: dict[str, set[str]] = {
     "neural": {"metrics", "datasets", "objectives"},
     "cli": {"sklearn", "dask", "datasets", "metrics", "evidence", "neural", "engines", "calibration", "pkg"},
     "__main__": {"cli"},
-    "pkg": {"objectives", "sklearn", "datasets", "metrics", "calibration"},  # gbdt_pwiser/__init__.py
+    "_show_versions": set(),  # gbdt_pwiser.show_versions(): reads installed metadata only
+    "pkg": {"objectives", "sklearn", "datasets", "metrics", "calibration", "_show_versions"},  # gbdt_pwiser/__init__.py
 }
 
 
