@@ -132,7 +132,7 @@ LAYERS: dict[str, set[str]] = {
     "neural": {"metrics", "datasets", "objectives"},
     "cli": {"sklearn", "dask", "datasets", "metrics", "evidence", "neural", "engines", "calibration", "pkg"},
     "__main__": {"cli"},
-    "_show_versions": set(),  # gbdt_pwiser.show_versions(): reads installed metadata only
+    "_show_versions": {"kernels"},  # gbdt_pwiser.show_versions(): installed metadata, the CUDA probe
     "pkg": {"objectives", "sklearn", "datasets", "metrics", "calibration", "_show_versions"},  # gbdt_pwiser/__init__.py
 }
 
