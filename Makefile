@@ -78,7 +78,7 @@ $(FLOORS_STAMP): pyproject.toml tools/floors.py
 test-floors: $(FLOORS_STAMP)
 	@echo "floors: $$(tr '\n' ' ' < $(FLOORS)/floors.txt)"
 	NUMBA_CACHE_DIR=$(CURDIR)/$(FLOORS)/numba-cache $(FLOORS)/bin/python -m pytest -q --durations=10 \
-		tests --ignore=tests/gpu $(addprefix --ignore=,$(wildcard tests/test_bench*_smoke.py)) \
+		tests --ignore=tests/gpu --ignore=tests/bench \
 		--doctest-modules gbdt_pwiser
 
 dist: $(TOOLS_STAMP)

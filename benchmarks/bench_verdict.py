@@ -30,7 +30,7 @@ same resamples; the interval is that of the mean over seeds of the per-seed
 difference; it covers the test sample, not the training randomness, so the
 number of seeds where the difference is positive is printed too). Results go
 to ``benchmarks/results/verdict.json`` and ``verdict.md``; ``--docs`` also
-rewrites the verdict tables of ``docs/evidence.md`` (``tests/test_benchmarks_smoke.py``
+rewrites the verdict tables of ``docs/evidence.md`` (``tests/bench/test_benchmarks_smoke.py``
 checks that they are the ones this script renders from the JSON).
 
     python benchmarks/bench_verdict.py [--sparse-requests 6000] [--dense-requests 2000] [--seeds 0 1 2] [--docs]

@@ -1,4 +1,4 @@
-"""Worker-side helpers of tests/test_dask.py (importable by LocalCluster worker processes).
+"""Worker-side helpers of tests/engines/test_dask.py (importable by LocalCluster worker processes).
 
 The recording objectives run the library's objective exactly as training does (they are
 called by XGBoost/LightGBM on each worker) and keep the first round's margins and

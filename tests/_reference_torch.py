@@ -1,6 +1,6 @@
 """Naive reference for the PWiseR sum-form loss (docs/mathematics.md §2): plain Python double loop.
 
-Used only by tests/test_torch_loss.py; deliberately slow and obvious.
+Used only by tests/neural/test_torch_loss.py; deliberately slow and obvious.
 """
 
 from __future__ import annotations

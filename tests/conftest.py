@@ -15,6 +15,18 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session")
+def client():
+    """The one Dask client of the tests: a LocalCluster of 2 worker processes × 1 thread, started on
+    first use and shared by every test module that asks for ``client`` (a module needing a cluster of
+    its own, such as one whose workers are killed, defines its own fixture)."""
+    pytest.importorskip("distributed")
+    from _dask_helpers import two_worker_client
+
+    with two_worker_client() as c:
+        yield c
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -50,7 +50,7 @@ groups) take :func:`sq_hinge_single`: nothing to sort, no buckets, the same bits
 :func:`~gbdt_pwiser.kernels.scalars.pair_terms` (derivatives) and
 :func:`~gbdt_pwiser.kernels.scalars.pair_value` (value), its name in
 ``gbdt_pwiser._validation.PAIR_LOSSES``, docs/mathematics.md, and the tests (finite differences
-and the naive double loop in ``tests/test_objective.py``). Sampled and exact mode then work on
+and the naive double loop in ``tests/objectives/test_objective.py``). Sampled and exact mode then work on
 both targets (exact: every pair, O(|P|·|partners|) per group). Only a closed form like the squared
 hinge's needs its own group function here, selected in :func:`pair_group` (both bodies) and in the
 CUDA host's launch of the large groups (``objectives/_cuda.py``).

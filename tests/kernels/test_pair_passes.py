@@ -4,7 +4,7 @@ Every pass (the chunked pass of contiguous groups, the BCE pass then the pair pa
 3 threads: parts over chunks, rows and groups) calls :func:`groups.pair_group`, the function the CUDA group kernel calls
 (``tests/gpu``: bitwise in the simulator), so all of them give the bits of a plain loop over the
 active groups. The values themselves are checked against the naive double loop and finite
-differences in ``tests/test_objective.py``.
+differences in ``tests/objectives/test_objective.py``.
 """
 
 import numpy as np

@@ -1,7 +1,7 @@
 """From a user's log to a deployed model: conversion weighting, continued training, calibration, inspection.
 
 In memory and out of core (``fit(ParquetLog(...))``); the Dask engine's twins are in
-tests/test_dask_estimator.py.
+tests/engines/test_dask_estimator.py.
 """
 
 from __future__ import annotations

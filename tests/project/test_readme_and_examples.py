@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 #: pages whose ```python blocks are not run here, and why
 NOT_RUN_HERE = {
-    "distributed.md": "needs a Dask cluster and Parquet shards; tests/test_dask*.py and test_external.py run the paths",
-    "serving.md": "tests/test_serving.py runs it in a process that cannot import gbdt_pwiser",
+    "distributed.md": "needs a Dask cluster and Parquet shards; tests/engines/ runs the paths",
+    "serving.md": "tests/estimator/test_serving.py runs it in a process that cannot import gbdt_pwiser",
 }
 
 

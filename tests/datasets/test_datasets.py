@@ -22,7 +22,7 @@ from gbdt_pwiser.datasets import (
     train_test_split_by_group,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 ALIEXPRESS_FILES = [
     "aliexpress_sample/aliexpress_train_sample.csv",
     "aliexpress_sample/aliexpress_test_sample.csv",

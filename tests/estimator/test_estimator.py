@@ -41,7 +41,7 @@ from gbdt_pwiser.sklearn import (
     pctr_conversion_auc_scorer,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ["xgboost", "lightgbm"]
 SMALL = {"n_estimators": 6, "max_depth": 3, "learning_rate": 0.3, "n_jobs": 1}
 

@@ -13,18 +13,12 @@ pytest.importorskip("xgboost.dask")
 pytest.importorskip("lightgbm.dask")
 
 from gbdt_pwiser import CTCVRClassifier  # noqa: E402
-from _dask_helpers import dask_model, two_worker_client  # noqa: E402
+from _dask_helpers import dask_model  # noqa: E402
 from gbdt_pwiser.dask import DaskCTCVRClassifier, partition_by_group  # noqa: E402
 from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 from gbdt_pwiser.metrics import conversion_auc  # noqa: E402
 
 PARAMS = {"n_estimators": 15, "max_depth": 3, "learning_rate": 0.2, "n_jobs": 1, "lam": 1.0}
-
-
-@pytest.fixture(scope="module")
-def client():
-    with two_worker_client() as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +203,7 @@ def test_bad_inputs(client, log):
         est.fit(ddf[feats], ddf["y"], group=ddf["g"], sample_weight=ddf["g"].astype(str))
     with pytest.raises(ValueError, match="X has 0 features"):
         est.fit(ddf[[]], ddf["y"], group=ddf["g"])
-    # early stopping: XGBoost only (tests/test_dask_early_stopping.py), and only with an eval set
+    # early stopping: XGBoost only (tests/engines/test_dask_early_stopping.py), and only with an eval set
     with pytest.raises(NotImplementedError, match="backend='lightgbm'"):
         dask_model(client, backend="lightgbm").fit(
             ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(train[feats], train["y"])])

@@ -16,7 +16,7 @@ pytest.importorskip("xgboost.dask")
 
 from gbdt_pwiser.cli import build_parser, main  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_compare_with_two_dask_workers(tmp_path):

@@ -18,7 +18,6 @@ lgb = pytest.importorskip("lightgbm")
 pytest.importorskip("lightgbm.dask")
 
 import _dask_helpers as H  # noqa: E402
-from _dask_helpers import two_worker_client  # noqa: E402
 
 from gbdt_pwiser import EntireSpaceCVRObjective, PWiseRObjective  # noqa: E402
 from gbdt_pwiser.dask import (  # noqa: E402
@@ -36,12 +35,6 @@ from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 from gbdt_pwiser.metrics import auc  # noqa: E402
 
 FEATURES = [f"f{i}" for i in range(6)]
-
-
-@pytest.fixture(scope="module")
-def client():
-    with two_worker_client() as c:
-        yield c
 
 
 def _frame(n_requests=120, seed=0, weighted=True):

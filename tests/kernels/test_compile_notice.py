@@ -14,7 +14,7 @@ from numba import njit
 
 from gbdt_pwiser import _threads
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_compilation_of_own_kernels_prints_one_line_once(monkeypatch, capsys):

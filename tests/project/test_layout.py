@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "gbdt_pwiser"
+PACKAGE = Path(__file__).resolve().parents[2] / "gbdt_pwiser"
 MAX_LINES = 500
 #: Modules allowed over the limit (none: keep it that way).
 TOO_LONG_ALLOWED: set[str] = set()
@@ -166,3 +166,16 @@ def test_the_layer_check_finds_violations():
            "gbdt_pwiser._labels": {"gbdt_pwiser.metrics"}, "gbdt_pwiser.newlayer.x": set()}
     found = layer_violations(bad)
     assert len(found) == 3 and "may not import layer 'sklearn'" in found[0] + found[1] + found[2]
+
+
+#: The folders of tests/: one per layer of the package, and the project's own checks.
+TEST_FOLDERS = {"objectives", "kernels", "gpu", "estimator", "engines", "datasets", "evaluation", "cli", "neural",
+                "project", "bench"}
+
+
+def test_tests_are_filed_by_layer():
+    """Every test module sits in the folder of the layer it tests (docs/architecture.md lists them)."""
+    tests = PACKAGE.parent / "tests"
+    assert sorted(p.name for p in tests.glob("test_*.py")) == []
+    folders = {p.parent.relative_to(tests).parts[0] for p in tests.rglob("test_*.py")}
+    assert folders == TEST_FOLDERS

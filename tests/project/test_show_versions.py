@@ -15,7 +15,7 @@ import gbdt_pwiser
 from gbdt_pwiser import _show_versions
 from gbdt_pwiser._version import __version__
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 

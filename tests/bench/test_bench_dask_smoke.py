@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("distributed")
 pytest.importorskip("xgboost.dask")
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 

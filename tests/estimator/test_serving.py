@@ -18,7 +18,7 @@ import pytest
 from gbdt_pwiser import CTCVRClassifier
 from gbdt_pwiser.datasets import make_ad_log, train_test_split_by_group
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "serving.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
 SMALL = dict(n_estimators=6, max_depth=3, learning_rate=0.3, n_jobs=1, random_state=0)
 
 CASES = {

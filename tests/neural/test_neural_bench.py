@@ -15,7 +15,7 @@ import pytest
 from gbdt_pwiser import cli
 from gbdt_pwiser.neural.bench import DEFAULTS, MODEL_NAMES, QUICK, resolve_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AUC_KEYS = ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_gauc", "ctr_conv_auc")
 HEADERS = ("CTR AUC", "CVR AUC", "CTCVR AUC", "CTR GAUC", "conv. AUC of pCTR", "train (s)")
 DISPLAY = ["SharedBottom", "ESMM", "MMoE", "PLE", "GBDT chain (xgboost)"]
