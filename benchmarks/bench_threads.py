@@ -190,9 +190,9 @@ def _prange_objective():
 
 
 def child_candidate(backend: str, mode: str, n_jobs, rows: int, rounds: int, repeat: int, threads: int) -> dict:
+    import bench_fit_gap as F
     import numba
 
-    import bench_fit_gap as F
     from gbdt_pwiser import PWiseRObjective
 
     make = _prange_objective() if mode == "prange" else PWiseRObjective

@@ -39,8 +39,9 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -117,7 +118,7 @@ def stage_env() -> dict[str, Any]:
     for name in MODULES:
         try:
             versions[name] = getattr(importlib.import_module(name), "__version__", "present")
-        except Exception as exc:  # noqa: BLE001 - report, don't fail
+        except Exception as exc:  # report, don't fail
             versions[name] = f"MISSING ({type(exc).__name__})"
     info["versions"] = versions
     from gbdt_pwiser.kernels import cuda as kc
@@ -160,7 +161,7 @@ def stage_bandwidth(args: argparse.Namespace, simulator: bool) -> dict[str, Any]
             stop.synchronize()
             out["cupy_copy_GBps"] = 2 * 8 * n * reps / (cp.cuda.get_elapsed_time(start, stop) / 1e3) / 1e9
             log(f"  cupy device copy: {out['cupy_copy_GBps']:.1f} GB/s")
-        except Exception as exc:  # noqa: BLE001 - optional second figure
+        except Exception as exc:  # optional second figure
             out["cupy"] = f"not measured ({type(exc).__name__}: {exc})"
     out["reference_GBps"] = max(out.get("cupy_copy_GBps", 0.0), out["numba_copy_GBps"])
     return out
@@ -169,7 +170,7 @@ def stage_bandwidth(args: argparse.Namespace, simulator: bool) -> dict[str, Any]
 def _compare(g, gc, h, hc) -> dict[str, Any]:
     scale = max(1.0, float(np.abs(gc).max(initial=0.0)), float(np.abs(hc).max(initial=0.0)))
     ok = bool(np.allclose(g, gc, rtol=1e-9, atol=1e-12 * scale) and np.allclose(h, hc, rtol=1e-9, atol=1e-12 * scale))
-    rel = lambda a, b: float(np.max(np.abs(a - b) / (np.abs(b) + 1e-12 * scale), initial=0.0))  # noqa: E731
+    rel = lambda a, b: float(np.max(np.abs(a - b) / (np.abs(b) + 1e-12 * scale), initial=0.0))
     return {"ok": ok and bool(np.isfinite(g).all() and np.isfinite(h).all()),
             "max_rel_diff_grad": rel(g, gc), "max_rel_diff_hess": rel(h, hc),
             "bitwise_equal": bool(np.array_equal(g, gc) and np.array_equal(h, hc))}
@@ -356,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         try:
             res = fn()
-        except Exception as exc:  # noqa: BLE001 - record and go on
+        except Exception as exc:  # record and go on
             failed = True
             rec.data["stages"][name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
             log(f"  FAILED: {type(exc).__name__}: {exc}")
@@ -376,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         importlib.import_module("xgboost")
         has_xgb = True
-    except Exception:  # noqa: BLE001
+    except Exception:
         has_xgb = False
     fit_device = "cuda" if mode == "gpu" else "cpu"
     rec.data["plan"] = plan = {

@@ -161,6 +161,7 @@ def test_docs_performance_tables_are_the_benchmarks():
 
 def test_bench_evidence_smoke(no_results, capsys):
     import bench_evidence
+
     from gbdt_pwiser.evidence import METHODS
 
     out = bench_evidence.main(["--smoke"])

@@ -5,7 +5,6 @@ One LocalCluster (2 process workers x 1 thread) serves the whole module.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,9 +21,9 @@ from _dask_helpers import two_worker_client  # noqa: E402
 
 from gbdt_pwiser import EntireSpaceCVRObjective, PWiseRObjective  # noqa: E402
 from gbdt_pwiser.dask import (  # noqa: E402
-    GroupLayoutError,
     EntireSpaceLabelObjective,
     GlobalPWiseRObjective,
+    GroupLayoutError,
     entire_space_label,
     group_statistics,
     lightgbm_fit_kwargs,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,8 +11,9 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("xgboost.dask")
 pytest.importorskip("lightgbm.dask")
 
-from gbdt_pwiser import CTCVRClassifier  # noqa: E402
 from _dask_helpers import dask_model, two_worker_client  # noqa: E402
+
+from gbdt_pwiser import CTCVRClassifier  # noqa: E402
 from gbdt_pwiser.dask import DaskCTCVRClassifier, partition_by_group  # noqa: E402
 from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 from gbdt_pwiser.metrics import conversion_auc  # noqa: E402

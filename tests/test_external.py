@@ -10,9 +10,9 @@ xgb = pytest.importorskip("xgboost")
 pytest.importorskip("pyarrow")
 
 from gbdt_pwiser import PWiseRObjective  # noqa: E402
+from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 from gbdt_pwiser.datasets.sources import list_files  # noqa: E402
 from gbdt_pwiser.engines.external import external_dmatrix  # noqa: E402
-from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 from gbdt_pwiser.metrics import auc  # noqa: E402
 
 

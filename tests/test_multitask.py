@@ -10,13 +10,13 @@ import xgboost as xgb
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
+from reference_multitask import reference_ctcvr_grad_fisher, reference_shared_grad_hess, reference_shared_loss
 
 from conftest import make_grouped
 from gbdt_pwiser import PWiseRObjective
 from gbdt_pwiser.metrics import auc
 from gbdt_pwiser.objectives import SharedCTCVRObjective, initial_margins, shared_probabilities
 from gbdt_pwiser.sklearn._encode import CategoricalCodes, categorical_columns
-from reference_multitask import reference_ctcvr_grad_fisher, reference_shared_grad_hess, reference_shared_loss
 
 LOSSES = ["squared_hinge", "logistic"]
 

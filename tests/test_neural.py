@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from gbdt_pwiser.neural.encoding import FeatureEncoder  # noqa: E402
-from gbdt_pwiser.neural.models import ESMM, MMoE, PLE, SharedBottom  # noqa: E402
+from gbdt_pwiser.neural.models import ESMM, PLE, MMoE, SharedBottom  # noqa: E402
 from gbdt_pwiser.neural.training import _batches, fit_neural  # noqa: E402
 
 torch.set_num_threads(1)

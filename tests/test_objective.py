@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
+from reference import reference_grad_hess, reference_loss
 
 from conftest import make_grouped
 from gbdt_pwiser import PWiseRObjective, funnel_label, initial_margin
-from reference import reference_grad_hess, reference_loss
 
 LOSSES = ["squared_hinge", "logistic"]
 

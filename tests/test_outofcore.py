@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("xgboost")
 pytest.importorskip("pyarrow")
 
-from gbdt_pwiser import CTCVRClassifier, GroupLayoutError, ParquetLog  # noqa: E402
-from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
+from gbdt_pwiser import CTCVRClassifier, GroupLayoutError, ParquetLog
+from gbdt_pwiser.datasets import make_ad_log
 
 FEATS = [f"f{i}" for i in range(8)]
 PARAMS = dict(n_estimators=8, max_depth=3, learning_rate=0.3, lam=2.0, n_jobs=1, random_state=3)

@@ -143,7 +143,7 @@ class DaskCTCVRClassifier(CTCVRClassifier):
         check_is_fitted(self, "structure_")
         local = CTCVRClassifier(**self.get_params(deep=False))
         for key, value in vars(self).items():
-            if key.endswith("_") and not key.startswith("__") or key in ("_columns", "_categorical"):
+            if (key.endswith("_") and not key.startswith("__")) or key in ("_columns", "_categorical"):
                 setattr(local, key, value)
         return local
 

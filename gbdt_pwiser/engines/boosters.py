@@ -40,8 +40,9 @@ CTR/CVR booster) works on ``(n, 2)`` margins ``[z, u]`` throughout: its
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -38,6 +38,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .._threads import install_compile_notice
+from .groups import Rows, mode_key, pair_group, sort_conversions
 from .scalars import (
     LOSS_SQUARED_HINGE,
     bce_row,
@@ -51,8 +53,6 @@ from .scalars import (
     sigmoid_and_deriv,
     weight,
 )
-from .._threads import install_compile_notice
-from .groups import Rows, mode_key, pair_group, sort_conversions
 
 install_compile_notice()  # before the first kernel compiles
 

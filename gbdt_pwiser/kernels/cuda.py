@@ -290,7 +290,7 @@ def kernels() -> SimpleNamespace:
     return _KERNELS
 
 
-def KERNEL_SIGNATURES(margin: str) -> dict[str, tuple]:  # noqa: N802 - a table, read like a constant
+def KERNEL_SIGNATURES(margin: str) -> dict[str, tuple]:  # upper case: a table, read like a constant
     """Argument types of every kernel as the host code launches it, for ``margin`` dtype z.
 
     Parameters

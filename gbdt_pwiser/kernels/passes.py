@@ -13,7 +13,8 @@ Called by :mod:`gbdt_pwiser.objectives`, which validates the inputs and picks th
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -13,8 +13,9 @@ and :mod:`._persistence`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Integral, Real
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt

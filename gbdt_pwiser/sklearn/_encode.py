@@ -68,7 +68,7 @@ class CategoricalCodes(TransformerMixin, BaseEstimator):
     [0.0, nan, nan]
     """
 
-    def fit(self, X: Any, y: Any = None) -> "CategoricalCodes":
+    def fit(self, X: Any, y: Any = None) -> CategoricalCodes:
         self.categories_ = {c: X[c].cat.categories for c in categorical_columns(X)}
         return self
 

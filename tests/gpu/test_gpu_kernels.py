@@ -15,8 +15,8 @@ import subprocess
 import sys
 import textwrap
 import zlib
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest

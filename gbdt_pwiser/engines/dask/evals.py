@@ -28,7 +28,8 @@ so workers can stop at different rounds (LightGBM issues #6963, #7009);
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

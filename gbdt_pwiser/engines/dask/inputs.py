@@ -118,8 +118,8 @@ def xgboost_dmatrix(client: Any, X: Any, y: Any, group: Any, sample_weight: Any 
     **kwargs
         Further DMatrix arguments (``enable_categorical``, ``max_bin``...).
     """
-    import xgboost.dask  # noqa: F401  (not imported by "import xgboost")
     import xgboost as xgb
+    import xgboost.dask  # not imported by "import xgboost"
 
     stats = _stats_for(y, group, sample_weight, X, stats, check_groups)
     label = funnel_labels(y, stats)

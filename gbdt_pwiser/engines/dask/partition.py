@@ -279,7 +279,7 @@ class GlobalStats:
         return {"total_weight": self.total_weight, "pair_weight_c": self.pair_weight_c,
                 "pair_weight_n": self.pair_weight_n}
 
-    def partitions(self, keep: np.ndarray) -> "GlobalStats":
+    def partitions(self, keep: np.ndarray) -> GlobalStats:
         """The statistics of partitions ``keep`` only (the totals must not change: drop empty ones)."""
         import dataclasses
 
