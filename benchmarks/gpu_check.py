@@ -86,10 +86,16 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """``(fn(*args, **kwargs), seconds)``; the arguments are bound by the call, not looked up later."""
     t = time.perf_counter()
-    out = fn()
+    out = fn(*args, **kwargs)
     return out, time.perf_counter() - t
+
+
+def repeated(reps: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
+    """``fn(*args, **kwargs)`` called ``reps`` times."""
+    return [fn(*args, **kwargs) for _ in range(reps)]
 
 
 def funnel(n: int, seed: int, ctr: float = 0.10, cvr: float = 0.20, group: int = 25):
@@ -212,16 +218,15 @@ def stage_kernels(rec: Recorder, args: argparse.Namespace, rows: list[int], gian
                     continue
                 cpu_obj = PWiseRObjective(random_state=5, **kw)
                 gpu_obj = PWiseRObjective(random_state=5, device="cuda", **kw)
-                (gc, hc), t_cpu = timed(lambda: cpu_obj.grad_hess_prepared(z, data, 3))
-                (gd, hd), t_first = timed(lambda: gpu.pwiser_grad_hess_cuda(gpu_obj, z, data, 3))
-                res = {"case": name, "layout": label, "rows": n, "margin": margin, "active_groups": data.n_active_groups,
+                (gc, hc), t_cpu = timed(cpu_obj.grad_hess_prepared, z, data, 3)
+                (gd, hd), t_first = timed(gpu.pwiser_grad_hess_cuda, gpu_obj, z, data, 3)
+                res = {"case": name, "layout": label, "rows": n, "margin": margin,
+                       "active_groups": data.n_active_groups,
                        **_compare(gd.copy_to_host(), gc, hd.copy_to_host(), hc),
                        "cpu_s": t_cpu, "gpu_first_call_s": t_first}
                 reps = args.reps
-                _, t_dev = timed(lambda: [gpu.pwiser_grad_hess_cuda(gpu_obj, zdev, data, 3, reuse=True)
-                                          for _ in range(reps)])
-                _, t_host = timed(lambda: [gpu.pwiser_grad_hess_cuda(gpu_obj, z, data, 3, reuse=True)
-                                           for _ in range(reps)])
+                _, t_dev = timed(repeated, reps, gpu.pwiser_grad_hess_cuda, gpu_obj, zdev, data, 3, reuse=True)
+                _, t_host = timed(repeated, reps, gpu.pwiser_grad_hess_cuda, gpu_obj, z, data, 3, reuse=True)
                 nbytes = traffic_bytes(data, z.itemsize, kw.get("lam", 1.0))
                 res.update(gpu_device_margins_s=t_dev / reps, gpu_host_margins_s=t_host / reps, bytes=nbytes,
                            kernel_GBps=nbytes / (t_dev / reps) / 1e9)
@@ -292,10 +297,10 @@ def stage_fit(rec: Recorder, args: argparse.Namespace, xgb_device: str, obj_devi
             dtrain.set_label(click.astype(np.float32))
         else:
             dtrain.set_label(y)
-        _, t_warm = timed(lambda: xgb.train(params, dtrain, num_boost_round=2, obj=make() if make else None))
+        _, t_warm = timed(xgb.train, params, dtrain, num_boost_round=2, obj=make() if make else None)
         obj = make() if make else None
         c0 = dict(gpu.COPIES)
-        bst, t_fit = timed(lambda: xgb.train(params, dtrain, num_boost_round=rounds, obj=obj))
+        bst, t_fit = timed(xgb.train, params, dtrain, num_boost_round=rounds, obj=obj)
         res: dict[str, Any] = {"fit_s": t_fit, "per_round_ms": 1e3 * t_fit / rounds, "warmup_2_rounds_s": t_warm}
         if make is not None:
             h2d = gpu.COPIES["margin_h2d"] - c0["margin_h2d"]

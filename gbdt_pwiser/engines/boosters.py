@@ -183,7 +183,7 @@ class XGBoostLibrary(BoosterLibrary):
         nthread = params.get("nthread")
         dtrain = self._dmatrix(data.X, data.label, data.weight, nthread=nthread)
         dmats = [self._dmatrix(e.X, e.label, nthread=nthread) for e in evals]
-        by_id = {id(d): e.metric for d, e in zip(dmats, evals)}
+        by_id = {id(d): e.metric for d, e in zip(dmats, evals, strict=True)}
 
         def custom_metric(predt: np.ndarray, dmat: Any) -> list[tuple[str, float]]:
             return [(metric_name, by_id[id(dmat)](self._margins(predt)))]
@@ -289,7 +289,7 @@ class LightGBMLibrary(BoosterLibrary):
                              init_score=start(_n_rows(data.X), init_margin))
         dvalids = [lgb.Dataset(e.X, label=e.label, init_score=start(_n_rows(e.X), e.init_margin),
                                reference=dtrain) for e in evals]
-        by_id = {id(d): e.metric for d, e in zip(dvalids, evals)}
+        by_id = {id(d): e.metric for d, e in zip(dvalids, evals, strict=True)}
 
         def feval(preds: np.ndarray, ds: Any) -> tuple[str, float, bool]:
             z = np.asarray(preds, dtype=np.float64).reshape(-1)

@@ -58,7 +58,7 @@ def _block_sum(block: Callable[[int], Any], n_blocks: int, threads: int) -> Any:
     run_parts(part, parts)
     total = out[0]
     for v in out[1:]:
-        total = tuple(a + b for a, b in zip(total, v)) if isinstance(total, tuple) else total + v
+        total = tuple(a + b for a, b in zip(total, v, strict=True)) if isinstance(total, tuple) else total + v
     return total
 
 

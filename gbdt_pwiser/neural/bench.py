@@ -215,7 +215,7 @@ def format_delta_table(rows: list[dict[str, Any]]) -> str:
     head = f"| {'model'.ljust(mw)} | " + " | ".join(f"Δ {h}" for _, h in cols) + " |"
     sep = f"|{'-' * (mw + 2)}|" + "|".join("-" * (len(h) + 3) + ":" for _, h in cols) + "|"
     lines = [head, sep]
-    for name, key in zip(models, keys):
+    for name, key in zip(models, keys, strict=True):
         b, p = by[(key, "bce")], by[(key, "pwiser")]
         vals = []
         for k, h in cols:

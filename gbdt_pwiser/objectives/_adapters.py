@@ -200,7 +200,7 @@ class _CustomObjective:
         ref = self._skl_ref
         if ref is None or self._prepared is None or self._data_key is not None:
             return False
-        for new, (obj, copy, snap) in zip(arrays, ref):
+        for new, (obj, copy, snap) in zip(arrays, ref, strict=True):
             if new is None or obj is None:
                 if new is not obj:
                     return False

@@ -74,7 +74,7 @@ class _GlobalNormalisers:
         """Replace the local normalisers by the global ones, checking they can contain them."""
         glob = (float(self.total_weight), float(self.pair_weight_c), float(self.pair_weight_n))
         local = (data.total_weight, data.pair_weight_c, data.pair_weight_n)
-        for name, lv, gv in zip(self._global_names, local, glob):
+        for name, lv, gv in zip(self._global_names, local, glob, strict=True):
             if lv > gv * (1.0 + _SUM_SLACK) + 1e-300:
                 raise ValueError(
                     f"this worker's data has {name} {lv!r} > the global {gv!r}: the global statistics "

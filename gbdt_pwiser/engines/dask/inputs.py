@@ -56,7 +56,7 @@ def _qid_block(i: int, g: Any, offset: int) -> np.ndarray:
 def global_qid(group: Any, stats: GlobalStats) -> Any:
     """Integer group ids unique across partitions and rising inside each (XGBoost's ``qid``)."""
     offsets = np.concatenate([[0], np.cumsum(stats.groups)[:-1]]).astype(np.int64)
-    parts = [(g, int(o)) for g, o in zip(partitions_of(group, "group"), offsets)]
+    parts = [(g, int(o)) for g, o in zip(partitions_of(group, "group"), offsets, strict=True)]
     return _aligned(parts, _qid_block, stats.rows, np.int64)
 
 
