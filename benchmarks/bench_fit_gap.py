@@ -189,7 +189,7 @@ def run(backend, n, regime, rounds, repeat, threads, features=30):
         nodes[name] = b.nodes(b1)
     nodes["PWiseR λ=0"] = b.nodes(b.fit(MAKERS["PWiseR λ=0"]()))
 
-    variants = {"native": None, **{name: mk for name, mk in MAKERS.items()}}
+    variants = {"native": None, **MAKERS}
     for name in REPLAYED:
         variants[f"replay {name}"] = lambda rec=recorded[name]: Replay(rec)
     times = {k: [] for k in variants}

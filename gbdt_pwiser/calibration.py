@@ -43,7 +43,7 @@ __all__ = ["BIN_WIDTH", "Calibrator", "MonotoneMap", "Outcomes", "calibrate"]
 #: bin width in log-odds, and the range binned (predictions beyond it share the end bins)
 BIN_WIDTH = 0.01
 _LO, _HI = -20.0, 20.0
-_N_BINS = int(round((_HI - _LO) / BIN_WIDTH))
+_N_BINS = round((_HI - _LO) / BIN_WIDTH)
 METHODS = ("isotonic", "sigmoid")
 
 

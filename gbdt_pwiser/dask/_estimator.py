@@ -152,7 +152,7 @@ class DaskCTCVRClassifier(CTCVRClassifier):
         import dask.array as da
 
         local = self.to_local()
-        blocks = [da.from_delayed(dask.delayed(_predict_part)(p, local, method), shape=(np.nan,) + tail,
+        blocks = [da.from_delayed(dask.delayed(_predict_part)(p, local, method), shape=(np.nan, *tail),
                                   dtype=np.float64) for p in partitions_of(X, "X")]
         return da.concatenate(blocks) if len(blocks) > 1 else blocks[0]
 

@@ -35,7 +35,8 @@ from ._base import FitResult
 from ._inputs import check_sample_weight
 from .local import LocalData, LocalEngine, label_sums
 
-__all__ = ["ExternalEngine", "ExternalRows", "ParquetShardIter", "external_dmatrix"]
+# ParquetShardIter subclasses xgboost.DataIter, so the module __getattr__ below builds it on first use
+__all__ = ["ExternalEngine", "ExternalRows", "ParquetShardIter", "external_dmatrix"]  # noqa: F822
 
 
 class _ShardReader:

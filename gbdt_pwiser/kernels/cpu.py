@@ -338,7 +338,7 @@ def esmm_loss_rows(u, v, a, w, has_w):
     for i in range(u.size):
         ai = a[i]
         ui = np.float64(u[i])
-        q, dq, one_m_q, one_m_aq = esmm_terms(ui, ai)
+        _q, _dq, _one_m_q, one_m_aq = esmm_terms(ui, ai)
         wi = w[i] if has_w else 1.0
         if v[i] == 2:
             # -log(a q) = -log a + log(1 + exp(-u))

@@ -231,7 +231,7 @@ def esmm_row(ui, vi, ai, wi, floor):
     grad = -v (1 - q) + (1 - v) a q (1 - q) / (1 - a q);
     hess = a q (1 - q)² / (1 - a q), floored.
     """
-    q, dq, one_m_q, one_m_aq = esmm_terms(ui, ai)
+    _q, dq, one_m_q, one_m_aq = esmm_terms(ui, ai)
     if vi == 2:
         gi = -one_m_q
     else:

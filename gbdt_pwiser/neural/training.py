@@ -295,7 +295,8 @@ def fit_neural(
             model = model_cls(encoder.cardinalities, len(encoder.num_cols_), int(embedding_dim), **(model_params or {}))
             model.to(dev)
             opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-            bar = tqdm(range(int(epochs)), disable=None if progress else True, desc=f"{model_cls.__name__}/{loss}", leave=False)
+            bar = tqdm(range(int(epochs)), disable=None if progress else True, desc=f"{model_cls.__name__}/{loss}",
+                       leave=False)
             for _ in bar:
                 model.train()
                 total, count = 0.0, 0

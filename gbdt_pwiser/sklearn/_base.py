@@ -160,7 +160,7 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
         if self.structure_ == "shared":
             limits.refuse("any", "shared:contributions")
         Xc = check_X(self, X, reset=False)
-        lib, columns = self._library(), self._feature_names() + ["bias"]
+        lib, columns = self._library(), [*self._feature_names(), "bias"]
         out = {}
         for name, booster, rounds in self._boosters():
             if booster is None:  # no CVR booster: the constant fallback rate is all bias

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from ..._labels import as_funnel
 from ...calibration import Outcomes
 from ...exceptions import GroupLayoutError
 from ...objectives._adapters import _is_dmatrix

@@ -84,7 +84,7 @@ def eval_frames(eval_set: Sequence, features: list, y_col: str) -> list:
             raise ValueError(f"eval_set[{k}]: y has {ye.npartitions} partitions but X has {Xe.npartitions}")
         meta = Xe._meta.assign(**{y_col: np.zeros(0, np.int8)})
         frame = dd.map_partitions(_eval_part, Xe, ye, y_col, k, meta=meta, align_dataframes=False)
-        out.append(frame[features + [y_col]].repartition(npartitions=1).persist())
+        out.append(frame[[*features, y_col]].repartition(npartitions=1).persist())
     return out
 
 
