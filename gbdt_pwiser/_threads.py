@@ -158,8 +158,8 @@ def run_parts(part: Callable[[int], Any], n_parts: int) -> None:
     except BaseException as exc:  # re-raised below, after the other parts finished
         error = exc
     for f in futures:
-        exc = f.exception()
-        if error is None and exc is not None:
-            error = exc
+        failed = f.exception()
+        if error is None and failed is not None:
+            error = failed
     if error is not None:
         raise error

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -129,6 +129,10 @@ def check_labels(y: npt.ArrayLike, n: int | None = None, name: str = "y") -> np.
     )
 
 
+@overload
+def check_weight(weight: None, n: int, name: str = ...) -> None: ...
+@overload
+def check_weight(weight: npt.ArrayLike, n: int, name: str = ...) -> np.ndarray: ...
 def check_weight(weight: npt.ArrayLike | None, n: int, name: str = "weight") -> np.ndarray | None:
     """Return per-row weights as float64 (or None), rejecting negative/NaN values."""
     if weight is None:

@@ -188,16 +188,20 @@ class XGBoostLibrary(BoosterLibrary):
         def custom_metric(predt: np.ndarray, dmat: Any) -> list[tuple[str, float]]:
             return [(metric_name, by_id[id(dmat)](self._margins(predt)))]
 
-        callbacks = []
+        callbacks: list[xgb.callback.TrainingCallback] = []
         stopper = Stopper(early_stopping_rounds) if early_stopping_rounds else None
         if stopper is not None:
             watch = f"valid_{len(evals) - 1}"
 
             class _Stop(xgb.callback.TrainingCallback):
-                def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-                    return stopper.update(epoch, float(evals_log[watch][metric_name][-1]))
+                def __init__(self, stopper: Stopper) -> None:
+                    super().__init__()
+                    self.stopper = stopper
 
-            callbacks.append(_Stop())
+                def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                    return self.stopper.update(epoch, float(evals_log[watch][metric_name][-1]))
+
+            callbacks.append(_Stop(stopper))
         if tick is not None:
             class _Tick(xgb.callback.TrainingCallback):
                 def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:

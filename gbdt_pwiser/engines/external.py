@@ -76,6 +76,8 @@ class _ShardReader:
             table = table.filter(pa.array(self.row_mask[self._row0:self._row0 + n]))
             self._row0 += n
         numeric = numeric_matrix(table, self.features)
+        data: Any  # a DataFrame, or the float32 matrix of all-numeric features with their XGBoost types
+        types: list[str] | None
         data, types = (table.select(self.features).to_pandas(), None) if numeric is None else numeric
         check_no_inf(data, where, self.features)
         df = table.drop_columns(self.features).to_pandas()
@@ -171,7 +173,7 @@ def _make_iter_class() -> type:
                 cache_prefix = os.path.join(os.path.dirname(os.path.abspath(self.files[0])), ".xgb-cache")
             xgb.DataIter.__init__(self, cache_prefix=cache_prefix, on_host=on_host)
 
-        def next(self, input_data) -> bool:
+        def next(self, input_data: Any) -> bool:
             while self._pos < len(self.files):
                 batch = self._read(self._pos)
                 self._pos += 1

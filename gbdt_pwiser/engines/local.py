@@ -103,7 +103,8 @@ class _ExactStart:
     """
 
     def __init__(self, grad: Any, exact: np.ndarray) -> None:
-        self.grad, self.exact, self.delta = grad, np.asarray(exact, dtype=np.float64), None
+        self.grad, self.exact = grad, np.asarray(exact, dtype=np.float64)
+        self.delta: np.ndarray | None = None
 
     def __call__(self, margin: Any) -> Any:
         m = np.asarray(margin, dtype=np.float64)

@@ -34,6 +34,7 @@ without which their row loops do not vectorise.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -180,7 +181,7 @@ def fill_perm_codes(y, codes, slot, aptr, counts, active, perm):
 # views of the part's rows (w sliced even when empty: the view is empty too): their loops stay
 # vector code (``error_model="numpy"``), which a loop given offsets, or a w chosen by has_w, did not.
 
-_KERNEL = {"cache": True, "nogil": True, "error_model": "numpy"}
+_KERNEL: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 @njit(**_KERNEL)

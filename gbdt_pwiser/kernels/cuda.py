@@ -305,7 +305,8 @@ def KERNEL_SIGNATURES(margin: str) -> dict[str, tuple]:  # upper case: a table, 
     """
     from numba import types as t
 
-    z = {"float32": t.float32, "float64": t.float64}[margin][::1]
+    scalar: dict[str, Any] = {"float32": t.float32, "float64": t.float64}
+    z = scalar[margin][::1]
     f8, i8, u8, b1 = t.float64, t.int64, t.uint64, t.boolean
     # one letter per array type: F float64, I int64, Y int8, U uint8 (I cannot be misread in this table)
     F, I, Y, U = t.float64[::1], t.int64[::1], t.int8[::1], t.uint8[::1]  # noqa: E741

@@ -35,6 +35,8 @@ __all__: list[str] = []
 class _ChainBase(ClassifierMixin, BaseEstimator):
     """Prediction, scoring and persistence of a fitted CTR → CVR chain (see :class:`CTCVRClassifier`)."""
 
+    backend: str  # a parameter of the concrete estimators
+
     # ------------------------------------------------------------------ scikit-learn plumbing
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -112,7 +112,8 @@ class _Continued:
     at ``first_round``. Picklable (the objective travels to every worker).
     """
 
-    def __init__(self, objective: Any, shift: float, first_round: int) -> None:
+    def __init__(self, objective: Any, shift: float | np.ndarray, first_round: int) -> None:
+        # a LightGBM booster has one output: its offset, the only one shifted, is one number
         self.objective, self.shift, self.first_round = objective, float(shift), int(first_round)
 
     def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None) -> Any:

@@ -91,6 +91,7 @@ def eval_frames(eval_set: Sequence, features: list, y_col: str) -> list:
 def xgboost_evals(client: Any, frames: list, features: list, y_col: str, which: str, metric: str) -> list:
     """``[(DaskDMatrix, "valid_k"), ...]`` with the binary label the watched AUC needs."""
     import xgboost as xgb
+    import xgboost.dask  # not imported by "import xgboost"
 
     out = []
     for k, f in enumerate(frames):

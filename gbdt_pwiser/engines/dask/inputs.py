@@ -34,7 +34,7 @@ def _aligned(parts: list, func: Any, lengths: np.ndarray, dtype: Any) -> Any:
 
     tasks = [dask.delayed(func)(i, *p) for i, p in enumerate(parts)]
     name = "gbdt-pwiser-aligned-" + tokenize(*tasks)
-    layer = {(name, i): t.key for i, t in enumerate(tasks)}  # each block: the task's result
+    layer: dict[Any, Any] = {(name, i): t.key for i, t in enumerate(tasks)}  # each block: the task's result
     graph = HighLevelGraph.from_collections(name, layer, dependencies=tasks)
     return da.Array(graph, name, chunks=(tuple(int(n) for n in lengths),), dtype=dtype)
 
