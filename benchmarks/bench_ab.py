@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import load_average, write_result  # noqa: E402
+import common
+from common import load_average, write_result
 
 HERE = Path(__file__).resolve().parents[1]
 CASES = ("numpy", "round exact", "round k=4", "round lam=0", "call exact", "call k=4")

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, make_data, run_python, write_result  # noqa: E402
+from common import RESULTS, make_data, run_python, write_result
 
 OOC = r"""
 import json, glob
@@ -137,7 +137,7 @@ def main(argv=None) -> dict:
 
     out = {
         "note": "2-core machine shared with other jobs: wall times are indicative only",
-        "rows": int(len(train) + len(test)), "train_rows": int(len(train)), "rounds": a.rounds,
+        "rows": int(len(train) + len(test)), "train_rows": len(train), "rounds": a.rounds,
         "partitions": a.partitions, "fit_s": {"local_2_threads": local_s, "dask_2x1": dask_s},
         "worker_peak_rss_mib": {str(k): v for k, v in peaks.items()},
         "worker_rss_before_fit_mib": {str(k): v for k, v in base.items()},

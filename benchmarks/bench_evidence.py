@@ -19,9 +19,9 @@ import argparse
 import time
 from typing import Any
 
+import common
 import numpy as np
 
-import common
 from gbdt_pwiser import CTCVRClassifier
 from gbdt_pwiser.datasets import make_ad_log, train_test_split_by_group
 from gbdt_pwiser.evidence import METHODS, evaluate_point, pair_counts, summarise

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, make_data, run_python, write_result  # noqa: E402
+from common import RESULTS, make_data, run_python, write_result
 
 CHILD = r"""
 import json, os, threading, time, glob

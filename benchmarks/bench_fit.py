@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REGIMES, load_average, make_regime_data, write_result  # noqa: E402
+from common import REGIMES, load_average, make_regime_data, write_result
 
-from gbdt_pwiser import PWiseRObjective, initial_margin  # noqa: E402
+from gbdt_pwiser import PWiseRObjective, initial_margin
 
 
 class NumpyBCE:

@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fit import NumpyBCE  # noqa: E402
-from common import REGIMES, condition, load_average, make_regime_data, write_result  # noqa: E402
+from bench_fit import NumpyBCE
+from common import REGIMES, condition, load_average, make_regime_data, write_result
 
-from gbdt_pwiser import PWiseRObjective, initial_margin  # noqa: E402
+from gbdt_pwiser import PWiseRObjective, initial_margin
 
 #: issue #23's goals: fit / replayed fit for PWiseR, λ=0 fit / NumPy BCE fit
 GOALS = {"PWiseR exact": 1.06, "PWiseR k=4": 1.06, "PWiseR λ=0": 1.03}
@@ -189,7 +189,7 @@ def run(backend, n, regime, rounds, repeat, threads, features=30):
         nodes[name] = b.nodes(b1)
     nodes["PWiseR λ=0"] = b.nodes(b.fit(MAKERS["PWiseR λ=0"]()))
 
-    variants = {"native": None, **{name: mk for name, mk in MAKERS.items()}}
+    variants = {"native": None, **MAKERS}
     for name in REPLAYED:
         variants[f"replay {name}"] = lambda rec=recorded[name]: Replay(rec)
     times = {k: [] for k in variants}

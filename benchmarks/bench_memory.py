@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import make_data, run_python, write_result  # noqa: E402
+from common import make_data, run_python, write_result
 
 CODE = r"""
 import json, sys

@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import REGIMES, condition, load_average, write_result  # noqa: E402
+import common
+from common import REGIMES, condition, load_average, write_result
 
-from gbdt_pwiser import PWiseRObjective  # noqa: E402
+from gbdt_pwiser import PWiseRObjective
 
 #: issue #12's goals, time over NumPy BCE-only (lower is better)
 GOALS = {"round exact": 1.0, "round k=4": 0.7, "call exact": 2.0}

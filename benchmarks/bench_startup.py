@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_python, write_result  # noqa: E402
+from common import run_python, write_result
 
 DATA = r"""
 import json, time

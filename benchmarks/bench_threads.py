@@ -156,7 +156,7 @@ def _prange_drivers():
 
 
 def _prange_bce(*args):
-    numba, _, bce = _prange_drivers.cached
+    _, _, bce = _prange_drivers.cached
     bce(*args)
 
 
@@ -190,9 +190,9 @@ def _prange_objective():
 
 
 def child_candidate(backend: str, mode: str, n_jobs, rows: int, rounds: int, repeat: int, threads: int) -> dict:
+    import bench_fit_gap as F
     import numba
 
-    import bench_fit_gap as F
     from gbdt_pwiser import PWiseRObjective
 
     make = _prange_objective() if mode == "prange" else PWiseRObjective
@@ -202,7 +202,8 @@ def child_candidate(backend: str, mode: str, n_jobs, rows: int, rounds: int, rep
     b.fit(rec)  # the candidate's gradients: the same bits as one thread's (checked below)
     ref = F.Recorder(PWiseRObjective(n_jobs=1))
     b.fit(ref)
-    if not all(np.array_equal(a, c) for a, c in zip(rec.g + rec.h, ref.g + ref.h)):
+    got, want = rec.g + rec.h, ref.g + ref.h
+    if len(got) != len(want) or not all(np.array_equal(a, c) for a, c in zip(got, want, strict=True)):
         raise RuntimeError(f"{mode} gave other gradients than one thread")
     variants = {"replay": lambda: F.Replay(rec), "exact": lambda: make(n_jobs=n_jobs),
                 "NumPy BCE": F.NumpyBCE, "λ=0": lambda: make(lam=0.0, n_jobs=n_jobs)}
@@ -319,7 +320,7 @@ def bandwidth(threads: int, mib: int = 256, reps: int = 5) -> dict:
         best = np.inf
         for _ in range(reps):
             t0 = time.perf_counter()
-            run_parts(lambda p: copy(a[bd[p]:bd[p + 1]], b[bd[p]:bd[p + 1]]), t)
+            run_parts(lambda p, bd=bd: copy(a[bd[p]:bd[p + 1]], b[bd[p]:bd[p + 1]]), t)
             best = min(best, time.perf_counter() - t0)
         out[str(t)] = 2 * a.nbytes / best / 1e9
     return out

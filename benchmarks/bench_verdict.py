@@ -41,14 +41,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import xgboost as xgb
+from common import DOCS, write_between
 from scipy.special import expit
 
-from common import DOCS, write_between
 from gbdt_pwiser import EntireSpaceCVRObjective, PWiseRObjective, initial_margin
 from gbdt_pwiser._bootstrap import group_bootstrap_draws, weighted_auc
 from gbdt_pwiser.datasets import make_ad_log, train_test_split_by_group

@@ -8,8 +8,9 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,7 @@ def make_data(n_rows: int, n_features: int = 30, group_size: float = 25.0, seed:
     """
     from gbdt_pwiser.datasets import make_ad_log
 
-    n_req = max(1, int(round(n_rows / group_size)))
+    n_req = max(1, round(n_rows / group_size))
     log = make_ad_log(n_req, mean_request_size=group_size, random_state=seed, with_truth=False)
     y = log.y[:n_rows]
     group = log.group[:n_rows]

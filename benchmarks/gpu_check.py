@@ -39,8 +39,9 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -85,10 +86,16 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """``(fn(*args, **kwargs), seconds)``; the arguments are bound by the call, not looked up later."""
     t = time.perf_counter()
-    out = fn()
+    out = fn(*args, **kwargs)
     return out, time.perf_counter() - t
+
+
+def repeated(reps: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
+    """``fn(*args, **kwargs)`` called ``reps`` times."""
+    return [fn(*args, **kwargs) for _ in range(reps)]
 
 
 def funnel(n: int, seed: int, ctr: float = 0.10, cvr: float = 0.20, group: int = 25):
@@ -117,7 +124,7 @@ def stage_env() -> dict[str, Any]:
     for name in MODULES:
         try:
             versions[name] = getattr(importlib.import_module(name), "__version__", "present")
-        except Exception as exc:  # noqa: BLE001 - report, don't fail
+        except Exception as exc:  # report, don't fail
             versions[name] = f"MISSING ({type(exc).__name__})"
     info["versions"] = versions
     from gbdt_pwiser.kernels import cuda as kc
@@ -160,7 +167,7 @@ def stage_bandwidth(args: argparse.Namespace, simulator: bool) -> dict[str, Any]
             stop.synchronize()
             out["cupy_copy_GBps"] = 2 * 8 * n * reps / (cp.cuda.get_elapsed_time(start, stop) / 1e3) / 1e9
             log(f"  cupy device copy: {out['cupy_copy_GBps']:.1f} GB/s")
-        except Exception as exc:  # noqa: BLE001 - optional second figure
+        except Exception as exc:  # optional second figure
             out["cupy"] = f"not measured ({type(exc).__name__}: {exc})"
     out["reference_GBps"] = max(out.get("cupy_copy_GBps", 0.0), out["numba_copy_GBps"])
     return out
@@ -169,7 +176,7 @@ def stage_bandwidth(args: argparse.Namespace, simulator: bool) -> dict[str, Any]
 def _compare(g, gc, h, hc) -> dict[str, Any]:
     scale = max(1.0, float(np.abs(gc).max(initial=0.0)), float(np.abs(hc).max(initial=0.0)))
     ok = bool(np.allclose(g, gc, rtol=1e-9, atol=1e-12 * scale) and np.allclose(h, hc, rtol=1e-9, atol=1e-12 * scale))
-    rel = lambda a, b: float(np.max(np.abs(a - b) / (np.abs(b) + 1e-12 * scale), initial=0.0))  # noqa: E731
+    rel = lambda a, b: float(np.max(np.abs(a - b) / (np.abs(b) + 1e-12 * scale), initial=0.0))
     return {"ok": ok and bool(np.isfinite(g).all() and np.isfinite(h).all()),
             "max_rel_diff_grad": rel(g, gc), "max_rel_diff_hess": rel(h, hc),
             "bitwise_equal": bool(np.array_equal(g, gc) and np.array_equal(h, hc))}
@@ -211,16 +218,15 @@ def stage_kernels(rec: Recorder, args: argparse.Namespace, rows: list[int], gian
                     continue
                 cpu_obj = PWiseRObjective(random_state=5, **kw)
                 gpu_obj = PWiseRObjective(random_state=5, device="cuda", **kw)
-                (gc, hc), t_cpu = timed(lambda: cpu_obj.grad_hess_prepared(z, data, 3))
-                (gd, hd), t_first = timed(lambda: gpu.pwiser_grad_hess_cuda(gpu_obj, z, data, 3))
-                res = {"case": name, "layout": label, "rows": n, "margin": margin, "active_groups": data.n_active_groups,
+                (gc, hc), t_cpu = timed(cpu_obj.grad_hess_prepared, z, data, 3)
+                (gd, hd), t_first = timed(gpu.pwiser_grad_hess_cuda, gpu_obj, z, data, 3)
+                res = {"case": name, "layout": label, "rows": n, "margin": margin,
+                       "active_groups": data.n_active_groups,
                        **_compare(gd.copy_to_host(), gc, hd.copy_to_host(), hc),
                        "cpu_s": t_cpu, "gpu_first_call_s": t_first}
                 reps = args.reps
-                _, t_dev = timed(lambda: [gpu.pwiser_grad_hess_cuda(gpu_obj, zdev, data, 3, reuse=True)
-                                          for _ in range(reps)])
-                _, t_host = timed(lambda: [gpu.pwiser_grad_hess_cuda(gpu_obj, z, data, 3, reuse=True)
-                                           for _ in range(reps)])
+                _, t_dev = timed(repeated, reps, gpu.pwiser_grad_hess_cuda, gpu_obj, zdev, data, 3, reuse=True)
+                _, t_host = timed(repeated, reps, gpu.pwiser_grad_hess_cuda, gpu_obj, z, data, 3, reuse=True)
                 nbytes = traffic_bytes(data, z.itemsize, kw.get("lam", 1.0))
                 res.update(gpu_device_margins_s=t_dev / reps, gpu_host_margins_s=t_host / reps, bytes=nbytes,
                            kernel_GBps=nbytes / (t_dev / reps) / 1e9)
@@ -291,10 +297,10 @@ def stage_fit(rec: Recorder, args: argparse.Namespace, xgb_device: str, obj_devi
             dtrain.set_label(click.astype(np.float32))
         else:
             dtrain.set_label(y)
-        _, t_warm = timed(lambda: xgb.train(params, dtrain, num_boost_round=2, obj=make() if make else None))
+        _, t_warm = timed(xgb.train, params, dtrain, num_boost_round=2, obj=make() if make else None)
         obj = make() if make else None
         c0 = dict(gpu.COPIES)
-        bst, t_fit = timed(lambda: xgb.train(params, dtrain, num_boost_round=rounds, obj=obj))
+        bst, t_fit = timed(xgb.train, params, dtrain, num_boost_round=rounds, obj=obj)
         res: dict[str, Any] = {"fit_s": t_fit, "per_round_ms": 1e3 * t_fit / rounds, "warmup_2_rounds_s": t_warm}
         if make is not None:
             h2d = gpu.COPIES["margin_h2d"] - c0["margin_h2d"]
@@ -356,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         try:
             res = fn()
-        except Exception as exc:  # noqa: BLE001 - record and go on
+        except Exception as exc:  # record and go on
             failed = True
             rec.data["stages"][name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
             log(f"  FAILED: {type(exc).__name__}: {exc}")
@@ -376,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         importlib.import_module("xgboost")
         has_xgb = True
-    except Exception:  # noqa: BLE001
+    except Exception:
         has_xgb = False
     fit_device = "cuda" if mode == "gpu" else "cpu"
     rec.data["plan"] = plan = {

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gbdt_pwiser.cli import main  # noqa: E402
+from gbdt_pwiser.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench-neural", *sys.argv[1:]]))

@@ -44,7 +44,8 @@ def _ok(v: float, target: float, higher_is_better: bool = False) -> str:
 
 def tables() -> str:
     lines: list[str] = []
-    any_res = next((r for r in (_load(n) for n in ("fit_xgboost", "fit_lightgbm", "objective", "memory", "startup")) if r), None)
+    names = ("fit_xgboost", "fit_lightgbm", "objective", "memory", "startup")
+    any_res = next((r for r in (_load(n) for n in names) if r), None)
     if any_res is None:
         return "No results yet: run `python benchmarks/run_all.py`."
     m = any_res["machine"]
@@ -86,10 +87,11 @@ def tables() -> str:
         lines.append("")
     r = _load("memory")
     if r:
-        lines.append(f"**Peak RSS of the fit** ({r['rows']:,} rows × 30 features, {r['rounds']} rounds, fresh process each)")
+        lines.append(f"**Peak RSS of the fit** ({r['rows']:,} rows × 30 features, {r['rounds']} rounds, "
+                     "fresh process each)")
         lines.append("")
-        lines.append("| backend | native (MiB) | PWiseR exact (MiB) | ratio | PWiseR k=4 (MiB) | ratio | target ≤ 1.10 | "
-                     "floor: native after one tiny Numba call (MiB) | ratio |")
+        lines.append("| backend | native (MiB) | PWiseR exact (MiB) | ratio | PWiseR k=4 (MiB) | ratio | "
+                     "target ≤ 1.10 | floor: native after one tiny Numba call (MiB) | ratio |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for b, v in r["results"].items():
             floor = v.get("native + one Numba call")

@@ -30,8 +30,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 #: A pass takes at most one thread per this many rows (one below twice as many): handing a part to a
 #: thread costs ~10-30 µs (``benchmarks/bench_threads.py``), a part of this many rows 0.2-0.5 ms.
@@ -154,11 +155,11 @@ def run_parts(part: Callable[[int], Any], n_parts: int) -> None:
     error: BaseException | None = None
     try:
         part(0)
-    except BaseException as exc:  # noqa: BLE001 - re-raised below, after the other parts finished
+    except BaseException as exc:  # re-raised below, after the other parts finished
         error = exc
     for f in futures:
-        exc = f.exception()
-        if error is None and exc is not None:
-            error = exc
+        failed = f.exception()
+        if error is None and failed is not None:
+            error = failed
     if error is not None:
         raise error

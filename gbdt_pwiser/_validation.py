@@ -8,7 +8,8 @@ typing error, a crash or NaN gradients.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -85,10 +86,10 @@ def check_labels(y: npt.ArrayLike, n: int | None = None, name: str = "y") -> np.
     --------
     >>> check_labels([0.0, 1.0, 2.0])
     array([0, 1, 2], dtype=int8)
-    >>> check_labels([[1, 0], [1, 1]], name="DMatrix label")
+    >>> check_labels([[1, 0], [1, 1]], name="DMatrix label")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: DMatrix label has 2 columns (shape (2, 2)); PWiseR needs one funnel label column y = click + conversion in {0, 1, 2}: build it with funnel_label(click, conversion)
+    ValueError: DMatrix label has 2 columns (shape (2, 2)); ... build it with funnel_label(click, conversion)
     """
     arr = _to_numeric_array(y, name)
     if arr.ndim == 2 and arr.shape[1] == 2:
@@ -118,7 +119,8 @@ def check_labels(y: npt.ArrayLike, n: int | None = None, name: str = "y") -> np.
         if np.any(arr != np.round(arr)):
             bad = np.flatnonzero(arr != np.round(arr))
             raise ValueError(
-                f"{name} must be integral funnel labels in {{0, 1, 2}}; found {arr[bad[0]].item()!r} at index {int(bad[0])}"
+                f"{name} must be integral funnel labels in {{0, 1, 2}}; "
+                f"found {arr[bad[0]].item()!r} at index {int(bad[0])}"
             )
     idx = np.flatnonzero((arr < 0) | (arr > 2))
     raise ValueError(
@@ -127,6 +129,10 @@ def check_labels(y: npt.ArrayLike, n: int | None = None, name: str = "y") -> np.
     )
 
 
+@overload
+def check_weight(weight: None, n: int, name: str = ...) -> None: ...
+@overload
+def check_weight(weight: npt.ArrayLike, n: int, name: str = ...) -> np.ndarray: ...
 def check_weight(weight: npt.ArrayLike | None, n: int, name: str = "weight") -> np.ndarray | None:
     """Return per-row weights as float64 (or None), rejecting negative/NaN values."""
     if weight is None:
@@ -156,10 +162,10 @@ def check_no_inf(X: Any, name: str = "X", columns: Sequence[Any] | None = None) 
     Examples
     --------
     >>> import numpy as np
-    >>> check_no_inf(np.array([[0.0, np.nan], [1.0, np.inf]]), "shard 'a.parquet'", ["u", "v"])
+    >>> check_no_inf(np.array([[0.0, np.nan], [1.0, np.inf]]), "shard 'a.parquet'", ["u", "v"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: shard 'a.parquet': column 'v' contains 1 infinite value(s) (first at row 1); features take NaN for missing values, not inf
+    ValueError: shard 'a.parquet': column 'v' contains 1 infinite value(s) (first at row 1); features take NaN ...
     """
     if hasattr(X, "dtypes"):
         import pandas as pd

@@ -43,7 +43,7 @@ __all__ = ["BIN_WIDTH", "Calibrator", "MonotoneMap", "Outcomes", "calibrate"]
 #: bin width in log-odds, and the range binned (predictions beyond it share the end bins)
 BIN_WIDTH = 0.01
 _LO, _HI = -20.0, 20.0
-_N_BINS = int(round((_HI - _LO) / BIN_WIDTH))
+_N_BINS = round((_HI - _LO) / BIN_WIDTH)
 METHODS = ("isotonic", "sigmoid")
 
 
@@ -117,15 +117,21 @@ class MonotoneMap:
                                            sample_weight=np.r_[pos, pw - pos])
         return cls(method, a=max(float(lr.coef_[0, 0]), 1e-6), b=float(lr.intercept_[0]))
 
+    def _knots(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.x is None or self.y is None:
+            raise ValueError("an isotonic MonotoneMap needs its knots x and y")
+        return self.x, self.y
+
     def __call__(self, p: np.ndarray) -> np.ndarray:
         p = np.asarray(p, dtype=np.float64)
         if self.method == "isotonic":
-            return np.interp(p, self.x, self.y)
+            return np.interp(p, *self._knots())
         return expit(self.a * logit(np.clip(p, 1e-300, 1.0)) + self.b)
 
     def to_json(self) -> dict[str, Any]:
         if self.method == "isotonic":
-            return {"method": self.method, "x": self.x.tolist(), "y": self.y.tolist()}
+            x, y = self._knots()
+            return {"method": self.method, "x": x.tolist(), "y": y.tolist()}
         return {"method": self.method, "a": self.a, "b": self.b}
 
     @classmethod

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from reference import _sigmoid, reference_grad_hess, reference_loss
 
 

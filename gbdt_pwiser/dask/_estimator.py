@@ -143,7 +143,7 @@ class DaskCTCVRClassifier(CTCVRClassifier):
         check_is_fitted(self, "structure_")
         local = CTCVRClassifier(**self.get_params(deep=False))
         for key, value in vars(self).items():
-            if key.endswith("_") and not key.startswith("__") or key in ("_columns", "_categorical"):
+            if (key.endswith("_") and not key.startswith("__")) or key in ("_columns", "_categorical"):
                 setattr(local, key, value)
         return local
 
@@ -152,7 +152,7 @@ class DaskCTCVRClassifier(CTCVRClassifier):
         import dask.array as da
 
         local = self.to_local()
-        blocks = [da.from_delayed(dask.delayed(_predict_part)(p, local, method), shape=(np.nan,) + tail,
+        blocks = [da.from_delayed(dask.delayed(_predict_part)(p, local, method), shape=(np.nan, *tail),
                                   dtype=np.float64) for p in partitions_of(X, "X")]
         return da.concatenate(blocks) if len(blocks) > 1 else blocks[0]
 

@@ -21,8 +21,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import (Engine, FitResult, LabelSums, RoundGradients, Stopper, Task, TrainingData, conversion_weights,
-                    log_odds)
+from ._base import (
+    Engine,
+    FitResult,
+    LabelSums,
+    RoundGradients,
+    Stopper,
+    Task,
+    TrainingData,
+    conversion_weights,
+    log_odds,
+)
 from .boosters import library
 from .local import MemoryEngine
 

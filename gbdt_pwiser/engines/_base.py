@@ -46,8 +46,9 @@ starting margin, the native parameters and the early-stopping metric.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -40,8 +40,9 @@ CTR/CVR booster) works on ``(n, 2)`` margins ``[z, u]`` throughout: its
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -182,21 +183,25 @@ class XGBoostLibrary(BoosterLibrary):
         nthread = params.get("nthread")
         dtrain = self._dmatrix(data.X, data.label, data.weight, nthread=nthread)
         dmats = [self._dmatrix(e.X, e.label, nthread=nthread) for e in evals]
-        by_id = {id(d): e.metric for d, e in zip(dmats, evals)}
+        by_id = {id(d): e.metric for d, e in zip(dmats, evals, strict=True)}
 
         def custom_metric(predt: np.ndarray, dmat: Any) -> list[tuple[str, float]]:
             return [(metric_name, by_id[id(dmat)](self._margins(predt)))]
 
-        callbacks = []
+        callbacks: list[xgb.callback.TrainingCallback] = []
         stopper = Stopper(early_stopping_rounds) if early_stopping_rounds else None
         if stopper is not None:
             watch = f"valid_{len(evals) - 1}"
 
             class _Stop(xgb.callback.TrainingCallback):
-                def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-                    return stopper.update(epoch, float(evals_log[watch][metric_name][-1]))
+                def __init__(self, stopper: Stopper) -> None:
+                    super().__init__()
+                    self.stopper = stopper
 
-            callbacks.append(_Stop())
+                def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                    return self.stopper.update(epoch, float(evals_log[watch][metric_name][-1]))
+
+            callbacks.append(_Stop(stopper))
         if tick is not None:
             class _Tick(xgb.callback.TrainingCallback):
                 def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
@@ -288,7 +293,7 @@ class LightGBMLibrary(BoosterLibrary):
                              init_score=start(_n_rows(data.X), init_margin))
         dvalids = [lgb.Dataset(e.X, label=e.label, init_score=start(_n_rows(e.X), e.init_margin),
                                reference=dtrain) for e in evals]
-        by_id = {id(d): e.metric for d, e in zip(dvalids, evals)}
+        by_id = {id(d): e.metric for d, e in zip(dvalids, evals, strict=True)}
 
         def feval(preds: np.ndarray, ds: Any) -> tuple[str, float, bool]:
             z = np.asarray(preds, dtype=np.float64).reshape(-1)

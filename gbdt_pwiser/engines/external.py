@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,8 @@ from ._base import FitResult
 from ._inputs import check_sample_weight
 from .local import LocalData, LocalEngine, label_sums
 
-__all__ = ["ExternalEngine", "ExternalRows", "ParquetShardIter", "external_dmatrix"]
+# ParquetShardIter subclasses xgboost.DataIter, so the module __getattr__ below builds it on first use
+__all__ = ["ExternalEngine", "ExternalRows", "ParquetShardIter", "external_dmatrix"]  # noqa: F822
 
 
 class _ShardReader:
@@ -74,6 +76,8 @@ class _ShardReader:
             table = table.filter(pa.array(self.row_mask[self._row0:self._row0 + n]))
             self._row0 += n
         numeric = numeric_matrix(table, self.features)
+        data: Any  # a DataFrame, or the float32 matrix of all-numeric features with their XGBoost types
+        types: list[str] | None
         data, types = (table.select(self.features).to_pandas(), None) if numeric is None else numeric
         check_no_inf(data, where, self.features)
         df = table.drop_columns(self.features).to_pandas()
@@ -169,7 +173,7 @@ def _make_iter_class() -> type:
                 cache_prefix = os.path.join(os.path.dirname(os.path.abspath(self.files[0])), ".xgb-cache")
             xgb.DataIter.__init__(self, cache_prefix=cache_prefix, on_host=on_host)
 
-        def next(self, input_data) -> bool:
+        def next(self, input_data: Any) -> bool:
             while self._pos < len(self.files):
                 batch = self._read(self._pos)
                 self._pos += 1

@@ -32,9 +32,9 @@ from scipy.special import expit
 from .. import metrics as M
 from .._labels import as_funnel
 from .._validation import group_codes
+from ..calibration import Outcomes
 from ..datasets.sources import group_runs
 from ..objectives import PWiseRObjective, initial_margin
-from ..calibration import Outcomes
 from ._base import Engine, FitResult, LabelSums, RoundGradients, Task, TrainingData, conversion_weights
 from ._inputs import check_eval_set, check_lengths, check_sample_weight, check_X, n_rows, take, warn_no_group
 from .boosters import EvalData, TrainData
@@ -103,7 +103,8 @@ class _ExactStart:
     """
 
     def __init__(self, grad: Any, exact: np.ndarray) -> None:
-        self.grad, self.exact, self.delta = grad, np.asarray(exact, dtype=np.float64), None
+        self.grad, self.exact = grad, np.asarray(exact, dtype=np.float64)
+        self.delta: np.ndarray | None = None
 
     def __call__(self, margin: Any) -> Any:
         m = np.asarray(margin, dtype=np.float64)

@@ -34,10 +34,13 @@ without which their row loops do not vectorise.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit
 
+from .._threads import install_compile_notice
+from .groups import Rows, mode_key, pair_group, sort_conversions
 from .scalars import (
     LOSS_SQUARED_HINGE,
     bce_row,
@@ -51,8 +54,6 @@ from .scalars import (
     sigmoid_and_deriv,
     weight,
 )
-from .._threads import install_compile_notice
-from .groups import Rows, mode_key, pair_group, sort_conversions
 
 install_compile_notice()  # before the first kernel compiles
 
@@ -180,7 +181,7 @@ def fill_perm_codes(y, codes, slot, aptr, counts, active, perm):
 # views of the part's rows (w sliced even when empty: the view is empty too): their loops stay
 # vector code (``error_model="numpy"``), which a loop given offsets, or a w chosen by has_w, did not.
 
-_KERNEL = {"cache": True, "nogil": True, "error_model": "numpy"}
+_KERNEL: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 @njit(**_KERNEL)
@@ -338,7 +339,7 @@ def esmm_loss_rows(u, v, a, w, has_w):
     for i in range(u.size):
         ai = a[i]
         ui = np.float64(u[i])
-        q, dq, one_m_q, one_m_aq = esmm_terms(ui, ai)
+        _q, _dq, _one_m_q, one_m_aq = esmm_terms(ui, ai)
         wi = w[i] if has_w else 1.0
         if v[i] == 2:
             # -log(a q) = -log a + log(1 + exp(-u))

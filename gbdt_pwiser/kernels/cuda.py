@@ -290,7 +290,7 @@ def kernels() -> SimpleNamespace:
     return _KERNELS
 
 
-def KERNEL_SIGNATURES(margin: str) -> dict[str, tuple]:  # noqa: N802 - a table, read like a constant
+def KERNEL_SIGNATURES(margin: str) -> dict[str, tuple]:  # upper case: a table, read like a constant
     """Argument types of every kernel as the host code launches it, for ``margin`` dtype z.
 
     Parameters
@@ -305,9 +305,11 @@ def KERNEL_SIGNATURES(margin: str) -> dict[str, tuple]:  # noqa: N802 - a table,
     """
     from numba import types as t
 
-    z = {"float32": t.float32, "float64": t.float64}[margin][::1]
+    scalar: dict[str, Any] = {"float32": t.float32, "float64": t.float64}
+    z = scalar[margin][::1]
     f8, i8, u8, b1 = t.float64, t.int64, t.uint64, t.boolean
-    F, I, Y, U = t.float64[::1], t.int64[::1], t.int8[::1], t.uint8[::1]
+    # one letter per array type: F float64, I int64, Y int8, U uint8 (I cannot be misread in this table)
+    F, I, Y, U = t.float64[::1], t.int64[::1], t.int8[::1], t.uint8[::1]  # noqa: E741
     R = t.BaseTuple.from_types((z, Y, F, b1, F, F, i8), GR.Rows)
     G = t.BaseTuple.from_types((I, I, I, I, I), GR.Groups)
     P = t.BaseTuple.from_types((f8, f8, f8, f8, i8, i8, u8), GR.Pairs)

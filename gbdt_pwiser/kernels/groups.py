@@ -429,5 +429,7 @@ def _pair_group_cuda(a, R, G, P, S, g, h):
     return pair_group
 
 
-overload(pair_group, target="cpu", jit_options={"forceinline": True, "_nrt": False})(_pair_group_cpu)
+# ``_nrt`` is a real jit option that Numba's stubs do not list (see scalars._register)
+overload(pair_group, target="cpu", jit_options={"forceinline": True, "_nrt": False})(  # type: ignore[typeddict-unknown-key]
+    _pair_group_cpu)
 overload(pair_group, target="cuda", strict=False)(_pair_group_cuda)

@@ -13,13 +13,14 @@ Called by :mod:`gbdt_pwiser.objectives`, which validates the inputs and picks th
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from .._threads import run_parts
 from . import cpu as K
-from .groups import Rows
+from .groups import Groups, Pairs, Rows, Scratch
 
 #: Rows per block of a sum (the loss values): fixed, so the sum is the same whatever the threads.
 SUM_BLOCK = 65_536
@@ -57,7 +58,7 @@ def _block_sum(block: Callable[[int], Any], n_blocks: int, threads: int) -> Any:
     run_parts(part, parts)
     total = out[0]
     for v in out[1:]:
-        total = tuple(a + b for a, b in zip(total, v)) if isinstance(total, tuple) else total + v
+        total = tuple(a + b for a, b in zip(total, v, strict=True)) if isinstance(total, tuple) else total + v
     return total
 
 
@@ -76,12 +77,14 @@ def group_sum(kernel: Callable, n_groups: int, threads: int, *args: Any) -> Any:
 # --------------------------------------------------------------------------- the passes of a round
 
 
-def bce_pass(z, y, w, has_w, floor, g, h, threads: int = 1) -> None:
+def bce_pass(z: np.ndarray, y: np.ndarray, w: np.ndarray, has_w: bool, floor: float, g: np.ndarray, h: np.ndarray,
+             threads: int = 1) -> None:
     """BCE gradient and floored Hessian of every row (λ = 0)."""
     rows(K.bce_rows, z.shape[0], threads, z, y, w, has_w, floor, g, h)
 
 
-def pair_pass(R, floor, G, P, S, g, h, threads: int = 1) -> None:
+def pair_pass(R: Rows, floor: float, G: Groups, P: Pairs, S: Scratch, g: np.ndarray, h: np.ndarray,
+              threads: int = 1) -> None:
     """BCE of every row (storing p and σ' in ``R.pp``/``R.pd``), then the pair terms of every
     active group: two passes, for groups in any row order.
 
@@ -98,7 +101,8 @@ def pair_pass(R, floor, G, P, S, g, h, threads: int = 1) -> None:
     run_parts(lambda p: K.pair_groups(b[p], b[p + 1], R, G, P, S, g, h), len(b) - 1)
 
 
-def bce_pair_pass(R, floor, crow, cgrp, G, P, S, g, h, threads: int = 1) -> None:
+def bce_pair_pass(R: Rows, floor: float, crow: np.ndarray, cgrp: np.ndarray, G: Groups, P: Pairs, S: Scratch,
+                  g: np.ndarray, h: np.ndarray, threads: int = 1) -> None:
     """BCE then pair terms chunk by chunk (:func:`~gbdt_pwiser.kernels.cpu.bce_pair_chunks`), for
     contiguous groups: one part per thread, a range of chunks each.
 
@@ -121,12 +125,13 @@ def bce_pair_pass(R, floor, crow, cgrp, G, P, S, g, h, threads: int = 1) -> None
     run_parts(part, parts)
 
 
-def bce_loss(z, y, w, has_w, threads: int = 1) -> float:
+def bce_loss(z: np.ndarray, y: np.ndarray, w: np.ndarray, has_w: bool, threads: int = 1) -> float:
     """Σ w BCE over the rows."""
     return float(row_sum(K.bce_loss_rows, z.shape[0], threads, z, y, w, has_w))
 
 
-def pair_loss_sums(z, w, has_w, G, m1, m2, loss_kind, threads: int = 1) -> tuple[float, float]:
+def pair_loss_sums(z: np.ndarray, w: np.ndarray, has_w: bool, G: Groups, m1: float, m2: float, loss_kind: int,
+                   threads: int = 1) -> tuple[float, float]:
     """Per-term sums Σ w_i w_j φ(i, j) over every active group (exact)."""
     c, n = group_sum(K.pair_loss_groups, G.aptr.size - 1, threads, z, w, has_w, G, m1, m2, loss_kind)
     return float(c), float(n)

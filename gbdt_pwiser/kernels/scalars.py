@@ -50,7 +50,9 @@ def _register(fn, cpu_forceinline):
     # ``_nrt=False``: none of them allocates or returns an array, and with Numba's reference counting
     # each call, inlined or not, counted references to every array argument (two atomic calls per
     # array per call, which LLVM cannot remove: 9-22 % of the exact squared hinge's time, perf).
-    overload(fn, target="cpu", jit_options={"forceinline": cpu_forceinline, "_nrt": False}, strict=False)(body)
+    # ``_nrt`` is a real jit option that Numba's stubs do not list
+    overload(fn, target="cpu", jit_options={"forceinline": cpu_forceinline, "_nrt": False},  # type: ignore[typeddict-unknown-key]
+             strict=False)(body)
     overload(fn, target="cuda", strict=False)(body)
     return fn
 
@@ -97,7 +99,8 @@ def pow2_scale(q, n):
 @overload(pow2_scale, target="cpu", jit_options={"forceinline": True})
 def _pow2_scale_cpu(q, n):
     def impl(q, n):
-        return q * _bits_to_float64((np.int64(n) + 1023) << 52)
+        # an @intrinsic: Numba passes the typing context, the stubs count it as an argument
+        return q * _bits_to_float64((np.int64(n) + 1023) << 52)  # type: ignore[call-arg]
 
     return impl
 
@@ -134,7 +137,8 @@ def _add_at_cpu(arr, j, v, atomic):
 def _add_at_cuda(arr, j, v, atomic):
     def impl(arr, j, v, atomic):
         if atomic:
-            numba.cuda.atomic.add(arr, j, v)
+            # numba.cuda is loaded by the CUDA target that compiles this (not at import: no CUDA on CPU runs)
+            numba.cuda.atomic.add(arr, j, v)  # type: ignore[attr-defined]
         else:
             arr[j] += v
 
@@ -231,7 +235,7 @@ def esmm_row(ui, vi, ai, wi, floor):
     grad = -v (1 - q) + (1 - v) a q (1 - q) / (1 - a q);
     hess = a q (1 - q)² / (1 - a q), floored.
     """
-    q, dq, one_m_q, one_m_aq = esmm_terms(ui, ai)
+    _q, dq, one_m_q, one_m_aq = esmm_terms(ui, ai)
     if vi == 2:
         gi = -one_m_q
     else:

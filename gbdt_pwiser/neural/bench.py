@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -149,7 +149,7 @@ def _loss_label(loss: str, lam: float) -> str:
     return "BCE" if loss == "bce" else f"BCE + {lam:g}·PWiseR"
 
 
-def _fit_neural(model: str, loss: str, args: Any, cfg: dict[str, Any], train: Any) -> Any:
+def _fit_neural(model: str, loss: Literal["bce", "pwiser"], args: Any, cfg: dict[str, Any], train: Any) -> Any:
     from .training import fit_neural
 
     return fit_neural(
@@ -215,7 +215,7 @@ def format_delta_table(rows: list[dict[str, Any]]) -> str:
     head = f"| {'model'.ljust(mw)} | " + " | ".join(f"Δ {h}" for _, h in cols) + " |"
     sep = f"|{'-' * (mw + 2)}|" + "|".join("-" * (len(h) + 3) + ":" for _, h in cols) + "|"
     lines = [head, sep]
-    for name, key in zip(models, keys):
+    for name, key in zip(models, keys, strict=True):
         b, p = by[(key, "bce")], by[(key, "pwiser")]
         vals = []
         for k, h in cols:

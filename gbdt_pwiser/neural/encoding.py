@@ -56,11 +56,12 @@ class FeatureEncoder:
             raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
         self.cat_cols_: list[Any] = []
         self.num_cols_: list[Any] = []
+        types = pd.api.types
         for col in X.columns:
             dtype = X[col].dtype
-            if isinstance(dtype, pd.CategoricalDtype) or dtype == object or pd.api.types.is_string_dtype(dtype):
+            if isinstance(dtype, pd.CategoricalDtype) or types.is_object_dtype(dtype) or types.is_string_dtype(dtype):
                 self.cat_cols_.append(col)
-            elif pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+            elif types.is_bool_dtype(dtype) or types.is_numeric_dtype(dtype):
                 self.num_cols_.append(col)
             else:
                 raise TypeError(

@@ -22,7 +22,7 @@ weighted mean of a term is taken over *all* its eligible pairs of the batch
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -40,14 +40,15 @@ PairLossName = Literal["squared_hinge", "logistic"]
 InputsName = Literal["logits", "probs"]
 ReductionName = Literal["mean", "sum"]
 
-_INPUTS = ("logits", "probs")
-_REDUCTIONS = ("mean", "sum")
+_INPUTS: tuple[InputsName, ...] = ("logits", "probs")
+_REDUCTIONS: tuple[ReductionName, ...] = ("mean", "sum")
+_Choice = TypeVar("_Choice", bound=str)
 
 
 # --------------------------------------------------------------------------- validation
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+def _check_choice(name: str, value: Any, choices: tuple[_Choice, ...]) -> _Choice:
     """The string options of the loss and the trainer (``inputs``, ``reduction``, ``loss``, ``cvr_space``)."""
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
@@ -362,8 +363,8 @@ class PWiseRLoss(torch.nn.Module):
             margin_click_only=self.margin_click_only,
             margin_no_click=self.margin_no_click,
             pair_loss=self.pair_loss,  # type: ignore[arg-type]
-            inputs=self.inputs,  # type: ignore[arg-type]
-            reduction=self.reduction,  # type: ignore[arg-type]
+            inputs=self.inputs,
+            reduction=self.reduction,
         )
 
     def extra_repr(self) -> str:

@@ -148,7 +148,7 @@ class _Experts(nn.Module):
         return [e(h) for e in self.experts]
 
 
-def _gate(gate: nn.Linear, h: torch.Tensor, outs: list[torch.Tensor]) -> torch.Tensor:
+def _gate(gate: nn.Module, h: torch.Tensor, outs: list[torch.Tensor]) -> torch.Tensor:
     weights = torch.softmax(gate(h), dim=1)  # (n, E)
     return torch.einsum("ne,ned->nd", weights, torch.stack(outs, dim=1))
 

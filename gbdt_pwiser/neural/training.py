@@ -245,7 +245,7 @@ def fit_neural(
     deterministic algorithms are enabled while training.
     """
     model_cls = _model_class(model_name)
-    loss = _check_choice("loss", loss, ("bce", "pwiser"))  # type: ignore[assignment]
+    loss = _check_choice("loss", loss, ("bce", "pwiser"))
     pair_loss = PAIR_LOSSES[check_pair_loss(pair_loss)]  # type: ignore[assignment]
     lam, m1, m2 = check_lam_margins(lam, margin_click_only, margin_no_click)
     lr = check_real(lr, "lr", lo=0.0)
@@ -295,7 +295,8 @@ def fit_neural(
             model = model_cls(encoder.cardinalities, len(encoder.num_cols_), int(embedding_dim), **(model_params or {}))
             model.to(dev)
             opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-            bar = tqdm(range(int(epochs)), disable=None if progress else True, desc=f"{model_cls.__name__}/{loss}", leave=False)
+            bar = tqdm(range(int(epochs)), disable=None if progress else True, desc=f"{model_cls.__name__}/{loss}",
+                       leave=False)
             for _ in bar:
                 model.train()
                 total, count = 0.0, 0

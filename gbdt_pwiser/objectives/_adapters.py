@@ -51,9 +51,7 @@ def _is_dmatrix(b: Any) -> bool:
 _SNAPSHOT = 4096  # rows compared when the scikit-learn wrapper passes the same arrays again
 
 
-def _snapshot(a: np.ndarray | None) -> np.ndarray | None:
-    if a is None:
-        return None
+def _snapshot(a: np.ndarray) -> np.ndarray:
     step = max(1, a.shape[0] // _SNAPSHOT)
     return np.array(a[::step], copy=True)
 
@@ -70,6 +68,11 @@ class _CustomObjective:
       (warnings about degenerate data); a no-op here;
     * ``_compute(z, data, iteration, reuse)`` — every round: gradient and Hessian.
     """
+
+    #: the parameter every objective has (see :func:`resolve_threads`)
+    n_jobs: int | None
+    #: the gradient and Hessian buffers reused across rounds (``_buffers``)
+    _out: tuple[np.ndarray, np.ndarray] | None
 
     _param_names: tuple[str, ...] = ()
 
@@ -93,7 +96,7 @@ class _CustomObjective:
     def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> Any:  # pragma: no cover
         raise NotImplementedError
 
-    def _compute(self, z: np.ndarray, data: Any, iteration: int, reuse: bool):  # pragma: no cover
+    def _compute(self, z: np.ndarray, data: Any, iteration: int, reuse: bool) -> tuple[Any, Any]:  # pragma: no cover
         raise NotImplementedError
 
     def _threads(self, in_booster: bool, n_rows: int | None) -> int:
@@ -118,7 +121,7 @@ class _CustomObjective:
         self._skl_ref: Any = None
         self._prepared: Any = None
         self._first_margin: np.ndarray | None = None
-        self._out: tuple[np.ndarray, np.ndarray] | None = None
+        self._out = None
         self._booster_threads: int | None = None
         self.iteration_ = 0
 
@@ -151,7 +154,7 @@ class _CustomObjective:
     #: booster that this training run continues, so that sampled pairs keep being redrawn.
     round_offset = 0
 
-    def _adapt(self, z: Any, same: bool, make: Any, iteration: int | None = None):
+    def _adapt(self, z: Any, same: bool, make: Any, iteration: int | None = None) -> tuple[Any, Any]:
         """One round: prepare the data unless ``same``, check the margins, compute."""
         if not same:
             self._prepared = None  # a failed preparation must not leave the old data cached
@@ -200,7 +203,7 @@ class _CustomObjective:
         ref = self._skl_ref
         if ref is None or self._prepared is None or self._data_key is not None:
             return False
-        for new, (obj, copy, snap) in zip(arrays, ref):
+        for new, (obj, copy, snap) in zip(arrays, ref, strict=True):
             if new is None or obj is None:
                 if new is not obj:
                     return False
@@ -212,7 +215,7 @@ class _CustomObjective:
                 return False
         return True
 
-    def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None):
+    def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None) -> tuple[Any, Any]:
         """Objective callable for ``xgb.train``, ``lgb.train`` and the sklearn wrappers.
 
         * ``obj(iteration, predt, dtrain)`` — XGBoost >= 3.2 (``xgb.train(obj=obj)``),
@@ -283,9 +286,10 @@ def booster_threads(data: Any) -> int | None:
 
     Zero or negative values mean "OpenMP's default" to both boosters: None here.
     """
+    value: Any
     if _is_dmatrix(data):
         value = getattr(data, "nthread", None)
-        if not (isinstance(value, numbers.Integral) and value > 0):
+        if not (isinstance(value, numbers.Integral) and int(value) > 0):
             try:
                 value = sys.modules["xgboost"].get_config().get("nthread")
             except (KeyError, AttributeError):  # pragma: no cover - an XGBoost without get_config

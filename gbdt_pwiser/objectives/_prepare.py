@@ -49,7 +49,7 @@ class PreparedData:
     #: so one pass computes a chunk's BCE terms and then its pair terms while its rows are in
     #: cache (``passes.bce_pair_pass``, a range of chunks per thread); None for scattered groups
     #: (then two passes)
-    chunks: tuple | None = field(default=None, repr=False)
+    chunks: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _scratch: Scratch | None = field(default=None, repr=False)
     _rows: tuple | None = field(default=None, repr=False)
 
@@ -135,7 +135,7 @@ def prepare_ptr(y: np.ndarray, w: np.ndarray | None, gptr: np.ndarray) -> Prepar
     arrive in this form.
     """
     has_w = w is not None
-    wk = w if has_w else _EMPTY_F
+    wk = w if w is not None else _EMPTY_F
     gptr = np.ascontiguousarray(gptr, dtype=np.int64)
     # one light O(n) pass, once per training run, on one thread
     counts, wsum = K.group_stats_ptr(y, wk, has_w, gptr)
@@ -150,7 +150,7 @@ def prepare_ptr(y: np.ndarray, w: np.ndarray | None, gptr: np.ndarray) -> Prepar
 def prepare_codes(y: np.ndarray, w: np.ndarray | None, codes: np.ndarray, n_groups: int) -> PreparedData:
     """Prepare data with per-row group codes ``0..n_groups-1`` in any order (O(n), no sort)."""
     has_w = w is not None
-    wk = w if has_w else _EMPTY_F
+    wk = w if w is not None else _EMPTY_F
     counts, wsum = K.group_stats_codes(y, wk, has_w, codes, n_groups)
     active, aptr, anP, anC, pptr, pw_c, pw_n, total = _finish(y, wk, has_w, counts, wsum)
     slot = np.full(n_groups, -1, dtype=np.int64)

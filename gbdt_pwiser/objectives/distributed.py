@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
 from .._validation import check_labels, check_margin, check_real, check_weight
-from ._adapters import _is_dmatrix, _snapshot
+from ._adapters import _CustomObjective, _is_dmatrix, _snapshot
 from ._prepare import PreparedData, prepare_ptr
 from .entire_space import EntireSpaceCVRObjective, _ESMMData, check_ctr_prob
 from .multitask import SharedCTCVRObjective
@@ -47,7 +47,7 @@ class _GlobalNormalisers:
 
     _global_names = ("total_weight", "pair_weight_c", "pair_weight_n")
     #: the objective class a subclass globalises
-    _base_objective: type
+    _base_objective: type[_CustomObjective]
     total_weight: float
     pair_weight_c: float
     pair_weight_n: float
@@ -74,7 +74,7 @@ class _GlobalNormalisers:
         """Replace the local normalisers by the global ones, checking they can contain them."""
         glob = (float(self.total_weight), float(self.pair_weight_c), float(self.pair_weight_n))
         local = (data.total_weight, data.pair_weight_c, data.pair_weight_n)
-        for name, lv, gv in zip(self._global_names, local, glob):
+        for name, lv, gv in zip(self._global_names, local, glob, strict=True):
             if lv > gv * (1.0 + _SUM_SLACK) + 1e-300:
                 raise ValueError(
                     f"this worker's data has {name} {lv!r} > the global {gv!r}: the global statistics "
@@ -252,15 +252,17 @@ class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
     True
     """
 
-    _param_names = ("device", "n_jobs")
+    _param_names: tuple[str, ...] = ("device", "n_jobs")
 
     def __init__(self, device: str = "cpu", n_jobs: int | None = None) -> None:
         super().__init__(ctr_prob=None, device=device, n_jobs=n_jobs)
 
-    def _compute(self, z: Any, data: _LabelESMMData, iteration: int, reuse: bool):
+    def _compute(self, z: Any, data: _ESMMData, iteration: int, reuse: bool) -> tuple[Any, Any]:
+        if not isinstance(data, _LabelESMMData):
+            raise TypeError("EntireSpaceLabelObjective computes on the labels of entire_space_label only")
         return self._run(z, data, data.a, reuse)
 
-    def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None):
+    def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None) -> tuple[Any, Any]:
         iteration = None
         if _is_dmatrix(sample_weight) and isinstance(a, numbers.Integral) and group is None:
             # XGBoost >= 3.2 calls a registered Objective as obj(iteration, predt, dtrain)

@@ -58,7 +58,7 @@ class EntireSpaceCVRObjective(_CustomObjective):
     (True, -0.5)
     """
 
-    _param_names = ("ctr_prob", "device", "n_jobs")
+    _param_names: tuple[str, ...] = ("ctr_prob", "device", "n_jobs")
 
     def __init__(self, ctr_prob: npt.ArrayLike | None = None, device: str = "cpu",
                  n_jobs: int | None = None) -> None:
@@ -122,10 +122,10 @@ class EntireSpaceCVRObjective(_CustomObjective):
         a = self._ctr(ctr_prob, z.size)
         return float(KP.row_sum(K.esmm_loss_rows, z.size, self._threads(False, z.size), z, d.y, a, d.w, d.has_w))
 
-    def _compute(self, z: Any, data: _ESMMData, iteration: int, reuse: bool):
+    def _compute(self, z: Any, data: _ESMMData, iteration: int, reuse: bool) -> tuple[Any, Any]:
         return self._run(z, data, self._ctr(None, data.n), reuse)
 
-    def _run(self, z: Any, data: _ESMMData, a: np.ndarray, reuse: bool):
+    def _run(self, z: Any, data: _ESMMData, a: np.ndarray, reuse: bool) -> tuple[Any, Any]:
         if self.device.startswith("cuda"):
             from . import _cuda as gpu
 

@@ -151,7 +151,7 @@ class SharedCTCVRObjective(_CustomObjective):
     -0.5
     """
 
-    _param_names = ("lam", "margin_click_only", "margin_no_click", "pair_loss", "pairs",
+    _param_names: tuple[str, ...] = ("lam", "margin_click_only", "margin_no_click", "pair_loss", "pairs",
                     "random_state", "n_jobs", "ctcvr_weight_ctr")
 
     def __init__(
@@ -282,7 +282,7 @@ class SharedCTCVRObjective(_CustomObjective):
         """
         return float(sum(self.loss_terms(margins, y, group, weight)))
 
-    def _compute(self, m: np.ndarray, data: PreparedData, iteration: int, reuse: bool):
+    def _compute(self, m: np.ndarray, data: PreparedData, iteration: int, reuse: bool) -> tuple[Any, Any]:
         beta = self._check_params()
         z = np.ascontiguousarray(m[:, 0])
         u = np.ascontiguousarray(m[:, 1])
@@ -307,7 +307,7 @@ class SharedCTCVRObjective(_CustomObjective):
         # predictions are (n, 2): the CTR and CVR margins of each row
         return check_margin_matrix(z, name="predictions")
 
-    def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None):
+    def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None) -> tuple[Any, Any]:
         """Objective callable for ``xgb.train`` (``obj(predt, dtrain)``, predt of shape (n, 2)).
 
         The scikit-learn wrapper form ``obj(y_true, y_pred[, sample_weight[, group]])``

@@ -110,9 +110,10 @@ def _prepare_checked(lab: np.ndarray, group: Any, w: np.ndarray | None, group_pt
         return prepare_ptr(lab, w, ptr)
     if group is None:
         return prepare_ptr(lab, w, np.array([0, n], dtype=np.int64))
-    ptr, codes, n_groups = group_layout(group, n)
-    if ptr is not None:
-        return prepare_ptr(lab, w, ptr)
+    runs, codes, n_groups = group_layout(group, n)
+    if runs is not None:
+        return prepare_ptr(lab, w, runs)
+    assert codes is not None  # group_layout gives the codes when the groups are not contiguous runs
     if n and np.all(codes[1:] >= codes[:-1]):  # e.g. string ids that come grouped
         ptr = np.searchsorted(codes, np.arange(n_groups + 1), side="left").astype(np.int64)
         return prepare_ptr(lab, w, ptr)
@@ -327,10 +328,10 @@ class PWiseRObjective(_CustomObjective):
             raise ValueError(f"margin has {z.size} rows but the prepared data has {data.n}")
         return self._compute(z, data, int(iteration), reuse=False)
 
-    _param_names = ("lam", "margin_click_only", "margin_no_click", "pair_loss", "pairs",
+    _param_names: tuple[str, ...] = ("lam", "margin_click_only", "margin_no_click", "pair_loss", "pairs",
                     "random_state", "device", "n_jobs")
 
-    def _compute(self, z: Any, data: PreparedData, iteration: int, reuse: bool):
+    def _compute(self, z: Any, data: PreparedData, iteration: int, reuse: bool) -> tuple[Any, Any]:
         """Extension point: gradient and Hessian of one round for prepared ``data``.
 
         ``iteration`` selects the pairs of the sampled mode; ``reuse`` lets the

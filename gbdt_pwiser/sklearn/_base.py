@@ -35,6 +35,8 @@ __all__: list[str] = []
 class _ChainBase(ClassifierMixin, BaseEstimator):
     """Prediction, scoring and persistence of a fitted CTR → CVR chain (see :class:`CTCVRClassifier`)."""
 
+    backend: str  # a parameter of the concrete estimators
+
     # ------------------------------------------------------------------ scikit-learn plumbing
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -160,7 +162,7 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
         if self.structure_ == "shared":
             limits.refuse("any", "shared:contributions")
         Xc = check_X(self, X, reset=False)
-        lib, columns = self._library(), self._feature_names() + ["bias"]
+        lib, columns = self._library(), [*self._feature_names(), "bias"]
         out = {}
         for name, booster, rounds in self._boosters():
             if booster is None:  # no CVR booster: the constant fallback rate is all bias

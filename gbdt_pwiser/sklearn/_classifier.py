@@ -13,8 +13,9 @@ and :mod:`._persistence`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Integral, Real
-from typing import Any, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -224,7 +225,7 @@ class CTCVRClassifier(_ChainBase):
     True
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "backend": [StrOptions(set(LIBRARIES))],
         "structure": [StrOptions({"chain", "shared"})],
         "ctcvr_weight_ctr": [Interval(Real, 0, None, closed="left")],

@@ -13,7 +13,6 @@ booster-specific branch here.
 from __future__ import annotations
 
 import copy
-
 import os
 import warnings
 from functools import partial
@@ -218,8 +217,8 @@ def fit_shared(est: Any, engine: Engine, data: TrainingData, evals: list[Any], s
                                random_state=seed, n_jobs=None, ctcvr_weight_ctr=est.ctcvr_weight_ctr)
     params = {**_base_params(est, engine, seed, nthread), **(est.ctr_params or {})}
     with est._round_bar("shared booster") as bar:
-        res = engine.train(data, Task("shared", "all", obj, init, params, (rounds or {}).get("shared", est.n_estimators),
-                                      "auc_ctcvr",
+        n_rounds = (rounds or {}).get("shared", est.n_estimators)
+        res = engine.train(data, Task("shared", "all", obj, init, params, n_rounds, "auc_ctcvr",
                                       est.early_stopping_rounds, transform=enc.transform,
                                       tick=None if bar is None else bar.update,
                                       init=None if previous is None else _continue(previous.booster_, 0.0,

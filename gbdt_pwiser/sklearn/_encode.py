@@ -39,7 +39,7 @@ def _codes(values: pd.Series, cats: pd.Index) -> np.ndarray:
             return own
         lut = cats.get_indexer(values.cat.categories)  # the column's own levels, re-coded once
         return np.where(own >= 0, lut[own], -1)
-    return cats.get_indexer(values)
+    return cats.get_indexer(pd.Index(values))
 
 
 class CategoricalCodes(TransformerMixin, BaseEstimator):
@@ -68,7 +68,7 @@ class CategoricalCodes(TransformerMixin, BaseEstimator):
     [0.0, nan, nan]
     """
 
-    def fit(self, X: Any, y: Any = None) -> "CategoricalCodes":
+    def fit(self, X: Any, y: Any = None) -> CategoricalCodes:
         self.categories_ = {c: X[c].cat.categories for c in categorical_columns(X)}
         return self
 
@@ -91,7 +91,7 @@ class CategoricalCodes(TransformerMixin, BaseEstimator):
             out[col] = np.where(codes >= 0, codes, np.nan).astype(dtype)
         return out
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.input_tags.categorical = True

@@ -135,7 +135,7 @@ class _Members:
         except (zipfile.BadZipFile, OSError) as exc:
             raise _bad(path, f"it is neither a saved model directory nor a readable zip archive ({exc})") from exc
 
-    def __enter__(self) -> "_Members":
+    def __enter__(self) -> _Members:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -60,7 +60,7 @@ def test_bench_fit_smoke(no_results, capsys):
         assert set(res) == {"3000"}
         variants = res["3000"]
         assert len(variants) >= 2
-        for name, r in variants.items():
+        for r in variants.values():
             assert r["median_s"] > 0 and len(r["times_s"]) == 1
             assert r["ratio_min"] <= r["ratio_median"] <= r["ratio_max"]
         ref = [r for r in variants.values() if r["ratio_median"] == 1.0]
@@ -108,7 +108,7 @@ def test_bench_fit_gap_smoke(no_results, capsys):
     out = bench_fit_gap.main(["--smoke"])  # raises if a replayed fit grew a different model
     printed = capsys.readouterr().out
     assert set(out) == {"xgboost", "lightgbm"}
-    for backend, r in out.items():
+    for r in out.values():
         assert r["threads"] == 2 and set(r["rows"]) == {"NumPy BCE", "PWiseR exact", "PWiseR k=4", "PWiseR λ=0"}
         # the control's premise: a BCE custom objective grows native's trees, so replaying it
         # measures the booster's custom-objective path alone
@@ -161,6 +161,7 @@ def test_docs_performance_tables_are_the_benchmarks():
 
 def test_bench_evidence_smoke(no_results, capsys):
     import bench_evidence
+
     from gbdt_pwiser.evidence import METHODS
 
     out = bench_evidence.main(["--smoke"])
@@ -222,7 +223,8 @@ def test_bench_verdict_smoke(tmp_path, capsys):
 
 
 def test_docs_verdict_tables_are_the_benchmarks():
-    """docs/evidence.md's verdict block is exactly what bench_verdict.py renders from benchmarks/results/verdict.json."""
+    """docs/evidence.md's verdict block is exactly what bench_verdict.py renders from
+    benchmarks/results/verdict.json."""
     import json
 
     import bench_verdict

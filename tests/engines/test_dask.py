@@ -5,7 +5,6 @@ One LocalCluster (2 process workers x 1 thread) serves the whole module.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,9 +20,9 @@ import _dask_helpers as H  # noqa: E402
 
 from gbdt_pwiser import EntireSpaceCVRObjective, PWiseRObjective  # noqa: E402
 from gbdt_pwiser.dask import (  # noqa: E402
-    GroupLayoutError,
     EntireSpaceLabelObjective,
     GlobalPWiseRObjective,
+    GroupLayoutError,
     entire_space_label,
     group_statistics,
     lightgbm_fit_kwargs,
@@ -86,7 +85,8 @@ def _collect(client, df):
     pos = pd.Series(np.arange(len(df)), index=df["z"].to_numpy())
     rows = pos.loc[z if z.ndim == 1 else z[:, 0]].to_numpy()
     assert np.array_equal(np.sort(rows), np.arange(len(df))), "every row exactly once"
-    G = np.empty((len(df),) + g.shape[1:]); Hh = np.empty((len(df),) + h.shape[1:])
+    G = np.empty((len(df), *g.shape[1:]))
+    Hh = np.empty((len(df), *h.shape[1:]))
     G[rows] = g
     Hh[rows] = h
     return G, Hh
@@ -253,7 +253,7 @@ def test_partition_by_group_properties(client, seed, nparts):
     pd.testing.assert_frame_equal(out.sort_values("z").reset_index(drop=True),
                                   df.sort_values("z").reset_index(drop=True), check_dtype=False)
     # rows of a group keep their original order, whatever the shuffle's delivery order
-    for gid, rows in out.groupby("group", sort=False):
+    for _, rows in out.groupby("group", sort=False):
         np.testing.assert_array_equal(rows.index.to_numpy(), np.sort(rows.index.to_numpy()))
     again = pd.concat([p.compute() for p in partition_by_group(_scattered(df, 4), "group",
                                                                npartitions=nparts).partitions])
@@ -301,7 +301,7 @@ def test_straddle_check_is_not_fooled_by_unsorted_contiguous_groups(client):
     parts = [pdf.iloc[:3], pdf.iloc[3:]]
     ddf = dd.concat([dd.from_pandas(p, npartitions=1) for p in parts])
     assert ddf.npartitions == 2
-    with pytest.raises(GroupLayoutError, match="straddle partitions.*'a'"):
+    with pytest.raises(GroupLayoutError, match=r"straddle partitions.*'a'"):
         group_statistics(ddf["y"], ddf["g"])
     fine = dd.concat([dd.from_pandas(pdf.iloc[[0, 2]], npartitions=1),
                       dd.from_pandas(pdf.iloc[[1, 3, 4]], npartitions=1)])
@@ -346,7 +346,7 @@ def _auc_setup(n_requests=300):
 
 
 def test_xgboost_dask_train_end_to_end(client):
-    df, ddf = _auc_setup()
+    _, ddf = _auc_setup()
     stats = group_statistics(ddf["y"], ddf["group"], ddf["w"], X=ddf[FEATURES], check_groups=False)
     obj = GlobalPWiseRObjective.from_stats(PWiseRObjective(lam=1.0), stats)
     dtrain = xgboost_dmatrix(client, ddf[FEATURES], ddf["y"], ddf["group"], ddf["w"], stats=stats)
@@ -359,7 +359,7 @@ def test_xgboost_dask_train_end_to_end(client):
 
 
 def test_lightgbm_dask_end_to_end(client):
-    df, ddf = _auc_setup()
+    _, ddf = _auc_setup()
     stats = group_statistics(ddf["y"], ddf["group"], ddf["w"], X=ddf[FEATURES], check_groups=False)
     obj = GlobalPWiseRObjective.from_stats(PWiseRObjective(lam=1.0), stats)
     model = lgb.dask.DaskLGBMRanker(objective=obj, n_estimators=20, num_leaves=15, learning_rate=0.2,

@@ -7,7 +7,6 @@ of the metric over the rounds picks (same patience rule as CTCVRClassifier).
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
@@ -17,12 +16,11 @@ pytest.importorskip("xgboost.dask")
 pytest.importorskip("lightgbm.dask")
 
 import xgboost as xgb  # noqa: E402
-
 from _dask_helpers import dask_model  # noqa: E402
-from gbdt_pwiser.dask import DaskCTCVRClassifier  # noqa: E402
+
 from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
-from gbdt_pwiser.metrics import click_auc, clicked_conversion_auc, conversion_auc  # noqa: E402
 from gbdt_pwiser.engines import Stopper  # noqa: E402
+from gbdt_pwiser.metrics import click_auc, clicked_conversion_auc, conversion_auc  # noqa: E402
 
 PARAMS = {"n_estimators": 40, "max_depth": 4, "learning_rate": 0.5, "n_jobs": 1, "lam": 1.0}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,8 +11,9 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("xgboost.dask")
 pytest.importorskip("lightgbm.dask")
 
-from gbdt_pwiser import CTCVRClassifier  # noqa: E402
 from _dask_helpers import dask_model  # noqa: E402
+
+from gbdt_pwiser import CTCVRClassifier  # noqa: E402
 from gbdt_pwiser.dask import DaskCTCVRClassifier, partition_by_group  # noqa: E402
 from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 from gbdt_pwiser.metrics import conversion_auc  # noqa: E402
@@ -144,13 +144,12 @@ def test_the_readme_call_on_parquet_files(client, log, parquet_folder):
         model.fit(pdf[feats], arrays["y"].rechunk(len(pdf) // 3 + 1), group=arrays["g"])
 
 
-def test_unknown_categories_are_made_known(client, log, parquet_folder):
+def test_unknown_categories_are_made_known(client, parquet_folder):
     """dd.read_parquet of pandas categoricals leaves the categories unknown (each partition has its own)."""
-    _, test, _ = log
     folder, feats = parquet_folder
     ddf = dd.read_parquet(folder)
     assert not ddf["cat"].cat.known
-    cols = feats + ["cat"]
+    cols = [*feats, "cat"]
     model = dask_model(client, **PARAMS).fit(ddf[cols], ddf["y"], group=ddf["g"])
     local = model.to_local()
     assert local._categorical == ["cat"]
@@ -236,7 +235,7 @@ def test_shared_structure_on_dask(client, log, weighted):
     train, test, feats = log
     train = train.assign(shop=pd.Categorical(train["g"] % 7), w=np.where(train["y"] == 2, 2.0, 1.0))
     test = test.assign(shop=pd.Categorical(test["g"] % 7, categories=train["shop"].cat.categories))
-    cols = feats + ["shop"]
+    cols = [*feats, "shop"]
     ddf = _ddf(train)
     params = {**PARAMS, "structure": "shared", "ctcvr_weight_ctr": 0.5}
     model = dask_model(client, **params).fit(ddf[cols], ddf["y"], group=ddf["g"],

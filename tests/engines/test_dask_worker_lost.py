@@ -17,9 +17,9 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("xgboost.dask")
 pytest.importorskip("lightgbm.dask")
 
+from _dask_helpers import DyingGlobal, dask_model  # noqa: E402
+
 import gbdt_pwiser.engines.dask as engine_module  # noqa: E402
-from _dask_helpers import dask_model, DyingGlobal  # noqa: E402
-from gbdt_pwiser.dask import DaskCTCVRClassifier  # noqa: E402
 from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 
 

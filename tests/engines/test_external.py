@@ -10,9 +10,9 @@ xgb = pytest.importorskip("xgboost")
 pytest.importorskip("pyarrow")
 
 from gbdt_pwiser import PWiseRObjective  # noqa: E402
+from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 from gbdt_pwiser.datasets.sources import list_files  # noqa: E402
 from gbdt_pwiser.engines.external import external_dmatrix  # noqa: E402
-from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
 from gbdt_pwiser.metrics import auc  # noqa: E402
 
 
@@ -118,12 +118,12 @@ def test_shard_layout_errors(tmp_path):
     indexed.mkdir()
     full.set_index(full.index * 2).to_parquet(indexed / "a.parquet")  # a non-range index is stored
     dm = external_dmatrix(indexed, label=["click", "conversion"], group="req", cache_prefix=str(tmp_path / "c3"))
-    assert dm.feature_names == feats + ["z"]
+    assert dm.feature_names == [*feats, "z"]
     none = tmp_path / "none"
     none.mkdir()
     full[["click", "conversion", "req"]].to_parquet(none / "a.parquet", index=False)
     for features in (None, []):
-        with pytest.raises(ValueError, match="no feature column|features is empty"):
+        with pytest.raises(ValueError, match=r"no feature column|features is empty"):
             external_dmatrix(none, label=["click", "conversion"], group="req", features=features,
                              cache_prefix=str(tmp_path / "c4"))
 

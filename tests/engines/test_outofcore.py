@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("xgboost")
 pytest.importorskip("pyarrow")
 
-from gbdt_pwiser import CTCVRClassifier, GroupLayoutError, ParquetLog  # noqa: E402
-from gbdt_pwiser.datasets import make_ad_log  # noqa: E402
+from gbdt_pwiser import CTCVRClassifier, GroupLayoutError, ParquetLog
+from gbdt_pwiser.datasets import make_ad_log
 
 FEATS = [f"f{i}" for i in range(8)]
 PARAMS = dict(n_estimators=8, max_depth=3, learning_rate=0.3, lam=2.0, n_jobs=1, random_state=3)
@@ -90,7 +90,7 @@ def test_out_of_core_early_stopping_and_save_load(tmp_path):
 def test_funnel_label_column_and_feature_subset(tmp_path):
     full = write_log(tmp_path / "log", seed=4)
     full["y"] = full["click"] + full["conversion"]
-    for k, f in enumerate(sorted((tmp_path / "log").glob("*.parquet"))):
+    for f in sorted((tmp_path / "log").glob("*.parquet")):
         part = pd.read_parquet(f)
         part["y"] = part["click"] + part["conversion"]
         part.drop(columns=["click", "conversion"]).to_parquet(f, index=False)
@@ -138,7 +138,7 @@ def test_bad_logs(tmp_path):
     f.loc[3, "conversion"] = 1
     f.loc[3, "click"] = 0
     f.to_parquet(bad / "a.parquet", index=False)
-    with pytest.raises(ValueError, match="a.parquet' labels"):
+    with pytest.raises(ValueError, match=r"a\.parquet' labels"):
         est.fit(_log(bad))
     # a null in a nullable integer label column: the shard, the column and the row
     null = tmp_path / "null"
@@ -157,7 +157,7 @@ def test_bad_logs(tmp_path):
     neg = tmp_path / "neg"
     neg.mkdir()
     full.assign(w=-1.0).to_parquet(neg / "a.parquet", index=False)
-    with pytest.raises(ValueError, match="a.parquet' weight"):
+    with pytest.raises(ValueError, match=r"a\.parquet' weight"):
         est.fit(_log(neg, weight="w"))
     cat = tmp_path / "cat"
     cat.mkdir()
@@ -168,7 +168,7 @@ def test_bad_logs(tmp_path):
     nofeat = tmp_path / "nofeat"
     nofeat.mkdir()
     full[["click", "conversion", "req"]].to_parquet(nofeat / "a.parquet", index=False)
-    with pytest.raises(ValueError, match="a.parquet' has no feature column"):
+    with pytest.raises(ValueError, match=r"a\.parquet' has no feature column"):
         est.fit(_log(nofeat))
     # a damaged shard names the file, wherever it is read first
     req, mid = full["req"].to_numpy(), len(full) // 2
@@ -197,12 +197,12 @@ def test_bad_logs(tmp_path):
     twice.mkdir()
     table = pa.Table.from_pandas(full, preserve_index=False)
     pq.write_table(table.append_column("f0", table.column("f1")), twice / "a.parquet")
-    with pytest.raises(ValueError, match="a.parquet' has 2 columns named 'f0'"):
+    with pytest.raises(ValueError, match=r"a\.parquet' has 2 columns named 'f0'"):
         est.fit(_log(twice))
     text = tmp_path / "text"
     text.mkdir()
     full.assign(w="1.0").to_parquet(text / "a.parquet", index=False)
-    with pytest.raises(TypeError, match="a.parquet': weight column 'w' has type"):
+    with pytest.raises(TypeError, match=r"a\.parquet': weight column 'w' has type"):
         est.fit(_log(text, weight="w", features=FEATS))
     inf = tmp_path / "inf"
     inf.mkdir()

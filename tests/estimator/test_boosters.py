@@ -26,7 +26,7 @@ XGB_PARAMS = {"tree_method": "hist", "max_depth": 4, "eta": 0.3, "nthread": 2, "
 
 
 def test_xgb_lambda_zero_grows_native_binary_logistic_trees():
-    X, y, qid = _data()
+    X, y, _ = _data()
     base = initial_margin(y)
     bm = np.full(y.size, base)
     d_native = xgb.DMatrix(X, label=(y >= 1).astype(float), base_margin=bm)
@@ -164,7 +164,7 @@ def test_sklearn_wrappers_accept_the_objective():
 
 
 def test_entire_space_objective_in_xgb_train():
-    X, y, qid = _data()
+    X, y, _ = _data()
     ctr_booster = xgb.train({**XGB_PARAMS, "objective": "binary:logistic"},
                             xgb.DMatrix(X, label=(y >= 1).astype(float)), 10)
     pctr = ctr_booster.predict(xgb.DMatrix(X))

@@ -342,7 +342,7 @@ def test_early_stopping_on_conversion_auc_of_pctr(numeric):
 
 
 def test_early_stopping_needs_a_usable_eval_set(numeric):
-    X, y, group = numeric
+    X, y, _ = numeric
     with pytest.raises(ValueError, match="needs an eval_set"):
         CTCVRClassifier(early_stopping_rounds=3, **SMALL).fit(X, y)
     with pytest.raises(ValueError, match="only one class of conversions"):
@@ -442,7 +442,8 @@ def _no_checksums(path: Path) -> None:
     (lambda d: (_no_checksums(d), _damage(d, "ctr.ubj", lambda b: b[:50])), "ctr.ubj is not a valid xgboost model"),
     (lambda d: (d / "cvr.ubj").unlink(), "has no cvr.ubj"),
     (lambda d: _damage(d, "meta.json", lambda b: b[:-40]), "meta.json is not valid JSON"),
-    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"fitted"', b'"fitted_"')), "meta.json has no dict 'fitted'"),
+    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"fitted"', b'"fitted_"')),
+     "meta.json has no dict 'fitted'"),
     (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"n_rounds_ctr_"', b'"n_rounds_"')),
      "meta.json lacks the entry 'n_rounds_ctr_'"),
     (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"lam": 1.0', b'"lam": -1.0')), "meta.json holds invalid"),
@@ -465,18 +466,18 @@ def test_damaged_zip_archives_name_the_file_and_the_problem(numeric, tmp_path):
     CTCVRClassifier(**SMALL).fit(X, y, group=g).save_model(tmp_path / "m.zip")
     raw = (tmp_path / "m.zip").read_bytes()
     (tmp_path / "half.zip").write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(ModelFileError, match="half.zip.*nor a readable zip archive"):
+    with pytest.raises(ModelFileError, match=r"half\.zip.*nor a readable zip archive"):
         CTCVRClassifier.load_model(tmp_path / "half.zip")
     with zipfile.ZipFile(tmp_path / "m.zip") as zf:
         offset = zf.getinfo("ctr.ubj").header_offset + 30 + len("ctr.ubj") + 20
     flipped = bytearray(raw)
     flipped[offset:offset + 40] = bytes(40)  # inside the deflated ctr.ubj
     (tmp_path / "flipped.zip").write_bytes(bytes(flipped))
-    with pytest.raises(ModelFileError, match="flipped.zip.*ctr.ubj"):
+    with pytest.raises(ModelFileError, match=r"flipped\.zip.*ctr\.ubj"):
         CTCVRClassifier.load_model(tmp_path / "flipped.zip")
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
         zf.writestr("notes.txt", "not a model")
-    with pytest.raises(ModelFileError, match="other.zip.*no meta.json"):
+    with pytest.raises(ModelFileError, match=r"other\.zip.*no meta\.json"):
         CTCVRClassifier.load_model(tmp_path / "other.zip")
 
 
@@ -484,7 +485,7 @@ def test_load_model_rejects_other_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither"):
         CTCVRClassifier.load_model(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="meta.json"):
+    with pytest.raises(ValueError, match=r"meta\.json"):
         CTCVRClassifier.load_model(tmp_path / "empty")
     with pytest.raises(NotFittedError):
         CTCVRClassifier().save_model(tmp_path / "x")
@@ -550,7 +551,7 @@ def test_device_cuda_fails_clearly_without_a_gpu(numeric):
     X, y, group = numeric
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # XGBoost warns that it falls back to the CPU
-        with pytest.raises((RuntimeError, ImportError), match="(?i)cuda|gpu"):
+        with pytest.raises((RuntimeError, ImportError), match=r"(?i)cuda|gpu"):
             CTCVRClassifier(device="cuda", **SMALL).fit(X, y, group=group)
     with pytest.raises(ValueError, match='needs backend="xgboost"'):
         CTCVRClassifier(backend="lightgbm", device="cuda", **SMALL).fit(X, y)
@@ -728,7 +729,7 @@ def test_pwiser_chain_ranks_conversions_no_worse_than_bce():
                 model.fit(train.X, train.y, group=train.group)
                 score[lam] = pctr_conversion_auc_scorer(model, test.X, test.y)
             diffs[backend].append(score[DEFAULT_LAM] - score[0.0])
-    for backend, d in diffs.items():
+    for d in diffs.values():
         assert min(d) >= -0.02 and np.mean(d) >= -0.01, diffs
 
 

@@ -87,7 +87,7 @@ def test_unseen_categories_are_missing_values(backend):
     cats = list(lg.X[col].cat.categories)
     X = lg.X.iloc[:50].copy()
     unseen = X.copy()
-    unseen[col] = pd.Categorical([-12345] * 50, categories=cats + [-12345])
+    unseen[col] = pd.Categorical([-12345] * 50, categories=[*cats, -12345])
     missing = X.copy()
     missing[col] = pd.Categorical([np.nan] * 50, categories=cats)
     np.testing.assert_allclose(model.predict_ctcvr(unseen), model.predict_ctcvr(missing), rtol=1e-12)

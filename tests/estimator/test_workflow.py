@@ -154,7 +154,7 @@ def test_continued_training_refuses_another_model(log, tmp_path):
 
     with pytest.raises(NotFittedError):
         CTCVRClassifier(**SMALL).fit(X, y, group=g, init_model=CTCVRClassifier())
-    with pytest.raises((ValueError, OSError), match="missing.zip"):
+    with pytest.raises((ValueError, OSError), match=r"missing\.zip"):
         CTCVRClassifier(**SMALL).fit(X, y, group=g, init_model=str(tmp_path / "missing.zip"))
 
 
@@ -311,7 +311,7 @@ def test_importances_and_contributions(log, backend):
     assert list(imp.index) == list(train.X.columns) and (imp.to_numpy() >= 0).all() and imp["ctr_split"].sum() > 0
     parts = model.predict_contributions(test.X)
     for name, p in (("ctr", model.predict_ctr(test.X)), ("cvr", model.predict_cvr(test.X))):
-        assert list(parts[name].columns) == list(train.X.columns) + ["bias"]
+        assert list(parts[name].columns) == [*train.X.columns, "bias"]
         np.testing.assert_allclose(expit(parts[name].sum(axis=1).to_numpy()), p, rtol=1e-5)
     shared = CTCVRClassifier(structure="shared", **SMALL).fit(train.X, train.y, group=train.group)
     assert list(shared.feature_importances().columns) == ["shared_gain", "shared_split"]

@@ -34,7 +34,7 @@ def evidence_run(tmp_path_factory):
 
 
 def test_every_method_runs_and_json_has_curves_with_error_bars(evidence_run):
-    rc, text, out, summary = evidence_run
+    rc, text, _, summary = evidence_run
     assert rc == 0
     ev = summary["evidence"]
     assert ev["methods"] == ["pwiser", "weighted", "ranker", "shared"] and ev["seeds"] == [0, 1]
@@ -95,7 +95,7 @@ def _naive_pairs(y, group):
     p1 = p2 = 0
     with_pairs = set()
     for g in np.unique(group):
-        for i in np.flatnonzero((group == g) & (y == 2)):
+        for _ in np.flatnonzero((group == g) & (y == 2)):  # each conversion pairs with every row of its group
             for j in np.flatnonzero(group == g):
                 if y[j] == 1:
                     p1 += 1

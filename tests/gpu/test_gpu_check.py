@@ -30,8 +30,8 @@ def run_check(tmp_path: Path, *args: str, **env_extra: str) -> tuple[subprocess.
     env.pop("PYTHONPATH", None)
     env.update(env_extra)
     # no time budget: on a loaded machine the simulator is slow, and these tests check the flow
-    out = subprocess.run(["bash", str(SCRIPT), *args, "--budget-s", "1e9"], env=env, cwd=str(tmp_path), capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(["bash", str(SCRIPT), *args, "--budget-s", "1e9"], env=env, cwd=str(tmp_path),
+                         capture_output=True, text=True, timeout=600)
     res = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     return out, res
 

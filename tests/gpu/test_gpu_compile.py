@@ -50,7 +50,7 @@ def _toolchain_missing() -> str | None:
         if not nvvm.is_available():
             return "NVVM not found (pip install 'numba-cuda[cu13]')"
         from cuda.bindings import nvjitlink  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - any failure means: no toolchain
+    except Exception as exc:  # any failure means: no toolchain
         return f"CUDA toolchain unusable: {type(exc).__name__}: {exc}"
     return None
 

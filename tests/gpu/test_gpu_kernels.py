@@ -15,8 +15,8 @@ import subprocess
 import sys
 import textwrap
 import zlib
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -277,7 +277,7 @@ def test_entire_space_cvr_objective():
 
 @needs_cuda
 def test_device_ordinal_and_config():
-    z, y, group, w = make_data(1, n_groups=3)
+    z, y, group, _ = make_data(1, n_groups=3)
     dev, cpu = both(dict(), z, y, group)
     assert_matches(dev, cpu)
     assert_matches(PWiseRObjective(device="cuda:0").grad_hess(z, y, group), cpu)

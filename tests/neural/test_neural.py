@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from gbdt_pwiser.neural.encoding import FeatureEncoder  # noqa: E402
-from gbdt_pwiser.neural.models import ESMM, MMoE, PLE, SharedBottom  # noqa: E402
+from gbdt_pwiser.neural.models import ESMM, PLE, MMoE, SharedBottom  # noqa: E402
 from gbdt_pwiser.neural.training import _batches, fit_neural  # noqa: E402
 
 torch.set_num_threads(1)
@@ -105,7 +105,7 @@ def test_pwiser_term_is_wired_in(data):
 
 
 def test_unseen_categories_and_missing_values(data):
-    X, y, group = data
+    X, y, _ = data
     model = _fit("mmoe", X, y, None, "pwiser")
     X_new = pd.DataFrame(
         {
@@ -151,7 +151,7 @@ def test_direct_model_forward_shapes():
 
 
 def test_bad_arguments(data):
-    X, y, group = data
+    X, y, _ = data
     with pytest.raises(ValueError):
         fit_neural("transformer", X, y, progress=False)
     with pytest.raises(ValueError):
@@ -203,7 +203,7 @@ def test_progress_bar_only_on_a_terminal(data, capsys):
 
 
 def test_bad_numbers_name_the_parameter(data):
-    X, y, group = data
+    X, y, _ = data
     with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         fit_neural("mmoe", X, y, epochs=0, progress=False)
     with pytest.raises(TypeError, match="batch_size must be an integer"):

@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _reference_torch import reference_pwiser_sum  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -18,8 +19,6 @@ from gbdt_pwiser._defaults import (  # noqa: E402
     DEFAULT_MARGIN_NO_CLICK,
 )
 from gbdt_pwiser.neural.loss import PWiseRLoss, pwiser_loss  # noqa: E402
-
-from _reference_torch import reference_pwiser_sum  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -67,7 +67,8 @@ def spy_prepare(monkeypatch):
 
 
 # ---------------------------------------------------------------- 1. two label columns
-TWO_COLS = r"has 2 columns \(shape \(\d+, 2\)\); PWiseR needs one funnel label column.*funnel_label\(click, conversion\)"
+TWO_COLS = (r"has 2 columns \(shape \(\d+, 2\)\); PWiseR needs one funnel label column"
+            r".*funnel_label\(click, conversion\)")
 
 
 def test_two_column_dmatrix_label_in_xgb_train_names_funnel_label():
@@ -155,7 +156,7 @@ def test_nan_labels_are_rejected_wherever_they_still_reach_the_objective():
     yn = y.astype(float)
     yn[3] = np.nan
     z = np.zeros(y.size)
-    with pytest.raises(ValueError, match="Dataset label contains 1 NaN or infinite label.*index 3"):
+    with pytest.raises(ValueError, match=r"Dataset label contains 1 NaN or infinite label.*index 3"):
         PWiseRObjective()(z, lgb.Dataset(X, label=yn))  # an unconstructed Dataset
     with pytest.raises(ValueError, match="y_true contains 1 NaN"):
         PWiseRObjective()(yn, z)
@@ -234,7 +235,7 @@ def test_same_random_state_same_booster_bytes_whatever_the_thread_count(nthread)
 
 
 def test_lightgbm_rounds_are_counted_and_restart_for_a_new_run(spy_rounds):
-    X, y, qid = _data()
+    X, y, _ = _data()
     ds = lgb.Dataset(X, label=y, group=np.full(40, 10), init_score=np.full(y.size, initial_margin(y)))
     obj = PWiseRObjective(pairs=2)
     seen = spy_rounds

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
+from reference import central_difference
 
 from gbdt_pwiser import EntireSpaceCVRObjective
-from reference import central_difference
 
 
 def _naive(u, y, a, w):

@@ -10,14 +10,14 @@ import xgboost as xgb
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
+from reference import central_difference
+from reference_multitask import reference_ctcvr_grad_fisher, reference_shared_grad_hess, reference_shared_loss
 
 from conftest import make_grouped
 from gbdt_pwiser import PWiseRObjective
 from gbdt_pwiser.metrics import auc
 from gbdt_pwiser.objectives import SharedCTCVRObjective, initial_margins, shared_probabilities
 from gbdt_pwiser.sklearn._encode import CategoricalCodes, categorical_columns
-from reference import central_difference
-from reference_multitask import reference_ctcvr_grad_fisher, reference_shared_grad_hess, reference_shared_loss
 
 LOSSES = ["squared_hinge", "logistic"]
 
@@ -185,6 +185,7 @@ def test_no_conversion_and_lambda_zero_give_finite_values(rng, lam):
     assert np.all(np.isfinite(g)) and np.all(h > 0)
     rg, rh = reference_shared_grad_hess(m, y, group, lam=lam, m1=0.02, m2=0.02)
     assert_allclose(g, rg, rtol=1e-9, atol=1e-12)
+    assert_allclose(h, rh, rtol=1e-9, atol=1e-11)
     assert np.isfinite(obj.loss(m, y, group=group))
     assert np.all(g[:, 1] > 0)  # no conversion: pCVR is pushed down everywhere
 
@@ -211,7 +212,7 @@ def test_extreme_margins_stay_finite_and_accurate(scale):
 
 
 def test_float32_margins_accepted(rng):
-    m, y, group, w = _random_case(rng, weighted=False)
+    m, y, group, _ = _random_case(rng, weighted=False)
     m32 = m.astype(np.float32)
     obj = SharedCTCVRObjective()
     g32, h32 = obj.grad_hess(m32, y, group)
@@ -263,7 +264,7 @@ def test_repr_pickle_and_parameter_changes(rng):
     assert "ctcvr_weight_ctr=0.25" in repr(obj)
     clone = pickle.loads(pickle.dumps(obj))
     assert repr(clone) == repr(obj)
-    for a, b in zip(obj.grad_hess(m, y, group, w, 2), clone.grad_hess(m, y, group, w, 2)):
+    for a, b in zip(obj.grad_hess(m, y, group, w, 2), clone.grad_hess(m, y, group, w, 2), strict=True):
         assert_array_equal(a, b)
     obj.lam = 0.0  # a changed parameter reaches the CTR column
     assert_array_equal(obj.grad_hess(m, y, group, w)[0],
@@ -284,7 +285,7 @@ def test_initial_margins_and_probabilities():
     assert_allclose(1 / (1 + np.exp(-z0)), 0.4)
     assert_allclose(1 / (1 + np.exp(-u0)), 0.5)
     w = np.array([1, 1, 1, 1, 1, 1, 1, 3, 2, 2.0])
-    a, q, t = shared_probabilities(initial_margins(y, w)[None, :])
+    _, q, t = shared_probabilities(initial_margins(y, w)[None, :])
     assert_allclose(t, (w * (y == 2)).sum() / w.sum())  # σ(z0)σ(u0) = conversion rate
     assert_allclose(q, 4 / 8)
     assert np.isfinite(initial_margins([0, 0, 1])).all() and initial_margins([0, 0, 0])[1] < -13
@@ -401,7 +402,7 @@ def test_xgb_shared_booster_is_deterministic(dense_log):
 
 
 def test_xgb_sklearn_wrapper_with_click_conversion_columns(dense_log):
-    X, y, group, Xt, yt = dense_log
+    X, y, _, Xt, _ = dense_log
     Y = np.column_stack([y >= 1, y == 2]).astype(np.float64)
     obj = SharedCTCVRObjective(lam=0.0)
     reg = xgb.XGBRegressor(objective=obj, multi_strategy="multi_output_tree", tree_method="hist",

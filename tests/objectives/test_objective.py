@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
+from reference import central_difference, reference_grad_hess, reference_loss
 
 from conftest import make_grouped
 from gbdt_pwiser import PWiseRObjective, funnel_label, initial_margin
-from reference import central_difference, reference_grad_hess, reference_loss
 
 LOSSES = ["squared_hinge", "logistic"]
 
@@ -98,7 +98,7 @@ def test_logistic_hessian_matches_finite_differences(rng):
 def test_squared_hinge_hessian_is_gauss_newton_and_nonnegative(rng):
     y, group = make_grouped(rng, n_groups=10, size=(3, 12), conv=0.3)
     z = rng.normal(0, 2.0, y.size)
-    g, h = PWiseRObjective(lam=5.0, margin_click_only=0.5, margin_no_click=0.8).grad_hess(z, y, group=group)
+    _, h = PWiseRObjective(lam=5.0, margin_click_only=0.5, margin_no_click=0.8).grad_hess(z, y, group=group)
     assert np.all(h >= 1e-16)
     _, rh = reference_grad_hess(z, y, group, None, 5.0, 0.5, 0.8)
     assert_allclose(h, rh, rtol=1e-9)

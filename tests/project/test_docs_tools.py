@@ -102,7 +102,7 @@ def test_intersphinx_lists_are_well_formed():
     for path in lists:
         base, entries = gbdt_inventories.read_list(path)
         assert base.startswith("https://") and entries, path
-        for name, domain, role, uri in entries:
+        for name, domain, _role, uri in entries:
             assert domain in ("py", "std") and "$" not in uri and not uri.startswith(("http:", "https:", "/")), (
                 path, name)
 

@@ -24,7 +24,7 @@ def _run_page(page, ns=None):
     """Run the page's Python blocks in order, in one namespace (a page reads as one session)."""
     ns = {"__name__": "docs"} if ns is None else ns
     for code in _python_blocks(page):
-        exec(compile(code, str(DOCS / page), "exec"), ns)  # noqa: S102 - our own documentation
+        exec(compile(code, str(DOCS / page), "exec"), ns)  # our own documentation
     return ns
 
 
@@ -45,12 +45,12 @@ def test_objectives_page_runs_as_written():
     blocks = _python_blocks("objectives.md")
     assert "xgb.train(" in blocks[0] and "lgb.train(" in blocks[1]
     ns = {"__name__": "docs"}
-    exec(compile(blocks[0], "objectives.md", "exec"), ns)  # noqa: S102
+    exec(compile(blocks[0], "objectives.md", "exec"), ns)
     booster, p_ctr, click = ns["booster"], ns["p_ctr"], ns["click"]
     assert isinstance(booster, xgb.Booster) and booster.num_boosted_rounds() == 50
     assert p_ctr.shape == (20_000,) and np.all((p_ctr > 0) & (p_ctr < 1))
     assert roc_auc_score(click, p_ctr) > 0.65  # the click signal X[:, 0] is learnt
-    exec(compile(blocks[1], "objectives.md", "exec"), ns)  # noqa: S102
+    exec(compile(blocks[1], "objectives.md", "exec"), ns)
     booster, margin = ns["booster"], ns["margin"]
     assert isinstance(booster, lgb.Booster) and booster.num_trees() == 50
     assert margin.shape == (20_000,) and np.all(np.isfinite(margin))
@@ -143,7 +143,7 @@ def test_readme_python_blocks_run(capsys):
     assert len(blocks) == 3
     ns = {"__name__": "readme"}
     for code in blocks:
-        exec(compile(code, str(ROOT / "README.md"), "exec"), ns)  # noqa: S102 - our own README
+        exec(compile(code, str(ROOT / "README.md"), "exec"), ns)
     model = ns["model"]
     assert model.ctr_booster_.num_boosted_rounds() == 60  # continued: 30 + 30 rounds
     assert "ctcvr_auc" in capsys.readouterr().out

@@ -24,18 +24,30 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from ..._labels import as_funnel
 from ...calibration import Outcomes
 from ...exceptions import GroupLayoutError
-from ...objectives.distributed import (EntireSpaceLabelObjective, GlobalPWiseRObjective, GlobalSharedCTCVRObjective,
-                                       entire_space_label)
 from ...objectives._adapters import _is_dmatrix
+from ...objectives.distributed import (
+    EntireSpaceLabelObjective,
+    GlobalPWiseRObjective,
+    GlobalSharedCTCVRObjective,
+    entire_space_label,
+)
 from .._base import Engine, FitResult, LabelSums, Task, TrainingData, conversion_weights, log_odds
 from .._inputs import check_X
 from .evals import check_eval_set, eval_frames, worker_lost, xgboost_eval_params, xgboost_evals, xgboost_result
 from .inputs import lightgbm_fit_kwargs, xgboost_dmatrix
-from .partition import (G_COL, W_COL, Y_COL, GlobalStats, _is_dask, group_statistics, nonempty_partitions,
-                        partition_by_group, training_frame)
+from .partition import (
+    G_COL,
+    W_COL,
+    Y_COL,
+    GlobalStats,
+    _is_dask,
+    group_statistics,
+    nonempty_partitions,
+    partition_by_group,
+    training_frame,
+)
 
 __all__ = ["DaskData", "DaskEngine"]
 
@@ -100,7 +112,8 @@ class _Continued:
     at ``first_round``. Picklable (the objective travels to every worker).
     """
 
-    def __init__(self, objective: Any, shift: float, first_round: int) -> None:
+    def __init__(self, objective: Any, shift: float | np.ndarray, first_round: int) -> None:
+        # a LightGBM booster has one output: its offset, the only one shifted, is one number
         self.objective, self.shift, self.first_round = objective, float(shift), int(first_round)
 
     def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None) -> Any:
@@ -247,7 +260,7 @@ class DaskEngine(Engine):
     def _train_xgboost(self, data: DaskData, task: Task, X: Any, label: Any, weight: Any, group: Any, obj: Any,
                        evals: list[Any], which: str) -> FitResult:
         import xgboost as xgb
-        import xgboost.dask  # noqa: F401  (not imported by "import xgboost")
+        import xgboost.dask  # not imported by "import xgboost"
 
         client = data.client
         categorical = task.transform is None

@@ -28,7 +28,8 @@ so workers can stop at different rounds (LightGBM issues #6963, #7009);
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -83,13 +84,14 @@ def eval_frames(eval_set: Sequence, features: list, y_col: str) -> list:
             raise ValueError(f"eval_set[{k}]: y has {ye.npartitions} partitions but X has {Xe.npartitions}")
         meta = Xe._meta.assign(**{y_col: np.zeros(0, np.int8)})
         frame = dd.map_partitions(_eval_part, Xe, ye, y_col, k, meta=meta, align_dataframes=False)
-        out.append(frame[features + [y_col]].repartition(npartitions=1).persist())
+        out.append(frame[[*features, y_col]].repartition(npartitions=1).persist())
     return out
 
 
 def xgboost_evals(client: Any, frames: list, features: list, y_col: str, which: str, metric: str) -> list:
     """``[(DaskDMatrix, "valid_k"), ...]`` with the binary label the watched AUC needs."""
     import xgboost as xgb
+    import xgboost.dask  # not imported by "import xgboost"
 
     out = []
     for k, f in enumerate(frames):

@@ -34,7 +34,7 @@ def _aligned(parts: list, func: Any, lengths: np.ndarray, dtype: Any) -> Any:
 
     tasks = [dask.delayed(func)(i, *p) for i, p in enumerate(parts)]
     name = "gbdt-pwiser-aligned-" + tokenize(*tasks)
-    layer = {(name, i): t.key for i, t in enumerate(tasks)}  # each block: the task's result
+    layer: dict[Any, Any] = {(name, i): t.key for i, t in enumerate(tasks)}  # each block: the task's result
     graph = HighLevelGraph.from_collections(name, layer, dependencies=tasks)
     return da.Array(graph, name, chunks=(tuple(int(n) for n in lengths),), dtype=dtype)
 
@@ -56,7 +56,7 @@ def _qid_block(i: int, g: Any, offset: int) -> np.ndarray:
 def global_qid(group: Any, stats: GlobalStats) -> Any:
     """Integer group ids unique across partitions and rising inside each (XGBoost's ``qid``)."""
     offsets = np.concatenate([[0], np.cumsum(stats.groups)[:-1]]).astype(np.int64)
-    parts = [(g, int(o)) for g, o in zip(partitions_of(group, "group"), offsets)]
+    parts = [(g, int(o)) for g, o in zip(partitions_of(group, "group"), offsets, strict=True)]
     return _aligned(parts, _qid_block, stats.rows, np.int64)
 
 
@@ -118,8 +118,8 @@ def xgboost_dmatrix(client: Any, X: Any, y: Any, group: Any, sample_weight: Any 
     **kwargs
         Further DMatrix arguments (``enable_categorical``, ``max_bin``...).
     """
-    import xgboost.dask  # noqa: F401  (not imported by "import xgboost")
     import xgboost as xgb
+    import xgboost.dask  # not imported by "import xgboost"
 
     stats = _stats_for(y, group, sample_weight, X, stats, check_groups)
     label = funnel_labels(y, stats)

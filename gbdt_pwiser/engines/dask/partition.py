@@ -279,7 +279,7 @@ class GlobalStats:
         return {"total_weight": self.total_weight, "pair_weight_c": self.pair_weight_c,
                 "pair_weight_n": self.pair_weight_n}
 
-    def partitions(self, keep: np.ndarray) -> "GlobalStats":
+    def partitions(self, keep: np.ndarray) -> GlobalStats:
         """The statistics of partitions ``keep`` only (the totals must not change: drop empty ones)."""
         import dataclasses
 
@@ -410,9 +410,9 @@ def group_statistics(y: Any, group: Any, sample_weight: Any = None, *, X: Any = 
     gp = partitions_of(group, "group")
     wp = partitions_of(sample_weight, "sample_weight") if sample_weight is not None else [None] * len(yp)
     xp = partitions_of(X, "X") if X is not None else [None] * len(yp)
-    for name, parts in (("group", gp), ("sample_weight", wp), ("X", xp)):
-        if len(parts) != len(yp):
-            raise ValueError(f"{name} has {len(parts)} partitions but y has {len(yp)}: "
+    for name, parted in (("group", gp), ("sample_weight", wp), ("X", xp)):
+        if len(parted) != len(yp):
+            raise ValueError(f"{name} has {len(parted)} partitions but y has {len(yp)}: "
                              "X, y, group and sample_weight must be partitioned alike")
     nx = [dask.delayed(len)(p) if p is not None else None for p in xp]
     tasks = [dask.delayed(_partition_stats)(i, yp[i], gp[i], wp[i], nx[i]) for i in range(len(yp))]
