@@ -10,8 +10,10 @@ from .objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin
 
 if TYPE_CHECKING:  # pragma: no cover
     from .datasets.parquet_log import ParquetLog
+    from .datasets.loaders import load_log
     from .sklearn import CTCVRClassifier, NoGroupWarning
     from .metrics import evaluate
+    from .evaluation import compare
 
 __version__ = "0.1.0"
 
@@ -23,6 +25,8 @@ __all__ = [
     "ParquetLog",
     "GroupLayoutError",
     "evaluate",
+    "compare",
+    "load_log",
     "funnel_label",
     "split_funnel_label",
     "as_funnel",
@@ -34,7 +38,7 @@ __all__ = [
 # The estimator and the evaluation helpers pull in scikit-learn's model machinery; load them
 # on first use so that `import gbdt_pwiser` (and a custom objective's first call) stays fast.
 _LAZY = {"CTCVRClassifier": ".sklearn", "NoGroupWarning": ".sklearn", "ParquetLog": ".datasets.parquet_log",
-         "evaluate": ".metrics"}
+         "evaluate": ".metrics", "compare": ".evaluation", "load_log": ".datasets.loaders"}
 
 
 def __getattr__(name: str) -> Any:

@@ -93,3 +93,16 @@ def test_cli_example_script_runs(tmp_path):
     assert first["data"]["groups"] == second["data"]["groups"] == 600
     assert (tmp_path / "lambda_sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert res.stdout.count("| CTCVR AUC") == 2
+
+
+@pytest.mark.parametrize("extra", [[], ["--csv"]])
+def test_own_log_example_runs(tmp_path, extra):
+    """examples/own_log_compare.py: load_log on a log in its own column names (Parquet folder or CSV), then compare."""
+    res = subprocess.run([sys.executable, str(ROOT / "examples" / "own_log_compare.py"), "--small",
+                          "--out", str(tmp_path), *extra], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "columns ['city'] read as categorical" in res.stdout
+    for name in ("BCE", "PWiseR (λ=1)", "weighted BCE (α=1)"):
+        assert name in res.stdout
+    for png in ("roc.png", "calibration.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"

@@ -7,6 +7,7 @@ Needs the ``[dask]`` extra (``pip install "gbdt-pwiser[dask]"``). See
 ``docs/distributed.md``.
 
 * :class:`DaskCTCVRClassifier` — the CTR → CVR chain trained on the cluster.
+* :func:`read_parquet_log` — a :class:`~gbdt_pwiser.datasets.ParquetLog` as a Dask frame, read on the workers.
 * :func:`partition_by_group` — every group whole in one partition, sorted inside it.
 * :func:`group_statistics` — one pass: PWiseR's global normalisers, layout checked
   (:class:`GroupLayoutError` for groups to repartition).
@@ -46,9 +47,11 @@ from ..objectives.distributed import (
 )
 from ..exceptions import GroupLayoutError
 from ._estimator import DaskCTCVRClassifier
+from ._read import read_parquet_log
 
 __all__ = [
     "DaskCTCVRClassifier",
+    "read_parquet_log",
     "partition_by_group",
     "group_statistics",
     "GroupLayoutError",

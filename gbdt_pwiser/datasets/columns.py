@@ -48,7 +48,8 @@ from .adlog import _int_codes_dtype
 from .sources import check_columns
 
 __all__ = ["InferredCategoricalWarning", "LogColumns", "Converted", "convert", "meta_values", "feature_frame",
-           "categorical_features", "category_values", "categorical_column", "feature_kind", "warn_inferred"]
+           "categorical_features", "category_values", "category_union", "categorical_column", "feature_kind",
+           "warn_inferred"]
 
 
 class InferredCategoricalWarning(UserWarning):
@@ -229,6 +230,15 @@ def category_values(col: Any, name: str = "", where: str = "") -> np.ndarray:
     col = _integral(_plain(col), name, where)
     vals = pc.unique(pc.drop_null(col)).to_numpy(zero_copy_only=False)
     return np.sort(vals)
+
+
+def category_union(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """The sorted distinct values of the :func:`category_values` of several files (a log's categories)."""
+    if not parts:
+        return np.zeros(0)
+    if any(p.dtype == object for p in parts):
+        return np.sort(pd.unique(np.concatenate([np.asarray(p, dtype=object) for p in parts])))
+    return np.sort(pd.unique(np.concatenate(parts)))
 
 
 def _dense_int_categorical(values: np.ndarray, missing: np.ndarray | None) -> pd.Categorical:

@@ -18,11 +18,14 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from .columns import (LogColumns, categorical_features, category_values, feature_frame, meta_values,
-                      warn_inferred)
-from .sources import check_columns, group_runs, list_files, numeric_matrix, read_schema, read_table
+from .columns import (LogColumns, categorical_features, category_union, category_values, feature_frame,
+                      meta_values, warn_inferred)
+from .sources import cast_columns, check_columns, group_runs, list_files, numeric_matrix, read_schema, read_table
 
-__all__ = ["ParquetLog", "LogState", "Shard"]
+__all__ = ["ParquetLog", "LogState", "Shard", "LABEL_COLUMN", "GROUP_COLUMN", "WEIGHT_COLUMN"]
+
+#: The columns :meth:`ParquetLog.read_frame` adds beside the features: funnel label, group id, weight.
+LABEL_COLUMN, GROUP_COLUMN, WEIGHT_COLUMN = "__gbdt_pwiser_y__", "__gbdt_pwiser_group__", "__gbdt_pwiser_weight__"
 
 
 class LogState(NamedTuple):
@@ -109,6 +112,10 @@ class ParquetLog:
         Where XGBoost writes its external-memory pages during ``fit`` (a
         temporary folder, removed after the fit, is made inside it); default
         the system's temporary folder.
+    types : dict, optional
+        Arrow types to read some columns as (safe casts: a fraction in an
+        integer column is an error naming the shard and the column), e.g.
+        the fixed types of the paper's layouts (``LAYOUTS[name].types()``).
 
     Examples
     --------
@@ -134,7 +141,8 @@ class ParquetLog:
     def __init__(self, path: str | os.PathLike[str] | Sequence[str], *, group: str,
                  label: str | Sequence[str] | None = None, click: str | None = None, conversion: str | None = None,
                  features: Sequence[str] | None = None, weight: str | None = None,
-                 categorical: Sequence[str] | None = None, cache_dir: str | os.PathLike[str] | None = None) -> None:
+                 categorical: Sequence[str] | None = None, cache_dir: str | os.PathLike[str] | None = None,
+                 types: dict[str, Any] | None = None) -> None:
         self.path = path
         self.label = label
         self.click = click
@@ -144,6 +152,7 @@ class ParquetLog:
         self.weight = weight
         self.categorical = categorical
         self.cache_dir = cache_dir
+        self.types = types
 
     def __repr__(self) -> str:
         roles = (f"label={self.label!r}" if self.label is not None
@@ -200,6 +209,11 @@ class ParquetLog:
         self.categorical_columns(shard, features)
 
     # ------------------------------------------------------------------ reading
+    def _read(self, shard: str, columns: Sequence[str]) -> Any:
+        """Columns of one shard as an Arrow table, cast to :attr:`types` (errors name the shard and column)."""
+        table = read_table(shard, columns)
+        return table if not self.types else cast_columns(table, shard, self.types)
+
     def read_state(self, with_ids: bool = False) -> LogState:
         """Read and check the labels, groups and weights of every shard (and the categorical features' values).
 
@@ -215,13 +229,13 @@ class ParquetLog:
         whole = True
         for f in files:
             self.check_schema(f, features)
-            table = read_table(f, list(dict.fromkeys(spec.meta + cats)))
+            table = self._read(f, list(dict.fromkeys(spec.meta + cats)))
             if table.num_rows == 0:
                 continue
             where = f"shard {f!r}"
             y, g, w = meta_values({c: table.column(c) for c in spec.meta}, spec, where)
-            for c in cats:
-                values[c].append(category_values(table.column(c), c, where))
+            for c, v in _category_values(table, cats, where).items():
+                values[c].append(v)
             ys.append(y)
             ws.append(w)
             used.append(f)
@@ -239,7 +253,7 @@ class ParquetLog:
                         np.concatenate([np.diff(r[0]) for r in runs]).astype(np.int64) if whole else None, used,
                         np.array([y.size for y in ys], dtype=np.int64), all_ids if with_ids else None,
                         None if whole else pd.factorize(all_ids)[0].astype(np.int64),
-                        {c: _union(v) for c, v in values.items()})
+                        {c: category_union(v) for c, v in values.items()})
 
     def read_shard(self, shard: str, features: Sequence[str], categories: dict[str, Any] | None = None,
                    take: Callable[[int], np.ndarray | None] | None = None,
@@ -253,7 +267,7 @@ class ParquetLog:
         import pyarrow as pa
 
         spec, where = self.spec, f"shard {shard!r}"
-        table = read_table(shard, list(dict.fromkeys(list(features) + spec.meta + list(extra))))
+        table = self._read(shard, list(dict.fromkeys(list(features) + spec.meta + list(extra))))
         keep = None if take is None else take(table.num_rows)
         if keep is not None:
             table = table.filter(pa.array(keep))
@@ -265,6 +279,40 @@ class ParquetLog:
         else:
             X, types = feature_frame(cols, spec, features, where, categories)[0], None
         return Shard(X, y, g, w, types), table.select(list(extra))
+
+    def category_values(self, shard: str, categorical: Sequence[str]) -> dict[str, np.ndarray]:
+        """The distinct values of each ``categorical`` column in one shard (their union gives the categories)."""
+        return _category_values(self._read(shard, list(categorical)), categorical, f"shard {shard!r}")
+
+    def read_frame(self, shard: str, features: Sequence[str], categories: dict[str, Any]) -> pd.DataFrame:
+        """One shard as a pandas frame: the features, :data:`LABEL_COLUMN` (funnel labels), :data:`GROUP_COLUMN`
+        and :data:`WEIGHT_COLUMN` (when the log has weights) — one partition of a Dask frame."""
+        spec, where = self.spec, f"shard {shard!r}"
+        table = self._read(shard, list(dict.fromkeys(list(features) + spec.meta)))
+        cols = {c: table.column(c) for c in table.column_names}
+        y, g, w = meta_values(cols, spec, where)
+        X = feature_frame(cols, spec, features, where, categories)[0]
+        X[LABEL_COLUMN], X[GROUP_COLUMN] = y, g
+        if w is not None:
+            X[WEIGHT_COLUMN] = w
+        return X
+
+    def frame_meta(self, features: Sequence[str], categories: dict[str, Any]) -> pd.DataFrame:
+        """The empty frame of :meth:`read_frame`'s columns and dtypes (a Dask frame's ``meta``), from the schema."""
+        import pyarrow as pa
+
+        schema = read_schema(self.files()[0])
+        out: dict[str, Any] = {}
+        for c in features:
+            out[c] = (pd.Series(pd.Categorical([], categories=categories[c])) if c in categories
+                      else pd.Series([], dtype=np.float32))
+        out[LABEL_COLUMN] = pd.Series([], dtype=np.int8)
+        gt = schema.field(self.group).type
+        whole = pa.types.is_integer(gt) or pa.types.is_floating(gt)
+        out[GROUP_COLUMN] = pd.Series([], dtype=np.int64 if whole else object)
+        if self.weight:
+            out[WEIGHT_COLUMN] = pd.Series([], dtype=np.float64)
+        return pd.DataFrame(out)
 
     def iter_features(self, shards: Sequence[str] | None = None, row_mask: np.ndarray | None = None,
                       categories: dict[str, Any] | None = None) -> Iterator[Any]:
@@ -279,7 +327,7 @@ class ParquetLog:
         features = self.columns(files)
         start = 0
         for f in files:
-            table = read_table(f, features)
+            table = self._read(f, features)
             if row_mask is not None:
                 n = table.num_rows
                 table = table.filter(pa.array(row_mask[start:start + n]))
@@ -303,6 +351,10 @@ def _runs(g: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         return None
 
 
+def _category_values(table: Any, categorical: Sequence[str], where: str) -> dict[str, np.ndarray]:
+    return {c: category_values(table.column(c), c, where) for c in categorical}
+
+
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
     if any(p.dtype == object for p in parts):
         return np.concatenate([np.asarray(p, dtype=object) for p in parts])
@@ -315,8 +367,3 @@ def _unique(heads: list[np.ndarray]) -> bool:
         return True
     codes = pd.factorize(_concat(heads))[0]
     return bool(np.unique(codes).size == codes.size)
-
-
-def _union(parts: list[np.ndarray]) -> np.ndarray:
-    """The sorted distinct values of a categorical column over all shards."""
-    return np.sort(pd.unique(_concat(parts))) if parts else np.zeros(0)

@@ -38,7 +38,8 @@ import numpy as np
 from ..exceptions import ColumnError, DataSourceError, GroupLayoutError
 
 __all__ = ["PARQUET_SUFFIXES", "CSV_SUFFIXES", "list_files", "list_log_files", "is_parquet", "read_schema",
-           "read_table", "column_names", "read_csv", "read_files", "check_columns", "closest", "group_runs",
+           "read_table", "column_names", "read_csv", "read_files", "cast_columns", "check_columns", "closest",
+           "group_runs",
            "check_shard_groups", "group_starts", "numeric_matrix"]
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
@@ -175,7 +176,7 @@ def list_log_files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str
         if len(found) > 1:
             raise ValueError(f"the folder {p!r} holds both CSV and Parquet files: give one kind (a glob selects them)")
         if not found:
-            raise ValueError(f"no CSV or Parquet files in {p!r} (searched recursively for "
+            raise ValueError(f"the folder {p!r} holds no CSV or Parquet files (searched recursively for "
                              f"{', '.join('*' + s for s in PARQUET_SUFFIXES + CSV_SUFFIXES)})")
         kind, files = found.popitem()
         return files, kind
@@ -281,7 +282,7 @@ def read_csv(path: str, columns: Sequence[str] | None = None, types: dict[str, A
     return table
 
 
-def _cast(table: Any, file: str, types: dict[str, Any]) -> Any:
+def cast_columns(table: Any, file: str, types: dict[str, Any]) -> Any:
     """``table`` with the columns of ``types`` cast safely: a lossy cast is an error naming the file and column."""
     import pyarrow as pa
 
@@ -317,7 +318,7 @@ def read_files(files: Sequence[str], kind: str, columns: Sequence[str], types: d
             break
         left = None if nrows is None else nrows - got
         if kind == "parquet":
-            t = _cast(read_table(f, columns), f, dict(types or {}))
+            t = cast_columns(read_table(f, columns), f, dict(types or {}))
             t = t if left is None else t.slice(0, left)
         else:
             check_columns(csv_header(f), columns, repr(f))
