@@ -144,8 +144,13 @@ def test_own_columns_on_dask(own_log, tmp_path, source):
     assert res["data"]["groups"] == 300 and 0 < res["data"]["test_rows"] < res["data"]["rows"]
 
 
-def test_a_misspelt_column_on_dask_exits_2(own_log, tmp_path, capfd):
+def test_a_misspelt_column_on_dask_exits_2_before_a_cluster_starts(own_log, tmp_path, capfd, monkeypatch):
     pytest.importorskip("distributed")
+
+    def no_cluster(args):
+        raise AssertionError("a cluster was started for a log with a misspelt column")
+
+    monkeypatch.setattr("gbdt_pwiser.cli.compare.dask_client", no_cluster)
     assert _run(own_log / "pq", tmp_path, "--click", "clickd", "--conversion", "booked", "--group", "search_id",
                 "--dask-workers", "1") == 2
     err = capfd.readouterr().err

@@ -92,9 +92,12 @@ def read_log(args: argparse.Namespace) -> Any:
                             "select the files with a glob instead")
         if layout is not None:
             roles = layout.columns
-            return datasets.ParquetLog(files, click=roles.click, conversion=roles.conversion, group=roles.group,
+            plog = datasets.ParquetLog(files, click=roles.click, conversion=roles.conversion, group=roles.group,
                                        features=roles.features, categorical=roles.categorical, types=layout.types())
-        return datasets.ParquetLog(files, **cols)
+        else:
+            plog = datasets.ParquetLog(files, **cols)
+        plog.check_schema(files[0], plog.columns(files))  # a misspelt column: before any cluster starts
+        return plog
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
