@@ -174,6 +174,8 @@ def dask_client(args: argparse.Namespace) -> Any:
         # the workers ignore Ctrl-C (it reaches the terminal's whole process group): the command handles it
         with distributed.LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
                                       dashboard_address=None, silence_logs=quiet,
+                                      # no dashboard; its HTTP server on a free port (not 8787, maybe taken)
+                                      scheduler_kwargs={"dashboard_address": ":0"},
                                       preload=["gbdt_pwiser.cli._dask_worker"]) as cluster:
             with distributed.Client(cluster) as client:
                 yield client
