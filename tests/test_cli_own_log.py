@@ -82,6 +82,14 @@ def test_a_misspelt_column_names_the_closest_one(own_log, tmp_path, capsys):
     assert "'clicked'" in capsys.readouterr().err
 
 
+def test_own_columns_with_evidence(own_log, tmp_path):
+    assert _run(own_log / "pq", tmp_path, *COLUMNS, "--methods", "pwiser,weighted", "--sweep-lam", "0,1",
+                "--sweep-alpha", "0,2") == 0
+    ev = json.loads((tmp_path / "results.json").read_text())["evidence"]
+    assert ev["methods"] == ["pwiser", "weighted"]
+    assert [p["value"] for pts in ev["curves"].values() for p in pts] == [0.0, 1.0, 0.0, 2.0]
+
+
 def test_a_misspelt_column_with_evidence_exits_2(own_log, tmp_path, capsys):
     assert _run(own_log / "log.csv", tmp_path, "--click", "clickd", "--conversion", "booked", "--group",
                 "search_id", "--evidence") == 2
