@@ -1,6 +1,6 @@
 """Evidence table: PWiseR against its competitors, in a sparse and a dense regime, over seeds.
 
-The methods of :mod:`gbdt_pwiser.evidence` (the ones ``gbdt-pwiser compare
+The methods of :mod:`gbdt_pwiser.evaluation` (the ones ``gbdt-pwiser compare
 --evidence`` runs): the PWiseR chain over λ (λ = 0 is the BCE chain),
 conversion-weighted BCE over α, the boosters' ranking objective on funnel
 labels (Platt-calibrated pCTR) and the shared multi-output booster over λ, all
@@ -21,39 +21,43 @@ from typing import Any
 
 import common
 import numpy as np
+import pandas as pd
 
-from gbdt_pwiser import CTCVRClassifier
-from gbdt_pwiser.datasets import make_ad_log, train_test_split_by_group
-from gbdt_pwiser.evidence import METHODS, evaluate_point, pair_counts, summarise
+from gbdt_pwiser.datasets import make_ad_log
+from gbdt_pwiser.evaluation import METHODS, POINT_METRICS, models, run_comparison
 
 REGIMES: dict[str, dict[str, float]] = {"sparse": {}, "dense": {"ctr": 0.10, "cvr": 0.20}}
-KNOBS = {"lam": [0.0, 1.0, 2.0], "alpha": [0.0, 1.0, 3.0], None: [None]}
+#: the competitors and their knob values (λ = 0 and α = 0 are the BCE chain)
+COMPETITORS = ("pwiser", "weighted", "ranker", "shared")
+LAMS, ALPHAS = [0.0, 1.0, 2.0], [0.0, 1.0, 3.0]
+
+
+def _key(m: Any) -> str:
+    knob = METHODS[m.method].knob
+    return m.method if knob is None else f"{m.method} {knob}={m.value:g}"
 
 
 def run_regime(a: argparse.Namespace, regime: str, n_requests: int) -> dict[str, Any]:
-    points: dict[str, list[dict[str, float]]] = {}
+    chosen = models(COMPETITORS, lam=LAMS, conversion_weight=ALPHAS)
+    params = {"n_estimators": a.n_estimators, "max_depth": a.depth, "learning_rate": a.eta, "n_jobs": a.nthread}
+    table = []
     data: list[dict[str, Any]] = []
     for seed in a.seeds:
         log = make_ad_log(n_requests, random_state=seed, **REGIMES[regime])
-        train, test = train_test_split_by_group(log, test_size=0.3, random_state=seed)
-        test = test.align_categories(train)
-        data.append({"rows": len(log), "test_conversions": int(np.sum(test.y == 2)),
-                     **{k: v for k, v in pair_counts(test.y, test.group).items() if k.startswith("pairs")}})
-
-        def make(lam: float, _seed: int = seed, **kw: Any) -> CTCVRClassifier:
-            return CTCVRClassifier(lam=lam, n_estimators=a.n_estimators, max_depth=a.depth, learning_rate=a.eta,
-                                   n_jobs=a.nthread, random_state=_seed, **kw)
-
-        base = make(0.0).fit(train.X, train.y, group=train.group)
-        for name, method in METHODS.items():
-            for value in KNOBS[method.knob]:
-                key = name if value is None else f"{name} {method.knob}={value:g}"
-                if name in ("pwiser", "weighted") and value == 0.0:
-                    pctr, pcvr = base.predict_ctr(test.X), base.predict_cvr(test.X)
-                else:
-                    pctr, pcvr = method.fit(make, train, test, value, base)
-                points.setdefault(key, []).append(evaluate_point(pctr, pcvr, test.y))
-    return {"data": data, "points": {k: summarise(v) for k, v in points.items()}}
+        result = run_comparison(log, models=chosen, seeds=[seed], test_size=0.3, params=params, baseline=None,
+                                bootstrap=0)
+        d = result.data
+        data.append({"rows": d["rows"], "test_conversions": d["test_conversions"],
+                     **{k: v for k, v in d["test_pairs"].items() if k.startswith("pairs")}})
+        table.append(result.table)
+    points = {}
+    everything = pd.concat(table)
+    for m in chosen:
+        v = everything[(everything["model"] == m.name) & (everything["method"] == m.method)]
+        points[_key(m)] = {**{k: float(np.nanmean(v[k])) for k in POINT_METRICS},
+                           **{f"{k}_sd": float(np.nanstd(v[k], ddof=1)) if len(v) > 1 else float("nan")
+                              for k in POINT_METRICS}}
+    return {"data": data, "points": points}
 
 
 def _md(out: dict[str, Any]) -> str:
@@ -81,7 +85,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--smoke", action="store_true", help="tiny sizes, print only, write no result file")
     a = p.parse_args(argv)
     if a.smoke:
-        a.sparse_requests, a.dense_requests, a.seeds, a.n_estimators, a.depth = 200, 100, [0], 4, 3
+        # 800 sparse requests: a few training conversions at 2.5 % of clicks
+        a.sparse_requests, a.dense_requests, a.seeds, a.n_estimators, a.depth = 800, 100, [0], 4, 3
     t0 = time.perf_counter()
     out: dict[str, Any] = {"regimes": {}}
     for regime, n in (("sparse", a.sparse_requests), ("dense", a.dense_requests)):

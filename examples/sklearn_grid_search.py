@@ -1,9 +1,15 @@
 """
-Tuning λ and the margins with ``GridSearchCV``
-==============================================
+Tuning λ, the margins and the conversion weight with ``GridSearchCV``
+=====================================================================
 
-Tune λ and the margins of :class:`~gbdt_pwiser.sklearn.CTCVRClassifier` with
-:class:`~sklearn.model_selection.GridSearchCV` and :class:`~sklearn.model_selection.GroupKFold`.
+Tune λ, the margins and the conversion weight of
+:class:`~gbdt_pwiser.sklearn.CTCVRClassifier` with
+:class:`~sklearn.model_selection.GridSearchCV` and
+:class:`~sklearn.model_selection.GroupKFold`.
+
+``conversion_weight=α`` is conversion-weighted BCE (the CTR booster weighs
+converted rows ``1 + α`` times); with ``lam`` in the same grid the search
+picks PWiseR, conversion weighting or both.
 
 A scikit-learn ``Pipeline`` (drop the position feature ``numerical_1``, unknown at
 serving time, then the chained CTR → CVR boosters) is cross-validated by
@@ -51,12 +57,12 @@ def main(argv: list[str] | None = None) -> GridSearchCV:
 
     if args.small:
         log = make_ad_log(200, ctr=0.1, cvr=0.2, n_categorical=4, n_numerical=6, random_state=0)
-        grid = {"model__lam": [0.0, 1.0], "model__margin_no_click": [0.1, 0.3]}
+        grid = {"model__lam": [0.0, 1.0], "model__conversion_weight": [0.0, 1.0]}
         n_estimators, n_splits = 8, 2
     else:
         log = make_ad_log(4000, random_state=0)
         grid = {"model__lam": [0.0, 0.5, 1.0, 2.0], "model__margin_click_only": [0.02, 0.1],
-                "model__margin_no_click": [0.02, 0.1]}
+                "model__conversion_weight": [0.0, 1.0]}
         n_estimators, n_splits = 100, 3
     train, test = train_test_split_by_group(log, test_size=0.2, random_state=0)
     print(f"train: {train}\ntest:  {test}")

@@ -11,7 +11,9 @@ from .objectives import EntireSpaceCVRObjective, PWiseRObjective, initial_margin
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._show_versions import show_versions
+    from .datasets.loaders import load_log
     from .datasets.parquet_log import ParquetLog
+    from .evaluation import compare
     from .metrics import evaluate
     from .sklearn import CTCVRClassifier, NoGroupWarning
 
@@ -23,6 +25,8 @@ __all__ = [
     "ParquetLog",
     "GroupLayoutError",
     "evaluate",
+    "compare",
+    "load_log",
     "funnel_label",
     "split_funnel_label",
     "as_funnel",
@@ -35,7 +39,8 @@ __all__ = [
 # The estimator and the evaluation helpers pull in scikit-learn's model machinery; load them
 # on first use so that `import gbdt_pwiser` (and a custom objective's first call) stays fast.
 _LAZY = {"CTCVRClassifier": ".sklearn", "NoGroupWarning": ".sklearn", "ParquetLog": ".datasets.parquet_log",
-         "evaluate": ".metrics", "show_versions": "._show_versions"}
+         "evaluate": ".metrics", "show_versions": "._show_versions", "compare": ".evaluation",
+         "load_log": ".datasets.loaders"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,9 +1,12 @@
 """Command line: ``gbdt-pwiser compare`` (the main job) and ``gbdt-pwiser bench-neural``.
 
 Layout: ``_options`` declares every shared option once, ``_output`` draws
-tables, plots and progress bars, ``_data`` holds the stages the commands
-share (load, split, build the chain), and each command has its module
-(``compare``, ``bench_neural``).
+tables and progress bars, ``_data`` holds the stages the commands share
+(read or simulate the log, the estimators' settings, a Dask client),
+``_evidence`` prints the evidence run, and each command has its module
+(``compare``, ``bench_neural``). The work itself is the library's: ``compare``
+calls :func:`gbdt_pwiser.evaluation.run_comparison` (splitting, fitting,
+metrics, bootstrap intervals and plots).
 """
 
 from __future__ import annotations

@@ -1,116 +1,147 @@
-"""The stages every command shares: load or simulate the log, split it by group, build the GBDT chain."""
+"""The stages the commands share: read or simulate the log of the options, the estimators' settings, a Dask client."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+__all__ = ["UserError", "read_log", "source_description", "estimator_params", "make_model", "dask_client",
+           "distributed"]
 
-__all__ = ["UserError", "load_log", "split_log", "make_model", "fit_model", "fit_log", "dask_client", "log_rates"]
+#: the options that name the columns of the user's own log
+_COLUMNS = ("click", "conversion", "group", "weight", "features", "categorical")
 
 
 class UserError(Exception):
     """A problem with the user's input: reported in one line, without a traceback."""
 
 
-def load_log(args: argparse.Namespace) -> Any:
-    """The ``AdLog`` of ``--data``/``--format``/``--nrows``, or a simulated one of ``--requests`` requests.
+def distributed(args: argparse.Namespace) -> bool:
+    """Whether the options ask for a Dask cluster (``--dask-workers`` or ``--scheduler``)."""
+    return getattr(args, "dask_workers", None) is not None or getattr(args, "scheduler", None) is not None
+
+
+def _columns(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``load_log`` column arguments of the options, or None for a ``--format`` layout."""
+    given = {k: getattr(args, k, None) for k in _COLUMNS}
+    if all(v is None for v in given.values()):
+        return None
+    if args.format is not None:
+        raise UserError("--format names one of the paper's layouts; --click/--conversion/--group name your own "
+                        "columns: give one or the other")
+    missing = [f"--{k}" for k in ("click", "conversion", "group") if given[k] is None]
+    if missing:
+        raise UserError(f"your own columns need --click, --conversion and --group: {', '.join(missing)} missing")
+    if args.data is None:
+        raise UserError("--click/--conversion/--group name the columns of --data: give --data")
+    return given
+
+
+def source_description(args: argparse.Namespace) -> str:
+    """What the data is, in words (the first line of the output)."""
+    if args.data is None:
+        return (f"simulated log (make_ad_log: CTR {args.sim_ctr:.1%}, conversions {args.sim_cvr:.1%} of clicks, "
+                f"{args.requests} requests)")
+    cols = _columns(args)
+    if cols is None:
+        return f"{args.data} ({args.format or 'aliexpress'})"
+    named = ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in cols.items() if v is not None)
+    return f"{args.data} ({named})"
+
+
+def _note_inferred(caught: list[warnings.WarningMessage]) -> None:
+    from ..datasets import InferredCategoricalWarning
+
+    for w in caught:
+        if issubclass(w.category, InferredCategoricalWarning):
+            print(f"gbdt-pwiser: note: columns {w.message.columns} read as categorical (text, bool or category "
+                  "columns); --categorical chooses them", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def read_log(args: argparse.Namespace) -> Any:
+    """The log of ``--data`` (your own columns, or ``--format``; ``--nrows``), or a simulated one.
 
     ``--data`` is a CSV file, or Parquet: a folder of ``.parquet`` files, a
     glob of them or one file. Parquet with ``--dask-workers``/``--scheduler``
-    stays on the cluster: a :class:`ParquetLog` (read on the workers).
+    stays on the cluster: a :class:`~gbdt_pwiser.datasets.ParquetLog` (read
+    on the workers). Columns inferred as categorical are noted on stderr.
     """
     from .. import datasets
-    from ..datasets.parquet import check_parquet_columns, load_parquet_log
-    from ..datasets.sources import is_parquet, list_files
+    from ..datasets.loaders import LAYOUTS
+    from ..datasets.sources import list_log_files
 
+    cols = _columns(args)
     if args.data is None:
-        return datasets.make_ad_log(args.requests, random_state=args.seed)
+        return datasets.make_ad_log(args.requests, ctr=args.sim_ctr, cvr=args.sim_cvr, random_state=args.seed)
     path = Path(args.data)
-    if is_parquet(path):
-        try:
-            files = list_files(path, "parquet")
-            check_parquet_columns(files, args.format)
-            if not _distributed(args):
-                return load_parquet_log(path, args.format, nrows=args.nrows)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot load {path} as {args.format} Parquet: {exc}") from exc
+    layout = None if cols is not None else LAYOUTS[args.format or "aliexpress"]
+    what = f"as {args.format or 'aliexpress'}" if cols is None else "with the given columns"
+    try:
+        files, kind = list_log_files(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from exc
+    if kind == "parquet" and distributed(args):
         if args.nrows is not None:
             raise UserError("--nrows is not supported with a Parquet log on Dask (the workers read whole files); "
                             "select the files with a glob instead")
-        from ._parquet import ParquetLog
-
-        return ParquetLog(files, args.format)
-    if not path.exists():
-        raise UserError(f"cannot read {path}: no such file")
-    if path.is_dir():
-        raise UserError(f"cannot read {path}: it is a folder without Parquet files, give a CSV file")
-    loader = datasets.load_aliexpress if args.format == "aliexpress" else datasets.load_ali_ccp
-    try:
-        return loader(path, nrows=args.nrows)
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"cannot load {path} as {args.format}: {exc}") from exc
-
-
-def split_log(log: Any, test_size: float, seed: int, args: argparse.Namespace | None = None) -> tuple[Any, Any]:
-    """Train and test parts with no group in both; the test categories aligned to the training ones.
-
-    A Parquet log on Dask (:class:`ParquetLog`) is split on the cluster by a
-    hash of the group id; its test part comes back as an ``AdLog``.
-    """
-    from ..datasets import train_test_split_by_group
-    from ._parquet import ParquetLog, split_parquet_log
-
-    if isinstance(log, ParquetLog):
-        if args is None:
-            raise UserError("a Parquet log on Dask needs the command's options to reach the cluster")
-        with dask_client(args) as client:
-            try:
-                return split_parquet_log(log, args, client)
-            except ValueError as exc:
-                raise UserError(f"cannot split the Parquet log {args.data}: {exc}") from exc
-
-    if log.n_groups < 4:
-        raise UserError(f"too few groups to split: {log.n_groups} (need at least 4)")
-    try:
-        train, test = train_test_split_by_group(log, test_size=test_size, random_state=seed)
-    except ValueError as exc:
-        raise UserError(f"cannot split the data by group: {exc}") from exc
-    if len(train) < 20 or len(test) < 5:
-        raise UserError(f"too few rows to split: {len(log)}")
-    if (train.y >= 1).sum() == 0:
-        raise UserError("the training part has no clicks")
-    if (train.y == 2).sum() == 0:
-        raise UserError("the training part has no conversions: nothing to compare")
-    return train, test.align_categories(train)
+        if layout is not None:
+            roles = layout.columns
+            plog = datasets.ParquetLog(files, click=roles.click, conversion=roles.conversion, group=roles.group,
+                                       features=roles.features, categorical=roles.categorical, types=layout.types())
+        else:
+            plog = datasets.ParquetLog(files, **cols)
+        plog.check_schema(files[0], plog.columns(files))  # a misspelt column: before any cluster starts
+        return plog
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if layout is None:
+                log = datasets.load_log(files, **cols, nrows=args.nrows)
+            elif kind == "parquet":
+                log = datasets.load_parquet_log(path, args.format or "aliexpress", nrows=args.nrows)
+            elif path.is_dir() or len(files) != 1:
+                raise UserError(f"cannot read {path} {what}: a layout's CSV log is one file (a folder or glob of "
+                                "CSV files needs --click/--conversion/--group)")
+            else:
+                loader = datasets.load_ali_ccp if args.format == "ali-ccp" else datasets.load_aliexpress
+                log = loader(path, nrows=args.nrows)
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"cannot load {path} {what}: {exc}") from exc
+    _note_inferred(caught)
+    return log
 
 
-def make_model(args: argparse.Namespace, lam: float, **overrides: Any) -> Any:
-    """The GBDT chain of the command line's options; ``overrides`` replace estimator parameters."""
-    from ..sklearn import CTCVRClassifier
+def estimator_params(args: argparse.Namespace, **overrides: Any) -> dict[str, Any]:
+    """The estimator parameters of the command line's options; ``overrides`` replace some."""
     from ._output import on_terminal
 
     params = dict(
-        backend=args.backend, lam=lam, margin_click_only=args.margin_click_only,
-        margin_no_click=args.margin_no_click, pair_loss=args.pair_loss, pairs=args.pairs,
-        cvr_space=args.cvr_space, n_jobs=args.n_jobs, random_state=args.seed,
+        backend=args.backend, margin_click_only=args.margin_click_only, margin_no_click=args.margin_no_click,
+        pair_loss=args.pair_loss, pairs=args.pairs, cvr_space=args.cvr_space, n_jobs=args.n_jobs,
         verbose=on_terminal(args.quiet),  # bars over the boosting rounds, on a terminal only
     )
     for name in ("n_estimators", "learning_rate", "max_depth"):
         if getattr(args, name, None) is not None:
             params[name] = getattr(args, name)
-    if _distributed(args):
-        from ..dask import DaskCTCVRClassifier
-
-        return DaskCTCVRClassifier(**{**params, **overrides})
-    return CTCVRClassifier(**{**params, **overrides})
+    return {**params, **overrides}
 
 
-def _distributed(args: argparse.Namespace) -> bool:
-    return getattr(args, "dask_workers", None) is not None or getattr(args, "scheduler", None) is not None
+def make_model(args: argparse.Namespace, lam: float, **overrides: Any) -> Any:
+    """The GBDT chain of the command line's options with ``lam`` (``random_state`` the ``--seed``).
+
+    A :class:`~gbdt_pwiser.dask.DaskCTCVRClassifier` with ``--dask-workers``/``--scheduler``.
+    """
+    if distributed(args):
+        from ..dask import DaskCTCVRClassifier as cls
+    else:
+        from ..sklearn import CTCVRClassifier as cls
+    return cls(**estimator_params(args, lam=lam, random_state=args.seed, **overrides))
 
 
 @contextlib.contextmanager
@@ -143,58 +174,10 @@ def dask_client(args: argparse.Namespace) -> Any:
         # the workers ignore Ctrl-C (it reaches the terminal's whole process group): the command handles it
         with distributed.LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
                                       dashboard_address=None, silence_logs=quiet,
+                                      # no dashboard; its HTTP server on a free port (not 8787, maybe taken)
+                                      scheduler_kwargs={"dashboard_address": ":0"},
                                       preload=["gbdt_pwiser.cli._dask_worker"]) as cluster:
             with distributed.Client(cluster) as client:
                 yield client
     finally:
         asyncio_log.setLevel(previous)
-
-
-def fit_log(model: Any, args: argparse.Namespace, train: Any) -> Any:
-    """``fit_model`` on an ``AdLog``, or on the training part of a Parquet log on Dask."""
-    from ._parquet import ParquetTrain, fit_parquet
-
-    if isinstance(train, ParquetTrain):
-        with dask_client(args) as client:
-            return fit_parquet(model, train, client)
-    return fit_model(model, args, train.X, train.y, train.group)
-
-
-def log_rates(log: Any) -> tuple[float, float]:
-    """The log's click rate and conversion rate among clicks."""
-    from ._parquet import ParquetLog
-
-    if isinstance(log, ParquetLog):
-        return log.ctr, log.cvr_given_click
-    clicked = log.y >= 1
-    return float(np.mean(clicked)), float(np.mean(log.y[clicked] == 2)) if clicked.any() else float("nan")
-
-
-def fit_model(model: Any, args: argparse.Namespace, X: Any, y: Any, group: Any) -> Any:
-    """``model.fit(X, y, group=group)``; with ``--dask-workers``/``--scheduler`` on the cluster.
-
-    The in-memory log is split into dask partitions (2 per worker), whole
-    groups in each (``partition_by_group``). The fitted model keeps no client.
-    """
-    if not _distributed(args):
-        return model.fit(X, y, group=group)
-    import dask.dataframe as dd
-    import numpy as np
-    import pandas as pd
-
-    from ..dask import partition_by_group
-
-    with dask_client(args) as client:
-        nparts = 2 * max(1, len(client.scheduler_info().get("workers", {})))
-        frame = pd.DataFrame(X).assign(__y=np.asarray(y), __g=np.asarray(group)).reset_index(drop=True)
-        # scattered to the workers, not embedded in the task graph (distributed warns about large graphs)
-        cuts = np.linspace(0, len(frame), nparts + 1).astype(int)
-        pieces = client.scatter([frame.iloc[a:b] for a, b in zip(cuts[:-1], cuts[1:])])
-        # whole groups up front: no failed layout check on the workers
-        ddf = partition_by_group(dd.from_delayed(pieces, meta=frame.iloc[:0], verify_meta=False), "__g")
-        model.client = client
-        try:
-            model.fit(ddf[list(X.columns)], ddf["__y"], group=ddf["__g"])
-        finally:
-            model.client = None
-    return model

@@ -22,6 +22,7 @@ __all__ = [
     "pairs",
     "real_list",
     "name_list",
+    "column_list",
     "add_dask_options",
     "add_data_options",
     "add_pwiser_options",
@@ -116,16 +117,50 @@ def name_list(choices: Sequence[str], aliases: dict[str, str], what: str) -> Cal
     return parse
 
 
-def add_data_options(parser: argparse.ArgumentParser, *, requests: int | None, requests_help: str) -> None:
-    """``--data``, ``--format``, ``--requests``, ``--nrows``, ``--test-size``, ``--seed``."""
+def column_list(text: str) -> list[str]:
+    """Comma-separated column names (``""``: none); a name given twice is an error."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"columns {twice} are listed more than once")
+    return names
+
+
+column_list.__name__ = "column list"
+#: Conversions among clicks of the simulated log of ``compare`` (the simulator's own default is 2.5 %): enough
+#: test conversions (about 370 of ~100k test rows) for its conversion-side intervals to show an effect.
+COMPARE_SIM_CVR = 0.15
+
+
+def add_data_options(parser: argparse.ArgumentParser, *, requests: int | None, requests_help: str,
+                     sim_cvr: float = 0.025) -> None:
+    """``--data`` with ``--format`` or the columns (``--click``, ``--conversion``, ``--group``, ``--weight``,
+    ``--features``, ``--categorical``), ``--requests``, ``--sim-ctr``, ``--sim-cvr``, ``--nrows``,
+    ``--test-size``, ``--seed``."""
     d = parser.add_argument_group("data")
-    d.add_argument("--data", type=Path, help="ad log: a CSV file, or Parquet (a folder of .parquet files, a quoted glob such as "
-                        "'logs/*.parquet', or one file), in the --format layout (default: simulate one); "
-                        "with --dask-workers/--scheduler Parquet is read on the workers")
-    d.add_argument("--format", choices=["aliexpress", "ali-ccp"], default="aliexpress",
-                   help="layout of --data (default: aliexpress)")
+    d.add_argument("--data", type=Path,
+                   help="ad log: a CSV file, or Parquet (a folder of .parquet files, a quoted glob "
+                        "such as 'logs/*.parquet', or one file); your own columns with --click/--conversion/--group, "
+                        "or a --format layout (default: simulate one); with --dask-workers/--scheduler Parquet is "
+                        "read on the workers")
+    d.add_argument("--format", choices=["aliexpress", "ali-ccp"], default=None,
+                   help="the paper's layout of --data, instead of naming the columns (default: aliexpress)")
+    d.add_argument("--click", metavar="COL", help="your log's click column (0/1, bool or integers)")
+    d.add_argument("--conversion", metavar="COL", help="your log's conversion column (0/1, bool or integers)")
+    d.add_argument("--group", metavar="COL", help="your log's group column (search or request id)")
+    d.add_argument("--weight", metavar="COL", help="a column of row weights (optional)")
+    d.add_argument("--features", type=column_list, metavar="A,B", default=None,
+                   help="the feature columns (default: every column but the labels, group and weight)")
+    d.add_argument("--categorical", type=column_list, metavar="A,B", default=None,
+                   help="the categorical features (default: text, bool and category columns, reported in a note; "
+                        "'' for none)")
     d.add_argument("--requests", type=integer(lo=MIN_REQUESTS), default=requests,
                    help=f"simulated requests when --data is not given, at least {MIN_REQUESTS} ({requests_help})")
+    d.add_argument("--sim-ctr", type=real(lo=0.0, hi=1.0, lo_open=True, hi_open=True), default=0.025,
+                   help="click rate of the simulated log (default 0.025)")
+    d.add_argument("--sim-cvr", type=real(lo=0.0, hi=1.0, lo_open=True, hi_open=True), default=sim_cvr,
+                   help=f"conversions among clicks of the simulated log (default {sim_cvr:g}; below 0.7, the share of "
+                        "clicks that are not accidental)")
     d.add_argument("--nrows", type=integer(lo=1), default=None, help="read at most this many rows of --data")
     d.add_argument("--test-size", type=real(lo=0.0, hi=1.0, lo_open=True, hi_open=True), default=0.2,
                    help="share of groups held out, in (0, 1) (default 0.2)")
@@ -200,7 +235,7 @@ def _seed_list(text: str) -> list[int]:
 
 
 _seed_list.__name__ = "seed list"
-#: ``compare --methods`` names (see gbdt_pwiser.evidence.METHODS)
+#: ``compare --methods`` names (see gbdt_pwiser.evaluation.METHODS)
 EVIDENCE_METHODS = ("pwiser", "weighted", "ranker", "shared")
 
 
@@ -215,8 +250,8 @@ def add_evidence_options(group: Any) -> None:
                        help="the competitors of the trade-off plots, a comma-separated subset of "
                             f"{','.join(EVIDENCE_METHODS)} (implies the evidence run; default with --evidence: all)")
     group.add_argument("--sweep-alpha", type=real_list, default=[0.0, 1.0, 3.0],
-                       help="alpha values of conversion-weighted BCE, sample_weight = 1 + alpha * conversion "
-                            "(default 0,1,3)")
+                       help="alpha values of conversion-weighted BCE, CTCVRClassifier(conversion_weight=alpha): the "
+                            "CTR booster weighs converted rows 1 + alpha times (default 0,1,3)")
     group.add_argument("--seeds", type=_seed_list, default=[0],
                        help="seeds of the evidence run: each re-splits the log by group and refits; error bars "
                             "are the SD over seeds, or with one seed the SD over a bootstrap of test groups "

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..evaluation.data import split
 from ..neural.bench import (
     DEFAULTS,
     LOSSES,
@@ -19,8 +20,7 @@ from ..neural.bench import (
     resolve_settings,
     run_bench,
 )
-from ._data import UserError, load_log, make_model, split_log
-from ._output import check_writable
+from ._data import UserError, make_model, read_log
 from ._options import (
     add_data_options,
     add_pwiser_options,
@@ -30,6 +30,7 @@ from ._options import (
     name_list,
     real,
 )
+from ._output import check_writable
 
 __all__ = ["DESCRIPTION", "add_parser", "run"]
 
@@ -90,8 +91,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         check_writable(Path(args.out), ["neural_bench.json", "neural_bench.md"])
         if args.requests is None:
             args.requests = cfg["requests"]
-        log = load_log(args)
-        train, test = split_log(log, args.test_size, args.seed)
+        log = read_log(args)
+        train, test, _ = split(log, args.test_size, args.seed)
 
         def make_gbdt(lam: float) -> Any:
             return make_model(args, lam, n_estimators=cfg["n_estimators"], learning_rate=cfg["learning_rate"],

@@ -7,6 +7,7 @@ Needs the ``[dask]`` extra (``pip install "gbdt-pwiser[dask]"``). See
 ``docs/distributed.md``.
 
 * :class:`DaskCTCVRClassifier` — the CTR → CVR chain trained on the cluster.
+* :func:`read_parquet_log` — a :class:`~gbdt_pwiser.datasets.ParquetLog` as a Dask frame, read on the workers.
 * :func:`partition_by_group` — every group whole in one partition, sorted inside it.
 * :func:`group_statistics` — one pass: PWiseR's global normalisers, layout checked
   (:class:`GroupLayoutError` for groups to repartition).
@@ -20,7 +21,7 @@ Needs the ``[dask]`` extra (``pip install "gbdt-pwiser[dask]"``). See
 from __future__ import annotations
 
 try:
-    import dask  # noqa: F401
+    import dask
     import dask.dataframe  # noqa: F401
     import distributed  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -37,6 +38,7 @@ from ..engines.dask.inputs import (
     xgboost_params,
 )
 from ..engines.dask.partition import GlobalStats, group_statistics, partition_by_group
+from ..exceptions import GroupLayoutError
 from ..objectives._adapters import GROUP_START_FIELD
 from ..objectives.distributed import (
     EntireSpaceLabelObjective,
@@ -44,11 +46,12 @@ from ..objectives.distributed import (
     GlobalSharedCTCVRObjective,
     entire_space_label,
 )
-from ..exceptions import GroupLayoutError
 from ._estimator import DaskCTCVRClassifier
+from ._read import read_parquet_log
 
 __all__ = [
     "DaskCTCVRClassifier",
+    "read_parquet_log",
     "partition_by_group",
     "group_statistics",
     "GroupLayoutError",

@@ -32,6 +32,9 @@ class AdLog:
     truth : pandas.DataFrame or None
         Ground truth per row, only for simulated logs (see :func:`make_ad_log`);
         ``None`` for real data.
+    weight : ndarray of shape (n,), float64, or None
+        Per-row weights (``sample_weight`` of a fit), when the log has a
+        weight column (:func:`load_log`'s ``weight=``); ``None`` otherwise.
 
     Examples
     --------
@@ -47,6 +50,7 @@ class AdLog:
     y: np.ndarray
     group: np.ndarray
     truth: pd.DataFrame | None = None
+    weight: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.X, pd.DataFrame):
@@ -61,6 +65,11 @@ class AdLog:
             )
         if self.truth is not None and self.truth.shape[0] != n:
             raise ValueError(f"truth has {self.truth.shape[0]} rows, X has {n}")
+        if self.weight is not None:
+            weight = np.asarray(self.weight, dtype=np.float64)
+            if weight.shape != (n,):
+                raise ValueError(f"weight has shape {weight.shape}, X has {n} rows")
+            object.__setattr__(self, "weight", weight)
         object.__setattr__(self, "y", y)
         object.__setattr__(self, "group", group)
 
@@ -113,7 +122,8 @@ class AdLog:
             idx = np.flatnonzero(idx)
         X = self.X.iloc[idx].reset_index(drop=True)
         truth = None if self.truth is None else self.truth.iloc[idx].reset_index(drop=True)
-        return AdLog(X=X, y=self.y[idx], group=self.group[idx], truth=truth)
+        weight = None if self.weight is None else self.weight[idx]
+        return AdLog(X=X, y=self.y[idx], group=self.group[idx], truth=truth, weight=weight)
 
     def sort_by_group(self) -> AdLog:
         """Return the log with rows sorted by group id (stable: order kept within a group).
@@ -157,7 +167,7 @@ class AdLog:
         for col in self.categorical_columns:
             if col in ref.columns and isinstance(ref[col].dtype, pd.CategoricalDtype):
                 X[col] = X[col].cat.set_categories(ref[col].cat.categories)
-        return AdLog(X=X, y=self.y, group=self.group, truth=self.truth)
+        return AdLog(X=X, y=self.y, group=self.group, truth=self.truth, weight=self.weight)
 
     def to_frame(
         self,
@@ -165,8 +175,9 @@ class AdLog:
         group_column: str | None = "search_id",
         click_column: str = "click",
         conversion_column: str = "conversion",
+        weight_column: str = "weight",
     ) -> pd.DataFrame:
-        """Return one DataFrame in the CSV layout: group column, ``X``, click, conversion.
+        """Return one DataFrame in the CSV layout: group column, ``X``, click, conversion (and weight, if any).
 
         With the defaults this is the AliExpress layout, so
         ``log.to_frame().to_csv(path, index=False)`` writes a file that
@@ -180,6 +191,8 @@ class AdLog:
             cols[c] = self.X[c]
         cols[click_column] = self.click
         cols[conversion_column] = self.conversion
+        if self.weight is not None:
+            cols[weight_column] = self.weight
         return pd.DataFrame(cols, index=self.X.index)
 
 

@@ -1,29 +1,33 @@
-"""Loaders of the public ad logs (no downloads: they read files the user has).
+"""Loaders of ad logs (no downloads: they read files the user has).
 
+* ``load_log`` reads your own log, CSV or Parquet, in your own column names
+  (:mod:`gbdt_pwiser.datasets.columns` has the rules).
 * ``load_aliexpress`` reads the processed AliExpress layout (MTReclib,
   torch-rechub, FuxiCTR): ``search_id``, ``categorical_1..16``,
   ``numerical_1..63``, ``click``, ``conversion``.
 * ``load_ali_ccp`` reads torch-rechub's processed Ali-CCP layout:
   ``click``, ``purchase``, 23 sparse fields named by their Ali-CCP field ids
   and 8 dense ``D...`` fields.
+* ``load_parquet_log`` reads either layout from Parquet files.
+
+All of them read with :func:`read_log`: one listing and reader of files
+(:mod:`gbdt_pwiser.datasets.sources`) and one conversion
+(:func:`gbdt_pwiser.datasets.columns.convert`).
 """
 
 from __future__ import annotations
 
-import csv
 import os
-import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from .._labels import funnel_label
 from .._optional import require
 from .._validation import check_int
-from .adlog import AdLog, _int_codes_dtype
+from .adlog import AdLog
+from .columns import LogColumns, convert, warn_inferred
+from .sources import check_columns, column_names, csv_header, list_files, list_log_files, read_files
 
 __all__ = [
     "ALIEXPRESS_CATEGORICAL",
@@ -32,8 +36,12 @@ __all__ = [
     "ALI_CCP_SPARSE",
     "ALI_CCP_DENSE",
     "ALI_CCP_COLUMNS",
+    "load_log",
     "load_aliexpress",
     "load_ali_ccp",
+    "load_parquet_log",
+    "LAYOUTS",
+    "Layout",
 ]
 
 PathLike = str | os.PathLike
@@ -65,7 +73,7 @@ ALI_CCP_COLUMNS: tuple[str, ...] = ("click", "purchase") + ALI_CCP_SPARSE + ALI_
 ALI_CCP_GROUP = "101"
 
 
-# --------------------------------------------------------------------------- loaders
+# --------------------------------------------------------------------------- reading
 
 
 def _check_file(path: PathLike) -> str:
@@ -78,30 +86,6 @@ def _check_file(path: PathLike) -> str:
     if os.path.isdir(p):
         raise ValueError(f"{p!r} is a directory; pass the path of a CSV file")
     return p
-
-
-def _read_header(path: str) -> list[str]:
-    """First line of a (possibly compressed, by extension) CSV file, parsed."""
-    import pyarrow as pa
-
-    buf = b""
-    try:
-        with pa.input_stream(path) as f:  # compression detected from the extension
-            while b"\n" not in buf:
-                chunk = f.read(1 << 16)
-                if not chunk:
-                    break
-                buf += chunk
-    except (OSError, pa.ArrowException) as e:
-        raise ValueError(f"cannot read {path!r}: {e}") from e
-    line = buf.split(b"\n", 1)[0].rstrip(b"\r")
-    try:
-        text = line.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError(f"{path!r} is not a UTF-8 text CSV file") from None
-    if not text.strip():
-        raise ValueError(f"{path!r} is empty or has no header line")
-    return next(csv.reader([text]))
 
 
 def _check_schema(path: str, header: list[str], expected: Sequence[str], layout: str) -> None:
@@ -124,153 +108,111 @@ def _check_schema(path: str, header: list[str], expected: Sequence[str], layout:
         )
 
 
-def _read_columns(
-    path: str, types: dict[str, Any], nrows: int | None, header: list[str] | None = None
-) -> dict[str, Any]:
-    """Read the named columns with fixed Arrow types; returns name -> ChunkedArray."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    convert = pacsv.ConvertOptions(column_types=types, include_columns=list(types))
-    try:
-        if nrows is None:
-            table = pacsv.read_csv(path, convert_options=convert)
-        else:
-            reader = pacsv.open_csv(path, convert_options=convert)
-            batches, got = [], 0
-            while got < nrows:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    break
-                batches.append(batch)
-                got += batch.num_rows
-            reader.close()
-            table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, nrows)
-    except pa.ArrowInvalid as e:
-        msg = str(e)
-        hit = re.search(r"CSV column #(\d+)", msg)
-        if hit and header is not None and int(hit.group(1)) < len(header):
-            msg = f"column {header[int(hit.group(1))]!r}: {msg}"
-        raise ValueError(f"cannot parse {path!r} with the expected column types: {msg}") from e
-    except (OSError, pa.ArrowException) as e:
-        raise ValueError(f"cannot read {path!r}: {e}") from e
-    cols = {name: table.column(name) for name in types}
-    del table
-    return cols
+def _where(path: Any) -> str:
+    return f"the list of {len(path)} files" if isinstance(path, (list, tuple)) else repr(os.fspath(path))
 
 
-def _no_nulls(path: str, name: str, col: Any) -> np.ndarray:
-    if col.null_count:
-        raise ValueError(f"{path!r}: column {name!r} has {col.null_count} missing value(s)")
-    return col.to_numpy()
+def read_log(files: Sequence[str], kind: str, spec: LogColumns, *, where: str, nrows: int | None = None,
+             types: dict[str, Any] | None = None) -> AdLog:
+    """Read the columns ``spec`` names from a log's ``files`` into an ``AdLog`` (the one read every loader makes).
 
-def _categorical(values: np.ndarray, missing: np.ndarray | None = None) -> pd.Categorical:
-    """Integer array -> Categorical with sorted integer categories, in O(n) when dense."""
-    if missing is not None and missing.any():
-        valid = values[~missing]
-    else:
-        missing = None
-        valid = values
-    if valid.size == 0:
-        codes = np.full(values.shape, -1, dtype=np.int8)
-        return pd.Categorical.from_codes(codes, categories=pd.Index([], dtype=values.dtype))
-    lo, hi = int(valid.min()), int(valid.max())
-    span = hi - lo + 1
-    if span <= max(1 << 20, 2 * values.size):
-        shifted = values.astype(np.int64) - lo
-        if missing is not None:
-            shifted[missing] = 0
-        present = np.zeros(span, dtype=bool)
-        present[shifted if missing is None else shifted[~missing]] = True
-        cats = (np.flatnonzero(present) + lo).astype(values.dtype)
-        lut = (np.cumsum(present) - 1).astype(_int_codes_dtype(cats.size))
-        codes = lut[shifted]
-    else:
-        cats, inv = np.unique(valid, return_inverse=True)
-        codes_valid = inv.astype(_int_codes_dtype(cats.size))
-        if missing is None:
-            codes = codes_valid
-        else:
-            codes = np.full(values.shape, -1, dtype=codes_valid.dtype)
-            codes[~missing] = codes_valid
-    if missing is not None:
-        codes[missing] = -1
-    return pd.Categorical.from_codes(codes, categories=pd.Index(cats))
-
-
-def _to_categorical_column(col: Any) -> pd.Categorical:
-    import pyarrow.compute as pc
-
-    if col.null_count:
-        missing = col.is_null().to_numpy(zero_copy_only=False)
-        values = pc.fill_null(col, 0).to_numpy()
-        return _categorical(values, missing)
-    return _categorical(col.to_numpy())
-
-
-def _arrow_types(expected: tuple[str, ...], group_col: str | None, click_col: str, conversion_col: str,
-                 categorical: tuple[str, ...], numerical: tuple[str, ...]) -> dict[str, Any]:
-    """The fixed Arrow type each column is read with."""
-    import pyarrow as pa
-
-    types: dict[str, Any] = {}
-    for c in expected:
-        if c in (click_col, conversion_col):
-            types[c] = pa.int8()
-        elif c == group_col:
-            types[c] = pa.int64()
-        elif c in categorical:
-            types[c] = pa.int32()
-        elif c in numerical:
-            types[c] = pa.float32()
-        else:  # pragma: no cover - the schemas above list every column
-            raise AssertionError(f"column {c!r} has no type")
-    return types
-
-
-def _to_adlog(p: str, cols: dict[str, Any], *, expected: tuple[str, ...], group_col: str | None, click_col: str,
-              conversion_col: str, categorical: tuple[str, ...], **_: Any) -> AdLog:
-    """An ``AdLog`` from the typed Arrow columns of a layout (``cols`` is emptied as it goes)."""
-    click = _no_nulls(p, click_col, cols.pop(click_col))
-    conversion = _no_nulls(p, conversion_col, cols.pop(conversion_col))
-    try:
-        y = funnel_label(click, conversion)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{p!r}: {e}") from e
-    del click, conversion
-
-    if group_col is not None and group_col not in categorical:
-        group = _no_nulls(p, group_col, cols.pop(group_col)).astype(np.int64, copy=False)
-    else:
-        group = None  # taken from a categorical feature below
-
-    data: dict[str, Any] = {}
-    for c in expected:
-        if c not in cols:
-            continue
-        col = cols.pop(c)  # drop Arrow's copy as soon as the column is converted
-        if c in categorical:
-            if c == group_col:
-                group = _no_nulls(p, c, col).astype(np.int64)
-            data[c] = _to_categorical_column(col)
-        else:
-            data[c] = col.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-        del col
-    assert group is not None
-    X = pd.DataFrame(data, copy=False)
-    return AdLog(X=X, y=y, group=group)
-
-
-def _load(path: PathLike, *, nrows: int | None, layout: str, **spec: Any) -> AdLog:
-    require("pyarrow", extra="parquet", feature=f"reading the {layout} CSV layout")
+    The columns are checked against the first file (a misspelt one is named
+    with the closest existing name), read with :func:`~gbdt_pwiser.datasets.sources.read_files`
+    (``types`` fixes some Arrow types) and converted by
+    :func:`~gbdt_pwiser.datasets.columns.convert`; inferred categorical
+    columns are reported by an :class:`InferredCategoricalWarning`.
+    """
     nrows = None if nrows is None else check_int(nrows, "nrows", lo=0)
-    p = _check_file(path)
-    header = _read_header(p)
-    _check_schema(p, header, spec["expected"], layout)
-    types = _arrow_types(**spec)
-    cols = _read_columns(p, types, nrows, header)
-    return _to_adlog(p, cols, **spec)
+    features = spec.feature_names(column_names(files[0], kind), f"{where}" if len(files) == 1 else repr(files[0]))
+    table = read_files(files, kind, spec.needed(features), types, nrows, complete=spec.labels + [spec.group])
+    cols = {c: table.column(c) for c in table.column_names}
+    del table
+    out = convert(cols, spec, features, where)
+    warn_inferred(out.inferred, where, stacklevel=4)
+    return AdLog(X=out.X, y=out.y, group=out.group, weight=out.weight)
+
+
+def load_log(path: PathLike | Sequence[PathLike], *, click: str, conversion: str, group: str,
+             weight: str | None = None, features: Sequence[str] | None = None,
+             categorical: Sequence[str] | None = None, nrows: int | None = None) -> AdLog:
+    """Read your own exposure log, in your own column names, from CSV or Parquet.
+
+    Parameters
+    ----------
+    path : str, path-like or list of them
+        A CSV file (``.csv``, ``.tsv``, compressed ``.csv.gz``...), a Parquet
+        file, a folder of either (searched recursively), a glob such as
+        ``"logs/day=*/*.parquet"``, or a list of files; files are read in
+        sorted order (a list: in its order).
+    click, conversion : str
+        The label columns: 0/1, bool or integer (0/1 only) values; a
+        conversion needs a click.
+    group : str
+        The group-id column (e.g. the search or request id; numbers or text).
+    weight : str, optional
+        A column of non-negative row weights (``AdLog.weight``, the fit's
+        ``sample_weight``).
+    features : list of str, optional
+        The feature columns, in this order (the group column may be one);
+        default every column except the labels, the group and the weight.
+    categorical : list of str, optional
+        The categorical features (integer ids or text), read as pandas
+        ``category``. Default: inferred — text, bool and pandas ``category``
+        (Parquet dictionary) columns — and reported by an
+        :class:`~gbdt_pwiser.datasets.InferredCategoricalWarning`. Given, it
+        wins: exactly these columns, no inference, and a text column outside
+        it is an error.
+    nrows : int, optional
+        Read only the first ``nrows`` rows (files in order).
+
+    Returns
+    -------
+    AdLog
+        ``X``: the features (numerical ones float32, missing cells NaN;
+        categorical ones ``category`` with their sorted values as categories,
+        missing cells NaN); ``y``: funnel labels; ``group``: the ids (int64
+        for whole numbers); ``weight``: the weights or None. Categories seen
+        only in later data (a test file read separately) are handled by
+        :meth:`AdLog.align_categories` and at prediction time by the
+        estimator, which turns them into missing values (LightGBM's rule for
+        unseen categories; XGBoost sees the fitted categories only).
+
+    Raises
+    ------
+    ColumnError
+        A column that does not exist (the message proposes the closest
+        existing name), or a feature that is neither numeric nor categorical.
+    ValueError
+        NaN in a label or the group, a label outside 0/1, a conversion without
+        a click (with the number of rows), a column given two roles.
+    FileNotFoundError
+        ``path`` does not exist.
+
+    Examples
+    --------
+    >>> import tempfile, warnings
+    >>> from pathlib import Path
+    >>> import pandas as pd
+    >>> from gbdt_pwiser.datasets import InferredCategoricalWarning, load_log
+    >>> frame = pd.DataFrame({"srch_id": [7, 7, 7, 9, 9], "price": [120.0, 80.5, None, 60.0, 95.0],
+    ...                       "country": ["fr", "de", "fr", "nl", "fr"], "clicked": [1, 0, 1, 0, 1],
+    ...                       "booked": [True, False, False, False, False]})
+    >>> with tempfile.TemporaryDirectory() as d, warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     frame.to_csv(Path(d) / "hotels.csv", index=False)
+    ...     log = load_log(Path(d) / "hotels.csv", click="clicked", conversion="booked", group="srch_id")
+    >>> log
+    AdLog(n_rows=5, n_groups=2, n_features=2, clicks=3, conversions=1)
+    >>> log.X.dtypes.astype(str).tolist(), log.y.tolist()
+    (['float32', 'category'], [2, 0, 1, 0, 1])
+    >>> [w.message.columns for w in seen if w.category is InferredCategoricalWarning]
+    [['country']]
+    """
+    spec = LogColumns.of(click=click, conversion=conversion, group=group, weight=weight, features=features,
+                         categorical=categorical)
+    require("pyarrow", extra="parquet", feature="load_log")
+    files, kind = list_log_files(path)
+    return read_log(files, kind, spec, where=_where(path), nrows=nrows)
 
 
 def load_aliexpress(path: PathLike, *, nrows: int | None = None) -> AdLog:
@@ -334,7 +276,7 @@ def load_aliexpress(path: PathLike, *, nrows: int | None = None) -> AdLog:
     >>> bool((log.y == sim.y).all()) and bool((log.group == sim.group).all())
     True
     """
-    return _load(path, nrows=nrows, **LAYOUTS["aliexpress"])
+    return _load_csv(path, "aliexpress", nrows)
 
 
 def load_ali_ccp(path: PathLike, *, nrows: int | None = None) -> AdLog:
@@ -391,16 +333,94 @@ def load_ali_ccp(path: PathLike, *, nrows: int | None = None) -> AdLog:
     >>> log.X.shape, log.y.tolist(), log.group.tolist()
     ((1, 31), [2], [3])
     """
-    return _load(path, nrows=nrows, **LAYOUTS["ali-ccp"])
+    return _load_csv(path, "ali-ccp", nrows)
 
 
-#: Each layout's columns and roles (``--format`` of the CLI); used by the CSV and Parquet readers.
-LAYOUTS: dict[str, dict[str, Any]] = {
-    "aliexpress": dict(layout="processed AliExpress", expected=ALIEXPRESS_COLUMNS, group_col="search_id",
-                       click_col="click", conversion_col="conversion", categorical=ALIEXPRESS_CATEGORICAL,
-                       numerical=ALIEXPRESS_NUMERICAL),
-    "ali-ccp": dict(layout="torch-rechub processed Ali-CCP", expected=ALI_CCP_COLUMNS, group_col=ALI_CCP_GROUP,
-                    click_col="click", conversion_col="purchase", categorical=ALI_CCP_SPARSE,
-                    numerical=ALI_CCP_DENSE),
+@dataclass(frozen=True)
+class Layout:
+    """A layout of the paper's logs: its name, every column (``expected``), their roles and fixed Arrow types."""
+
+    name: str
+    expected: tuple[str, ...]
+    columns: LogColumns
+
+    def types(self) -> dict[str, Any]:
+        """The Arrow type each column is read with: labels int8, group int64, categorical int32, numerical float32."""
+        import pyarrow as pa
+
+        cats = set(self.columns.categorical or ())
+        out = {c: pa.int32() if c in cats else pa.float32() for c in self.expected}
+        out.update({c: pa.int8() for c in self.columns.labels})
+        if self.columns.group not in cats:
+            out[self.columns.group] = pa.int64()
+        return out
+
+
+def _layout(name: str) -> Layout:
+    if name not in LAYOUTS:
+        raise ValueError(f"layout must be one of {sorted(LAYOUTS)}, got {name!r}")
+    return LAYOUTS[name]
+
+
+def _load_csv(path: PathLike, layout: str, nrows: int | None) -> AdLog:
+    require("pyarrow", extra="parquet", feature=f"reading the {layout} CSV layout")
+    nrows = None if nrows is None else check_int(nrows, "nrows", lo=0)
+    spec = _layout(layout)
+    p = _check_file(path)
+    _check_schema(p, csv_header(p), spec.expected, spec.name)
+    return read_log([p], "csv", spec.columns, where=repr(p), nrows=nrows, types=spec.types())
+
+
+def load_parquet_log(path: PathLike, layout: str = "aliexpress", *, nrows: int | None = None) -> AdLog:
+    """Read a Parquet log (folder, glob or file) of a loader's layout into memory.
+
+    The columns (any order; extra columns are ignored) are read with the
+    layout's fixed types, cast safely (a fraction in an integer column is an
+    error naming the file and the column), and converted as the CSV loader
+    converts them, so a Parquet log and its CSV give the same ``AdLog``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.parquet`` file, a folder of them (recursively) or a glob such as ``"logs/day=*/*.parquet"``.
+    layout : {"aliexpress", "ali-ccp"}
+        The column layout (as :func:`load_aliexpress` / :func:`load_ali_ccp`).
+    nrows : int, optional
+        Read only the first ``nrows`` rows (files in sorted order).
+
+    Returns
+    -------
+    AdLog
+        As the CSV loader of the layout returns.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from gbdt_pwiser.datasets import make_ad_log, load_parquet_log
+    >>> sim = make_ad_log(40, n_categorical=16, n_numerical=63, random_state=1)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     frame = sim.to_frame()
+    ...     frame.iloc[:100].to_parquet(Path(d) / "a.parquet")
+    ...     frame.iloc[100:].to_parquet(Path(d) / "b.parquet")
+    ...     log = load_parquet_log(d)
+    >>> bool((log.y == sim.y).all()) and log.X.shape[1] == 79
+    True
+    """
+    require("pyarrow", extra="parquet", feature="load_parquet_log")
+    spec = _layout(layout)
+    files = list_files(path, "parquet")
+    for f in files:
+        check_columns(column_names(f, "parquet"), spec.expected, f"{f!r} ({spec.name} layout)")
+    return read_log(files, "parquet", spec.columns, where=_where(path), nrows=nrows, types=spec.types())
+
+
+#: The paper's layouts (``--format`` of the command line), by name.
+LAYOUTS: dict[str, Layout] = {
+    "aliexpress": Layout("processed AliExpress", ALIEXPRESS_COLUMNS, LogColumns.of(
+        click="click", conversion="conversion", group="search_id",
+        features=ALIEXPRESS_CATEGORICAL + ALIEXPRESS_NUMERICAL, categorical=ALIEXPRESS_CATEGORICAL)),
+    "ali-ccp": Layout("torch-rechub processed Ali-CCP", ALI_CCP_COLUMNS, LogColumns.of(
+        click="click", conversion="purchase", group=ALI_CCP_GROUP, features=ALI_CCP_SPARSE + ALI_CCP_DENSE,
+        categorical=ALI_CCP_SPARSE)),
 }
-

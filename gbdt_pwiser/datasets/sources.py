@@ -9,7 +9,10 @@ reported the same way, naming the file (and the column or group).
 
 * :func:`list_files` — the data files of a file, a folder (searched
   recursively), a glob or a list.
+* :func:`list_log_files` — the same, for a log that may be CSV or Parquet: the files and their kind.
 * :func:`read_schema`, :func:`read_table` — Parquet I/O whose errors name the file.
+* :func:`column_names`, :func:`read_csv`, :func:`read_files` — the one reader of a log's files, CSV or
+  Parquet, with inferred or fixed column types and a row limit.
 * :func:`check_columns` — required columns present (the error names the closest existing one).
 * :func:`group_runs`, :func:`check_shard_groups`, :func:`group_starts` — group layout.
 * :func:`numeric_matrix` — the numeric feature columns of an Arrow table as one float32 array.
@@ -22,9 +25,11 @@ Failures that callers react to are typed (:mod:`gbdt_pwiser.exceptions`):
 
 from __future__ import annotations
 
+import csv
 import difflib
 import glob
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,8 +37,10 @@ import numpy as np
 
 from ..exceptions import ColumnError, DataSourceError, GroupLayoutError
 
-__all__ = ["PARQUET_SUFFIXES", "CSV_SUFFIXES", "list_files", "is_parquet", "read_schema", "read_table",
-           "check_columns", "closest", "group_runs", "check_shard_groups", "group_starts", "numeric_matrix"]
+__all__ = ["PARQUET_SUFFIXES", "CSV_SUFFIXES", "list_files", "list_log_files", "is_parquet", "read_schema",
+           "read_table", "column_names", "read_csv", "read_files", "cast_columns", "check_columns", "closest",
+           "group_runs",
+           "check_shard_groups", "group_starts", "numeric_matrix"]
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
 #: CSV files, plain or compressed (pyarrow detects the compression from the extension)
@@ -127,6 +134,56 @@ def is_parquet(path: Any) -> bool:
     return glob.has_magic(p) or os.path.isdir(p) or p.lower().endswith(PARQUET_SUFFIXES)
 
 
+def list_log_files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> tuple[list[str], str]:
+    """The files of a log that may be CSV or Parquet, and their kind (``"csv"`` or ``"parquet"``).
+
+    A file is Parquet by its suffix (``.parquet``/``.parq``/``.pq``), else CSV;
+    a folder holds one kind (searched recursively, as :func:`list_files`); a
+    glob or a list must match files of one kind.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from gbdt_pwiser.datasets.sources import list_log_files
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for name in ("b.csv", "a.csv.gz"):
+    ...         pathlib.Path(d, name).touch()
+    ...     files, kind = list_log_files(d)
+    ...     [pathlib.Path(f).name for f in files], kind
+    (['a.csv.gz', 'b.csv'], 'csv')
+    """
+    def kind_of(f: str) -> str:
+        return "parquet" if f.lower().endswith(PARQUET_SUFFIXES) else "csv"
+
+    if isinstance(path, (list, tuple)) or glob.has_magic(_fspath(path)):
+        files = list_files(path, "parquet") if isinstance(path, (list, tuple)) else sorted(
+            f for f in glob.glob(_fspath(path), recursive=True) if os.path.isfile(f))
+        if not files:
+            return list_files(path, "parquet"), "parquet"  # the glob's own error
+        kinds = {kind_of(f) for f in files}
+        if len(kinds) > 1:
+            raise ValueError(f"{_fspath(path) if not isinstance(path, (list, tuple)) else 'the list'} holds both "
+                             "CSV and Parquet files: give one kind")
+        return files, kinds.pop()
+    p = _fspath(path)
+    if os.path.isdir(p):
+        found = {}
+        for kind in _KINDS:
+            try:
+                found[kind] = list_files(p, kind)
+            except ValueError:
+                continue
+        if len(found) > 1:
+            raise ValueError(f"the folder {p!r} holds both CSV and Parquet files: give one kind (a glob selects them)")
+        if not found:
+            raise ValueError(f"the folder {p!r} holds no CSV or Parquet files (searched recursively for "
+                             f"{', '.join('*' + s for s in PARQUET_SUFFIXES + CSV_SUFFIXES)})")
+        kind, files = found.popitem()
+        return files, kind
+    files = list_files(p, "parquet")
+    return files, kind_of(files[0])
+
+
 def _unreadable(file: str, exc: Exception) -> DataSourceError:
     return DataSourceError(f"shard {file!r} is not a readable Parquet file ({type(exc).__name__}: {exc})", file)
 
@@ -152,6 +209,130 @@ def read_table(file: str, columns: Sequence[str]) -> Any:
         return pq.read_table(file, columns=list(columns))
     except (OSError, pa.ArrowException) as exc:  # a damaged page
         raise _unreadable(file, exc) from exc
+
+
+def csv_header(path: str) -> list[str]:
+    """The column names of a (possibly compressed, by extension) CSV file: its first line, parsed."""
+    import pyarrow as pa
+
+    buf = b""
+    try:
+        with pa.input_stream(path) as f:  # compression detected from the extension
+            while b"\n" not in buf:
+                chunk = f.read(1 << 16)
+                if not chunk:
+                    break
+                buf += chunk
+    except (OSError, pa.ArrowException) as e:
+        raise DataSourceError(f"cannot read {path!r}: {e}", path) from e
+    line = buf.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataSourceError(f"{path!r} is not a UTF-8 text CSV file", path) from None
+    if not text.strip():
+        raise DataSourceError(f"{path!r} is empty or has no header line", path)
+    return next(csv.reader([text]))
+
+
+def column_names(file: str, kind: str) -> list[str]:
+    """The columns of one file of a log: a Parquet file's schema, or a CSV file's header."""
+    if kind == "parquet":
+        return [c for c in read_schema(file).names if not c.startswith("__index_level_")]
+    return csv_header(file)
+
+
+def read_csv(path: str, columns: Sequence[str] | None = None, types: dict[str, Any] | None = None,
+             nrows: int | None = None) -> Any:
+    """The ``columns`` (default all) of a CSV file as an Arrow table, with pyarrow's multithreaded reader.
+
+    ``types`` fixes the Arrow type of some columns (the others are inferred);
+    ``nrows`` streams only the first rows. A cell that does not parse is a
+    :class:`DataSourceError` naming the file and the column.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    convert = pacsv.ConvertOptions(column_types=dict(types or {}),
+                                   include_columns=None if columns is None else list(columns))
+    try:
+        if nrows is None:
+            table = pacsv.read_csv(path, convert_options=convert)
+        else:
+            reader = pacsv.open_csv(path, convert_options=convert)
+            batches, got = [], 0
+            while got < nrows:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                batches.append(batch)
+                got += batch.num_rows
+            reader.close()
+            table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, nrows)
+    except pa.ArrowInvalid as e:
+        msg = str(e)
+        hit = re.search(r"CSV column #(\d+)", msg)
+        header = csv_header(path) if hit else []
+        if hit and int(hit.group(1)) < len(header):
+            msg = f"column {header[int(hit.group(1))]!r}: {msg}"
+        raise DataSourceError(f"cannot parse {path!r} with the expected column types: {msg}", path) from e
+    except (OSError, pa.ArrowException) as e:
+        raise DataSourceError(f"cannot read {path!r}: {e}", path) from e
+    return table
+
+
+def cast_columns(table: Any, file: str, types: dict[str, Any]) -> Any:
+    """``table`` with the columns of ``types`` cast safely: a lossy cast is an error naming the file and column."""
+    import pyarrow as pa
+
+    for c, t in types.items():
+        if c not in table.column_names or table.schema.field(c).type == t:
+            continue
+        col = table.column(c)
+        try:
+            cast = col.cast(t)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise DataSourceError(f"{file!r}: column {c!r} ({col.type}) cannot be read as {t}: {exc}", file) from exc
+        table = table.set_column(table.column_names.index(c), c, cast)
+    return table
+
+
+def read_files(files: Sequence[str], kind: str, columns: Sequence[str], types: dict[str, Any] | None = None,
+               nrows: int | None = None, complete: Sequence[str] = ()) -> Any:
+    """The ``columns`` of a log's files (in order) as one Arrow table; at most ``nrows`` rows.
+
+    CSV cells are parsed by pyarrow (types inferred, or fixed by ``types``);
+    Parquet columns keep their stored types, or are cast safely to ``types``
+    (a fraction in an integer column, text that is not a number: a
+    :class:`DataSourceError` naming the file and the column). Files whose
+    types of a column differ are unified where no value changes (int64 and
+    double give double); otherwise the error names the column. A missing
+    value in a ``complete`` column (labels, group) is an error naming the file.
+    """
+    import pyarrow as pa
+
+    tables, got = [], 0
+    for f in files:
+        if tables and nrows is not None and got >= nrows:
+            break
+        left = None if nrows is None else nrows - got
+        if kind == "parquet":
+            t = cast_columns(read_table(f, columns), f, dict(types or {}))
+            t = t if left is None else t.slice(0, left)
+        else:
+            check_columns(csv_header(f), columns, repr(f))
+            t = read_csv(f, columns, types, left).select(list(columns))
+        for c in complete:
+            if t.column(c).null_count:
+                raise DataSourceError(f"{f!r}: column {c!r} has {t.column(c).null_count} missing value(s)", f)
+        tables.append(t)
+        got += t.num_rows
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataSourceError(f"the files of the log disagree on a column's type ({exc}); "
+                              f"files: {list(files)[:3]}{' ...' if len(files) > 3 else ''}") from exc
 
 
 def closest(name: str, names: Sequence[str]) -> str | None:

@@ -8,9 +8,13 @@ the objective's own per-row state (labels, weights and group sizes,
 objectives, eval sets, early stopping — is the in-process engine's
 (:mod:`gbdt_pwiser.engines.local`); only the rows differ (:class:`ExternalRows`).
 
-Each shard must hold whole groups, its rows sorted (contiguous) by group; a
-group id met in two shards is an error. :func:`external_dmatrix` builds such a
-matrix for a user's own ``xgb.train`` with :class:`~gbdt_pwiser.PWiseRObjective`.
+The estimator's objective holds the groups itself (one size per group when
+every shard holds whole groups, else one code per row), so the shards may
+scatter a group's rows and XGBoost gets no ``qid``. :func:`external_dmatrix`
+builds a matrix for a user's own ``xgb.train`` with
+:class:`~gbdt_pwiser.PWiseRObjective`, which reads the groups from the
+matrix: there each shard must hold whole groups, its rows sorted
+(contiguous) by group, and a group id met in two shards is an error.
 """
 
 from __future__ import annotations
@@ -24,12 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._labels import as_funnel
 from .._optional import require
-from .._validation import check_no_inf, check_weight
+from .._validation import check_no_inf
 from ..datasets.parquet_log import LogState, ParquetLog
-from ..datasets.sources import group_runs, group_starts, list_files, numeric_matrix, read_table
-from ..exceptions import GroupLayoutError
+from ..datasets.sources import check_shard_groups, group_runs, group_starts, list_files
 from ..objectives._adapters import GROUP_START_FIELD
 from ._base import FitResult
 from ._inputs import check_sample_weight
@@ -40,90 +42,82 @@ __all__ = ["ExternalEngine", "ExternalRows", "ParquetShardIter", "external_dmatr
 
 
 class _ShardReader:
-    """Reads shard ``i`` as (X, funnel labels, weights, group boundaries), checking the layout."""
+    """Reads shard ``i`` as XGBoost's batch (features, labels, weights; groups when asked), checking the layout."""
 
-    def __init__(self, files: Sequence[str], features: Sequence[str] | None, label: str | Sequence[str],
-                 group: str, weight: str | None = None, base_margin: str | None = None,
-                 clicked_only: bool = False, row_mask: np.ndarray | None = None,
-                 row_weights: np.ndarray | None = None) -> None:
+    def __init__(self, files: Sequence[str], features: Sequence[str] | None, label: Any, group: str,
+                 weight: str | None = None, base_margin: str | None = None, clicked_only: bool = False,
+                 row_mask: np.ndarray | None = None, row_weights: np.ndarray | None = None,
+                 log: ParquetLog | None = None, categories: dict[str, Any] | None = None,
+                 groups: bool = True) -> None:
         self.files = list(files)
         self.clicked_only = clicked_only
         self.row_mask = row_mask  # one bool per row of the files, in their order: only those rows
         self.row_weights = row_weights  # one weight per row given (after row_mask), instead of the weight column
+        self.categories = categories  # each categorical feature's categories (None: numeric features)
+        self.groups = groups  # give the groups to XGBoost (qid, or group-start flags beside weights)
         self._row0 = 0
         self._w0 = 0
-        self.log = ParquetLog(self.files, label=label, group=group, features=features, weight=weight)
-        self.label = self.log.labels()
-        self.group = group
-        self.weight = weight
+        self.log = log if log is not None else ParquetLog(self.files, label=label, group=group, features=features,
+                                                          weight=weight)
         self.base_margin = base_margin
         self.features = self.log.columns(self.files)
         if base_margin is not None and base_margin in self.features:
             self.features.remove(base_margin)
         self._pos = 0
         self._group_offset = 0
-        self._seen: list[np.ndarray] = []
+        self._heads: list[np.ndarray] = []
         self._checked = False
 
-    def _read(self, i: int) -> dict[str, Any]:
-        cols = self.features + self.log.meta_columns() + ([self.base_margin] if self.base_margin else [])
-        where = f"shard {self.files[i]!r}"
-        table = read_table(self.files[i], cols)
-        if self.row_mask is not None:
-            import pyarrow as pa
+    def _take(self, n: int) -> np.ndarray | None:
+        if self.row_mask is None:
+            return None
+        keep = self.row_mask[self._row0:self._row0 + n]
+        self._row0 += n
+        return keep
 
-            n = table.num_rows
-            table = table.filter(pa.array(self.row_mask[self._row0:self._row0 + n]))
-            self._row0 += n
-        numeric = numeric_matrix(table, self.features)
-        data: Any  # a DataFrame, or the float32 matrix of all-numeric features with their XGBoost types
-        types: list[str] | None
-        data, types = (table.select(self.features).to_pandas(), None) if numeric is None else numeric
+    def _read(self, i: int) -> dict[str, Any]:
+        where = f"shard {self.files[i]!r}"
+        shard, extra = self.log.read_shard(self.files[i], self.features, self.categories, self._take,
+                                           [self.base_margin] if self.base_margin else [])
+        data, y = shard.X, shard.y
         check_no_inf(data, where, self.features)
-        df = table.drop_columns(self.features).to_pandas()
-        del table
-        y = as_funnel(df[self.label[0]] if len(self.label) == 1 else df[self.label], f"{where} labels")
-        ptr, heads = group_runs(df[self.group].to_numpy(), where)
-        if not self._checked:
-            self._seen.append(pd.util.hash_array(np.asarray(heads, dtype=object) if heads.dtype == object
-                                                 else heads))
-        w = None
+        w = shard.weight
         if self.row_weights is not None:
             w = self.row_weights[self._w0:self._w0 + y.size]
             self._w0 += y.size
-        elif self.weight:
-            w = check_weight(df[self.weight].to_numpy(dtype=np.float64), y.size, f"{where} weight")
-        n_groups = ptr.size - 1
         keep = np.flatnonzero(y >= 1) if self.clicked_only else None
         if keep is not None:  # the clicked-space CVR booster: clicked rows, 0/1 conversion labels
-            out = {"data": data[keep] if types is not None else data.iloc[keep],
+            out = {"data": data[keep] if shard.feature_types is not None else data.iloc[keep],
                    "label": (y[keep] == 2).astype(np.float32)}
             if w is not None:
                 out["weight"] = w[keep]
         else:
             out = {"data": data, "label": y.astype(np.float32)}
-            if w is None:
-                out["qid"] = np.repeat(np.arange(self._group_offset, self._group_offset + n_groups,
-                                                 dtype=np.int64), np.diff(ptr))
-            else:  # XGBoost's sketch takes only per-group weights beside qid: flag the groups instead
+            if w is not None:
                 out["weight"] = w
-                out[GROUP_START_FIELD] = group_starts(ptr, y.size)
-        if types is not None:
-            out["feature_names"], out["feature_types"] = self.features, types
+            if self.groups:
+                ptr, heads = group_runs(shard.group, where)
+                if not self._checked:
+                    self._heads.append(heads)
+                if w is None:
+                    out["qid"] = np.repeat(np.arange(self._group_offset, self._group_offset + ptr.size - 1,
+                                                     dtype=np.int64), np.diff(ptr))
+                else:  # XGBoost's sketch takes only per-group weights beside qid: flag the groups instead
+                    out[GROUP_START_FIELD] = group_starts(ptr, y.size)
+                self._group_offset += ptr.size - 1
+        if shard.feature_types is not None:
+            out["feature_names"], out["feature_types"] = self.features, shard.feature_types
         if self.base_margin:
-            bm = df[self.base_margin].to_numpy(dtype=np.float64)
+            bm = extra.column(self.base_margin).to_numpy(zero_copy_only=False).astype(np.float64)
             out["base_margin"] = bm if keep is None else bm[keep]
-        self._group_offset += n_groups
         return out
 
     def _end_of_pass(self) -> None:
         if not self._checked:
-            hashes = np.concatenate(self._seen) if self._seen else np.zeros(0, dtype=np.uint64)
-            self._seen = []
             self._checked = True
-            if np.unique(hashes).size != hashes.size:
-                raise GroupLayoutError("a group id occurs in more than one shard: every group must lie whole in "
-                                       "one Parquet shard (write the shards partitioned by group)")
+            if self.groups:  # every group whole in one shard (qid rises across the shards)
+                check_shard_groups(self._heads, self.files)
+            self._heads = []
 
 
 def _make_iter_class() -> type:
@@ -163,15 +157,27 @@ def _make_iter_class() -> type:
             One weight per row given (after ``row_mask``, before
             ``clicked_only``), instead of the ``weight`` column (the
             conversion-weighted CTR booster's weights).
+        log : ParquetLog, optional
+            The log whose columns to read (instead of ``features``, ``label``,
+            ``group``, ``weight``).
+        categories : dict, optional
+            Each categorical feature's categories (fixed over the shards).
+        groups : bool, default=True
+            Give the groups to XGBoost (``qid``, or group-start flags beside
+            weights; each group must then lie whole in one shard). The
+            estimator's objective holds the groups itself and passes False.
         """
 
         def __init__(self, files, features, label, group, weight=None, base_margin=None, *,
-                     cache_prefix=None, on_host=True, clicked_only=False, row_mask=None, row_weights=None):
-            _ShardReader.__init__(self, files, features, label, group, weight, base_margin, clicked_only, row_mask,
-                                  row_weights)
+                     cache_prefix=None, on_host=True, clicked_only=False, row_mask=None, row_weights=None,
+                     log=None, categories=None, groups=True):
+            files = list(files)
             if cache_prefix is None:
-                cache_prefix = os.path.join(os.path.dirname(os.path.abspath(self.files[0])), ".xgb-cache")
+                cache_prefix = os.path.join(os.path.dirname(os.path.abspath(files[0])), ".xgb-cache")
+            # XGBoost's part first: a bad column below must not leave a half-made DataIter to its __del__
             xgb.DataIter.__init__(self, cache_prefix=cache_prefix, on_host=on_host)
+            _ShardReader.__init__(self, files, features, label, group, weight, base_margin, clicked_only, row_mask,
+                                  row_weights, log, categories, groups)
 
         def next(self, input_data: Any) -> bool:
             while self._pos < len(self.files):
@@ -251,11 +257,13 @@ class ExternalRows:
         if self._dm is None or self._dm[0] != key:
             self._dm = None  # free the previous pages first
             prefix = os.path.join(self.cache_dir, f"{'clicked' if clicked_only else 'all'}-{key[1]}")
-            it = __getattr__("ParquetShardIter")(self.state.shards, self.log.columns(self.state.shards),
-                                                 self.log.labels(), self.log.group, self.log.weight,
-                                                 cache_prefix=prefix, on_host=False, clicked_only=clicked_only,
-                                                 row_mask=self.row_mask, row_weights=weight)
-            dm = xgb.ExtMemQuantileDMatrix(it, missing=np.nan, max_bin=key[1], nthread=params.get("nthread"))
+            # no groups: the objective holds them (sizes or per-row codes), XGBoost needs none
+            it = __getattr__("ParquetShardIter")(self.state.shards, None, None, self.log.group, cache_prefix=prefix,
+                                                 on_host=False, clicked_only=clicked_only, row_mask=self.row_mask,
+                                                 row_weights=weight, log=self.log,
+                                                 categories=self.state.categories or None, groups=False)
+            dm = xgb.ExtMemQuantileDMatrix(it, missing=np.nan, max_bin=key[1], nthread=params.get("nthread"),
+                                           enable_categorical=bool(self.state.categories))
             self._dm = (key, dm, weight)  # the weights kept alive: their id is in the key
         return self._dm[1]
 
@@ -269,7 +277,7 @@ class ExternalRows:
         return dm
 
     def _features(self) -> Any:
-        return self.log.iter_features(self.state.shards, self.row_mask)
+        return self.log.iter_features(self.state.shards, self.row_mask, self.state.categories)
 
     def _check_rows(self, got: int) -> None:
         if got != self.state.y.size:
@@ -314,13 +322,16 @@ class ExternalEngine(LocalEngine):
                              "(label=, group=, weight=): call fit(log) with y, group and sample_weight unset")
         log: ParquetLog = X
         state = log.read_state(with_ids=getattr(est, "calibration", None) is not None)
+        log.warn_inferred(state)
         features = log.columns(state.shards)
         w = check_sample_weight(state.weight, state.y.size)
-        # the feature layout predict and eval_set are checked against (numeric columns, by name)
+        # the feature layout predict and eval_set are checked against (columns by name, categories)
         est.n_features_in_ = len(features)
         est.feature_names_in_ = np.asarray(features, dtype=object)
-        est._columns, est._categorical = list(features), []
-        ptr = np.concatenate([[0], np.cumsum(state.sizes)]).astype(np.int64)
+        est._columns, est._categorical = list(features), list(state.categories)
+        est.categories_ = {c: pd.Index(v) for c, v in state.categories.items()}
+        # whole groups: their sizes; scattered ones: a code per row (the objective pairs rows wherever they are)
+        ptr = None if state.sizes is None else np.concatenate([[0], np.cumsum(state.sizes)]).astype(np.int64)
         nthread = est._nthread()
         return LocalData(ExternalRows(log, state, self, nthread), state.y, w, ptr, label_sums(state.y, w),
-                         nthread, ids=state.ids)
+                         nthread, ids=state.ids, codes=state.codes)

@@ -63,8 +63,9 @@ class LocalData(TrainingData):
     """Training data of an in-process engine: the rows, and the per-row state the objectives need.
 
     ``y`` funnel labels (int8), ``weight`` float64 or None, ``ptr`` the group
-    boundaries (rows are contiguous by group; None: one group), ``nthread``
-    the threads prediction uses.
+    boundaries (rows are contiguous by group; None: one group, unless
+    ``codes`` gives each row's group, wherever the rows are), ``nthread`` the
+    threads prediction uses.
     """
 
     rows: Any
@@ -75,6 +76,7 @@ class LocalData(TrainingData):
     nthread: int | None
     meta: Any = None  # an empty DataFrame of the training columns (their dtypes), or None
     ids: np.ndarray | None = None  # the group id of each row (what calibration folds hash), if known
+    codes: np.ndarray | None = None  # per-row group codes when the groups are not contiguous (then ptr is None)
 
     def labels(self, which: str, conversion_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """Labels and weights of the rows ``which``: funnel labels for all rows, 0/1 conversions for clicked ones.
@@ -159,7 +161,8 @@ class LocalEngine(Engine):
             obj = type(obj)(**{**obj._get_params(), "ctr_prob": expit(data.rows.margin(task.ctr))})
             grad = RoundGradients(obj, y, w, first_round=task.first_round)
         else:
-            grad = RoundGradients(obj, y, w, ptr=None if task.rows == "clicked" else data.ptr,
+            rows = task.rows != "clicked"
+            grad = RoundGradients(obj, y, w, ptr=data.ptr if rows else None, codes=data.codes if rows else None,
                                   first_round=task.first_round)
         if exact_start:
             exact = data.rows.margin(task.init)
@@ -187,7 +190,8 @@ class LocalEngine(Engine):
         mask = np.asarray(keep(data.ids), dtype=bool)
         y, w, ids = data.y[mask], None if data.weight is None else data.weight[mask], data.ids[mask]
         ptr = None if data.ptr is None else group_runs(ids, "the training rows")[0]
-        return LocalData(data.rows.subset(mask), y, w, ptr, label_sums(y, w), data.nthread, data.meta, ids)
+        codes = None if data.codes is None else data.codes[mask]
+        return LocalData(data.rows.subset(mask), y, w, ptr, label_sums(y, w), data.nthread, data.meta, ids, codes)
 
     def outcomes(self, data: TrainingData, model: Any) -> tuple[Outcomes, Outcomes]:
         """Binned outcomes of a model's pCTR (clicks) and pCTCVR (conversions) on the rows of ``data``."""

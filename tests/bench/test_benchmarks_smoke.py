@@ -161,14 +161,11 @@ def test_docs_performance_tables_are_the_benchmarks():
 
 def test_bench_evidence_smoke(no_results, capsys):
     import bench_evidence
-
-    from gbdt_pwiser.evidence import METHODS
-
     out = bench_evidence.main(["--smoke"])
     printed = capsys.readouterr().out
     assert set(out["regimes"]) == {"sparse", "dense"} and "seeds [0]" in out["conditions"]
     for r in out["regimes"].values():
-        assert {k.split()[0] for k in r["points"]} == set(METHODS)
+        assert {k.split()[0] for k in r["points"]} == set(bench_evidence.COMPETITORS)
         assert all(0.0 <= p["ctr_auc"] <= 1.0 for p in r["points"].values())
     assert len(_lines(printed, r"\| (pwiser|weighted|ranker|shared)")) == 2 * 10
 

@@ -13,6 +13,8 @@ from gbdt_pwiser.cli import build_parser, main
 
 SMALL = ["compare", "--requests", "600", "--n-estimators", "15", "--quiet", "--bootstrap", "50"]
 AUC_KEYS = ("ctr_auc", "ctr_conv_auc", "cvr_auc", "ctcvr_auc")
+#: the default table's models: BCE, PWiseR (--lam), conversion-weighted BCE (--conversion-weight)
+MODELS = ("BCE", "PWiseR (λ=1)", "weighted BCE (α=1)")
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +33,14 @@ def test_compare_writes_table_json_and_plots(compare_run):
     assert rc == 0
     assert "CTCVR AUC" in out and "BCE" in out and "PWiseR" in out
     res = json.loads((tmp_path / "results.json").read_text())
-    assert set(res["results"]) == {"BCE", "PWiseR"}
-    for name in ("BCE", "PWiseR"):
+    assert res["models"] == list(MODELS) and set(res["results"]) == set(MODELS)
+    assert res["results"][MODELS[2]]["conversion_weight"] == 1.0 and res["results"][MODELS[1]]["lam"] == 1.0
+    for name in MODELS:
         for key in AUC_KEYS + ("ctr_gauc",):
             assert 0.0 <= res["results"][name][key] <= 1.0
         assert res["results"][name]["fit_s"] > 0
     assert [r["lam"] for r in res["sweep"]] == [0.0, 1.0, 2.0]
-    for png in ("roc.png", "lambda_sweep.png"):
+    for png in ("roc.png", "calibration.png", "lambda_sweep.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| CTCVR AUC" in (tmp_path / "results.md").read_text()
 
@@ -58,17 +61,31 @@ def test_compare_bootstrap_intervals_in_table_and_json(compare_run):
     _, out, tmp_path = compare_run
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["bootstrap"]["n_resamples"] == 50 and res["bootstrap"]["confidence"] == 0.95
-    diffs = res["differences"]
-    for k in AUC_KEYS:
-        d = diffs[k]
-        assert d["delta"] == pytest.approx(res["results"]["PWiseR"][k] - res["results"]["BCE"][k], abs=1e-12)
-        assert d["low"] <= d["high"] and 0 < d["n_valid"] <= 50
-    assert set(diffs["ctr_gauc"]) == {"delta"}  # no interval for GAUC
+    assert set(res["differences"]) == set(MODELS[1:])
     header = next(ln for ln in out.splitlines() if ln.startswith("| metric"))
-    assert "PWiseR − BCE [95% CI]" in header
+    for name in MODELS[1:]:
+        diffs = res["differences"][name]
+        for k in AUC_KEYS:
+            d = diffs[k]
+            assert d["delta"] == pytest.approx(res["results"][name][k] - res["results"]["BCE"][k], abs=1e-12)
+            assert d["low"] <= d["high"] and 0 < d["n_valid"] <= 50
+        assert set(diffs["ctr_gauc"]) == {"delta"}  # no interval for GAUC
+        assert f"{name.split(' (')[0]} − BCE [95% CI]" in header
     ctr_row = next(ln for ln in out.splitlines() if ln.startswith("| CTR AUC"))
-    d = diffs["ctr_auc"]
-    assert f"{d['delta']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]" in ctr_row
+    for name in MODELS[1:]:
+        d = res["differences"][name]["ctr_auc"]
+        assert f"{d['delta']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]" in ctr_row
+
+
+def test_compare_reports_calibration(compare_run):
+    _, out, tmp_path = compare_run
+    res = json.loads((tmp_path / "results.json").read_text())
+    for name in MODELS:
+        r = res["results"][name]
+        assert 0.3 < r["ctr_ratio"] < 3.0 and 0.0 <= r["ctr_ece"] < 0.1
+        assert r["ctcvr_ratio"] > 0 and r["ctcvr_ece"] >= 0
+    assert any(ln.startswith("| pCTR predicted / observed clicks") for ln in out.splitlines())
+    assert "conversions 15.0% of clicks" in out.splitlines()[0]  # the default's denser conversions, stated
 
 
 def test_compare_bootstrap_is_deterministic_and_can_be_off(compare_run, tmp_path):
@@ -79,7 +96,7 @@ def test_compare_bootstrap_is_deterministic_and_can_be_off(compare_run, tmp_path
     assert a == b
     assert main([*SMALL, "--out", str(tmp_path), "--no-sweep", "--no-plots", "--bootstrap", "0"]) == 0
     res = json.loads((tmp_path / "results.json").read_text())
-    assert all(set(v) == {"delta"} for v in res["differences"].values())
+    assert all(set(v) == {"delta"} for d in res["differences"].values() for v in d.values())
     assert "[95% CI]" not in (tmp_path / "results.md").read_text()
 
 
@@ -91,7 +108,8 @@ def test_compare_options(tmp_path, extra, backend):
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["settings"]["backend"] == backend
     assert res["sweep"] == []
-    assert (tmp_path / "roc.png").exists() == ("--no-plots" not in extra)
+    for png in ("roc.png", "calibration.png"):
+        assert (tmp_path / png).exists() == ("--no-plots" not in extra)
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "aliexpress_sample").exists(), reason="shared samples absent")
@@ -121,7 +139,7 @@ def test_user_errors_are_one_line_without_traceback(args, msg, tmp_path):
     assert len(lines) == 1 and msg in lines[0], res.stderr
 
 
-@pytest.mark.parametrize("blocked", ["results.json", "results.md", "roc.png", "lambda_sweep.png"])
+@pytest.mark.parametrize("blocked", ["results.json", "results.md", "roc.png", "calibration.png", "lambda_sweep.png"])
 def test_outputs_that_cannot_be_written_fail_before_any_fitting(tmp_path, capsys, blocked):
     (tmp_path / blocked).mkdir()  # a folder where an output file goes
     assert main([*SMALL, "--out", str(tmp_path), "--sweep-lam", "0,2"]) == 2

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("distributed")
 pytest.importorskip("xgboost.dask")
 
-from gbdt_pwiser.cli import build_parser, main  # noqa: E402
+from gbdt_pwiser.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -51,7 +51,8 @@ def test_compare_reads_a_parquet_folder_like_its_csv(parquet_log, tmp_path):
     assert _compare(parquet_log / "log.csv", tmp_path / "csv") == 0
     pq = json.loads((tmp_path / "pq" / "results.json").read_text())
     csv = json.loads((tmp_path / "csv" / "results.json").read_text())
-    for name in ("BCE", "PWiseR"):  # the same log, split and models: the same numbers
+    assert pq["models"] == csv["models"] == ["BCE", "PWiseR (λ=1)", "weighted BCE (α=1)"]
+    for name in pq["models"]:  # the same log, split and models: the same numbers
         for key, value in csv["results"][name].items():
             if key != "fit_s":
                 np.testing.assert_equal(pq["results"][name][key], value)
@@ -61,7 +62,7 @@ def test_compare_reads_a_parquet_folder_like_its_csv(parquet_log, tmp_path):
 
 @pytest.mark.parametrize("make, message", [
     (lambda d: d / "nothing-*.parquet", "no file matches the glob"),
-    (lambda d: d, "holds no .parquet files"),
+    (lambda d: d, "holds no CSV or Parquet files"),
     (lambda d: d / "bad", "missing columns"),
 ])
 def test_parquet_errors_are_one_line(tmp_path, capsys, make, message):
@@ -69,7 +70,7 @@ def test_parquet_errors_are_one_line(tmp_path, capsys, make, message):
     pd.DataFrame({"click": [1, 0], "conversion": [0, 0]}).to_parquet(tmp_path / "bad" / "x.parquet")
     empty = tmp_path / "empty"
     empty.mkdir()
-    target = make(tmp_path) if message != "holds no .parquet files" else empty
+    target = make(tmp_path) if message != "holds no CSV or Parquet files" else empty
     assert _compare(target, tmp_path / "out") != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
@@ -130,11 +131,12 @@ def test_compare_on_dask_reads_parquet_on_the_workers(parquet_log, tmp_path, mon
     def no_local_read(*a, **k):  # the training rows must never be read on the client
         raise AssertionError("the Parquet log was read on the client")
 
-    monkeypatch.setattr("gbdt_pwiser.datasets.parquet.load_parquet_log", no_local_read)
-    assert data.load_log  # the module is imported
+    for name in ("load_parquet_log", "load_log"):
+        monkeypatch.setattr(f"gbdt_pwiser.datasets.{name}", no_local_read)
+    assert data.read_log  # the module is imported
     rc = _compare(str(parquet_log / "log" / "*.parquet"), tmp_path, "--dask-workers", "2")
     assert rc == 0
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["data"]["rows"] == len(load_aliexpress(parquet_log / "log.csv"))
     assert 0 < res["data"]["test_rows"] < res["data"]["rows"]
-    assert res["results"]["PWiseR"]["ctr_auc"] > 0.6
+    assert res["results"]["PWiseR (λ=1)"]["ctr_auc"] > 0.6

@@ -212,7 +212,7 @@ def test_purchase_without_click_ali_ccp(tmp_path: Path) -> None:
 def test_bad_label_value(tmp_path: Path) -> None:
     df = _small_aliexpress()
     df.loc[0, "click"] = 3
-    with pytest.raises(ValueError, match="click must contain only 0 and 1"):
+    with pytest.raises(ValueError, match="column 'click' must contain only 0 and 1"):
         load_aliexpress(_write(tmp_path, df))
 
 

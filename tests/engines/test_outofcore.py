@@ -9,8 +9,9 @@ import pytest
 pytest.importorskip("xgboost")
 pytest.importorskip("pyarrow")
 
-from gbdt_pwiser import CTCVRClassifier, GroupLayoutError, ParquetLog
+from gbdt_pwiser import CTCVRClassifier, ParquetLog
 from gbdt_pwiser.datasets import make_ad_log
+from gbdt_pwiser.exceptions import ColumnError
 
 FEATS = [f"f{i}" for i in range(8)]
 PARAMS = dict(n_estimators=8, max_depth=3, learning_rate=0.3, lam=2.0, n_jobs=1, random_state=3)
@@ -106,6 +107,13 @@ def _log(folder, **kw):
     return ParquetLog(folder, **{"label": ["click", "conversion"], "group": "req", **kw})
 
 
+def _text_f0(full, tmp_path):
+    text = tmp_path / "text_f0"
+    text.mkdir()
+    full.assign(f0=full["f0"].round().astype(int).astype(str)).to_parquet(text / "a.parquet", index=False)
+    return text
+
+
 def test_bad_logs(tmp_path):
     full = write_log(tmp_path / "log", n_shards=2)
     est = CTCVRClassifier(**PARAMS)
@@ -116,21 +124,6 @@ def test_bad_logs(tmp_path):
         est.fit(ParquetLog(tmp_path / "log", label=["clicks", "conversion"], group="req"))
     with pytest.raises(ValueError, match="no column 'weight'"):
         est.fit(_log(tmp_path / "log", weight="weight"))
-    # a group split across two shards: the error names the group and both shards
-    split = tmp_path / "split"
-    split.mkdir()
-    g0 = full["req"].iloc[0]
-    rows = full[full["req"] == g0]
-    pd.concat([rows.iloc[:1], full[full["req"] != g0]]).to_parquet(split / "a.parquet", index=False)
-    rows.iloc[1:].to_parquet(split / "b.parquet", index=False)
-    with pytest.raises(GroupLayoutError, match=rf"group {int(g0)} occurs in shards .*a.parquet' and .*b.parquet'"):
-        est.fit(_log(split))
-    # a group whose rows are not contiguous inside one shard
-    shuffled = tmp_path / "shuffled"
-    shuffled.mkdir()
-    full.sample(frac=1.0, random_state=0).to_parquet(shuffled / "a.parquet", index=False)
-    with pytest.raises(GroupLayoutError, match=r"a.parquet'.*not contiguous \(group"):
-        est.fit(_log(shuffled))
     # bad labels and weights name the shard
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -138,7 +131,7 @@ def test_bad_logs(tmp_path):
     f.loc[3, "conversion"] = 1
     f.loc[3, "click"] = 0
     f.to_parquet(bad / "a.parquet", index=False)
-    with pytest.raises(ValueError, match=r"a\.parquet' labels"):
+    with pytest.raises(ValueError, match=r"a.parquet': conversion without a click at 1 row\(s\)"):
         est.fit(_log(bad))
     # a null in a nullable integer label column: the shard, the column and the row
     null = tmp_path / "null"
@@ -146,24 +139,25 @@ def test_bad_logs(tmp_path):
     f = full.assign(click=full["click"].astype("Int8"))
     f.loc[3, "click"] = pd.NA
     f.to_parquet(null / "a.parquet", index=False)
-    with pytest.raises(ValueError, match=r"a.parquet' labels has 1 missing value\(s\) \(first at row 3, "
-                                         r"column 'click'\)"):
+    with pytest.raises(ValueError, match=r"a.parquet': column 'click' has 1 missing value\(s\) \(first at row 3\)"):
         est.fit(_log(null))
     f = full.assign(y=(full["click"] + full["conversion"]).astype("Int8"))
     f.loc[4, "y"] = pd.NA
     f.drop(columns=["click", "conversion"]).to_parquet(null / "a.parquet", index=False)
-    with pytest.raises(ValueError, match=r"a.parquet' labels has 1 missing value\(s\) \(first at row 4"):
+    with pytest.raises(ValueError, match=r"a.parquet': column 'y' has 1 missing value\(s\) \(first at row 4"):
         est.fit(ParquetLog(null, label="y", group="req"))
     neg = tmp_path / "neg"
     neg.mkdir()
     full.assign(w=-1.0).to_parquet(neg / "a.parquet", index=False)
-    with pytest.raises(ValueError, match=r"a\.parquet' weight"):
+    with pytest.raises(ValueError, match="a.parquet': weight column 'w' must be non-negative"):
         est.fit(_log(neg, weight="w"))
-    cat = tmp_path / "cat"
-    cat.mkdir()
-    full.assign(f0=full["f0"].astype(int).astype(str).astype("category")).to_parquet(cat / "a.parquet")
-    with pytest.raises(TypeError, match="feature column 'f0'"):
-        est.fit(_log(cat, features=FEATS))
+    dates = tmp_path / "dates"
+    dates.mkdir()
+    full.assign(f0=pd.Timestamp("2026-01-01")).to_parquet(dates / "a.parquet")
+    with pytest.raises(ColumnError, match="a.parquet': feature column 'f0' has type timestamp.*neither numeric nor"):
+        est.fit(_log(dates, features=FEATS))
+    with pytest.raises(ColumnError, match=r"a.parquet': feature column 'f0' has type \w*string.*list it in categorical="):
+        est.fit(_log(_text_f0(full, tmp_path), features=FEATS, categorical=["f1"]))
     # shards with no column besides the label and group columns (default features): no XGBoost crash
     nofeat = tmp_path / "nofeat"
     nofeat.mkdir()
@@ -241,3 +235,86 @@ def test_out_of_core_fit_is_deterministic_and_skips_empty_shards(tmp_path):
     state = log.read_state()
     assert len(state.shards) == 3 and state.y.size == len(full) and state.sizes.sum() == len(full)
     np.testing.assert_array_equal(state.y, (full["click"] + full["conversion"]).to_numpy())
+
+
+def _scatter(full, folder, n_shards=3, seed=0):
+    """The rows of ``full`` in random order over ``n_shards`` files: groups scattered across and within shards."""
+    folder.mkdir()
+    rows = full.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    for k, idx in enumerate(np.array_split(np.arange(len(rows)), n_shards)):
+        rows.iloc[idx].to_parquet(folder / f"part-{k}.parquet", index=False)
+    return rows
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_scattered_groups_fit_like_in_memory(tmp_path, weighted):
+    """Groups scattered over the shards: the objective pairs rows wherever they are (per-row group codes)."""
+    full = write_log(tmp_path / "log", weighted=weighted)
+    rows = _scatter(full, tmp_path / "scattered")
+    assert rows.groupby("req").ngroups > 0 and not rows["req"].is_monotonic_increasing
+    log = _log(tmp_path / "scattered", weight="w" if weighted else None, cache_dir=tmp_path)
+    state = log.read_state()
+    assert not state.whole_groups and state.sizes is None and state.codes.shape == (len(rows),)
+    np.testing.assert_array_equal(pd.factorize(state.codes)[0], pd.factorize(rows["req"])[0])
+    assert _log(tmp_path / "log").read_state().whole_groups  # whole groups: the cheap layout (sizes)
+    ooc = CTCVRClassifier(**PARAMS).fit(log)
+    mem = in_memory_fit(full, weighted, **PARAMS)
+    X = full[FEATS]
+    # the same gradients per row; XGBoost sums them in another row order, so equal to float rounding
+    for method in ("predict_ctr", "predict_cvr", "predict_ctcvr"):
+        np.testing.assert_allclose(getattr(ooc, method)(X), getattr(mem, method)(X), rtol=1e-5, err_msg=method)
+    # the pair term sees the scattered groups: ignoring them (one group per row) gives another model
+    alone = CTCVRClassifier(**PARAMS).fit(rows[FEATS], rows[["click", "conversion"]], group=np.arange(len(rows)),
+                                          sample_weight=rows["w"] if weighted else None)
+    assert np.max(np.abs(alone.predict_ctr(X) - mem.predict_ctr(X))) > 1e-3
+
+
+def test_categorical_columns_out_of_core_fit_like_load_log_in_memory(tmp_path):
+    """Text and integer-code categoricals: the categories of all shards, the same model as load_log + fit."""
+    import warnings
+
+    from gbdt_pwiser.datasets import InferredCategoricalWarning, load_log
+
+    full = write_log(tmp_path / "plain", n_shards=1)
+    full["city"] = np.array(["paris", "lyon", "nice", "lille"])[full["f1"].round().astype(int) % 4]
+    full["shop"] = full["f2"].round().astype(np.int64) % 7  # integer ids, categorical only when listed
+    full = full.drop(columns=["f1", "f2"])
+    _scatter(full, tmp_path / "log")
+    feats = ["f0", "city", "shop", "f3"]
+    kw = dict(click="click", conversion="conversion", group="req", features=feats)
+    log = ParquetLog(tmp_path / "log", categorical=["city", "shop"], **kw)
+    ooc = CTCVRClassifier(**PARAMS).fit(log)
+    mem_log = load_log(tmp_path / "log", categorical=["city", "shop"], **kw)
+    assert [str(t) for t in mem_log.X.dtypes] == ["float32", "category", "category", "float32"]
+    mem = CTCVRClassifier(**PARAMS).fit(mem_log.X, mem_log.y, group=mem_log.group)
+    assert list(ooc.categories_) == ["city", "shop"]
+    assert ooc.categories_["city"].tolist() == ["lille", "lyon", "nice", "paris"]
+    np.testing.assert_allclose(ooc.predict_ctcvr(mem_log.X), mem.predict_ctcvr(mem_log.X), rtol=1e-5)
+    # inferred: the text column (reported), the integer one numeric
+    with pytest.warns(InferredCategoricalWarning, match=r"\['city'\] read as categorical") as seen:
+        inferred = CTCVRClassifier(**PARAMS).fit(ParquetLog(tmp_path / "log", **kw))
+    assert [w.message.columns for w in seen if w.category is InferredCategoricalWarning] == [["city"]]
+    assert list(inferred.categories_) == ["city"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InferredCategoricalWarning)  # an explicit list: no warning
+        CTCVRClassifier(**{**PARAMS, "n_estimators": 2}).fit(log)
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    (dict(label="y", click="click"), ValueError, "either label"),
+    (dict(click="click"), ValueError, "conversion is required"),
+    (dict(click="click", conversion="conversion", categorical=["req"]), ValueError, "not features"),
+    (dict(click="click", conversion="conversion", categorical=["F0"]), ValueError, "no column 'F0'; did you mean 'f0'"),
+    (dict(click="click", conversion="conversion", categorical="f0"), None, None),
+    (dict(click="click", conversion="conversion", categorical=[3]), TypeError, "categorical must be a list"),
+    (dict(click=1, conversion="conversion"), TypeError, "click must name a column"),
+    (dict(click="clicks", conversion="conversion"), ValueError, "no column 'clicks'; did you mean 'click'"),
+])
+def test_parquet_log_column_arguments(tmp_path, kw, error, match):
+    write_log(tmp_path / "log", n_shards=2)
+    log = ParquetLog(tmp_path / "log", group="req", **kw)
+    if error is None:
+        assert log.spec.categorical == ("f0",) and log.columns() == FEATS
+        return
+    with pytest.raises(error, match=match):
+        CTCVRClassifier(**PARAMS).fit(log)

@@ -242,7 +242,7 @@ def test_example_grid_search_runs_small(monkeypatch, capsys):
     search = ns["main"]()
     out = capsys.readouterr().out
     assert "held-out CTCVR AUC" in out and "mean_test_ctcvr_auc" in out
-    assert set(search.best_params_) == {"model__lam", "model__margin_no_click"}
+    assert set(search.best_params_) == {"model__lam", "model__conversion_weight"}
     assert not sklearn.get_config()["enable_metadata_routing"]  # the example does not leak its config
 
 

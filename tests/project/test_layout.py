@@ -124,16 +124,16 @@ LAYERS: dict[str, set[str]] = {
     "objectives": {"kernels"},
     "datasets": set(),
     "calibration": set(),
-    "metrics": {"objectives"},
+    "metrics": {"objectives", "calibration"},
     "engines": {"objectives", "datasets", "calibration", "metrics"},
     "sklearn": {"engines", "objectives", "datasets", "calibration", "metrics", "pkg"},
-    "dask": {"sklearn", "engines", "objectives"},
-    "evidence": {"metrics", "sklearn", "datasets"},
+    "dask": {"sklearn", "engines", "objectives", "datasets"},
+    "evaluation": {"metrics", "sklearn", "dask", "datasets"},
     "neural": {"metrics", "datasets", "objectives"},
-    "cli": {"sklearn", "dask", "datasets", "metrics", "evidence", "neural", "engines", "calibration", "pkg"},
+    "cli": {"sklearn", "dask", "datasets", "metrics", "evaluation", "neural", "engines", "calibration", "pkg"},
     "__main__": {"cli"},
     "_show_versions": {"kernels"},  # gbdt_pwiser.show_versions(): installed metadata, the CUDA probe
-    "pkg": {"objectives", "sklearn", "datasets", "metrics", "calibration", "_show_versions"},  # gbdt_pwiser/__init__.py
+    "pkg": {"objectives", "sklearn", "datasets", "metrics", "calibration", "_show_versions", "evaluation"},  # gbdt_pwiser/__init__.py
 }
 
 

@@ -30,7 +30,7 @@ def _run_page(page, ns=None):
 
 def test_every_python_block_of_the_guide_is_run():
     """A page that gains a ```python block is run by a test below, or says here why not."""
-    run_here = {"objectives.md", "estimator.md", "data.md", "calibration.md"}
+    run_here = {"objectives.md", "estimator.md", "data.md", "calibration.md", "compare.md"}
     with_code = {p.name for p in DOCS.glob("*.md") if _python_blocks(p.name)}
     assert with_code - run_here - set(NOT_RUN_HERE) == set()
     assert run_here <= with_code
@@ -73,6 +73,13 @@ def test_data_page_runs_as_written():
     ns = _run_page("data.md")
     train, test = ns["train"], ns["test"]
     assert set(train.group).isdisjoint(set(test.group)) and len(train) + len(test) == len(ns["log"])
+
+
+def test_compare_page_runs_as_written(capsys):
+    ns = _run_page("compare.md")
+    table = ns["table"]
+    assert list(table["model"].unique()) == ["BCE", "PWiseR (λ=1)", "weighted BCE (α=1)"]
+    assert "ctcvr_ratio" in capsys.readouterr().out
 
 
 def test_calibration_page_runs_as_written(tmp_path, monkeypatch, capsys):
@@ -147,3 +154,16 @@ def test_readme_python_blocks_run(capsys):
     model = ns["model"]
     assert model.ctr_booster_.num_boosted_rounds() == 60  # continued: 30 + 30 rounds
     assert "ctcvr_auc" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra", [[], ["--csv"]])
+def test_own_log_example_runs(tmp_path, extra):
+    """examples/own_log_compare.py: load_log on a log in its own column names (Parquet folder or CSV), then compare."""
+    res = subprocess.run([sys.executable, str(ROOT / "examples" / "own_log_compare.py"), "--small",
+                          "--out", str(tmp_path), *extra], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "columns ['city'] read as categorical" in res.stdout
+    for name in ("BCE", "PWiseR (λ=1)", "weighted BCE (α=1)"):
+        assert name in res.stdout
+    for png in ("roc.png", "calibration.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"

@@ -1,6 +1,7 @@
-"""The metrics (docs/mathematics.md §6), each defined once: AUC/GAUC for funnel labels, eval-metric adapters for
-XGBoost/LightGBM, ``evaluate`` for fitted pCTR/pCVR/pCTCVR models, and the scikit-learn
-scorers (``scoring=``) built on the same functions.
+"""The metrics (docs/mathematics.md §6), each defined once: AUC/GAUC for funnel labels, calibration (predicted /
+observed, expected calibration error, reliability curve), eval-metric adapters for XGBoost/LightGBM,
+``evaluate`` for fitted pCTR/pCVR/pCTCVR models, and the scikit-learn scorers (``scoring=``) built on the
+same functions.
 
 The adapters score raw margins (what a custom objective's booster outputs):
 AUC is rank-based, so margins and probabilities give the same value.
@@ -8,7 +9,8 @@ AUC is rank-based, so margins and probabilities give the same value.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,8 +18,9 @@ import pandas as pd
 from scipy.special import expit
 from sklearn.metrics import log_loss, roc_auc_score
 
-from ._labels import as_funnel
-from ._validation import check_labels, group_codes
+from .._labels import as_funnel
+from .._validation import check_labels, group_codes
+from .reliability import calibration_ratio, expected_calibration_error, reliability_curve
 
 __all__ = [
     "auc",
@@ -27,6 +30,9 @@ __all__ = [
     "clicked_conversion_auc",
     "click_gauc",
     "conversion_gauc",
+    "calibration_ratio",
+    "reliability_curve",
+    "expected_calibration_error",
     "xgb_metric",
     "lgb_metric",
     "METRICS",
@@ -180,7 +186,7 @@ def margin_metric(name: str, y: np.ndarray, group: np.ndarray | None = None,
     if name == "auc_ctcvr":
         if ctr_prob is not None:
             return lambda u: conversion_auc(ctr_prob * expit(u), y)
-        from .objectives.multitask import shared_probabilities
+        from ..objectives.multitask import shared_probabilities
 
         return lambda m: conversion_auc(shared_probabilities(m)[2], y)
     if name not in METRICS:
@@ -257,7 +263,7 @@ def lgb_metric(*names: str) -> Callable[[np.ndarray, Any], list[tuple[str, float
         grp = ds.get_group()
         ptr = None
         if grp is not None:
-            from .objectives._prepare import ptr_from_sizes
+            from ..objectives._prepare import ptr_from_sizes
 
             ptr = ptr_from_sizes(grp, y.size, "Dataset group")
         return [(nm, v, True) for nm, v in _evaluate(chosen, np.asarray(preds).reshape(-1), y, ptr)]
@@ -278,7 +284,13 @@ METRIC_LABELS: dict[str, str] = {
     "ctcvr_gauc": "CTCVR GAUC (by group)",
     "ctr_logloss": "CTR log loss",
     "ctcvr_logloss": "CTCVR log loss",
+    "ctr_ratio": "pCTR predicted / observed clicks",
+    "ctcvr_ratio": "pCTCVR predicted / observed conv.",
+    "ctr_ece": "pCTR calibration error (ECE)",
+    "ctcvr_ece": "pCTCVR calibration error (ECE)",
 }
+#: bins of the expected calibration errors of :func:`evaluate_predictions`
+ECE_BINS = 10
 
 
 def _logloss(y: np.ndarray, p: np.ndarray) -> float:
@@ -307,7 +319,12 @@ def evaluate_predictions(
     Returns
     -------
     dict
-        Keys of :data:`METRIC_LABELS`. A metric whose rows hold one class only is NaN.
+        Keys of :data:`METRIC_LABELS`: the AUCs, GAUCs and log losses, and the
+        calibration of pCTR (against clicks) and of pCTCVR (against
+        conversions): predicted / observed (:func:`calibration_ratio`) and the
+        expected calibration error over 10 equal-weight bins
+        (:func:`expected_calibration_error`). A metric whose rows hold one
+        class only is NaN.
 
     Examples
     --------
@@ -333,6 +350,10 @@ def evaluate_predictions(
         "ctcvr_gauc": gauc(conv, pctcvr, group) if group is not None else float("nan"),
         "ctr_logloss": _logloss(click, pc),
         "ctcvr_logloss": _logloss(conv, pctcvr),
+        "ctr_ratio": calibration_ratio(click, pc),
+        "ctcvr_ratio": calibration_ratio(conv, pctcvr),
+        "ctr_ece": expected_calibration_error(click, pc, ECE_BINS),
+        "ctcvr_ece": expected_calibration_error(conv, pctcvr, ECE_BINS),
     }
     return out
 
@@ -344,7 +365,20 @@ def evaluate(model: Any, X: Any, y: npt.ArrayLike, group: npt.ArrayLike | None =
     :class:`~gbdt_pwiser.CTCVRClassifier`, or the neural baselines). Returns the
     figures of :func:`evaluate_predictions`: AUC of pCTR on clicks (all rows),
     of pCVR on conversions (clicked rows), of pCTCVR on conversions (all rows),
-    the conversion AUC of pCTR, GAUC by group and log loss.
+    the conversion AUC of pCTR, GAUC by group, log loss, and the calibration
+    of pCTR and pCTCVR (predicted / observed, expected calibration error).
+
+    Examples
+    --------
+    >>> from gbdt_pwiser import CTCVRClassifier, evaluate
+    >>> from gbdt_pwiser.datasets import make_ad_log, train_test_split_by_group
+    >>> train, test = train_test_split_by_group(make_ad_log(400, ctr=0.1, cvr=0.2, random_state=0))
+    >>> model = CTCVRClassifier(n_estimators=10, n_jobs=1).fit(train.X, train.y, group=train.group)
+    >>> m = evaluate(model, test.X, test.y, test.group)
+    >>> sorted(k for k in m if "ratio" in k or "ece" in k)
+    ['ctcvr_ece', 'ctcvr_ratio', 'ctr_ece', 'ctr_ratio']
+    >>> 0.5 < m["ctr_ratio"] < 2.0
+    True
     """
     return evaluate_predictions(as_funnel(y), model.predict_ctr(X), model.predict_cvr(X), group)
 
