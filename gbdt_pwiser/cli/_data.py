@@ -57,7 +57,7 @@ def _note_inferred(caught: list[warnings.WarningMessage]) -> None:
     from ..datasets import InferredCategoricalWarning
 
     for w in caught:
-        if issubclass(w.category, InferredCategoricalWarning):
+        if isinstance(w.message, InferredCategoricalWarning):
             print(f"gbdt-pwiser: note: columns {w.message.columns} read as categorical (text, bool or category "
                   "columns); --categorical chooses them", file=sys.stderr)
         else:
@@ -95,14 +95,14 @@ def read_log(args: argparse.Namespace) -> Any:
             plog = datasets.ParquetLog(files, click=roles.click, conversion=roles.conversion, group=roles.group,
                                        features=roles.features, categorical=roles.categorical, types=layout.types())
         else:
-            plog = datasets.ParquetLog(files, **cols)
+            plog = datasets.ParquetLog(files, **(cols or {}))
         plog.check_schema(files[0], plog.columns(files))  # a misspelt column: before any cluster starts
         return plog
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             if layout is None:
-                log = datasets.load_log(files, **cols, nrows=args.nrows)
+                log = datasets.load_log(files, **(cols or {}), nrows=args.nrows)
             elif kind == "parquet":
                 log = datasets.load_parquet_log(path, args.format or "aliexpress", nrows=args.nrows)
             elif path.is_dir() or len(files) != 1:

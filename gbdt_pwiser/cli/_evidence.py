@@ -31,8 +31,8 @@ def evidence_models(args: argparse.Namespace) -> list[Model]:
     out = []
     for name in evidence_methods(args):
         knob = METHODS[name].knob
-        values = [None] if knob is None else sorted(set(float(v) for v in (
-            args.sweep_alpha if knob == "alpha" else args.sweep_lam)))
+        values = [None] if knob is None else sorted({float(v) for v in (
+            args.sweep_alpha if knob == "alpha" else args.sweep_lam)})
         out += [Model(name, v) for v in values]
     return out
 

@@ -92,15 +92,15 @@ def format_compare_table(results: dict[str, dict[str, float]], differences: dict
     heads = [f"{_short(n)} − {baseline}{ci}" for n in others]
     cells = {n: {k: format_interval(differences[n].get(k), TABLE_ROWS[k]) if k != "fit_s" else ""
                  for k in TABLE_ROWS} for n in others}
-    dws = [max(len(h), *(len(c) for c in cells[n].values())) for h, n in zip(heads, others)]
+    dws = [max(len(h), *(len(c) for c in cells[n].values())) for h, n in zip(heads, others, strict=True)]
     head = (f"| {'metric'.ljust(width)} | " + " | ".join(n.rjust(col) for n in names) + " | "
-            + " | ".join(h.ljust(w) for h, w in zip(heads, dws)) + " |")
+            + " | ".join(h.ljust(w) for h, w in zip(heads, dws, strict=True)) + " |")
     sep = ("|" + "-" * (width + 2) + "|" + "|".join("-" * (col + 2) for _ in names) + "|"
            + "|".join("-" * (w + 2) for w in dws) + "|")
     lines = [head, sep]
     for k, dec in TABLE_ROWS.items():
         vals = [f"{results[n].get(k, float('nan')):.{dec}f}".rjust(col) for n in names]
-        diff = [cells[n][k].ljust(w) for n, w in zip(others, dws)]
+        diff = [cells[n][k].ljust(w) for n, w in zip(others, dws, strict=True)]
         lines.append(f"| {labels[k].ljust(width)} | " + " | ".join(vals) + " | " + " | ".join(diff) + " |")
     return "\n".join(lines)
 

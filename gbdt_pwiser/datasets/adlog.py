@@ -103,12 +103,12 @@ class AdLog:
     @property
     def categorical_columns(self) -> list[str]:
         """Names of the ``category`` columns of ``X``."""
-        return [c for c, t in self.X.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
+        return [str(c) for c, t in self.X.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
 
     @property
     def numerical_columns(self) -> list[str]:
         """Names of the non-categorical columns of ``X``."""
-        return [c for c, t in self.X.dtypes.items() if not isinstance(t, pd.CategoricalDtype)]
+        return [str(c) for c, t in self.X.dtypes.items() if not isinstance(t, pd.CategoricalDtype)]
 
     def take(self, indices: npt.ArrayLike) -> AdLog:
         """Return the rows at ``indices`` (positions or a boolean mask) as a new log.

@@ -34,7 +34,7 @@ Rules
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -313,7 +313,7 @@ def _weight_values(col: Any, name: str, where: str) -> np.ndarray:
     if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)):
         raise TypeError(f"{where}: weight column {name!r} has type {col.type}; weights must be numbers")
     values = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
-    return check_weight(values, values.size, f"{where}: weight column {name!r}")  # type: ignore[return-value]
+    return check_weight(values, values.size, f"{where}: weight column {name!r}")
 
 
 def _labels(cols: dict[str, Any], spec: LogColumns, where: str) -> np.ndarray:
@@ -363,7 +363,7 @@ def categorical_features(types: dict[str, Any], spec: LogColumns, where: str) ->
 
 
 def feature_frame(cols: dict[str, Any], spec: LogColumns, features: Sequence[str], where: str,
-                  categories: dict[str, Any] | None = None) -> tuple[pd.DataFrame, list[str]]:
+                  categories: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The features as a DataFrame (categorical ones ``category``, the others float32) and the categorical ones.
 
     ``cols`` loses each feature column once converted. ``categories`` fixes

@@ -54,7 +54,7 @@ ALIEXPRESS_CATEGORICAL: tuple[str, ...] = tuple(f"categorical_{k}" for k in rang
 ALIEXPRESS_NUMERICAL: tuple[str, ...] = tuple(f"numerical_{k}" for k in range(1, 64))
 #: The 82 columns of the processed AliExpress CSV, in file order.
 ALIEXPRESS_COLUMNS: tuple[str, ...] = (
-    ("search_id",) + ALIEXPRESS_CATEGORICAL + ALIEXPRESS_NUMERICAL + ("click", "conversion")
+    ("search_id", *ALIEXPRESS_CATEGORICAL, *ALIEXPRESS_NUMERICAL, "click", "conversion")
 )
 
 #: The 23 sparse fields of the Ali-CCP layout, named by their Ali-CCP field ids.
@@ -68,7 +68,7 @@ ALI_CCP_DENSE: tuple[str, ...] = (
     "D109_14", "D110_14", "D127_14", "D150_14", "D508", "D509", "D702", "D853",
 )  # fmt: skip
 #: The 33 columns of torch-rechub's processed Ali-CCP CSV, in file order.
-ALI_CCP_COLUMNS: tuple[str, ...] = ("click", "purchase") + ALI_CCP_SPARSE + ALI_CCP_DENSE
+ALI_CCP_COLUMNS: tuple[str, ...] = ("click", "purchase", *ALI_CCP_SPARSE, *ALI_CCP_DENSE)
 #: Ali-CCP field used as the group: the user id (the layout has no request id).
 ALI_CCP_GROUP = "101"
 
@@ -124,7 +124,7 @@ def read_log(files: Sequence[str], kind: str, spec: LogColumns, *, where: str, n
     """
     nrows = None if nrows is None else check_int(nrows, "nrows", lo=0)
     features = spec.feature_names(column_names(files[0], kind), f"{where}" if len(files) == 1 else repr(files[0]))
-    table = read_files(files, kind, spec.needed(features), types, nrows, complete=spec.labels + [spec.group])
+    table = read_files(files, kind, spec.needed(features), types, nrows, complete=[*spec.labels, spec.group])
     cols = {c: table.column(c) for c in table.column_names}
     del table
     out = convert(cols, spec, features, where)

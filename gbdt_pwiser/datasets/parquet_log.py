@@ -13,7 +13,8 @@ converts a log (:mod:`gbdt_pwiser.datasets.columns`).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -57,7 +58,7 @@ class LogState(NamedTuple):
     shard_rows: np.ndarray
     ids: np.ndarray | None = None
     codes: np.ndarray | None = None
-    categories: dict[str, Any] = {}
+    categories: Mapping[str, Any] = MappingProxyType({})  # read-only: the default is shared
 
     @property
     def whole_groups(self) -> bool:
@@ -234,7 +235,8 @@ class ParquetLog:
         self.check_schema(files[0], features)
         cats = self.categorical_columns(files[0], features)
         spec = self.spec
-        ys, ws, used, runs, ids = [], [], [], [], []
+        ys, ws, used, ids = [], [], [], []
+        runs: list[Any] = []  # (boundaries, ids) of each shard's runs; None once a group is scattered
         values: dict[str, list[np.ndarray]] = {c: [] for c in cats}
         whole = True
         for f in files:
@@ -258,14 +260,15 @@ class ParquetLog:
         whole = whole and _unique([r[1] for r in runs])
         all_ids = None
         if with_ids or not whole:
-            all_ids = _concat([g if g is not None else np.repeat(r[1], np.diff(r[0])) for g, r in zip(ids, runs)])
+            all_ids = _concat([g if g is not None else np.repeat(r[1], np.diff(r[0]))
+                               for g, r in zip(ids, runs, strict=True)])
         return LogState(np.concatenate(ys), np.concatenate(ws) if self.weight else None,
                         np.concatenate([np.diff(r[0]) for r in runs]).astype(np.int64) if whole else None, used,
                         np.array([y.size for y in ys], dtype=np.int64), all_ids if with_ids else None,
-                        None if whole else pd.factorize(all_ids)[0].astype(np.int64),
+                        None if whole or all_ids is None else pd.factorize(all_ids)[0].astype(np.int64),
                         {c: category_union(v) for c, v in values.items()})
 
-    def read_shard(self, shard: str, features: Sequence[str], categories: dict[str, Any] | None = None,
+    def read_shard(self, shard: str, features: Sequence[str], categories: Mapping[str, Any] | None = None,
                    take: Callable[[int], np.ndarray | None] | None = None,
                    extra: Sequence[str] = ()) -> tuple[Shard, Any]:
         """One shard's rows as the readers convert them (``take(n_rows)``: a mask of the rows to keep, or None).
@@ -287,7 +290,7 @@ class ParquetLog:
         if numeric is not None:
             X, types = numeric
         else:
-            X, types = feature_frame(cols, spec, features, where, categories)[0], None
+            X, types = feature_frame(cols, spec, features, where, categories)[0], None  # type: ignore[assignment]
         return Shard(X, y, g, w, types), table.select(list(extra))
 
     def category_values(self, shard: str, categorical: Sequence[str]) -> dict[str, np.ndarray]:
@@ -325,7 +328,7 @@ class ParquetLog:
         return pd.DataFrame(out)
 
     def iter_features(self, shards: Sequence[str] | None = None, row_mask: np.ndarray | None = None,
-                      categories: dict[str, Any] | None = None) -> Iterator[Any]:
+                      categories: Mapping[str, Any] | None = None) -> Iterator[Any]:
         """The features of each shard in turn, as pandas DataFrames (``categories``: of the categorical ones).
 
         ``row_mask``: a boolean per row of ``shards`` (in their order): only

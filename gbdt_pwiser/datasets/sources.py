@@ -312,7 +312,8 @@ def read_files(files: Sequence[str], kind: str, columns: Sequence[str], types: d
     """
     import pyarrow as pa
 
-    tables, got = [], 0
+    tables: list[Any] = []
+    got = 0
     for f in files:
         if tables and nrows is not None and got >= nrows:
             break
@@ -369,7 +370,7 @@ def check_columns(available: Sequence[str], needed: Sequence[str], where: str) -
     near = closest(str(c), have)
     hint = f"; did you mean {near!r}?" if near is not None else ""
     more = f"; missing columns {missing}" if len(missing) > 1 else ""
-    shown = have if len(have) <= 12 else have[:12] + [f"... {len(have) - 12} more"]
+    shown = have if len(have) <= 12 else [*have[:12], f"... {len(have) - 12} more"]
     raise ColumnError(f"{where} has no column {c!r}{hint}{more} (its columns: {shown})", str(c), where)
 
 

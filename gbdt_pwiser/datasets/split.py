@@ -121,5 +121,5 @@ def group_holdout(ids: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray
 
     The share of held-out groups is close to, not exactly, ``fraction``.
     """
-    cut = np.uint64(int(round(float(fraction) * _BUCKETS)))
+    cut = np.uint64(round(float(fraction) * _BUCKETS))
     return (group_hash(ids, seed) % np.uint64(_BUCKETS)) < cut

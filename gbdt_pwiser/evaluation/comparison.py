@@ -153,7 +153,8 @@ class Comparison:
         """The :meth:`summary` points grouped by method (the trade-off plots' curves), labelled by method."""
         s = self.summary() if summary is None else summary
         out: dict[str, list[dict[str, Any]]] = {}
-        for rec in s.to_dict("records"):
+        for raw in s.to_dict("records"):
+            rec = {str(k): v for k, v in raw.items()}
             value = None if rec["value"] is None or pd.isna(rec["value"]) else float(rec["value"])
             knob = METHODS[rec["method"]].knob  # (pandas turns a None among strings into NaN)
             out.setdefault(METHODS[rec["method"]].label, []).append({**rec, "knob": knob, "value": value})
@@ -278,7 +279,7 @@ def run_comparison(log: Any, methods: Sequence[str] = ("bce", "pwiser", "weighte
                          "seed": seed, **metrics, "fit_s": fit_s})
         if baseline is not None:
             base = next(r for r in rows[-len(chosen):] if r["model"] == baseline)
-            for m, row in zip(chosen, rows[-len(chosen):]):
+            for m, row in zip(chosen, rows[-len(chosen):], strict=True):
                 if m.name == baseline:
                     continue
                 cis = bootstrap if intervals is None or m.name in intervals else 0

@@ -14,6 +14,7 @@ test part is gathered here, for the metrics and the bootstrap.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +123,7 @@ def fit(model: Any, train: AdLog | DaskPart, client: Any = None) -> Any:
     before the fit. The fitted model keeps no client.
     """
     if client is None:
+        assert isinstance(train, AdLog), "a Dask part is fitted on a client"
         return model.fit(train.X, train.y, group=train.group, sample_weight=train.weight)
     model.client = client
     try:
@@ -139,7 +141,7 @@ def fit(model: Any, train: AdLog | DaskPart, client: Any = None) -> Any:
             frame[WEIGHT_COLUMN] = train.weight
         frame = frame.reset_index(drop=True)
         cuts = np.linspace(0, len(frame), nparts + 1).astype(int)
-        pieces = client.scatter([frame.iloc[a:b] for a, b in zip(cuts[:-1], cuts[1:])])
+        pieces = client.scatter([frame.iloc[a:b] for a, b in itertools.pairwise(cuts)])
         # whole groups up front: no failed layout check on the workers
         ddf = partition_by_group(dd.from_delayed(pieces, meta=frame.iloc[:0], verify_meta=False), GROUP_COLUMN)
         return model.fit(ddf[list(train.X.columns)], ddf[LABEL_COLUMN], group=ddf[GROUP_COLUMN],

@@ -38,7 +38,7 @@ def roc_figure(predictions: dict[str, dict[str, np.ndarray]], y: np.ndarray) -> 
 
     fig, axes = _figure(10, 4.2, 2)
     truth = _truth(np.asarray(y))
-    for ax, (key, target, title) in zip(axes, _TARGETS):
+    for ax, (key, target, title) in zip(axes, _TARGETS, strict=True):
         for name, p in predictions.items():
             if np.unique(truth[target]).size < 2:
                 continue
@@ -65,7 +65,7 @@ def calibration_figure(predictions: dict[str, dict[str, np.ndarray]], y: np.ndar
 
     fig, axes = _figure(10, 4.4, 2)
     truth = _truth(np.asarray(y))
-    for ax, (key, target, title) in zip(axes, _TARGETS):
+    for ax, (key, target, title) in zip(axes, _TARGETS, strict=True):
         lo, hi = np.inf, 0.0
         for name, p in predictions.items():
             mean_p, rate, _ = reliability_curve(truth[target], p[key], n_bins)
@@ -114,7 +114,7 @@ def tradeoff_figure(curves: dict[str, list[dict[str, Any]]], y_key: str, title: 
         xs = [p["ctr_auc"] for p in pts]
         ys = [p[y_key] for p in pts]
 
-        def err(key: str) -> list[float]:
+        def err(key: str, pts: list[dict[str, Any]] = pts) -> list[float]:
             return [0.0 if not math.isfinite(p.get(f"{key}_sd", float("nan"))) else p[f"{key}_sd"] for p in pts]
 
         line = ax.errorbar(xs, ys, xerr=err("ctr_auc"), yerr=err(y_key), fmt="o-", capsize=3, label=label)

@@ -190,7 +190,7 @@ def margin_metric(name: str, y: np.ndarray, group: np.ndarray | None = None,
 
         return lambda m: conversion_auc(shared_probabilities(m)[2], y)
     if name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; choose from {sorted(METRICS) + ['auc_ctcvr']}")
+        raise ValueError(f"unknown metric {name!r}; choose from {[*sorted(METRICS), 'auc_ctcvr']}")
     fn, needs_group = METRICS[name]
     if needs_group:
         g = np.zeros(y.size, dtype=np.int64) if group is None else group
@@ -207,7 +207,8 @@ def _check_names(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _evaluate(names: tuple[str, ...], score: np.ndarray, y: np.ndarray, ptr: np.ndarray | None):
+def _evaluate(names: tuple[str, ...], score: np.ndarray, y: np.ndarray,
+              ptr: np.ndarray | None) -> list[tuple[str, float]]:
     out = []
     group = None
     for nm in names:

@@ -36,7 +36,7 @@ def test_compare_writes_table_json_and_plots(compare_run):
     assert res["models"] == list(MODELS) and set(res["results"]) == set(MODELS)
     assert res["results"][MODELS[2]]["conversion_weight"] == 1.0 and res["results"][MODELS[1]]["lam"] == 1.0
     for name in MODELS:
-        for key in AUC_KEYS + ("ctr_gauc",):
+        for key in (*AUC_KEYS, "ctr_gauc"):
             assert 0.0 <= res["results"][name][key] <= 1.0
         assert res["results"][name]["fit_s"] > 0
     assert [r["lam"] for r in res["sweep"]] == [0.0, 1.0, 2.0]

@@ -65,9 +65,9 @@ def test_features_categorical_and_weight(own_log, tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--click", "clickd", "--conversion", "booked", "--group", "search_id"], "'clickd'"),
     (["--click", "clicked", "--conversion", "booked", "--group", "searchid"], "'searchid'"),
-    (COLUMNS + ["--features", "city,prize_1"], "'prize_1'"),
-    (COLUMNS + ["--categorical", "stras"], "'stras'"),
-    (COLUMNS + ["--weight", "weight"], "'weight'"),
+    ([*COLUMNS, "--features", "city,prize_1"], "'prize_1'"),
+    ([*COLUMNS, "--categorical", "stras"], "'stras'"),
+    ([*COLUMNS, "--weight", "weight"], "'weight'"),
 ])
 @pytest.mark.parametrize("source", ["log.csv", "pq"])
 def test_a_misspelt_column_exits_2_naming_it(own_log, tmp_path, capsys, extra, message, source):

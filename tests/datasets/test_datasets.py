@@ -73,7 +73,7 @@ def test_load_aliexpress_sample(rel: str) -> None:
         rtol=1e-6,
         atol=1e-7,
     )
-    assert not any(t == object for t in log.X.dtypes)
+    assert not any(t is np.dtype(object) for t in log.X.dtypes)
     assert log.y.dtype == np.int8 and log.group.dtype == np.int64
     np.testing.assert_array_equal(log.y, raw["click"] + raw["conversion"])
     np.testing.assert_array_equal(log.group, raw["search_id"])
@@ -166,7 +166,7 @@ def test_schema_missing_column(tmp_path: Path) -> None:
 def test_schema_unexpected_column(tmp_path: Path) -> None:
     df = _small_aliexpress()
     df["extra_col"] = 1
-    with pytest.raises(ValueError, match="unexpected columns.*extra_col"):
+    with pytest.raises(ValueError, match=r"unexpected columns.*extra_col"):
         load_aliexpress(_write(tmp_path, df))
 
 
@@ -187,7 +187,7 @@ def test_schema_ali_ccp_missing_purchase(tmp_path: Path) -> None:
 
 def test_aliexpress_file_is_not_ali_ccp() -> None:
     f = _sample(ALIEXPRESS_FILES[0])
-    with pytest.raises(ValueError, match="Ali-CCP.*missing columns.*unexpected columns"):
+    with pytest.raises(ValueError, match=r"Ali-CCP.*missing columns.*unexpected columns"):
         load_ali_ccp(f)
 
 
@@ -237,7 +237,7 @@ def test_missing_categorical_cell_is_nan(tmp_path: Path) -> None:
 def test_unparsable_cell(tmp_path: Path) -> None:
     df = _small_aliexpress().astype({"categorical_3": object})
     df.loc[0, "categorical_3"] = "abc"
-    with pytest.raises(ValueError, match="cannot parse.*column 'categorical_3'.*abc"):
+    with pytest.raises(ValueError, match=r"cannot parse.*column 'categorical_3'.*abc"):
         load_aliexpress(_write(tmp_path, df))
 
 
@@ -444,7 +444,7 @@ def test_split_by_group(sim: AdLog) -> None:
     assert 0.15 < len(test) / len(sim) < 0.25
     assert np.all(np.diff(train.group) >= 0)  # row order kept
     assert train.truth is not None and len(train.truth) == len(train)
-    train2, test2 = train_test_split_by_group(sim, test_size=0.2, random_state=0)
+    _train2, test2 = train_test_split_by_group(sim, test_size=0.2, random_state=0)
     np.testing.assert_array_equal(test.group, test2.group)
     _, test3 = train_test_split_by_group(sim, test_size=0.2, random_state=1)
     assert not np.array_equal(np.unique(test.group), np.unique(test3.group))

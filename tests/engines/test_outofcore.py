@@ -149,14 +149,15 @@ def test_bad_logs(tmp_path):
     neg = tmp_path / "neg"
     neg.mkdir()
     full.assign(w=-1.0).to_parquet(neg / "a.parquet", index=False)
-    with pytest.raises(ValueError, match="a.parquet': weight column 'w' must be non-negative"):
+    with pytest.raises(ValueError, match=r"a\.parquet': weight column 'w' must be non-negative"):
         est.fit(_log(neg, weight="w"))
     dates = tmp_path / "dates"
     dates.mkdir()
     full.assign(f0=pd.Timestamp("2026-01-01")).to_parquet(dates / "a.parquet")
-    with pytest.raises(ColumnError, match="a.parquet': feature column 'f0' has type timestamp.*neither numeric nor"):
+    with pytest.raises(ColumnError, match=r"a\.parquet': feature column 'f0' has type timestamp.*neither numeric nor"):
         est.fit(_log(dates, features=FEATS))
-    with pytest.raises(ColumnError, match=r"a.parquet': feature column 'f0' has type \w*string.*list it in categorical="):
+    text_f0 = r"a\.parquet': feature column 'f0' has type \w*string.*list it in categorical="
+    with pytest.raises(ColumnError, match=text_f0):
         est.fit(_log(_text_f0(full, tmp_path), features=FEATS, categorical=["f1"]))
     # shards with no column besides the label and group columns (default features): no XGBoost crash
     nofeat = tmp_path / "nofeat"

@@ -133,7 +133,8 @@ LAYERS: dict[str, set[str]] = {
     "cli": {"sklearn", "dask", "datasets", "metrics", "evaluation", "neural", "engines", "calibration", "pkg"},
     "__main__": {"cli"},
     "_show_versions": {"kernels"},  # gbdt_pwiser.show_versions(): installed metadata, the CUDA probe
-    "pkg": {"objectives", "sklearn", "datasets", "metrics", "calibration", "_show_versions", "evaluation"},  # gbdt_pwiser/__init__.py
+    # gbdt_pwiser/__init__.py
+    "pkg": {"objectives", "sklearn", "datasets", "metrics", "calibration", "_show_versions", "evaluation"},
 }
 
 
