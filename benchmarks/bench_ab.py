@@ -48,12 +48,11 @@ def run_tree(tree: Path, rows: int, repeat: int) -> dict:
     """One measurement of ``tree`` (its package and its bench_objective.py) in a fresh interpreter."""
     code = _CHILD.format(bench=str(tree / "benchmarks"), rows=rows, repeat=repeat)
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tree,
-                         timeout=1800)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tree, timeout=1800)
     if res.returncode != 0:
         raise RuntimeError(f"{tree}: {res.stderr[-2000:]}")
     line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def clear_numba_cache(tree: Path) -> int:
@@ -74,25 +73,34 @@ def summarise(runs: list[dict]) -> dict:
             n = np.array([x[reg][case] for x in new])
             lb = np.array([x[reg]["round lam=0"] for x in base])
             ln = np.array([x[reg]["round lam=0"] for x in new])
-            out[reg][case] = {"base_ms": float(np.median(b) * 1e3), "this_ms": float(np.median(n) * 1e3),
-                              "paired_ratio": float(np.median(n / b)),
-                              "paired_ratio_min": float(np.min(n / b)), "paired_ratio_max": float(np.max(n / b)),
-                              "ratio_over_lam0": float(np.median((n / ln) / (b / lb)))}
+            out[reg][case] = {
+                "base_ms": float(np.median(b) * 1e3),
+                "this_ms": float(np.median(n) * 1e3),
+                "paired_ratio": float(np.median(n / b)),
+                "paired_ratio_min": float(np.min(n / b)),
+                "paired_ratio_max": float(np.max(n / b)),
+                "ratio_over_lam0": float(np.median((n / ln) / (b / lb))),
+            }
     return out
 
 
 def markdown(out: dict) -> str:
     la = out["load_average"]
-    lines = [f"**Before/after, objective** ({out['rows']:,} rows in groups of 25, one thread; {out['pairs']} "
-             f"alternating pairs of fresh processes, each the median CPU time of {out['repeat']} reps; this tree "
-             f"`{out['this']}` vs base `{out['base']}`; load average {la['before']} before, {la['after']} after; "
-             f"{out.get('date', '')})", "",
-             "| regime | measure | base (ms) | this (ms) | paired this/base (min–max) | normalised by λ=0 |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"**Before/after, objective** ({out['rows']:,} rows in groups of 25, one thread; {out['pairs']} "
+        f"alternating pairs of fresh processes, each the median CPU time of {out['repeat']} reps; this tree "
+        f"`{out['this']}` vs base `{out['base']}`; load average {la['before']} before, {la['after']} after; "
+        f"{out.get('date', '')})",
+        "",
+        "| regime | measure | base (ms) | this (ms) | paired this/base (min–max) | normalised by λ=0 |",
+        "|---|---|---|---|---|---|",
+    ]
     for reg, cases in out["summary"].items():
         for case, v in cases.items():
-            lines.append(f"| {reg} | {case} | {v['base_ms']:.2f} | {v['this_ms']:.2f} | {v['paired_ratio']:.3f} "
-                         f"({v['paired_ratio_min']:.3f}–{v['paired_ratio_max']:.3f}) | {v['ratio_over_lam0']:.3f} |")
+            lines.append(
+                f"| {reg} | {case} | {v['base_ms']:.2f} | {v['this_ms']:.2f} | {v['paired_ratio']:.3f} "
+                f"({v['paired_ratio_min']:.3f}–{v['paired_ratio_max']:.3f}) | {v['ratio_over_lam0']:.3f} |"
+            )
     return "\n".join(lines)
 
 
@@ -117,11 +125,21 @@ def main(argv=None) -> dict:
     for i in range(a.pairs):
         pair = {name: run_tree(tree, a.rows, a.repeat) for name, tree in trees.items()}
         runs.append(pair)
-        print(f"pair {i + 1}/{a.pairs}: dense exact base {pair['base']['dense']['round exact'] * 1e3:.2f} ms, "
-              f"this {pair['this']['dense']['round exact'] * 1e3:.2f} ms", flush=True)
-    out = {"rows": a.rows, "repeat": a.repeat, "pairs": a.pairs, "base": str(trees["base"]), "this": str(HERE),
-           "load_average": {"before": before, "after": load_average()}, "runs": runs,
-           "summary": summarise(runs)}
+        print(
+            f"pair {i + 1}/{a.pairs}: dense exact base {pair['base']['dense']['round exact'] * 1e3:.2f} ms, "
+            f"this {pair['this']['dense']['round exact'] * 1e3:.2f} ms",
+            flush=True,
+        )
+    out = {
+        "rows": a.rows,
+        "repeat": a.repeat,
+        "pairs": a.pairs,
+        "base": str(trees["base"]),
+        "this": str(HERE),
+        "load_average": {"before": before, "after": load_average()},
+        "runs": runs,
+        "summary": summarise(runs),
+    }
     print(markdown(out), flush=True)
     if not a.smoke:
         path = write_result("ab_objective", out)

@@ -101,8 +101,12 @@ def main(argv=None) -> dict:
     local_s = time.perf_counter() - t
 
     scattered = train.sample(frac=1.0, random_state=0).reset_index(drop=True)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         ddf = dd.from_pandas(scattered, npartitions=a.partitions, sort=False)
         ddf = client.persist(ddf)
         distributed.wait(ddf)
@@ -113,10 +117,16 @@ def main(argv=None) -> dict:
         model = model.fit(ddf[feats], ddf["y"], group=ddf["g"])
         dask_s = time.perf_counter() - t
         peaks = client.run(_worker_hwm)
-    auc = {"local": {"ctcvr": local.score(test[feats], yt),
-                     "ctr": conversion_auc(local.predict_ctr(test[feats]), 2 * (yt >= 1))},
-           "dask": {"ctcvr": model.score(test[feats], yt),
-                    "ctr": conversion_auc(model.predict_ctr(test[feats]), 2 * (yt >= 1))}}
+    auc = {
+        "local": {
+            "ctcvr": local.score(test[feats], yt),
+            "ctr": conversion_auc(local.predict_ctr(test[feats]), 2 * (yt >= 1)),
+        },
+        "dask": {
+            "ctcvr": model.score(test[feats], yt),
+            "ctr": conversion_auc(model.predict_ctr(test[feats]), 2 * (yt >= 1)),
+        },
+    }
 
     ooc = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -137,29 +147,46 @@ def main(argv=None) -> dict:
 
     out = {
         "note": "2-core machine shared with other jobs: wall times are indicative only",
-        "rows": int(len(train) + len(test)), "train_rows": len(train), "rounds": a.rounds,
-        "partitions": a.partitions, "fit_s": {"local_2_threads": local_s, "dask_2x1": dask_s},
+        "rows": int(len(train) + len(test)),
+        "train_rows": len(train),
+        "rounds": a.rounds,
+        "partitions": a.partitions,
+        "fit_s": {"local_2_threads": local_s, "dask_2x1": dask_s},
         "worker_peak_rss_mib": {str(k): v for k, v in peaks.items()},
         "worker_rss_before_fit_mib": {str(k): v for k, v in base.items()},
-        "auc": auc, "auc_diff_ctcvr": auc["dask"]["ctcvr"] - auc["local"]["ctcvr"],
+        "auc": auc,
+        "auc_diff_ctcvr": auc["dask"]["ctcvr"] - auc["local"]["ctcvr"],
         "ctr_booster_peak_rss_mib": ooc,
         "cpu_count": os.cpu_count(),
     }
-    print(f"rows {out['rows']}: fit local {local_s:.1f} s, dask {dask_s:.1f} s; CTCVR AUC local "
-          f"{auc['local']['ctcvr']:.4f}, dask {auc['dask']['ctcvr']:.4f}; worker peaks "
-          f"{', '.join(f'{v:.0f}' for v in peaks.values())} MiB; CTR booster peak RSS external "
-          f"{ooc['external']:.0f} MiB vs in memory {ooc['in_memory']:.0f} MiB", flush=True)
+    print(
+        f"rows {out['rows']}: fit local {local_s:.1f} s, dask {dask_s:.1f} s; CTCVR AUC local "
+        f"{auc['local']['ctcvr']:.4f}, dask {auc['dask']['ctcvr']:.4f}; worker peaks "
+        f"{', '.join(f'{v:.0f}' for v in peaks.values())} MiB; CTR booster peak RSS external "
+        f"{ooc['external']:.0f} MiB vs in memory {ooc['in_memory']:.0f} MiB",
+        flush=True,
+    )
     if not a.smoke:
         write_result("dask", out)
-        lines = ["# Dask and out-of-core benchmark", "", f"_{out['note']}._", "",
-                 f"{out['rows']} rows, {a.rounds} rounds, {a.partitions} partitions, XGBoost.", "",
-                 "| | local (2 threads) | Dask (2 workers x 1 thread) |", "|---|---|---|",
-                 f"| fit wall time (s) | {local_s:.1f} | {dask_s:.1f} |",
-                 f"| CTCVR AUC | {auc['local']['ctcvr']:.4f} | {auc['dask']['ctcvr']:.4f} |",
-                 f"| CTR AUC | {auc['local']['ctr']:.4f} | {auc['dask']['ctr']:.4f} |", "",
-                 "Worker peak RSS (MiB): " + ", ".join(f"{v:.0f}" for v in peaks.values()), "",
-                 f"CTR booster alone, fresh process: external memory {ooc['external']:.0f} MiB peak RSS, "
-                 f"in memory {ooc['in_memory']:.0f} MiB.", ""]
+        lines = [
+            "# Dask and out-of-core benchmark",
+            "",
+            f"_{out['note']}._",
+            "",
+            f"{out['rows']} rows, {a.rounds} rounds, {a.partitions} partitions, XGBoost.",
+            "",
+            "| | local (2 threads) | Dask (2 workers x 1 thread) |",
+            "|---|---|---|",
+            f"| fit wall time (s) | {local_s:.1f} | {dask_s:.1f} |",
+            f"| CTCVR AUC | {auc['local']['ctcvr']:.4f} | {auc['dask']['ctcvr']:.4f} |",
+            f"| CTR AUC | {auc['local']['ctr']:.4f} | {auc['dask']['ctr']:.4f} |",
+            "",
+            "Worker peak RSS (MiB): " + ", ".join(f"{v:.0f}" for v in peaks.values()),
+            "",
+            f"CTR booster alone, fresh process: external memory {ooc['external']:.0f} MiB peak RSS, "
+            f"in memory {ooc['in_memory']:.0f} MiB.",
+            "",
+        ]
         (RESULTS / "dask.md").write_text("\n".join(lines))
     return out
 

@@ -44,19 +44,26 @@ def run_regime(a: argparse.Namespace, regime: str, n_requests: int) -> dict[str,
     data: list[dict[str, Any]] = []
     for seed in a.seeds:
         log = make_ad_log(n_requests, random_state=seed, **REGIMES[regime])
-        result = run_comparison(log, models=chosen, seeds=[seed], test_size=0.3, params=params, baseline=None,
-                                bootstrap=0)
+        result = run_comparison(
+            log, models=chosen, seeds=[seed], test_size=0.3, params=params, baseline=None, bootstrap=0
+        )
         d = result.data
-        data.append({"rows": d["rows"], "test_conversions": d["test_conversions"],
-                     **{k: v for k, v in d["test_pairs"].items() if k.startswith("pairs")}})
+        data.append(
+            {
+                "rows": d["rows"],
+                "test_conversions": d["test_conversions"],
+                **{k: v for k, v in d["test_pairs"].items() if k.startswith("pairs")},
+            }
+        )
         table.append(result.table)
     points = {}
     everything = pd.concat(table)
     for m in chosen:
         v = everything[(everything["model"] == m.name) & (everything["method"] == m.method)]
-        points[_key(m)] = {**{k: float(np.nanmean(v[k])) for k in POINT_METRICS},
-                           **{f"{k}_sd": float(np.nanstd(v[k], ddof=1)) if len(v) > 1 else float("nan")
-                              for k in POINT_METRICS}}
+        points[_key(m)] = {
+            **{k: float(np.nanmean(v[k])) for k in POINT_METRICS},
+            **{f"{k}_sd": float(np.nanstd(v[k], ddof=1)) if len(v) > 1 else float("nan") for k in POINT_METRICS},
+        }
     return {"data": data, "points": points}
 
 
@@ -64,8 +71,12 @@ def _md(out: dict[str, Any]) -> str:
     lines = [f"Conditions: {out['conditions']}", ""]
     for regime, r in out["regimes"].items():
         conv = [d["test_conversions"] for d in r["data"]]
-        lines += [f"### {regime}: {r['data'][0]['rows']} rows per log, test conversions per seed {conv}", "",
-                  "| method | click AUC | conversion AUC of pCTR | CTCVR AUC |", "|---|---|---|---|"]
+        lines += [
+            f"### {regime}: {r['data'][0]['rows']} rows per log, test conversions per seed {conv}",
+            "",
+            "| method | click AUC | conversion AUC of pCTR | CTCVR AUC |",
+            "|---|---|---|---|",
+        ]
         for key, p in r["points"].items():
             cells = [f"{p[k]:.4f} ± {p[k + '_sd']:.4f}" for k in ("ctr_auc", "ctr_conv_auc", "ctcvr_auc")]
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
@@ -91,9 +102,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"regimes": {}}
     for regime, n in (("sparse", a.sparse_requests), ("dense", a.dense_requests)):
         out["regimes"][regime] = run_regime(a, regime, n)
-    out["conditions"] = (f"make_ad_log, {len(a.seeds)} seeds {a.seeds} (each a new log and split by request, "
-                         f"30 % held out), {a.n_estimators} rounds, depth {a.depth}, eta {a.eta}, {a.nthread} "
-                         f"threads; {time.perf_counter() - t0:.0f} s on a shared, loaded machine")
+    out["conditions"] = (
+        f"make_ad_log, {len(a.seeds)} seeds {a.seeds} (each a new log and split by request, "
+        f"30 % held out), {a.n_estimators} rounds, depth {a.depth}, eta {a.eta}, {a.nthread} "
+        f"threads; {time.perf_counter() - t0:.0f} s on a shared, loaded machine"
+    )
     out["machine"] = common.machine()
     md = _md(out)
     print(md)

@@ -110,8 +110,12 @@ def write_log(folder: Path, n_rows: int, n_features: int, shard_rows: int, seed:
         written += int(keep.sum())
         offset = int(df["g"].max()) + 1
         k += 1
-    return {"rows": written, "shards": k, "features": feats,
-            "parquet_mib": sum(f.stat().st_size for f in folder.glob("*.parquet")) / 2**20}
+    return {
+        "rows": written,
+        "shards": k,
+        "features": feats,
+        "parquet_mib": sum(f.stat().st_size for f in folder.glob("*.parquet")) / 2**20,
+    }
 
 
 def main(argv=None) -> dict:
@@ -126,8 +130,14 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     if a.smoke:
         a.rows, a.features, a.rounds, a.shard_rows = 6000, 5, 2, 2000
-    params = {"n_estimators": a.rounds, "max_depth": 6, "learning_rate": 0.1, "lam": 1.0, "n_jobs": 2,
-              "cvr_space": a.cvr_space}
+    params = {
+        "n_estimators": a.rounds,
+        "max_depth": 6,
+        "learning_rate": 0.1,
+        "lam": 1.0,
+        "n_jobs": 2,
+        "cvr_space": a.cvr_space,
+    }
     with tempfile.TemporaryDirectory(prefix="bench-external-") as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
@@ -137,17 +147,34 @@ def main(argv=None) -> dict:
         write_s = time.perf_counter() - t
         runs = {}
         for variant in ("external",) if a.no_in_memory else ("external", "in_memory"):
-            code = CHILD.format(folder=str(tmp / "log"), variant=variant, feats=info["features"], params=params,
-                                test=str(tmp / "test.parquet"), cache=str(tmp))
-            env = {"PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]),
-                                                             os.environ.get("PYTHONPATH", "")) if p)}
+            code = CHILD.format(
+                folder=str(tmp / "log"),
+                variant=variant,
+                feats=info["features"],
+                params=params,
+                test=str(tmp / "test.parquet"),
+                cache=str(tmp),
+            )
+            env = {
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")) if p
+                )
+            }
             runs[variant] = json.loads(run_python(code, env=env, timeout=3000).strip().splitlines()[-1])
     features_mib = info["rows"] * a.features * 4 / 2**20
     ext = runs["external"]
     out = {
-        "rows": info["rows"], "features": a.features, "shards": info["shards"], "rounds": a.rounds,
-        "cvr_space": a.cvr_space, "max_depth": 6, "threads": 2, "parquet_mib": info["parquet_mib"],
-        "features_float32_mib": features_mib, "write_s": write_s, "runs": runs,
+        "rows": info["rows"],
+        "features": a.features,
+        "shards": info["shards"],
+        "rounds": a.rounds,
+        "cvr_space": a.cvr_space,
+        "max_depth": 6,
+        "threads": 2,
+        "parquet_mib": info["parquet_mib"],
+        "features_float32_mib": features_mib,
+        "write_s": write_s,
+        "runs": runs,
         "log_over_peak_rss": features_mib / ext["peak_rss_mib"],
         "log_over_peak_anon": features_mib / ext["peak_anon_mib"],
         "loaded": os.getloadavg()[0] > 1.5,
@@ -173,25 +200,34 @@ def markdown(r: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, v in r["runs"].items():
-        lines.append(f"| {name} | {v['fit_s']:.1f}{' (loaded)' if r['loaded'] else ''} | {v['peak_rss_mib']:.0f} "
-                     f"| {v['peak_anon_mib']:.0f} | {v['rss_before_fit_mib']:.0f} | {v['auc_ctcvr']:.4f} "
-                     f"| {v['auc_ctr_click']:.4f} |")
+        lines.append(
+            f"| {name} | {v['fit_s']:.1f}{' (loaded)' if r['loaded'] else ''} | {v['peak_rss_mib']:.0f} "
+            f"| {v['peak_anon_mib']:.0f} | {v['rss_before_fit_mib']:.0f} | {v['auc_ctcvr']:.4f} "
+            f"| {v['auc_ctr_click']:.4f} |"
+        )
     st = r["runs"]["external"]["state_bytes_per_row"]
     ext = r["runs"]["external"]
-    lines += ["", f"Memory the out-of-core fit added (peak RSS - RSS before the fit): "
-              f"{ext['peak_rss_mib'] - ext['rss_before_fit_mib']:.0f} MiB."]
+    lines += [
+        "",
+        f"Memory the out-of-core fit added (peak RSS - RSS before the fit): "
+        f"{ext['peak_rss_mib'] - ext['rss_before_fit_mib']:.0f} MiB.",
+    ]
     if "in_memory" in r["runs"]:
         mem = r["runs"]["in_memory"]
-        lines += ["", f"AUC difference, out of core - in memory: CTCVR {ext['auc_ctcvr'] - mem['auc_ctcvr']:.2e}, "
-                  f"CTR {ext['auc_ctr_click'] - mem['auc_ctr_click']:.2e}; in-memory peak RSS / out-of-core "
-                  f"peak RSS: {mem['peak_rss_mib'] / ext['peak_rss_mib']:.1f}x."]
+        lines += [
+            "",
+            f"AUC difference, out of core - in memory: CTCVR {ext['auc_ctcvr'] - mem['auc_ctcvr']:.2e}, "
+            f"CTR {ext['auc_ctr_click'] - mem['auc_ctr_click']:.2e}; in-memory peak RSS / out-of-core "
+            f"peak RSS: {mem['peak_rss_mib'] / ext['peak_rss_mib']:.1f}x.",
+        ]
     lines += [
         "",
         f"The features (float32) are {r['log_over_peak_rss']:.1f}x the out-of-core fit's peak RSS and "
         f"{r['log_over_peak_anon']:.1f}x its peak anonymous memory.",
         "",
         "Per-row state held in memory by the out-of-core fit (bytes per row): "
-        + ", ".join(f"{k} {v:.2f}" for k, v in st.items()) + ".",
+        + ", ".join(f"{k} {v:.2f}" for k, v in st.items())
+        + ".",
     ]
     return "\n".join(lines) + "\n"
 

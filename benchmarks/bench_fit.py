@@ -40,8 +40,13 @@ def _paired(times: dict[str, list[float]], ref: str) -> dict[str, dict[str, floa
     out = {}
     for name, ts in times.items():
         ratios = np.array(ts) / np.array(times[ref])
-        out[name] = {"median_s": float(np.median(ts)), "ratio_median": float(np.median(ratios)),
-                     "ratio_min": float(ratios.min()), "ratio_max": float(ratios.max()), "times_s": ts}
+        out[name] = {
+            "median_s": float(np.median(ts)),
+            "ratio_median": float(np.median(ratios)),
+            "ratio_min": float(ratios.min()),
+            "ratio_max": float(ratios.max()),
+            "times_s": ts,
+        }
     return out
 
 
@@ -56,17 +61,28 @@ def bench_xgboost(X, y, group, rounds, repeat, threads):
     b0 = initial_margin(y)
     variants = {
         "native binary:logistic": (d_native, {**base, "objective": "binary:logistic"}, None),
-        "custom NumPy BCE": (d_pw, {**base, "base_score": b0, "disable_default_eval_metric": 1},
-                             lambda: NumpyBCE()),
-        "PWiseR λ=0": (d_pw, {**base, "base_score": b0, "disable_default_eval_metric": 1},
-                       lambda: PWiseRObjective(lam=0.0)),
-        "PWiseR exact": (d_pw, {**base, "base_score": b0, "disable_default_eval_metric": 1},
-                         lambda: PWiseRObjective()),
-        "PWiseR k=4": (d_pw, {**base, "base_score": b0, "disable_default_eval_metric": 1},
-                       lambda: PWiseRObjective(pairs=4)),
-        "native rank:pairwise": (d_rank, {**base, "objective": "rank:pairwise",
-                                          "lambdarank_pair_method": "mean",
-                                          "lambdarank_num_pair_per_sample": 1}, None),
+        "custom NumPy BCE": (d_pw, {**base, "base_score": b0, "disable_default_eval_metric": 1}, lambda: NumpyBCE()),
+        "PWiseR λ=0": (
+            d_pw,
+            {**base, "base_score": b0, "disable_default_eval_metric": 1},
+            lambda: PWiseRObjective(lam=0.0),
+        ),
+        "PWiseR exact": (d_pw, {**base, "base_score": b0, "disable_default_eval_metric": 1}, lambda: PWiseRObjective()),
+        "PWiseR k=4": (
+            d_pw,
+            {**base, "base_score": b0, "disable_default_eval_metric": 1},
+            lambda: PWiseRObjective(pairs=4),
+        ),
+        "native rank:pairwise": (
+            d_rank,
+            {
+                **base,
+                "objective": "rank:pairwise",
+                "lambdarank_pair_method": "mean",
+                "lambdarank_num_pair_per_sample": 1,
+            },
+            None,
+        ),
     }
     times = {k: [] for k in variants}
     for rep in range(repeat + 1):  # the first pass warms caches (histogram index, JIT) and is dropped
@@ -83,11 +99,25 @@ def bench_lightgbm(X, y, group, rounds, repeat, threads):
 
     sizes = np.bincount(group - group.min())
     sizes = sizes[sizes > 0]
-    base = {"learning_rate": 0.1, "num_leaves": 63, "max_depth": 6, "num_threads": threads, "seed": 0,
-            "verbose": -1, "max_bin": 255, "metric": "None"}
+    base = {
+        "learning_rate": 0.1,
+        "num_leaves": 63,
+        "max_depth": 6,
+        "num_threads": threads,
+        "seed": 0,
+        "verbose": -1,
+        "max_bin": 255,
+        "metric": "None",
+    }
     ds_native = lgb.Dataset(X, label=(y >= 1).astype(np.float32), params={"verbose": -1}, free_raw_data=False)
-    ds_pw = lgb.Dataset(X, label=y, group=sizes, init_score=np.full(y.size, initial_margin(y)),
-                        params={"verbose": -1}, free_raw_data=False)
+    ds_pw = lgb.Dataset(
+        X,
+        label=y,
+        group=sizes,
+        init_score=np.full(y.size, initial_margin(y)),
+        params={"verbose": -1},
+        free_raw_data=False,
+    )
     ds_native.construct()
     ds_pw.construct()
     variants = {
@@ -131,14 +161,25 @@ def main(argv=None) -> dict:
                 fn = bench_xgboost if backend == "xgboost" else bench_lightgbm
                 res[regime][str(n)] = r_n = fn(X, y, g, a.rounds, a.repeat, a.threads)
                 for name, r in r_n.items():
-                    print(f"{backend} {regime} n={n}: {name:24s} {r['median_s']:.3f} s  ratio {r['ratio_median']:.3f} "
-                          f"[{r['ratio_min']:.3f}, {r['ratio_max']:.3f}]", flush=True)
+                    print(
+                        f"{backend} {regime} n={n}: {name:24s} {r['median_s']:.3f} s  ratio {r['ratio_median']:.3f} "
+                        f"[{r['ratio_min']:.3f}, {r['ratio_max']:.3f}]",
+                        flush=True,
+                    )
         out[backend] = res
         if not a.smoke:
-            write_result(f"fit_{backend}", {"rounds": a.rounds, "repeat": a.repeat, "features": a.features,
-                                            "threads": a.threads, "regimes": {k: REGIMES[k] for k in a.regimes},
-                                            "load_average": {"before": before, "after": load_average()},
-                                            "results": res})
+            write_result(
+                f"fit_{backend}",
+                {
+                    "rounds": a.rounds,
+                    "repeat": a.repeat,
+                    "features": a.features,
+                    "threads": a.threads,
+                    "regimes": {k: REGIMES[k] for k in a.regimes},
+                    "load_average": {"before": before, "after": load_average()},
+                    "results": res,
+                },
+            )
     return out
 
 

@@ -105,8 +105,12 @@ def timed(obj):
     return TimedObjective(obj) if isinstance(obj, Objective) else Timed(obj)
 
 
-MAKERS = {"NumPy BCE": NumpyBCE, "PWiseR exact": PWiseRObjective, "PWiseR k=4": lambda: PWiseRObjective(pairs=4),
-          "PWiseR λ=0": lambda: PWiseRObjective(lam=0.0)}
+MAKERS = {
+    "NumPy BCE": NumpyBCE,
+    "PWiseR exact": PWiseRObjective,
+    "PWiseR k=4": lambda: PWiseRObjective(pairs=4),
+    "PWiseR λ=0": lambda: PWiseRObjective(lam=0.0),
+}
 REPLAYED = ("NumPy BCE", "PWiseR exact", "PWiseR k=4")
 
 
@@ -145,14 +149,28 @@ class _LGB:
 
         self.lgb, self.rounds, self.X = lgb, rounds, X
         sizes = np.bincount(group - group.min())
-        base = {"learning_rate": 0.1, "num_leaves": 63, "max_depth": 6, "num_threads": threads, "seed": 0,
-                "verbose": -1, "max_bin": 255, "metric": "None", "deterministic": True}
+        base = {
+            "learning_rate": 0.1,
+            "num_leaves": 63,
+            "max_depth": 6,
+            "num_threads": threads,
+            "seed": 0,
+            "verbose": -1,
+            "max_bin": 255,
+            "metric": "None",
+            "deterministic": True,
+        }
         self.native_params = {**base, "objective": "binary"}
         self.params = base
-        self.d_native = lgb.Dataset(X, label=(y >= 1).astype(np.float32), params={"verbose": -1},
-                                    free_raw_data=False)
-        self.d = lgb.Dataset(X, label=y, group=sizes[sizes > 0], init_score=np.full(y.size, initial_margin(y)),
-                             params={"verbose": -1}, free_raw_data=False)
+        self.d_native = lgb.Dataset(X, label=(y >= 1).astype(np.float32), params={"verbose": -1}, free_raw_data=False)
+        self.d = lgb.Dataset(
+            X,
+            label=y,
+            group=sizes[sizes > 0],
+            init_score=np.full(y.size, initial_margin(y)),
+            params={"verbose": -1},
+            free_raw_data=False,
+        )
         self.d_native.construct()
         self.d.construct()
 
@@ -213,43 +231,65 @@ def run(backend, n, regime, rounds, repeat, threads, features=30):
     rows = {}
     for name in MAKERS:
         ref = f"replay {name}" if name in REPLAYED else "NumPy BCE"
-        r = {"fit_s": med[name], "ratio": med[name] / med["native"], "cpu_s": med_cpu[name],
-             "nodes": nodes[name], "nodes_over_native": nodes[name] / nodes["native"],
-             "timed_calls_s": med_calls[name], "timed_calls_over_native": med_calls[name] / med["native"],
-             "reference": ref, "over_reference": med[name] / med[ref],
-             "over_reference_paired": float(np.median(np.array(times[name]) / np.array(times[ref])))}
+        r = {
+            "fit_s": med[name],
+            "ratio": med[name] / med["native"],
+            "cpu_s": med_cpu[name],
+            "nodes": nodes[name],
+            "nodes_over_native": nodes[name] / nodes["native"],
+            "timed_calls_s": med_calls[name],
+            "timed_calls_over_native": med_calls[name] / med["native"],
+            "reference": ref,
+            "over_reference": med[name] / med[ref],
+            "over_reference_paired": float(np.median(np.array(times[name]) / np.array(times[ref]))),
+        }
         if name in REPLAYED:
-            r.update(replay_s=med[ref], replay_ratio=med[ref] / med["native"], replay_cpu_s=med_cpu[ref],
-                     objective_s=med[name] - med[ref], custom_path_and_trees_s=med[ref] - med["native"],
-                     replay_timed_calls_s=med_calls[ref])
+            r.update(
+                replay_s=med[ref],
+                replay_ratio=med[ref] / med["native"],
+                replay_cpu_s=med_cpu[ref],
+                objective_s=med[name] - med[ref],
+                custom_path_and_trees_s=med[ref] - med["native"],
+                replay_timed_calls_s=med_calls[ref],
+            )
             r["different_trees_s"] = r["custom_path_and_trees_s"] - path
         if name in GOALS:
             r["goal"] = GOALS[name]
             r["met"] = bool(r["over_reference"] <= GOALS[name])
         rows[name] = r
-    return {"backend": backend, "native_s": med["native"], "native_cpu_s": med_cpu["native"],
-            "native_nodes": nodes["native"], "custom_path_s": path, "rows": rows, "times_s": times, "cpu_s": cpu,
-            "calls_s": calls}
+    return {
+        "backend": backend,
+        "native_s": med["native"],
+        "native_cpu_s": med_cpu["native"],
+        "native_nodes": nodes["native"],
+        "custom_path_s": path,
+        "rows": rows,
+        "times_s": times,
+        "cpu_s": cpu,
+        "calls_s": calls,
+    }
 
 
 def markdown(r: dict) -> str:
     backend = r.get("backend", "xgboost")
     la = r["load_average"]
     cond = condition(la.get("before"), la.get("after"))
-    lines = [f"**Where the fit time goes** ({backend}, {r['regime']} regime, {int(r['n']):,} rows × 30, "
-             f"{r['rounds']} rounds, depth 6, booster and objective on {r['threads']} thread(s), median of "
-             f"{r['repeat']}; load average {la['before']} before, {la['after']} after ({cond}); {r['date']}). "
-             f"Native {r['native_s']:.3f} s, {r['native_nodes']:,} tree nodes; the custom-objective path itself "
-             f"(replayed NumPy BCE − native) {r['custom_path_s']:+.3f} s.",
-             "",
-             "| objective | fit (s) | / native | replayed / native | **fit / reference** (goal) | "
-             "its computation (s) | its calls, timed (s) | different trees (s) | tree nodes / native | "
-             "CPU s / wall s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"**Where the fit time goes** ({backend}, {r['regime']} regime, {int(r['n']):,} rows × 30, "
+        f"{r['rounds']} rounds, depth 6, booster and objective on {r['threads']} thread(s), median of "
+        f"{r['repeat']}; load average {la['before']} before, {la['after']} after ({cond}); {r['date']}). "
+        f"Native {r['native_s']:.3f} s, {r['native_nodes']:,} tree nodes; the custom-objective path itself "
+        f"(replayed NumPy BCE − native) {r['custom_path_s']:+.3f} s.",
+        "",
+        "| objective | fit (s) | / native | replayed / native | **fit / reference** (goal) | "
+        "its computation (s) | its calls, timed (s) | different trees (s) | tree nodes / native | "
+        "CPU s / wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, v in r["rows"].items():
         ref = v.get("reference", f"replay {name}")
         over = v.get("over_reference", v["fit_s"] / v["replay_s"] if "replay_s" in v else None)
-        goal = (f" (≤ {v['goal']}: {'met' if v['met'] else '**missed**'})" if "goal" in v else "")
+        goal = f" (≤ {v['goal']}: {'met' if v['met'] else '**missed**'})" if "goal" in v else ""
         cell = "–" if over is None else f"{over:.3f}× of {ref}{goal}"
         lines.append(
             f"| {name} | {v['fit_s']:.3f} | {v['ratio']:.3f}× | "
@@ -259,7 +299,8 @@ def markdown(r: dict) -> str:
             + (f"{v['timed_calls_s']:.3f} | " if "timed_calls_s" in v else "– | ")
             + (f"{v['different_trees_s']:+.3f} | " if "different_trees_s" in v else "– | ")
             + f"{v['nodes_over_native']:.3f} | "
-            + (f"{v['cpu_s'] / v['fit_s']:.2f} |" if "cpu_s" in v else "– |"))
+            + (f"{v['cpu_s'] / v['fit_s']:.2f} |" if "cpu_s" in v else "– |")
+        )
     return "\n".join(lines)
 
 
@@ -279,8 +320,14 @@ def main(argv=None) -> dict:
     for backend in a.backends:
         before = load_average()
         r = run(backend, a.rows, a.regime, a.rounds, a.repeat, a.threads)
-        r.update(n=a.rows, regime=a.regime, rounds=a.rounds, repeat=a.repeat, threads=a.threads,
-                 load_average={"before": before, "after": load_average()})
+        r.update(
+            n=a.rows,
+            regime=a.regime,
+            rounds=a.rounds,
+            repeat=a.repeat,
+            threads=a.threads,
+            load_average={"before": before, "after": load_average()},
+        )
         if not a.smoke:
             path = write_result(f"fit_gap_{backend}_{a.regime}_{a.rows}_t{a.threads}", r)
             r["date"] = json.loads(path.read_text())["date"]

@@ -85,11 +85,14 @@ def main(argv=None) -> dict:
             nat = res[backend]["native"]
             for variant in ("native + one Numba call", "exact", "k=4"):
                 res[backend][f"{variant}_over_native"] = res[backend][variant] / nat
-            print(f"{backend}: peak RSS native {nat:.0f} MiB, exact {res[backend]['exact']:.0f} MiB "
-                  f"({res[backend]['exact_over_native']:.3f}x), k=4 {res[backend]['k=4']:.0f} MiB "
-                  f"({res[backend]['k=4_over_native']:.3f}x); native after one Numba call "
-                  f"{res[backend]['native + one Numba call']:.0f} MiB "
-                  f"({res[backend]['native + one Numba call_over_native']:.3f}x)", flush=True)
+            print(
+                f"{backend}: peak RSS native {nat:.0f} MiB, exact {res[backend]['exact']:.0f} MiB "
+                f"({res[backend]['exact_over_native']:.3f}x), k=4 {res[backend]['k=4']:.0f} MiB "
+                f"({res[backend]['k=4_over_native']:.3f}x); native after one Numba call "
+                f"{res[backend]['native + one Numba call']:.0f} MiB "
+                f"({res[backend]['native + one Numba call_over_native']:.3f}x)",
+                flush=True,
+            )
     out = {"rows": a.rows, "rounds": a.rounds, "results": res}
     if not a.smoke:
         write_result("memory", out)

@@ -80,8 +80,11 @@ def bench_regime(n: int, ctr: float, cvr: float, repeat: int, group: int = 25) -
     ids = np.repeat(np.arange(ptr.size - 1, dtype=np.int64), np.diff(ptr))
     c = (y >= 1).astype(np.float64)
     dtrain = xgb.DMatrix(np.zeros((n, 1), dtype=np.float32), label=y, qid=ids, nthread=1)
-    objs = {"exact": PWiseRObjective(n_jobs=1), "k=4": PWiseRObjective(pairs=4, n_jobs=1),
-            "lam=0": PWiseRObjective(lam=0.0, n_jobs=1)}
+    objs = {
+        "exact": PWiseRObjective(n_jobs=1),
+        "k=4": PWiseRObjective(pairs=4, n_jobs=1),
+        "lam=0": PWiseRObjective(lam=0.0, n_jobs=1),
+    }
     rounds = iter(range(10**9))
     cases = {
         "numpy": lambda: numpy_bce(z, c),
@@ -108,31 +111,53 @@ def bench_regime(n: int, ctr: float, cvr: float, repeat: int, group: int = 25) -
     wall = {k: float(np.median(v)) for k, v in times.items()}
     data = objs["exact"]._prepared
     active_rows = int(data.perm.size)
-    return {"rows": n, "group_size": group, "ctr": ctr, "cvr": cvr, "active_groups": int(data.n_active_groups),
-            "active_rows": active_rows, "clicks": int(c.sum()), "conversions": int(np.sum(y == 2)),
-            "median_s": med, "over_numpy": {k: v / med["numpy"] for k, v in med.items()},
-            "wall_median_s": wall, "wall_over_numpy": {k: v / wall["numpy"] for k, v in wall.items()},
-            "cpu_s": cpu, "wall_s": times}
+    return {
+        "rows": n,
+        "group_size": group,
+        "ctr": ctr,
+        "cvr": cvr,
+        "active_groups": int(data.n_active_groups),
+        "active_rows": active_rows,
+        "clicks": int(c.sum()),
+        "conversions": int(np.sum(y == 2)),
+        "median_s": med,
+        "over_numpy": {k: v / med["numpy"] for k, v in med.items()},
+        "wall_median_s": wall,
+        "wall_over_numpy": {k: v / wall["numpy"] for k, v in wall.items()},
+        "cpu_s": cpu,
+        "wall_s": times,
+    }
 
 
 def add_floors(res: dict, bw: float) -> None:
     n, a = res["rows"], res["active_rows"]
-    per_row = {"floor round": BYTES["floor round"], "floor call": BYTES["floor call"],
-               "numpy traffic": BYTES["numpy"], "our exact traffic": BYTES["bce_pass"] + BYTES["pair_row"] * a / n}
+    per_row = {
+        "floor round": BYTES["floor round"],
+        "floor call": BYTES["floor call"],
+        "numpy traffic": BYTES["numpy"],
+        "our exact traffic": BYTES["bce_pass"] + BYTES["pair_row"] * a / n,
+    }
     res["floor_bytes_per_row"] = per_row
     res["floors_s"] = {k: b * n / bw for k, b in per_row.items()}
     res["floors_over_numpy"] = {k: v / res["median_s"]["numpy"] for k, v in res["floors_s"].items()}
 
 
-FLOOR_LABELS = {"floor round": "physical floor, one round (21 B/row)",
-                "floor call": "physical floor, whole call (29 B/row)",
-                "numpy traffic": "NumPy BCE-only's own traffic (28 B/row)",
-                "our exact traffic": "our exact round's traffic (B/row: sparse / dense)"}
+FLOOR_LABELS = {
+    "floor round": "physical floor, one round (21 B/row)",
+    "floor call": "physical floor, whole call (29 B/row)",
+    "numpy traffic": "NumPy BCE-only's own traffic (28 B/row)",
+    "our exact traffic": "our exact round's traffic (B/row: sparse / dense)",
+}
 
 
-LABELS = {"numpy": "NumPy BCE-only (denominator)", "round exact": "per round, exact",
-          "round k=4": "per round, k=4", "round lam=0": "per round, λ=0 (BCE only)",
-          "call exact": "whole grad_hess call, exact", "call k=4": "whole grad_hess call, k=4"}
+LABELS = {
+    "numpy": "NumPy BCE-only (denominator)",
+    "round exact": "per round, exact",
+    "round k=4": "per round, k=4",
+    "round lam=0": "per round, λ=0 (BCE only)",
+    "call exact": "whole grad_hess call, exact",
+    "call k=4": "whole grad_hess call, k=4",
+}
 
 
 def _condition(la: dict) -> str:
@@ -144,33 +169,43 @@ def _condition(la: dict) -> str:
 def markdown(out: dict) -> str:
     """The objective table (both regimes, ratios and goals side by side, floors)."""
     la = out.get("load_average", {})
-    lines = [f"**Objective time** ({out['rows']:,} rows in groups of 25, one thread, median CPU time of "
-             f"{out['repeat']} interleaved reps (wall-clock ratio in brackets); time over NumPy BCE-only; "
-             "measured memory bandwidth "
-             f"{out['bandwidth_gbs']:.1f} GB/s; load average {la.get('before', '?')} before, "
-             f"{la.get('after', '?')} after — {_condition(la)})", "",
-             "| measure | sparse (ms) | sparse ratio | dense (ms) | dense ratio | goal (dense) | dense verdict |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"**Objective time** ({out['rows']:,} rows in groups of 25, one thread, median CPU time of "
+        f"{out['repeat']} interleaved reps (wall-clock ratio in brackets); time over NumPy BCE-only; "
+        "measured memory bandwidth "
+        f"{out['bandwidth_gbs']:.1f} GB/s; load average {la.get('before', '?')} before, "
+        f"{la.get('after', '?')} after — {_condition(la)})",
+        "",
+        "| measure | sparse (ms) | sparse ratio | dense (ms) | dense ratio | goal (dense) | dense verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
     sp, de = out["regimes"]["sparse"], out["regimes"]["dense"]
     for k, label in LABELS.items():
         goal = GOALS.get(k)
         verdict = "" if goal is None else ("met" if de["over_numpy"][k] <= goal else "**missed**")
-        lines.append(f"| {label} | {sp['median_s'][k]*1e3:.2f} | {sp['over_numpy'][k]:.2f}× "
-                     f"({sp['wall_over_numpy'][k]:.2f}×) | {de['median_s'][k]*1e3:.2f} | {de['over_numpy'][k]:.2f}× "
-                     f"({de['wall_over_numpy'][k]:.2f}×) | "
-                     f"{'' if goal is None else f'≤ {goal}×'} | {verdict} |")
+        lines.append(
+            f"| {label} | {sp['median_s'][k] * 1e3:.2f} | {sp['over_numpy'][k]:.2f}× "
+            f"({sp['wall_over_numpy'][k]:.2f}×) | {de['median_s'][k] * 1e3:.2f} | {de['over_numpy'][k]:.2f}× "
+            f"({de['wall_over_numpy'][k]:.2f}×) | "
+            f"{'' if goal is None else f'≤ {goal}×'} | {verdict} |"
+        )
     for k, label in FLOOR_LABELS.items():
         if k == "our exact traffic":
-            label = label.replace("sparse / dense", f"{sp['floor_bytes_per_row'][k]:.1f} / "
-                                  f"{de['floor_bytes_per_row'][k]:.1f}")
-        lines.append(f"| {label} | {sp['floors_s'][k]*1e3:.2f} | {sp['floors_over_numpy'][k]:.2f}× | "
-                     f"{de['floors_s'][k]*1e3:.2f} | {de['floors_over_numpy'][k]:.2f}× |  |  |")
+            label = label.replace(
+                "sparse / dense", f"{sp['floor_bytes_per_row'][k]:.1f} / {de['floor_bytes_per_row'][k]:.1f}"
+            )
+        lines.append(
+            f"| {label} | {sp['floors_s'][k] * 1e3:.2f} | {sp['floors_over_numpy'][k]:.2f}× | "
+            f"{de['floors_s'][k] * 1e3:.2f} | {de['floors_over_numpy'][k]:.2f}× |  |  |"
+        )
     lines.append("")
-    lines.append(f"Active groups (a conversion and a partner): sparse {sp['active_groups']:,} "
-                 f"({sp['active_rows']:,} rows), dense {de['active_groups']:,} ({de['active_rows']:,} rows). "
-                 "Per round = `obj(iteration, margin, dtrain)` on a DMatrix (data prepared once); whole call = "
-                 "`grad_hess(margin, y, group=ids)`. Floors: bytes per row / measured bandwidth (see "
-                 "`bench_objective.py` for what is counted).")
+    lines.append(
+        f"Active groups (a conversion and a partner): sparse {sp['active_groups']:,} "
+        f"({sp['active_rows']:,} rows), dense {de['active_groups']:,} ({de['active_rows']:,} rows). "
+        "Per round = `obj(iteration, margin, dtrain)` on a DMatrix (data prepared once); whole call = "
+        "`grad_hess(margin, y, group=ids)`. Floors: bytes per row / measured bandwidth (see "
+        "`bench_objective.py` for what is counted)."
+    )
     return "\n".join(lines)
 
 
@@ -194,11 +229,13 @@ def main(argv=None) -> dict:
         out["regimes"][name] = res
         for k, label in LABELS.items():
             goal = GOALS.get(k)
-            print(f"{name:6s} {label:30s} {res['median_s'][k]*1e3:9.2f} ms {res['over_numpy'][k]:6.2f}x NumPy "
-                  f"(wall {res['wall_over_numpy'][k]:5.2f}x)"
-                  + ("" if goal is None else f"  goal <= {goal}x"), flush=True)
+            print(
+                f"{name:6s} {label:30s} {res['median_s'][k] * 1e3:9.2f} ms {res['over_numpy'][k]:6.2f}x NumPy "
+                f"(wall {res['wall_over_numpy'][k]:5.2f}x)" + ("" if goal is None else f"  goal <= {goal}x"),
+                flush=True,
+            )
         for k, v in res["floors_s"].items():
-            print(f"{name:6s} {k:30s} {v*1e3:9.2f} ms {res['floors_over_numpy'][k]:6.2f}x NumPy", flush=True)
+            print(f"{name:6s} {k:30s} {v * 1e3:9.2f} ms {res['floors_over_numpy'][k]:6.2f}x NumPy", flush=True)
     after = load_average()
     out["load_average"] = {"before": before, "after": after}
     if not a.smoke:

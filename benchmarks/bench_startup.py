@@ -36,28 +36,37 @@ z = rng.normal(size=n).astype(np.float32)
 """
 
 PROGRAMS = {
-    "grad_hess": ("from gbdt_pwiser import PWiseRObjective", r"""
+    "grad_hess": (
+        "from gbdt_pwiser import PWiseRObjective",
+        r"""
 t2 = time.perf_counter()
 PWiseRObjective().grad_hess(z, y, group=g)
 t3 = time.perf_counter()
 PWiseRObjective().grad_hess(z, y, group=g)
 t4 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "first_s": t3 - t2, "second_s": t4 - t3}))
-"""),
-    "xgb.train": ("import xgboost as xgb\nfrom gbdt_pwiser import PWiseRObjective", r"""
+""",
+    ),
+    "xgb.train": (
+        "import xgboost as xgb\nfrom gbdt_pwiser import PWiseRObjective",
+        r"""
 t2 = time.perf_counter()
 d = xgb.DMatrix(X, label=y)
 d.set_group(np.full(n // 25, 25))
 xgb.train({"tree_method": "hist", "max_depth": 6}, d, 5, obj=PWiseRObjective())
 t3 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "first_s": t3 - t2}))
-"""),
-    "CTCVRClassifier": ("from gbdt_pwiser import CTCVRClassifier", r"""
+""",
+    ),
+    "CTCVRClassifier": (
+        "from gbdt_pwiser import CTCVRClassifier",
+        r"""
 t2 = time.perf_counter()
 CTCVRClassifier(n_estimators=5).fit(X, y, group=g)
 t3 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "first_s": t3 - t2}))
-"""),
+""",
+    ),
 }
 
 
@@ -76,13 +85,15 @@ def main(argv=None) -> dict:
                 env = {"NUMBA_CACHE_DIR": cache}
                 for state in ("cold", "warm"):
                     runs[prog][state].append(json.loads(run_python(code, env).strip().splitlines()[-1]))
-    best = {prog: {state: {m: min(r[m] for r in rs) for m in rs[0]} for state, rs in v.items()}
-            for prog, v in runs.items()}
+    best = {
+        prog: {state: {m: min(r[m] for r in rs) for m in rs[0]} for state, rs in v.items()} for prog, v in runs.items()
+    }
     for prog, v in best.items():
         for state, r in v.items():
             extra = f", second {r['second_s'] * 1e3:.1f} ms" if "second_s" in r else ""
-            print(f"{prog:16s} {state} cache: import {r['import_s']:.2f} s, first {r['first_s']:.2f} s{extra}",
-                  flush=True)
+            print(
+                f"{prog:16s} {state} cache: import {r['import_s']:.2f} s, first {r['first_s']:.2f} s{extra}", flush=True
+            )
     out = {"runs": runs, "best": best}
     if not a.smoke:
         write_result("startup", out)

@@ -51,20 +51,30 @@ CANDIDATES = {
     "pool (new default)": ({}, "pool", None),
     "Numba prange, omp layer": ({"NUMBA_THREADING_LAYER": "omp"}, "prange", None),
     "Numba prange, workqueue layer": ({"NUMBA_THREADING_LAYER": "workqueue"}, "prange", None),
-    "Numba prange, omp, OMP_WAIT_POLICY=passive": ({"NUMBA_THREADING_LAYER": "omp", "OMP_WAIT_POLICY": "passive"},
-                                                   "prange", None),
+    "Numba prange, omp, OMP_WAIT_POLICY=passive": (
+        {"NUMBA_THREADING_LAYER": "omp", "OMP_WAIT_POLICY": "passive"},
+        "prange",
+        None,
+    ),
     "pool, OMP_WAIT_POLICY=passive": ({"OMP_WAIT_POLICY": "passive"}, "pool", None),
 }
-SPIN_RUNTIMES = {"XGBoost's OpenMP": ({}, "xgboost"), "LightGBM's OpenMP": ({}, "lightgbm"),
-                 "Numba omp layer": ({"NUMBA_THREADING_LAYER": "omp"}, "numba"),
-                 "Numba workqueue layer": ({"NUMBA_THREADING_LAYER": "workqueue"}, "numba"),
-                 "objectives' pool": ({}, "pool")}
+SPIN_RUNTIMES = {
+    "XGBoost's OpenMP": ({}, "xgboost"),
+    "LightGBM's OpenMP": ({}, "lightgbm"),
+    "Numba omp layer": ({"NUMBA_THREADING_LAYER": "omp"}, "numba"),
+    "Numba workqueue layer": ({"NUMBA_THREADING_LAYER": "workqueue"}, "numba"),
+    "objectives' pool": ({}, "pool"),
+}
 #: bytes each pass moves to or from memory per row (a: share of rows in active groups): margins (4)
 #: and labels (1) read, g and h (16) written; the chunked passes also read perm (8 per active row)
 #: while the chunk stays in cache; the two passes write and read p, σ' (16 + 16) and read perm and
 #: read + write g, h of the active rows again (8 + 32)
-BYTES = {"BCE (λ=0)": lambda a: 21.0, "exact, contiguous groups": lambda a: 21.0 + 8 * a,
-         "k=4, contiguous groups": lambda a: 21.0 + 8 * a, "exact, scattered groups": lambda a: 37.0 + 56 * a}
+BYTES = {
+    "BCE (λ=0)": lambda a: 21.0,
+    "exact, contiguous groups": lambda a: 21.0 + 8 * a,
+    "k=4, contiguous groups": lambda a: 21.0 + 8 * a,
+    "exact, scattered groups": lambda a: 37.0 + 56 * a,
+}
 
 
 def _child(code: str, env: dict) -> dict:
@@ -141,8 +151,8 @@ def _prange_drivers():
         for p in prange(parts):
             c0 = C * p // parts
             c1 = C * (p + 1) // parts
-            Rp = Rows(R.z, R.y, R.w, R.has_w, R.pp[p * rows:(p + 1) * rows], R.pd[p * rows:(p + 1) * rows], 0)
-            K.bce_pair_chunks(Rp, floor, crow[c0:c1 + 1], cgrp[c0:c1 + 1], G, P, S, g, h)
+            Rp = Rows(R.z, R.y, R.w, R.has_w, R.pp[p * rows : (p + 1) * rows], R.pd[p * rows : (p + 1) * rows], 0)
+            K.bce_pair_chunks(Rp, floor, crow[c0 : c1 + 1], cgrp[c0 : c1 + 1], G, P, S, g, h)
 
     @njit(parallel=True)
     def bce(z, y, w, has_w, floor, g, h, parts):
@@ -180,8 +190,18 @@ def _prange_objective():
                 P = K.cpu_pairs(Pairs(sc_c, sc_n, m1, m2, loss_kind, k, K.round_key(seed, iteration)))
                 parts = min(threads, data.chunks[0].size - 1)
                 pp, pd = data.row_buffers(parts * data.max_chunk_rows)
-                chunks(Rows(z, data.y, data.w, data.has_w, pp, pd, 0), HESSIAN_FLOOR, *data.chunks, data.groups, P,
-                       data.scratch(), g, h, parts, data.max_chunk_rows)
+                chunks(
+                    Rows(z, data.y, data.w, data.has_w, pp, pd, 0),
+                    HESSIAN_FLOOR,
+                    *data.chunks,
+                    data.groups,
+                    P,
+                    data.scratch(),
+                    g,
+                    h,
+                    parts,
+                    data.max_chunk_rows,
+                )
             else:
                 bce(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, threads)
             return g, h
@@ -205,8 +225,12 @@ def child_candidate(backend: str, mode: str, n_jobs, rows: int, rounds: int, rep
     got, want = rec.g + rec.h, ref.g + ref.h
     if len(got) != len(want) or not all(np.array_equal(a, c) for a, c in zip(got, want, strict=True)):
         raise RuntimeError(f"{mode} gave other gradients than one thread")
-    variants = {"replay": lambda: F.Replay(rec), "exact": lambda: make(n_jobs=n_jobs),
-                "NumPy BCE": F.NumpyBCE, "λ=0": lambda: make(lam=0.0, n_jobs=n_jobs)}
+    variants = {
+        "replay": lambda: F.Replay(rec),
+        "exact": lambda: make(n_jobs=n_jobs),
+        "NumPy BCE": F.NumpyBCE,
+        "λ=0": lambda: make(lam=0.0, n_jobs=n_jobs),
+    }
     wall = {k: [] for k in variants}
     cpu = {k: [] for k in variants}
     for rep in range(repeat + 1):
@@ -218,9 +242,13 @@ def child_candidate(backend: str, mode: str, n_jobs, rows: int, rounds: int, rep
                 wall[name].append(time.perf_counter() - t)
                 cpu[name].append(time.process_time() - c0)
     med = {k: float(np.median(v)) for k, v in wall.items()}
-    return {"exact_over_replay": med["exact"] / med["replay"], "lam0_over_numpy": med["λ=0"] / med["NumPy BCE"],
-            "wall_s": med, "cpu_s": {k: float(np.median(v)) for k, v in cpu.items()},
-            "layer": numba.threading_layer() if mode == "prange" else None}
+    return {
+        "exact_over_replay": med["exact"] / med["replay"],
+        "lam0_over_numpy": med["λ=0"] / med["NumPy BCE"],
+        "wall_s": med,
+        "cpu_s": {k: float(np.median(v)) for k, v in cpu.items()},
+        "layer": numba.threading_layer() if mode == "prange" else None,
+    }
 
 
 _prange_drivers.cached = None  # type: ignore[attr-defined]
@@ -246,8 +274,12 @@ def _round_cases(n: int, regime: str):
     ids = np.arange(n, dtype=np.int64) // 25
     contiguous = prepare_data(y, ids)
     scattered = prepare_data(y, rng.permutation(ids))
-    cases = {"BCE (λ=0)": ({"lam": 0.0}, contiguous), "exact, contiguous groups": ({}, contiguous),
-             "k=4, contiguous groups": ({"pairs": 4}, contiguous), "exact, scattered groups": ({}, scattered)}
+    cases = {
+        "BCE (λ=0)": ({"lam": 0.0}, contiguous),
+        "exact, contiguous groups": ({}, contiguous),
+        "k=4, contiguous groups": ({"pairs": 4}, contiguous),
+        "exact, scattered groups": ({}, scattered),
+    }
     active = {name: d.perm.size / n for name, (_, d) in cases.items()}
 
     def call(kw, data, threads):
@@ -320,7 +352,7 @@ def bandwidth(threads: int, mib: int = 256, reps: int = 5) -> dict:
         best = np.inf
         for _ in range(reps):
             t0 = time.perf_counter()
-            run_parts(lambda p, bd=bd: copy(a[bd[p]:bd[p + 1]], b[bd[p]:bd[p + 1]]), t)
+            run_parts(lambda p, bd=bd: copy(a[bd[p] : bd[p + 1]], b[bd[p] : bd[p + 1]]), t)
             best = min(best, time.perf_counter() - t0)
         out[str(t)] = 2 * a.nbytes / best / 1e9
     return out
@@ -329,8 +361,9 @@ def bandwidth(threads: int, mib: int = 256, reps: int = 5) -> dict:
 # --------------------------------------------------------------------------- model
 
 
-def model(eff: dict, eff_rows: int, bw_1: float, part_us: float, machines: dict,
-          rows: tuple = (1_000_000, 2_000_000)) -> dict:
+def model(
+    eff: dict, eff_rows: int, bw_1: float, part_us: float, machines: dict, rows: tuple = (1_000_000, 2_000_000)
+) -> dict:
     """ms per round at T threads: max(one thread's time / T', bytes / machine bandwidth) + T' · cost per
     part, with T' = min(T, rows // ROWS_PER_THREAD) the threads a pass takes.
 
@@ -349,8 +382,13 @@ def model(eff: dict, eff_rows: int, bw_1: float, part_us: float, machines: dict,
                     memory = n * b / (min(bw, used * bw_1) * 1e9)
                     ms = (max(compute, memory) + used * part_us * 1e-6) * 1e3
                     out.setdefault(regime, {}).setdefault(name, {})[f"{T}t_{n}"] = {
-                        "ms": ms, "bound": "memory" if memory > compute else "compute", "threads_used": used,
-                        "one_thread_ms": n * per_row * 1e3, "bytes_per_row": b, "bandwidth_gbs": bw}
+                        "ms": ms,
+                        "bound": "memory" if memory > compute else "compute",
+                        "threads_used": used,
+                        "one_thread_ms": n * per_row * 1e3,
+                        "bytes_per_row": b,
+                        "bandwidth_gbs": bw,
+                    }
     return out
 
 
@@ -359,58 +397,91 @@ def model(eff: dict, eff_rows: int, bw_1: float, part_us: float, machines: dict,
 
 def markdown(out: dict) -> str:
     la = out["load_average"]
-    lines = [f"**The objective's threads next to the booster's** ({out['date']}; load average {la['before']} "
-             f"before, {la['after']} after; {out['machine']['cores']} cores, {out['machine']['cpu']})", ""]
+    lines = [
+        f"**The objective's threads next to the booster's** ({out['date']}; load average {la['before']} "
+        f"before, {la['after']} after; {out['machine']['cores']} cores, {out['machine']['cpu']})",
+        "",
+    ]
     if "spin" in out:
-        lines += ["CPU burnt by idle threads in the 30 ms after a parallel region (median over rounds, "
-                  f"{out['threads']} threads):", "", "| runtime | CPU ms |", "|---|---|"]
+        lines += [
+            "CPU burnt by idle threads in the 30 ms after a parallel region (median over rounds, "
+            f"{out['threads']} threads):",
+            "",
+            "| runtime | CPU ms |",
+            "|---|---|",
+        ]
         lines += [f"| {k} | {v['median_ms']:.2f} |" for k, v in out["spin"].items()]
         lines.append("")
     if "candidates" in out:
         c = out["candidates_conditions"]
-        lines += [f"Fits with the booster on {out['threads']} threads ({c}): the objective's threads run by "
-                  "each candidate (fresh process each).", "",
-                  "| backend | candidate | exact / replayed fit (≤ 1.06) | λ=0 / NumPy BCE fit (≤ 1.03) | "
-                  "native-like replay fit (s) | CPU s / wall s, exact fit |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"Fits with the booster on {out['threads']} threads ({c}): the objective's threads run by "
+            "each candidate (fresh process each).",
+            "",
+            "| backend | candidate | exact / replayed fit (≤ 1.06) | λ=0 / NumPy BCE fit (≤ 1.03) | "
+            "native-like replay fit (s) | CPU s / wall s, exact fit |",
+            "|---|---|---|---|---|---|",
+        ]
         for backend, cands in out["candidates"].items():
             for name, v in cands.items():
                 if "error" in v:
                     lines.append(f"| {backend} | {name} | {v['error']} | | | |")
                     continue
-                lines.append(f"| {backend} | {name} | {v['exact_over_replay']:.3f} | {v['lam0_over_numpy']:.3f} | "
-                             f"{v['wall_s']['replay']:.3f} | {v['cpu_s']['exact'] / v['wall_s']['exact']:.2f} |")
+                lines.append(
+                    f"| {backend} | {name} | {v['exact_over_replay']:.3f} | {v['lam0_over_numpy']:.3f} | "
+                    f"{v['wall_s']['replay']:.3f} | {v['cpu_s']['exact'] / v['wall_s']['exact']:.2f} |"
+                )
         lines.append("")
     if "efficiency" in out:
         e = out["efficiency"]
         ts = sorted({t for r in e["regimes"].values() for v in r.values() for t in v["ms"]}, key=int)
-        lines += [f"Passes of one round, {e['rows']:,} rows in groups of 25, median wall time of {e['repeat']} "
-                  f"interleaved reps; parallel efficiency t1 / (T·tT). Pool cost per extra part "
-                  f"{e['pool_part_us']:.1f} µs; copy bandwidth " + ", ".join(
-                      f"{t} thread(s) {v:.1f} GB/s" for t, v in e["bandwidth_gbs"].items()) + ".", "",
-                  "| regime | pass | " + " | ".join(f"{t} thread(s) ms" for t in ts) + " | "
-                  + " | ".join(f"efficiency at {t}" for t in ts if t != "1") + " |",
-                  "|---|---|" + "---|" * (2 * len(ts) - 1)]
+        lines += [
+            f"Passes of one round, {e['rows']:,} rows in groups of 25, median wall time of {e['repeat']} "
+            f"interleaved reps; parallel efficiency t1 / (T·tT). Pool cost per extra part "
+            f"{e['pool_part_us']:.1f} µs; copy bandwidth "
+            + ", ".join(f"{t} thread(s) {v:.1f} GB/s" for t, v in e["bandwidth_gbs"].items())
+            + ".",
+            "",
+            "| regime | pass | "
+            + " | ".join(f"{t} thread(s) ms" for t in ts)
+            + " | "
+            + " | ".join(f"efficiency at {t}" for t in ts if t != "1")
+            + " |",
+            "|---|---|" + "---|" * (2 * len(ts) - 1),
+        ]
         ts_par = [t for t in ts if t != "1"]
         for regime, cases in e["regimes"].items():
             for name, v in cases.items():
-                lines.append(f"| {regime} | {name} | " + " | ".join(f"{v['ms'][t]:.2f}" for t in ts) + " | "
-                             + " | ".join(f"{v['efficiency'][t]:.2f}" for t in ts_par) + " |")
+                lines.append(
+                    f"| {regime} | {name} | "
+                    + " | ".join(f"{v['ms'][t]:.2f}" for t in ts)
+                    + " | "
+                    + " | ".join(f"{v['efficiency'][t]:.2f}" for t in ts_par)
+                    + " |"
+                )
         lines.append("")
     if "model" in out:
         m = out["model"]
         keys = list(next(iter(next(iter(m["ms"].values())).values())).keys())
-        lines += ["Model of the objective's per-round cost at 16 and 64 threads: max(one thread's time here / T', "
-                  "bytes per row × rows / memory bandwidth) + T' × the pool's cost per part, T' = min(T, rows / "
-                  f"{ROWS_PER_THREAD:,}) the threads a pass takes (in brackets: what bounds it). Bandwidths assumed: "
-                  + ", ".join(f"{t} threads {bw} GB/s" for t, bw in m["machines"].items())
-                  + f" (a thread moves at most {m['bw_1']:.1f} GB/s, as measured here).", "",
-                  "| regime | pass | B/row | " + " | ".join(k.replace("t_", " threads, ") + " rows (ms)" for k in keys)
-                  + " |", "|---|---|---|" + "---|" * len(keys)]
+        lines += [
+            "Model of the objective's per-round cost at 16 and 64 threads: max(one thread's time here / T', "
+            "bytes per row × rows / memory bandwidth) + T' × the pool's cost per part, T' = min(T, rows / "
+            f"{ROWS_PER_THREAD:,}) the threads a pass takes (in brackets: what bounds it). Bandwidths assumed: "
+            + ", ".join(f"{t} threads {bw} GB/s" for t, bw in m["machines"].items())
+            + f" (a thread moves at most {m['bw_1']:.1f} GB/s, as measured here).",
+            "",
+            "| regime | pass | B/row | "
+            + " | ".join(k.replace("t_", " threads, ") + " rows (ms)" for k in keys)
+            + " |",
+            "|---|---|---|" + "---|" * len(keys),
+        ]
         for regime, cases in m["ms"].items():
             for name, v in cases.items():
-                lines.append(f"| {regime} | {name} | {v[keys[0]]['bytes_per_row']:.1f} | "
-                             + " | ".join(f"{v[k]['ms']:.2f} ({v[k]['bound']}, T'={v[k]['threads_used']})"
-                                          for k in keys) + " |")
+                lines.append(
+                    f"| {regime} | {name} | {v[keys[0]]['bytes_per_row']:.1f} | "
+                    + " | ".join(f"{v[k]['ms']:.2f} ({v[k]['bound']}, T'={v[k]['threads_used']})" for k in keys)
+                    + " |"
+                )
     return "\n".join(lines)
 
 
@@ -425,8 +496,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--parts", nargs="+", default=["spin", "candidates", "efficiency", "model"])
     ap.add_argument("--backends", nargs="+", default=["xgboost", "lightgbm"])
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
-    ap.add_argument("--model-bandwidth", nargs="+", default=["16:80", "64:250"],
-                    help="threads:GB/s of the machines the model assumes")
+    ap.add_argument(
+        "--model-bandwidth",
+        nargs="+",
+        default=["16:80", "64:250"],
+        help="threads:GB/s of the machines the model assumes",
+    )
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args(argv)
     spin = list(SPIN_RUNTIMES)
@@ -436,19 +511,26 @@ def main(argv=None) -> dict:
         spin = ["Numba omp layer", "objectives' pool"]
     out: dict = {"threads": a.threads, "load_average": {"before": load_average()}}
     if "spin" in a.parts:
-        out["spin"] = {name: _child(f"print(json.dumps(B.child_spin({SPIN_RUNTIMES[name][1]!r}, {a.threads})))",
-                                    SPIN_RUNTIMES[name][0]) for name in spin}
+        out["spin"] = {
+            name: _child(
+                f"print(json.dumps(B.child_spin({SPIN_RUNTIMES[name][1]!r}, {a.threads})))", SPIN_RUNTIMES[name][0]
+            )
+            for name in spin
+        }
     if "candidates" in a.parts:
-        out["candidates_conditions"] = (f"dense log, {a.rows:,} rows × 30, {a.rounds} rounds of depth 6, median of "
-                                        f"{a.repeat} interleaved passes")
+        out["candidates_conditions"] = (
+            f"dense log, {a.rows:,} rows × 30, {a.rounds} rounds of depth 6, median of {a.repeat} interleaved passes"
+        )
         out["candidates"] = {}
         for backend in a.backends:
             res = out["candidates"][backend] = {}
             for name in a.candidates:
                 env, mode, n_jobs = CANDIDATES[name]
-                code = (("B._ensure_prange()\n" if mode == "prange" else "")
-                        + f"print(json.dumps(B.child_candidate({backend!r}, {mode!r}, {n_jobs!r}, {a.rows}, "
-                          f"{a.rounds}, {a.repeat}, {a.threads})))")
+                code = (
+                    ("B._ensure_prange()\n" if mode == "prange" else "")
+                    + f"print(json.dumps(B.child_candidate({backend!r}, {mode!r}, {n_jobs!r}, {a.rows}, "
+                    f"{a.rounds}, {a.repeat}, {a.threads})))"
+                )
                 try:
                     res[name] = {**_child(code, env), "env": env}
                 except RuntimeError as exc:  # e.g. a threading layer that is not installed
@@ -456,14 +538,21 @@ def main(argv=None) -> dict:
                 print(backend, name, res[name].get("exact_over_replay"), res[name].get("lam0_over_numpy"), flush=True)
     if "efficiency" in a.parts or "model" in a.parts:
         eff = efficiency(a.eff_rows, a.threads, a.eff_repeat)
-        out["efficiency"] = {"rows": a.eff_rows, "repeat": a.eff_repeat, "regimes": eff,
-                             "pool_part_us": pool_cost_us(a.threads),
-                             "bandwidth_gbs": bandwidth(a.threads, 16 if a.smoke else 256)}
+        out["efficiency"] = {
+            "rows": a.eff_rows,
+            "repeat": a.eff_repeat,
+            "regimes": eff,
+            "pool_part_us": pool_cost_us(a.threads),
+            "bandwidth_gbs": bandwidth(a.threads, 16 if a.smoke else 256),
+        }
     if "model" in a.parts:
         machines = {t: float(bw) for t, bw in (s.split(":") for s in a.model_bandwidth)}
         e = out["efficiency"]
-        out["model"] = {"machines": machines, "bw_1": e["bandwidth_gbs"]["1"],
-                        "ms": model(e["regimes"], a.eff_rows, e["bandwidth_gbs"]["1"], e["pool_part_us"], machines)}
+        out["model"] = {
+            "machines": machines,
+            "bw_1": e["bandwidth_gbs"]["1"],
+            "ms": model(e["regimes"], a.eff_rows, e["bandwidth_gbs"]["1"], e["pool_part_us"], machines),
+        }
     out["load_average"]["after"] = load_average()
     if not a.smoke:
         path = write_result("threads", out)

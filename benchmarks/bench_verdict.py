@@ -67,16 +67,41 @@ METRICS = ("click_auc", "conv_auc_of_pctr", "cvr_auc", "ctcvr_auc")
 HEADERS = ("click AUC", "conv. AUC of pCTR", "CVR AUC (clicked)", "CTCVR AUC")
 REFERENCE = "chain BCE"
 NEURAL = {"SharedBottom": "shared_bottom", "ESMM": "esmm", "MMoE": "mmoe", "PLE": "ple"}
-GBDT_MODELS = ("chain BCE", "chain PWiseR", "chain weighted", "chain entire BCE", "chain entire PWiseR",
-               "shared BCE", "shared PWiseR", "shared PWiseR β=0")
+GBDT_MODELS = (
+    "chain BCE",
+    "chain PWiseR",
+    "chain weighted",
+    "chain entire BCE",
+    "chain entire PWiseR",
+    "shared BCE",
+    "shared PWiseR",
+    "shared PWiseR β=0",
+)
 ALL_MODELS = (*GBDT_MODELS, *(f"{n} {loss}" for n in NEURAL for loss in ("BCE", "PWiseR")))
-DEFAULT_MODELS = ("chain BCE", "chain PWiseR", "chain weighted", "shared BCE", "shared PWiseR",
-                  "SharedBottom BCE", "SharedBottom PWiseR", "ESMM BCE", "ESMM PWiseR")
+DEFAULT_MODELS = (
+    "chain BCE",
+    "chain PWiseR",
+    "chain weighted",
+    "shared BCE",
+    "shared PWiseR",
+    "SharedBottom BCE",
+    "SharedBottom PWiseR",
+    "ESMM BCE",
+    "ESMM PWiseR",
+)
 
 
 def _tree_params(a: argparse.Namespace, seed: int) -> dict[str, Any]:
-    return {"tree_method": "hist", "max_depth": a.depth, "eta": a.eta, "max_bin": a.max_bin,
-            "min_child_weight": 1.0, "nthread": a.nthread, "seed": seed, "disable_default_eval_metric": 1}
+    return {
+        "tree_method": "hist",
+        "max_depth": a.depth,
+        "eta": a.eta,
+        "max_bin": a.max_bin,
+        "min_child_weight": 1.0,
+        "nthread": a.nthread,
+        "seed": seed,
+        "disable_default_eval_metric": 1,
+    }
 
 
 class Split:
@@ -107,8 +132,7 @@ class Split:
                 w, sizes = 1.0 + alpha * (y == 2), self.train.group_sizes()
                 d = xgb.DMatrix(self.Xtr, label=y, weight=w)
                 obj = (lambda pwr: lambda predt, _d: pwr(y, predt, w, sizes))(obj)
-            self._ctr[key] = xgb.train({**self.params, "base_score": initial_margin(y, w)}, d, self.a.rounds,
-                                       obj=obj)
+            self._ctr[key] = xgb.train({**self.params, "base_score": initial_margin(y, w)}, d, self.a.rounds, obj=obj)
         return self._ctr[key]
 
     def ctr(self, lam: float, alpha: float = 0.0) -> np.ndarray:
@@ -138,10 +162,13 @@ def fit_chain_entire(s: Split, lam: float) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_shared(s: Split, lam: float, beta: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     y = s.train.y
-    p = {**s.params, "multi_strategy": "multi_output_tree", "num_target": 2,
-         "base_score": initial_margins(y).tolist()}
-    b = xgb.train(p, xgb.DMatrix(s.Xtr, label=y, qid=s.train.group), s.a.rounds,
-                  obj=SharedCTCVRObjective(lam=lam, ctcvr_weight_ctr=beta))
+    p = {**s.params, "multi_strategy": "multi_output_tree", "num_target": 2, "base_score": initial_margins(y).tolist()}
+    b = xgb.train(
+        p,
+        xgb.DMatrix(s.Xtr, label=y, qid=s.train.group),
+        s.a.rounds,
+        obj=SharedCTCVRObjective(lam=lam, ctcvr_weight_ctr=beta),
+    )
     ctr, cvr, _ = shared_probabilities(b.predict(s.dte, output_margin=True))
     return ctr, cvr
 
@@ -153,9 +180,20 @@ def fit_net(s: Split, model: str, loss: str) -> tuple[np.ndarray, np.ndarray]:
 
     torch.set_num_threads(1)
     a = s.a
-    m = fit_neural(NEURAL[model], s.train.X, s.train.y, s.train.group, loss=loss, lam=1.0, epochs=a.epochs,
-                   batch_size=a.batch_size, lr=a.lr, embedding_dim=a.embedding_dim, random_state=s.seed,
-                   progress=False)
+    m = fit_neural(
+        NEURAL[model],
+        s.train.X,
+        s.train.y,
+        s.train.group,
+        loss=loss,
+        lam=1.0,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        embedding_dim=a.embedding_dim,
+        random_state=s.seed,
+        progress=False,
+    )
     return m.predict_ctr(s.test.X), m.predict_cvr(s.test.X)
 
 
@@ -179,12 +217,17 @@ def _fitters(a: argparse.Namespace) -> dict[str, Callable[[Split], tuple[np.ndar
 def _score_sets(y: np.ndarray) -> dict[str, tuple[np.ndarray, int, np.ndarray | None]]:
     """metric -> (binary target, score column: 0 pCTR / 1 pCVR / 2 pCTCVR, rows or None)."""
     click, conv = y >= 1, y == 2
-    return {"click_auc": (click, 0, None), "conv_auc_of_pctr": (conv, 0, None),
-            "cvr_auc": (conv, 1, click), "ctcvr_auc": (conv, 2, None)}
+    return {
+        "click_auc": (click, 0, None),
+        "conv_auc_of_pctr": (conv, 0, None),
+        "cvr_auc": (conv, 1, click),
+        "ctcvr_auc": (conv, 2, None),
+    }
 
 
-def score(y: np.ndarray, ctr: np.ndarray, cvr: np.ndarray, draws_counts: list[np.ndarray]
-          ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+def score(
+    y: np.ndarray, ctr: np.ndarray, cvr: np.ndarray, draws_counts: list[np.ndarray]
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Each metric on the test rows, and on every bootstrap resample (``draws_counts``: row counts, blocks)."""
     cols = (ctr, cvr, ctr * cvr)
     point, boot = {}, {}
@@ -214,8 +257,13 @@ def run_one(regime: str, seed: int, a: argparse.Namespace, fitters: dict[str, Ca
     y = s.test.y
     counts = _resample_counts(s.test.group, a.n_resamples, 1000 + seed)
     truth = s.test.truth
-    info = {"n_train": len(s.train), "n_test": len(s.test), "test_groups": int(s.test.n_groups),
-            "test_clicks": int((y >= 1).sum()), "test_conversions": int((y == 2).sum())}
+    info = {
+        "n_train": len(s.train),
+        "n_test": len(s.test),
+        "test_groups": int(s.test.n_groups),
+        "test_clicks": int((y >= 1).sum()),
+        "test_conversions": int((y == 2).sum()),
+    }
     rows, boots = [], {}
     for name in ["truth", *a.models]:
         t = time.perf_counter()
@@ -230,8 +278,16 @@ def run_one(regime: str, seed: int, a: argparse.Namespace, fitters: dict[str, Ca
     return rows, boots
 
 
-def _paired(rows: list[dict[str, Any]], boots: dict, regime: str, seeds: list[int], model: str, base: str,
-            metric: str, tail: float) -> dict[str, float]:
+def _paired(
+    rows: list[dict[str, Any]],
+    boots: dict,
+    regime: str,
+    seeds: list[int],
+    model: str,
+    base: str,
+    metric: str,
+    tail: float,
+) -> dict[str, float]:
     """Mean over seeds of AUC(model) − AUC(base), its bootstrap interval and the seeds where it is positive."""
     val = {(r["seed"], r["model"]): r[metric] for r in rows if r["regime"] == regime}
     d = np.array([val[(k, model)] - val[(k, base)] for k in seeds])
@@ -243,12 +299,19 @@ def _paired(rows: list[dict[str, Any]], boots: dict, regime: str, seeds: list[in
 
 def pwiser_pairs(models: list[str]) -> list[tuple[str, str]]:
     """(model with PWiseR, the same model with BCE) for every family run with both losses."""
-    return [(m, m[: -len("PWiseR")] + "BCE") for m in models
-            if m.endswith(" PWiseR") and m[: -len("PWiseR")] + "BCE" in models]
+    return [
+        (m, m[: -len("PWiseR")] + "BCE")
+        for m in models
+        if m.endswith(" PWiseR") and m[: -len("PWiseR")] + "BCE" in models
+    ]
 
 
-def summarise(rows: list[dict[str, Any]], boots: dict[tuple[str, int], dict[str, dict[str, np.ndarray]]],
-              models: list[str], confidence: float = 0.95) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def summarise(
+    rows: list[dict[str, Any]],
+    boots: dict[tuple[str, int], dict[str, dict[str, np.ndarray]]],
+    models: list[str],
+    confidence: float = 0.95,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per regime and model: mean over seeds, seed SD and the difference to ``chain BCE`` with its interval;
     and per regime and family the difference PWiseR − BCE with its interval."""
     tail = 50.0 * (1.0 - confidence)
@@ -257,8 +320,12 @@ def summarise(rows: list[dict[str, Any]], boots: dict[tuple[str, int], dict[str,
         seeds = [r["seed"] for r in rows if r["regime"] == regime and r["model"] == "truth"]
         for model in ["truth", *models]:
             sel = {r["seed"]: r for r in rows if r["regime"] == regime and r["model"] == model}
-            s: dict[str, Any] = {"regime": regime, "model": model, "n_seeds": len(sel),
-                                 "fit_s": float(np.mean([r["fit_s"] for r in sel.values()]))}
+            s: dict[str, Any] = {
+                "regime": regime,
+                "model": model,
+                "n_seeds": len(sel),
+                "fit_s": float(np.mean([r["fit_s"] for r in sel.values()])),
+            }
             for m in METRICS:
                 vals = np.array([sel[k][m] for k in seeds])
                 s[m] = float(np.mean(vals))
@@ -276,8 +343,7 @@ def summarise(rows: list[dict[str, Any]], boots: dict[tuple[str, int], dict[str,
 
 
 def _delta_cell(s: dict[str, Any], m: str, n_seeds: int) -> str:
-    return (f"{s[m + '_delta']:+.4f} [{s[m + '_low']:+.4f}, {s[m + '_high']:+.4f}] "
-            f"{s[m + '_seeds_better']}/{n_seeds}")
+    return f"{s[m + '_delta']:+.4f} [{s[m + '_low']:+.4f}, {s[m + '_high']:+.4f}] {s[m + '_seeds_better']}/{n_seeds}"
 
 
 def render(payload: dict[str, Any]) -> str:
@@ -287,11 +353,14 @@ def render(payload: dict[str, Any]) -> str:
     for regime in dict.fromkeys(s["regime"] for s in summary):
         data = [r for r in payload["results"] if r["regime"] == regime and r["model"] == "truth"]
         conv = [r["test_conversions"] for r in data]
-        lines += [f"**{regime}** ({'simulator defaults' if regime == 'sparse' else 'ctr=0.10, cvr=0.20'}; "
-                  f"~{data[0]['n_train']} train rows per seed, test conversions per seed {conv}). "
-                  f"AUC, mean over seeds, and Δ vs `{REFERENCE}` [95 % CI] (seeds with Δ > 0 of {n_seeds}):", "",
-                  "| model | " + " | ".join(HEADERS) + " | fit s (loaded) |",
-                  "|---|" + "---|" * (len(HEADERS) + 1)]
+        lines += [
+            f"**{regime}** ({'simulator defaults' if regime == 'sparse' else 'ctr=0.10, cvr=0.20'}; "
+            f"~{data[0]['n_train']} train rows per seed, test conversions per seed {conv}). "
+            f"AUC, mean over seeds, and Δ vs `{REFERENCE}` [95 % CI] (seeds with Δ > 0 of {n_seeds}):",
+            "",
+            "| model | " + " | ".join(HEADERS) + " | fit s (loaded) |",
+            "|---|" + "---|" * (len(HEADERS) + 1),
+        ]
         for s in (s for s in summary if s["regime"] == regime):
             cells = []
             for m in METRICS:
@@ -304,8 +373,12 @@ def render(payload: dict[str, Any]) -> str:
         lines.append("")
         within = [w for w in payload.get("within", []) if w["regime"] == regime]
         if within:
-            lines += [f"PWiseR − BCE within each model, {regime} [95 % CI] (seeds with Δ > 0 of {n_seeds}):", "",
-                      "| model | " + " | ".join(f"Δ {h}" for h in HEADERS) + " |", "|---|" + "---|" * len(HEADERS)]
+            lines += [
+                f"PWiseR − BCE within each model, {regime} [95 % CI] (seeds with Δ > 0 of {n_seeds}):",
+                "",
+                "| model | " + " | ".join(f"Δ {h}" for h in HEADERS) + " |",
+                "|---|" + "---|" * len(HEADERS),
+            ]
             for w in within:
                 name = w["model"][: -len(" PWiseR")]
                 lines.append(f"| {name} | " + " | ".join(_delta_cell(w, m, n_seeds) for m in METRICS) + " |")
@@ -316,7 +389,8 @@ def render(payload: dict[str, Any]) -> str:
         "seeds of the per-seed difference; an interval that contains 0 shows no effect at this size. "
         "`chain weighted` and `chain PWiseR` share the CVR booster of `chain BCE` (clicked space), so their "
         "CVR AUC equals its own (its fit time is in `chain BCE`'s). Fit times are on a loaded 2-core machine "
-        "shared with other jobs (seed to seed they vary several-fold): indicative only.")
+        "shared with other jobs (seed to seed they vary several-fold): indicative only."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -347,8 +421,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--docs", action="store_true", help="also rewrite the verdict tables of docs/evidence.md")
     ap.add_argument("--smoke", action="store_true", help="a tiny run (seconds), for the tests")
-    ap.add_argument("--render-only", action="store_true",
-                    help="fit nothing: re-render verdict.md (and, with --docs, the docs page) from verdict.json")
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="fit nothing: re-render verdict.md (and, with --docs, the docs page) from verdict.json",
+    )
     a = ap.parse_args(argv)
     if a.render_only:
         payload = json.loads((a.out / "verdict.json").read_text())
@@ -381,9 +458,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"1 torch thread; PWiseR λ = 1, margins 0.02/0.02, squared hinge (the defaults); `chain weighted`: "
         f"α = {a.alpha:g}. Total wall time {time.perf_counter() - t0:.0f} s (loaded machine)."
     )
-    payload = {"benchmark": "verdict", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "conditions": conditions,
-               "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
-               "summary": summary, "within": within, "results": rows}
+    payload = {
+        "benchmark": "verdict",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "conditions": conditions,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        "summary": summary,
+        "within": within,
+        "results": rows,
+    }
     md = render(payload)
     print(md)
     a.out.mkdir(parents=True, exist_ok=True)

@@ -37,9 +37,17 @@ def machine() -> dict[str, Any]:
         mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError, AttributeError):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__, "xgboost": xgboost.__version__,
-            "lightgbm": lightgbm.__version__, "numba_threading_layer": _threading_layer()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": mem,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "xgboost": xgboost.__version__,
+        "lightgbm": lightgbm.__version__,
+        "numba_threading_layer": _threading_layer(),
+    }
 
 
 def _threading_layer() -> str:
@@ -104,7 +112,7 @@ def load_average() -> float | None:
 
 
 def condition(before: float | None, after: float | None) -> str:
-    """"loaded" when the load average before or after a run exceeded the core count (more runnable
+    """ "loaded" when the load average before or after a run exceeded the core count (more runnable
     work than cores, the benchmark's own threads included), else "quiet"."""
     return "loaded" if max(before or 0.0, after or 0.0) > (os.cpu_count() or 1) else "quiet"
 
@@ -158,8 +166,7 @@ def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 600)
     child = {**os.environ, **(env or {})}
     here = str(Path(__file__).resolve().parent)
     child["PYTHONPATH"] = os.pathsep.join([here] + [p for p in (child.get("PYTHONPATH", ""),) if p])
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                         env=child)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=child)
     if res.returncode != 0:
         raise RuntimeError(f"subprocess failed:\n{res.stderr}")
     return res.stdout

@@ -58,8 +58,11 @@ class Recorder:
     def __init__(self, path: Path, args: argparse.Namespace) -> None:
         self.path = path
         self.t0 = time.perf_counter()
-        self.data: dict[str, Any] = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                                     "stages": {}, "ok": None}
+        self.data: dict[str, Any] = {
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "stages": {},
+            "ok": None,
+        }
 
     def save(self) -> None:
         self.data["elapsed_s"] = round(time.perf_counter() - self.t0, 2)
@@ -112,14 +115,18 @@ def funnel(n: int, seed: int, ctr: float = 0.10, cvr: float = 0.20, group: int =
 
 
 def stage_env() -> dict[str, Any]:
-    info: dict[str, Any] = {"python": platform.python_version(), "cores": os.cpu_count(),
-                            "NUMBA_ENABLE_CUDASIM": os.environ.get("NUMBA_ENABLE_CUDASIM", "")}
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "NUMBA_ENABLE_CUDASIM": os.environ.get("NUMBA_ENABLE_CUDASIM", ""),
+    }
     before = set(sys.modules)
     import gbdt_pwiser.objectives  # noqa: F401 - what does the objective layer pull in?
 
     pulled = set(sys.modules) - before
-    info["objectives_import_pulled"] = sorted(m for m in ("xgboost", "lightgbm", "sklearn", "pandas", "numba.cuda")
-                                              if m in pulled)
+    info["objectives_import_pulled"] = sorted(
+        m for m in ("xgboost", "lightgbm", "sklearn", "pandas", "numba.cuda") if m in pulled
+    )
     versions = {}
     for name in MODULES:
         try:
@@ -177,9 +184,12 @@ def _compare(g, gc, h, hc) -> dict[str, Any]:
     scale = max(1.0, float(np.abs(gc).max(initial=0.0)), float(np.abs(hc).max(initial=0.0)))
     ok = bool(np.allclose(g, gc, rtol=1e-9, atol=1e-12 * scale) and np.allclose(h, hc, rtol=1e-9, atol=1e-12 * scale))
     rel = lambda a, b: float(np.max(np.abs(a - b) / (np.abs(b) + 1e-12 * scale), initial=0.0))
-    return {"ok": ok and bool(np.isfinite(g).all() and np.isfinite(h).all()),
-            "max_rel_diff_grad": rel(g, gc), "max_rel_diff_hess": rel(h, hc),
-            "bitwise_equal": bool(np.array_equal(g, gc) and np.array_equal(h, hc))}
+    return {
+        "ok": ok and bool(np.isfinite(g).all() and np.isfinite(h).all()),
+        "max_rel_diff_grad": rel(g, gc),
+        "max_rel_diff_hess": rel(h, hc),
+        "bitwise_equal": bool(np.array_equal(g, gc) and np.array_equal(h, hc)),
+    }
 
 
 def traffic_bytes(data: Any, zbytes: int, lam: float) -> int:
@@ -192,8 +202,9 @@ def traffic_bytes(data: Any, zbytes: int, lam: float) -> int:
     return total
 
 
-def stage_kernels(rec: Recorder, args: argparse.Namespace, rows: list[int], giant: int, bw: float | None
-                  ) -> dict[str, Any]:
+def stage_kernels(
+    rec: Recorder, args: argparse.Namespace, rows: list[int], giant: int, bw: float | None
+) -> dict[str, Any]:
     from gbdt_pwiser import PWiseRObjective, prepare_data
     from gbdt_pwiser.kernels import cuda as kc
     from gbdt_pwiser.objectives import _cuda as gpu
@@ -220,23 +231,35 @@ def stage_kernels(rec: Recorder, args: argparse.Namespace, rows: list[int], gian
                 gpu_obj = PWiseRObjective(random_state=5, device="cuda", **kw)
                 (gc, hc), t_cpu = timed(cpu_obj.grad_hess_prepared, z, data, 3)
                 (gd, hd), t_first = timed(gpu.pwiser_grad_hess_cuda, gpu_obj, z, data, 3)
-                res = {"case": name, "layout": label, "rows": n, "margin": margin,
-                       "active_groups": data.n_active_groups,
-                       **_compare(gd.copy_to_host(), gc, hd.copy_to_host(), hc),
-                       "cpu_s": t_cpu, "gpu_first_call_s": t_first}
+                res = {
+                    "case": name,
+                    "layout": label,
+                    "rows": n,
+                    "margin": margin,
+                    "active_groups": data.n_active_groups,
+                    **_compare(gd.copy_to_host(), gc, hd.copy_to_host(), hc),
+                    "cpu_s": t_cpu,
+                    "gpu_first_call_s": t_first,
+                }
                 reps = args.reps
                 _, t_dev = timed(repeated, reps, gpu.pwiser_grad_hess_cuda, gpu_obj, zdev, data, 3, reuse=True)
                 _, t_host = timed(repeated, reps, gpu.pwiser_grad_hess_cuda, gpu_obj, z, data, 3, reuse=True)
                 nbytes = traffic_bytes(data, z.itemsize, kw.get("lam", 1.0))
-                res.update(gpu_device_margins_s=t_dev / reps, gpu_host_margins_s=t_host / reps, bytes=nbytes,
-                           kernel_GBps=nbytes / (t_dev / reps) / 1e9)
+                res.update(
+                    gpu_device_margins_s=t_dev / reps,
+                    gpu_host_margins_s=t_host / reps,
+                    bytes=nbytes,
+                    kernel_GBps=nbytes / (t_dev / reps) / 1e9,
+                )
                 if bw:
                     res["fraction_of_bandwidth"] = res["kernel_GBps"] / bw
                 out["cases"].append(res)
-                log(f"  {label:12s} {n:>9} {margin} {name:22s} ok={res['ok']!s:5s} "
+                log(
+                    f"  {label:12s} {n:>9} {margin} {name:22s} ok={res['ok']!s:5s} "
                     f"rel g={res['max_rel_diff_grad']:.1e} h={res['max_rel_diff_hess']:.1e}  cpu {1e3 * t_cpu:8.2f} ms"
                     f"  gpu {1e3 * t_dev / reps:7.3f} ms ({res['kernel_GBps']:7.1f} GB/s"
-                    + (f", {100 * res['fraction_of_bandwidth']:.0f} % of copy)" if bw else ")"))
+                    + (f", {100 * res['fraction_of_bandwidth']:.0f} % of copy)" if bw else ")")
+                )
                 rec.save()
     out["ok"] = all(c.get("ok", True) for c in out["cases"])
     out["launch_signatures_declared"] = _check_signatures(kc)
@@ -248,8 +271,10 @@ def _check_signatures(kc: Any) -> Any:
     if kc.is_simulator():
         return "not checked (simulator)"
     declared = {n: {tuple(map(str, kc.KERNEL_SIGNATURES(m)[n])) for m in ("float32", "float64")} for n in kc.KERNELS}
-    extra = {n: [list(map(str, s)) for s in getattr(kc.kernels(), n).signatures
-                 if tuple(map(str, s)) not in declared[n]] for n in kc.KERNELS}
+    extra = {
+        n: [list(map(str, s)) for s in getattr(kc.kernels(), n).signatures if tuple(map(str, s)) not in declared[n]]
+        for n in kc.KERNELS
+    }
     extra = {n: s for n, s in extra.items() if s}
     return True if not extra else {"undeclared": extra}
 
@@ -261,9 +286,16 @@ def stage_fit(rec: Recorder, args: argparse.Namespace, xgb_device: str, obj_devi
     from gbdt_pwiser.objectives import _cuda as gpu
 
     n, rounds = args.fit_rows, args.rounds
-    out: dict[str, Any] = {"rows": n, "features": args.features, "rounds": rounds, "depth": args.depth,
-                           "xgb_device": xgb_device, "objective_device": obj_device, "xgboost": xgb.__version__,
-                           "runs": {}}
+    out: dict[str, Any] = {
+        "rows": n,
+        "features": args.features,
+        "rounds": rounds,
+        "depth": args.depth,
+        "xgb_device": xgb_device,
+        "objective_device": obj_device,
+        "xgboost": xgb.__version__,
+        "runs": {},
+    }
     rng = np.random.default_rng(3)
     X = rng.standard_normal((n, args.features), dtype=np.float32)
     click = rng.random(n) < 1 / (1 + np.exp(-(X[:, 0] - 0.7 * X[:, 1] - 2.0)))
@@ -271,8 +303,14 @@ def stage_fit(rec: Recorder, args: argparse.Namespace, xgb_device: str, obj_devi
     y = (click.astype(np.int8) + conv.astype(np.int8)).astype(np.int8)
     qid = np.arange(n) // 25
     dtrain = xgb.QuantileDMatrix(X, label=y, qid=qid, max_bin=256)
-    base = {"device": xgb_device, "tree_method": "hist", "max_depth": args.depth, "eta": 0.1, "max_bin": 256,
-            "verbosity": 0}
+    base = {
+        "device": xgb_device,
+        "tree_method": "hist",
+        "max_depth": args.depth,
+        "eta": 0.1,
+        "max_bin": 256,
+        "verbosity": 0,
+    }
     seen: dict[str, Any] = {}
 
     class Counting(PWiseRObjective):
@@ -284,11 +322,19 @@ def stage_fit(rec: Recorder, args: argparse.Namespace, xgb_device: str, obj_devi
             seen["predt_on_device"] = hasattr(predt, "__cuda_array_interface__")
             return super().__call__(*args)
 
-    runs = [("native_binary_logistic", {**base, "objective": "binary:logistic"}, None),
-            ("pwiser_gpu_exact", {**base, "base_score": initial_margin(y), "disable_default_eval_metric": 1},
-             lambda: Counting(device=obj_device)),
-            ("pwiser_gpu_k4", {**base, "base_score": initial_margin(y), "disable_default_eval_metric": 1},
-             lambda: Counting(device=obj_device, pairs=4))]
+    runs = [
+        ("native_binary_logistic", {**base, "objective": "binary:logistic"}, None),
+        (
+            "pwiser_gpu_exact",
+            {**base, "base_score": initial_margin(y), "disable_default_eval_metric": 1},
+            lambda: Counting(device=obj_device),
+        ),
+        (
+            "pwiser_gpu_k4",
+            {**base, "base_score": initial_margin(y), "disable_default_eval_metric": 1},
+            lambda: Counting(device=obj_device, pairs=4),
+        ),
+    ]
     for name, params, make in runs:
         if rec.elapsed() > args.budget_s * 0.9:
             out["runs"][name] = {"skipped": "time budget"}
@@ -310,10 +356,13 @@ def stage_fit(rec: Recorder, args: argparse.Namespace, xgb_device: str, obj_devi
                 "margin_bytes_host_to_device_per_round": (gpu.COPIES["margin_h2d_bytes"] - c0["margin_h2d_bytes"])
                 / rounds,
                 "gradients_device_to_host": gpu.COPIES["grad_d2h"] - c0["grad_d2h"],
-                "predt_received": seen.get("predt")}
+                "predt_received": seen.get("predt"),
+            }
         out["runs"][name] = res
-        log(f"  {name:24s} fit {t_fit:8.2f} s ({res['per_round_ms']:8.1f} ms/round)"
-            + (f"  copies/round {res['copies_per_round']}" if make else ""))
+        log(
+            f"  {name:24s} fit {t_fit:8.2f} s ({res['per_round_ms']:8.1f} ms/round)"
+            + (f"  copies/round {res['copies_per_round']}" if make else "")
+        )
         rec.save()
         del bst
     nat = out["runs"].get("native_binary_logistic", {}).get("fit_s")
@@ -326,12 +375,18 @@ def stage_fit(rec: Recorder, args: argparse.Namespace, xgb_device: str, obj_devi
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_out = (Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "benchmarks" / "results") \
-        / "gpu_check.json"
-    p.add_argument("--out", type=Path, default=default_out, help="JSON result (default $OUT/gpu_check.json, "
-                   "else benchmarks/results/gpu_check.json)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    default_out = (
+        Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "benchmarks" / "results"
+    ) / "gpu_check.json"
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=default_out,
+        help="JSON result (default $OUT/gpu_check.json, else benchmarks/results/gpu_check.json)",
+    )
     p.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     p.add_argument("--giant-rows", type=int, default=1_000_000, help="rows of the one-group (group=None) cases")
     p.add_argument("--fit-rows", type=int, default=10_000_000)
@@ -387,9 +442,14 @@ def main(argv: list[str] | None = None) -> int:
     fit_device = "cuda" if mode == "gpu" else "cpu"
     rec.data["plan"] = plan = {
         "kernels": {"rows": args.rows, "giant_rows": args.giant_rows, "runs_on": mode or "skipped: no CUDA"},
-        "fit": ("--skip-fit" if args.skip_fit else
-                "xgboost is not installed (no xgboost-*.whl.part-* found)" if not has_xgb else
-                {"rows": args.fit_rows, "rounds": args.rounds, "xgb_device": fit_device})}
+        "fit": (
+            "--skip-fit"
+            if args.skip_fit
+            else "xgboost is not installed (no xgboost-*.whl.part-* found)"
+            if not has_xgb
+            else {"rows": args.fit_rows, "rounds": args.rounds, "xgb_device": fit_device}
+        ),
+    }
     log(f"== plan: {json.dumps(plan)}")
     if args.dry_run:
         rec.data["ok"] = not failed

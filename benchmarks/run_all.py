@@ -28,7 +28,11 @@ PAGE = DOCS / "performance.md"
 BEGIN, END = "<!-- perf:begin -->", "<!-- perf:end -->"
 
 TARGETS = {
-    "fit_exact": 1.10, "fit_k4": 1.05, "rss": 1.10, "warm_start": 1.0, "cold_fit": 5.0,
+    "fit_exact": 1.10,
+    "fit_k4": 1.05,
+    "rss": 1.10,
+    "warm_start": 1.0,
+    "cold_fit": 5.0,
 }
 
 
@@ -49,9 +53,11 @@ def tables() -> str:
     if any_res is None:
         return "No results yet: run `python benchmarks/run_all.py`."
     m = any_res["machine"]
-    lines.append(f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, "
-                 f"NumPy {m['numpy']}, Numba {m['numba']} ({m['numba_threading_layer']} threads), "
-                 f"XGBoost {m['xgboost']}, LightGBM {m['lightgbm']}. Measured {any_res['date']}.")
+    lines.append(
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, "
+        f"NumPy {m['numpy']}, Numba {m['numba']} ({m['numba_threading_layer']} threads), "
+        f"XGBoost {m['xgboost']}, LightGBM {m['lightgbm']}. Measured {any_res['date']}."
+    )
     lines.append("")
     for backend, ref in (("xgboost", "native binary:logistic"), ("lightgbm", "native binary")):
         r = _load(f"fit_{backend}")
@@ -59,11 +65,16 @@ def tables() -> str:
             continue
         by_regime = r["results"] if "regimes" in r else {"simulator": r["results"]}
         la = r.get("load_average", {})
-        lines.append(f"**Fit time, {backend}** ({r['rounds']} rounds, depth 6, {r['features']} features, "
-                     f"{r['threads']} threads, median of {r['repeat']} interleaved paired ratios over `{ref}`; "
-                     + (f"load average {la['before']} before, {la['after']} after, "
-                        f"{condition(la['before'], la['after'])}; measured {r['date']})" if la
-                        else f"load average not recorded; measured {r['date']}, simulator labels)"))
+        lines.append(
+            f"**Fit time, {backend}** ({r['rounds']} rounds, depth 6, {r['features']} features, "
+            f"{r['threads']} threads, median of {r['repeat']} interleaved paired ratios over `{ref}`; "
+            + (
+                f"load average {la['before']} before, {la['after']} after, "
+                f"{condition(la['before'], la['after'])}; measured {r['date']})"
+                if la
+                else f"load average not recorded; measured {r['date']}, simulator labels)"
+            )
+        )
         lines.append("")
         lines.append("| regime | rows | objective | median fit (s) | ratio | range | goal |")
         lines.append("|---|---|---|---|---|---|---|")
@@ -75,8 +86,10 @@ def tables() -> str:
                         tgt = f"≤ {TARGETS['fit_exact']} {_ok(v['ratio_median'], TARGETS['fit_exact'])}"
                     elif name == "PWiseR k=4":
                         tgt = f"≤ {TARGETS['fit_k4']} {_ok(v['ratio_median'], TARGETS['fit_k4'])}"
-                    lines.append(f"| {regime} | {int(n):,} | {name} | {v['median_s']:.3f} | {v['ratio_median']:.3f} | "
-                                 f"{v['ratio_min']:.3f}–{v['ratio_max']:.3f} | {tgt} |")
+                    lines.append(
+                        f"| {regime} | {int(n):,} | {name} | {v['median_s']:.3f} | {v['ratio_median']:.3f} | "
+                        f"{v['ratio_min']:.3f}–{v['ratio_max']:.3f} | {tgt} |"
+                    )
         lines.append("")
     for path in sorted(RESULTS.glob("fit_gap_*.json"), key=lambda p: json.loads(p.read_text())["n"]):
         lines.append(bench_fit_gap.markdown(json.loads(path.read_text())))
@@ -87,25 +100,32 @@ def tables() -> str:
         lines.append("")
     r = _load("memory")
     if r:
-        lines.append(f"**Peak RSS of the fit** ({r['rows']:,} rows × 30 features, {r['rounds']} rounds, "
-                     "fresh process each)")
+        lines.append(
+            f"**Peak RSS of the fit** ({r['rows']:,} rows × 30 features, {r['rounds']} rounds, fresh process each)"
+        )
         lines.append("")
-        lines.append("| backend | native (MiB) | PWiseR exact (MiB) | ratio | PWiseR k=4 (MiB) | ratio | "
-                     "target ≤ 1.10 | floor: native after one tiny Numba call (MiB) | ratio |")
+        lines.append(
+            "| backend | native (MiB) | PWiseR exact (MiB) | ratio | PWiseR k=4 (MiB) | ratio | "
+            "target ≤ 1.10 | floor: native after one tiny Numba call (MiB) | ratio |"
+        )
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for b, v in r["results"].items():
             floor = v.get("native + one Numba call")
-            floor_cells = (f"{floor:.0f} | {v['native + one Numba call_over_native']:.3f}" if floor else "– | –")
-            lines.append(f"| {b} | {v['native']:.0f} | {v['exact']:.0f} | {v['exact_over_native']:.3f} | "
-                         f"{v['k=4']:.0f} | {v['k=4_over_native']:.3f} | "
-                         f"{_ok(max(v['exact_over_native'], v['k=4_over_native']), TARGETS['rss'])} | {floor_cells} |")
+            floor_cells = f"{floor:.0f} | {v['native + one Numba call_over_native']:.3f}" if floor else "– | –"
+            lines.append(
+                f"| {b} | {v['native']:.0f} | {v['exact']:.0f} | {v['exact_over_native']:.3f} | "
+                f"{v['k=4']:.0f} | {v['k=4_over_native']:.3f} | "
+                f"{_ok(max(v['exact_over_native'], v['k=4_over_native']), TARGETS['rss'])} | {floor_cells} |"
+            )
         lines.append("")
     r = _load("startup")
     if r and "grad_hess" in r["best"]:
         b = r["best"]
-        lines.append("**Start-up** (fresh process each; 100k rows in groups of 25, sparse labels; fits: 10 features, "
-                     "5 rounds; best of runs). Cold: an empty Numba cache, so every kernel the program needs "
-                     "compiles (a fresh install); warm: the next process, loading them from the cache.")
+        lines.append(
+            "**Start-up** (fresh process each; 100k rows in groups of 25, sparse labels; fits: 10 features, "
+            "5 rounds; best of runs). Cold: an empty Numba cache, so every kernel the program needs "
+            "compiles (a fresh install); warm: the next process, loading them from the cache."
+        )
         lines.append("")
         lines.append("| program | Numba cache | import (s) | first call / fit (s) | second call (ms) | goal |")
         lines.append("|---|---|---|---|---|---|")

@@ -30,13 +30,23 @@ def fit_score(train, test, obj, rounds, seed):
     tr = train.sort_by_group()
     dtrain = xgb.DMatrix(tr.X, label=tr.y, qid=tr.group, enable_categorical=True)
     dtest = xgb.DMatrix(test.X, enable_categorical=True)
-    params = {"tree_method": "hist", "max_depth": 6, "eta": 0.1, "nthread": 2, "seed": seed,
-              "base_score": initial_margin(tr.y), "disable_default_eval_metric": 1,
-              "min_child_weight": 1.0}
+    params = {
+        "tree_method": "hist",
+        "max_depth": 6,
+        "eta": 0.1,
+        "nthread": 2,
+        "seed": seed,
+        "base_score": initial_margin(tr.y),
+        "disable_default_eval_metric": 1,
+        "min_child_weight": 1.0,
+    }
     b = xgb.train(params, dtrain, rounds, obj=obj)
     m = b.predict(dtest, output_margin=True)
-    return {"click_auc": click_auc(m, test.y), "conv_auc_of_pctr": conversion_auc(m, test.y),
-            "conv_gauc_of_pctr": conversion_gauc(m, test.y, test.group)}
+    return {
+        "click_auc": click_auc(m, test.y),
+        "conv_auc_of_pctr": conversion_auc(m, test.y),
+        "conv_gauc_of_pctr": conversion_gauc(m, test.y, test.group),
+    }
 
 
 def main() -> None:
@@ -57,24 +67,30 @@ def main() -> None:
         train, test = train_test_split_by_group(log, test_size=0.3, random_state=seed)
         for kind, lam, m1, m2 in configs:
             t = time.perf_counter()
-            res = fit_score(train, test, PWiseRObjective(lam=lam, margin_click_only=m1, margin_no_click=m2),
-                            a.rounds, seed)
-            rows.append({"seed": seed, "sweep": kind, "lam": lam, "m1": m1, "m2": m2,
-                         "fit_s": time.perf_counter() - t, **res})
+            res = fit_score(
+                train, test, PWiseRObjective(lam=lam, margin_click_only=m1, margin_no_click=m2), a.rounds, seed
+            )
+            rows.append(
+                {"seed": seed, "sweep": kind, "lam": lam, "m1": m1, "m2": m2, "fit_s": time.perf_counter() - t, **res}
+            )
             print(json.dumps(rows[-1]), flush=True)
     OUT.mkdir(exist_ok=True)
-    (OUT / "sweep_defaults.json").write_text(json.dumps(
-        {"requests": a.requests, "rounds": a.rounds, "seeds": a.seeds, "results": rows},
-        indent=1))
+    (OUT / "sweep_defaults.json").write_text(
+        json.dumps({"requests": a.requests, "rounds": a.rounds, "seeds": a.seeds, "results": rows}, indent=1)
+    )
     # mean over seeds
     keys = sorted({(r["lam"], r["m1"], r["m2"]) for r in rows})
-    lines = ["| λ | m1 (click-only) | m2 (no click) | click AUC | conv. AUC of pCTR | conv. GAUC of pCTR |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| λ | m1 (click-only) | m2 (no click) | click AUC | conv. AUC of pCTR | conv. GAUC of pCTR |",
+        "|---|---|---|---|---|---|",
+    ]
     for k in keys:
         sel = [r for r in rows if (r["lam"], r["m1"], r["m2"]) == k]
         mean = {m: np.mean([r[m] for r in sel]) for m in ("click_auc", "conv_auc_of_pctr", "conv_gauc_of_pctr")}
-        lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {mean['click_auc']:.4f} | {mean['conv_auc_of_pctr']:.4f} "
-                     f"| {mean['conv_gauc_of_pctr']:.4f} |")
+        lines.append(
+            f"| {k[0]} | {k[1]} | {k[2]} | {mean['click_auc']:.4f} | {mean['conv_auc_of_pctr']:.4f} "
+            f"| {mean['conv_gauc_of_pctr']:.4f} |"
+        )
     (OUT / "sweep_defaults.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

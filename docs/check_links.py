@@ -44,8 +44,9 @@ def _parse(path: Path) -> _Page:
 def broken_links(site: Path) -> tuple[list[str], int, int]:
     """``(problems, internal links checked, external links seen)`` for the HTML pages under ``site``."""
     site = site.resolve()
-    pages = {p.resolve(): _parse(p) for p in sorted(site.rglob("*.html"))
-             if "_static" not in p.relative_to(site).parts}  # the theme's templates there are not pages
+    pages = {
+        p.resolve(): _parse(p) for p in sorted(site.rglob("*.html")) if "_static" not in p.relative_to(site).parts
+    }  # the theme's templates there are not pages
     problems, internal, external = [], 0, 0
     for page_path, page in pages.items():
         for link in page.links:
@@ -78,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     problems, internal, external = broken_links(site)
     for p in problems:
         print(f"broken link: {p}", file=sys.stderr)
-    print(f"check_links: {internal} internal links checked, {len(problems)} broken; "
-          f"{external} links to other sites not followed")
+    print(
+        f"check_links: {internal} internal links checked, {len(problems)} broken; "
+        f"{external} links to other sites not followed"
+    )
     return 1 if problems else 0
 
 

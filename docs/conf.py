@@ -46,9 +46,19 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "_intersphinx", "_ext", "_templates", "**.ipynb_checkpoints",
-                    "auto_examples/*.ipynb", "auto_examples/*.py", "auto_examples/*.zip",
-                    "auto_examples/*.json", "auto_examples/*.md5", "auto_examples/*.codeobj.json"]
+exclude_patterns = [
+    "_build",
+    "_intersphinx",
+    "_ext",
+    "_templates",
+    "**.ipynb_checkpoints",
+    "auto_examples/*.ipynb",
+    "auto_examples/*.py",
+    "auto_examples/*.zip",
+    "auto_examples/*.json",
+    "auto_examples/*.md5",
+    "auto_examples/*.codeobj.json",
+]
 
 # -- MyST ---------------------------------------------------------------------------------------
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
@@ -67,9 +77,19 @@ numpydoc_xref_param_type = True
 # int, float, str, bool, dict, list, tuple, None); other words of a type stay plain text.
 numpydoc_xref_ignore = "all"
 _XREF_CLASSES = [  # types written in full in the docstrings
-    "numpy.ndarray", "numpy.random.Generator", "pandas.DataFrame", "pandas.Series", "os.PathLike",
-    "xgboost.Booster", "xgboost.DMatrix", "lightgbm.Booster", "lightgbm.Dataset",
-    "dask.dataframe.DataFrame", "dask.dataframe.Series", "dask.array.Array", "distributed.Client",
+    "numpy.ndarray",
+    "numpy.random.Generator",
+    "pandas.DataFrame",
+    "pandas.Series",
+    "os.PathLike",
+    "xgboost.Booster",
+    "xgboost.DMatrix",
+    "lightgbm.Booster",
+    "lightgbm.Dataset",
+    "dask.dataframe.DataFrame",
+    "dask.dataframe.Series",
+    "dask.array.Array",
+    "distributed.Client",
 ]
 numpydoc_xref_aliases = {
     **{name: f":class:`{name}`" for name in _XREF_CLASSES},  # (an alias to itself would stay plain text)
@@ -88,8 +108,11 @@ numpydoc_xref_aliases = {
 nitpicky = True
 nitpick_ignore_regex = [
     ("py:.*", r"(.*\.)?_[A-Za-z]\w*(\..*)?"),
-    ("py:.*", r"gbdt_pwiser\.(engines\.(limits|dask|external|boosters|local)|objectives\.distributed"
-              r"|datasets\.(split|sources)|kernels)(\..*)?"),
+    (
+        "py:.*",
+        r"gbdt_pwiser\.(engines\.(limits|dask|external|boosters|local)|objectives\.distributed"
+        r"|datasets\.(split|sources)|kernels)(\..*)?",
+    ),
     ("py:mod", r"\.?(limits|external|boosters|dask|local)"),  # gbdt_pwiser.engines' relative references
 ]
 nitpick_ignore = [("py:class", "LogState"), ("py:func", "prepare_ptr"), ("py:func", "K.bce_pass_pd")]  # internal

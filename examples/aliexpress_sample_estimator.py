@@ -30,15 +30,22 @@ args = ap.parse_args()
 
 train = load_aliexpress(args.train)
 test = load_aliexpress(args.test).align_categories(train)
-print(f"train: {len(train)} rows, {train.n_groups} requests, {int((train.y >= 1).sum())} clicks, "
-      f"{int((train.y == 2).sum())} conversions; test: {len(test)} rows")
+print(
+    f"train: {len(train)} rows, {train.n_groups} requests, {int((train.y >= 1).sum())} clicks, "
+    f"{int((train.y == 2).sum())} conversions; test: {len(test)} rows"
+)
 
 # %%
 # The chained boosters on the sample
 # ----------------------------------
 
-model = CTCVRClassifier(backend="lightgbm", n_estimators=args.n_estimators, random_state=0,
-                        ctr_params={"min_data_in_leaf": 5}, cvr_params={"min_data_in_leaf": 2})
+model = CTCVRClassifier(
+    backend="lightgbm",
+    n_estimators=args.n_estimators,
+    random_state=0,
+    ctr_params={"min_data_in_leaf": 5},
+    cvr_params={"min_data_in_leaf": 2},
+)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # tiny data: the boosters warn about few splits
     model.fit(train.X, train.y, group=train.group)

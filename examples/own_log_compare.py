@@ -41,14 +41,16 @@ from gbdt_pwiser.datasets import InferredCategoricalWarning, load_log, make_ad_l
 def write_export(folder: Path, n_requests: int, csv: bool) -> Path:
     """A simulated log renamed as a team's export: its own column names, text categories, NaN features."""
     sim = make_ad_log(n_requests, ctr=0.05, cvr=0.2, n_categorical=2, n_numerical=4, random_state=0).to_frame()
-    frame = pd.DataFrame({
-        "search_id": sim["search_id"].to_numpy(),
-        "clicked": sim["click"].astype(bool).to_numpy(),
-        "booked": sim["conversion"].to_numpy(),
-        "city": "city_" + sim["categorical_1"].astype(str).to_numpy(),
-        "stars": sim["categorical_2"].astype(int).to_numpy(),
-        **{f"price_{k}": sim[f"numerical_{k}"].to_numpy() for k in range(1, 5)},
-    })
+    frame = pd.DataFrame(
+        {
+            "search_id": sim["search_id"].to_numpy(),
+            "clicked": sim["click"].astype(bool).to_numpy(),
+            "booked": sim["conversion"].to_numpy(),
+            "city": "city_" + sim["categorical_1"].astype(str).to_numpy(),
+            "stars": sim["categorical_2"].astype(int).to_numpy(),
+            **{f"price_{k}": sim[f"numerical_{k}"].to_numpy() for k in range(1, 5)},
+        }
+    )
     frame.loc[frame.index[::17], "price_2"] = np.nan  # missing values stay missing
     if csv:
         frame.to_csv(folder / "hotel_log.csv", index=False)
@@ -75,10 +77,26 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         for w in caught:
             print(f"note: {w.message}")
     print(f"loaded {log}")
-    table = gbdt_pwiser.compare(log, ["bce", "pwiser", "weighted"], seeds=[0], bootstrap=bootstrap,
-                                params={"n_estimators": n_estimators, "n_jobs": 2}, plots=args.out)
-    cols = ["model", "ctr_auc", "ctr_conv_auc", "ctcvr_auc", "ctr_ratio", "ctcvr_ratio", "ctcvr_ece",
-            "ctr_conv_auc_delta", "ctr_conv_auc_low", "ctr_conv_auc_high"]
+    table = gbdt_pwiser.compare(
+        log,
+        ["bce", "pwiser", "weighted"],
+        seeds=[0],
+        bootstrap=bootstrap,
+        params={"n_estimators": n_estimators, "n_jobs": 2},
+        plots=args.out,
+    )
+    cols = [
+        "model",
+        "ctr_auc",
+        "ctr_conv_auc",
+        "ctcvr_auc",
+        "ctr_ratio",
+        "ctcvr_ratio",
+        "ctcvr_ece",
+        "ctr_conv_auc_delta",
+        "ctr_conv_auc_low",
+        "ctr_conv_auc_high",
+    ]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table[cols].round(4).to_string(index=False))
     print(f"wrote {args.out / 'roc.png'}, {args.out / 'calibration.png'}")

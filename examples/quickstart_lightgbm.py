@@ -44,13 +44,27 @@ valid = valid.align_categories(train).sort_by_group()
 
 base = initial_margin(train.y)  # start from the click log-odds
 dtrain = lgb.Dataset(train.X, label=train.y, group=train.group_sizes(), init_score=np.full(len(train), base))
-dvalid = lgb.Dataset(valid.X, label=valid.y, group=valid.group_sizes(), init_score=np.full(len(valid), base),
-                     reference=dtrain)
-params = {"objective": PWiseRObjective(lam=1.0), "metric": "None", "learning_rate": 0.1,
-          "num_leaves": 31, "verbose": -1, "seed": 0}
-booster = lgb.train(params, dtrain, num_boost_round=args.rounds, valid_sets=[dvalid],
-                    feval=lgb_metric("auc_click", "auc_conv"),
-                    callbacks=[lgb.early_stopping(20, verbose=False)])
+dvalid = lgb.Dataset(
+    valid.X, label=valid.y, group=valid.group_sizes(), init_score=np.full(len(valid), base), reference=dtrain
+)
+params = {
+    "objective": PWiseRObjective(lam=1.0),
+    "metric": "None",
+    "learning_rate": 0.1,
+    "num_leaves": 31,
+    "verbose": -1,
+    "seed": 0,
+}
+booster = lgb.train(
+    params,
+    dtrain,
+    num_boost_round=args.rounds,
+    valid_sets=[dvalid],
+    feval=lgb_metric("auc_click", "auc_conv"),
+    callbacks=[lgb.early_stopping(20, verbose=False)],
+)
 margin = booster.predict(valid.X, raw_score=True, num_iteration=booster.best_iteration) + base
-print(f"best iteration {booster.best_iteration}: click AUC {click_auc(margin, valid.y):.4f}, "
-      f"conversion AUC of pCTR {conversion_auc(margin, valid.y):.4f}")
+print(
+    f"best iteration {booster.best_iteration}: click AUC {click_auc(margin, valid.y):.4f}, "
+    f"conversion AUC of pCTR {conversion_auc(margin, valid.y):.4f}"
+)

@@ -53,10 +53,17 @@ params = {
     "disable_default_eval_metric": 1,  # the default metric would score funnel labels as regression
 }
 booster = xgb.train(
-    params, dtrain, num_boost_round=args.rounds, obj=PWiseRObjective(lam=1.0),
-    evals=[(dvalid, "valid")], custom_metric=xgb_metric("auc_click", "auc_conv"),
-    early_stopping_rounds=20, verbose_eval=False,
+    params,
+    dtrain,
+    num_boost_round=args.rounds,
+    obj=PWiseRObjective(lam=1.0),
+    evals=[(dvalid, "valid")],
+    custom_metric=xgb_metric("auc_click", "auc_conv"),
+    early_stopping_rounds=20,
+    verbose_eval=False,
 )
 margin = booster.predict(dvalid, output_margin=True, iteration_range=(0, booster.best_iteration + 1))
-print(f"best iteration {booster.best_iteration}: click AUC {click_auc(margin, valid.y):.4f}, "
-      f"conversion AUC of pCTR {conversion_auc(margin, valid.y):.4f}")
+print(
+    f"best iteration {booster.best_iteration}: click AUC {click_auc(margin, valid.y):.4f}, "
+    f"conversion AUC of pCTR {conversion_auc(margin, valid.y):.4f}"
+)

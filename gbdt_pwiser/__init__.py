@@ -38,9 +38,15 @@ __all__ = [
 
 # The estimator and the evaluation helpers pull in scikit-learn's model machinery; load them
 # on first use so that `import gbdt_pwiser` (and a custom objective's first call) stays fast.
-_LAZY = {"CTCVRClassifier": ".sklearn", "NoGroupWarning": ".sklearn", "ParquetLog": ".datasets.parquet_log",
-         "evaluate": ".metrics", "show_versions": "._show_versions", "compare": ".evaluation",
-         "load_log": ".datasets.loaders"}
+_LAZY = {
+    "CTCVRClassifier": ".sklearn",
+    "NoGroupWarning": ".sklearn",
+    "ParquetLog": ".datasets.parquet_log",
+    "evaluate": ".metrics",
+    "show_versions": "._show_versions",
+    "compare": ".evaluation",
+    "load_log": ".datasets.loaders",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -23,10 +23,17 @@ def _label_values(y: Any, name: str) -> np.ndarray:
         missing = np.isnan(arr)
     if missing is not None and missing.any():
         first = np.argwhere(missing)[0]
-        col = "" if arr.ndim != 2 else f", column {y.columns[first[1]]!r}" if hasattr(y, "columns") else \
-            f", column {int(first[1])}"
-        raise ValueError(f"{name} has {int(missing.sum())} missing value(s) (first at row {int(first[0])}{col}); "
-                         "labels must be complete: drop or fill those rows")
+        col = (
+            ""
+            if arr.ndim != 2
+            else f", column {y.columns[first[1]]!r}"
+            if hasattr(y, "columns")
+            else f", column {int(first[1])}"
+        )
+        raise ValueError(
+            f"{name} has {int(missing.sum())} missing value(s) (first at row {int(first[0])}{col}); "
+            "labels must be complete: drop or fill those rows"
+        )
     return arr
 
 
@@ -86,8 +93,9 @@ def funnel_label(click: npt.ArrayLike, conversion: npt.ArrayLike) -> np.ndarray:
     return _funnel_label(click, conversion)
 
 
-def _funnel_label(click: Any, conversion: Any, names: tuple[str, str] = ("click", "conversion"),
-                  where: str = "") -> np.ndarray:
+def _funnel_label(
+    click: Any, conversion: Any, names: tuple[str, str] = ("click", "conversion"), where: str = ""
+) -> np.ndarray:
     """:func:`funnel_label`; errors name the columns ``names``, prefixed by ``where``."""
     c = _as_binary(click, where + names[0])
     v = _as_binary(conversion, where + names[1])
@@ -138,8 +146,11 @@ def as_funnel(y: Any, name: str = "y") -> np.ndarray:
         raise ValueError(f"{name} is None; funnel labels (n,) or [click, conversion] (n, 2) are required")
     arr = _label_values(y, name)
     if arr.ndim == 2 and arr.shape[1] == 2:
-        cols = (f"column {y.columns[0]!r}", f"column {y.columns[1]!r}") if hasattr(y, "columns") else (
-            "column 0 (click)", "column 1 (conversion)")
+        cols = (
+            (f"column {y.columns[0]!r}", f"column {y.columns[1]!r}")
+            if hasattr(y, "columns")
+            else ("column 0 (click)", "column 1 (conversion)")
+        )
         return _funnel_label(arr[:, 0], arr[:, 1], cols, f"{name}: ")
     if arr.ndim == 2 and arr.shape[1] == 1:
         import warnings
@@ -148,7 +159,8 @@ def as_funnel(y: Any, name: str = "y") -> np.ndarray:
 
         warnings.warn(
             f"A column-vector y was passed when a 1d array was expected; {name} is read as funnel labels.",
-            DataConversionWarning, stacklevel=3,
+            DataConversionWarning,
+            stacklevel=3,
         )
         arr = arr[:, 0]
     if arr.ndim != 1:
@@ -160,9 +172,13 @@ def as_funnel(y: Any, name: str = "y") -> np.ndarray:
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"Unknown label type: {name} must hold numeric funnel labels in {{0, 1, 2}} "
-                             f"(0 no click, 1 click only, 2 conversion), got dtype {arr.dtype}") from None
+            raise ValueError(
+                f"Unknown label type: {name} must hold numeric funnel labels in {{0, 1, 2}} "
+                f"(0 no click, 1 click only, 2 conversion), got dtype {arr.dtype}"
+            ) from None
     if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.any(arr != np.round(arr)):
-        raise ValueError(f"Unknown label type: {name} is continuous; it must hold funnel labels in "
-                         "{0, 1, 2} (0 no click, 1 click only, 2 conversion)")
+        raise ValueError(
+            f"Unknown label type: {name} is continuous; it must hold funnel labels in "
+            "{0, 1, 2} (0 no click, 1 click only, 2 conversion)"
+        )
     return check_labels(arr, name=name)

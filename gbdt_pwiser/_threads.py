@@ -38,8 +38,7 @@ from typing import Any
 #: thread costs ~10-30 µs (``benchmarks/bench_threads.py``), a part of this many rows 0.2-0.5 ms.
 ROWS_PER_THREAD = 65_536
 
-NOTICE = ("gbdt_pwiser: compiling the Numba kernels for first use (once; later processes load them "
-          "from the cache) ...")
+NOTICE = "gbdt_pwiser: compiling the Numba kernels for first use (once; later processes load them from the cache) ..."
 _notice = {"installed": False, "printed": False}
 
 
@@ -142,7 +141,8 @@ def run_parts(part: Callable[[int], Any], n_parts: int) -> None:
     >>> out = [0] * 3
     >>> def part(p):
     ...     out[p] = p * p
-    >>> run_parts(part, 3); out
+    >>> run_parts(part, 3)
+    ... out
     [0, 1, 4]
     """
     install_compile_notice()

@@ -43,6 +43,8 @@ class NoConversionWarning(UserWarning):
     Funnel labels are ``click + conversion``; labels that are only 0/1 are click
     labels, with which PWiseR reduces to plain BCE whatever ``lam`` is.
     """
+
+
 DEVICES = ("cpu", "cuda")
 
 
@@ -68,9 +70,7 @@ def check_margin(margin: npt.ArrayLike, name: str = "margin") -> np.ndarray:
         arr = np.ascontiguousarray(arr)
     if not np.all(np.isfinite(arr)):
         bad = np.flatnonzero(~np.isfinite(arr))
-        raise ValueError(
-            f"{name} contains {bad.size} NaN or infinite value(s) (first at index {int(bad[0])})"
-        )
+        raise ValueError(f"{name} contains {bad.size} NaN or infinite value(s) (first at index {int(bad[0])})")
     return arr
 
 
@@ -173,8 +173,10 @@ def check_no_inf(X: Any, name: str = "X", columns: Sequence[Any] | None = None) 
         for c, t in X.dtypes.items():
             if pd.api.types.is_float_dtype(t):
                 extension = isinstance(t, pd.api.extensions.ExtensionDtype)
-                _raise_if_inf(X[c].to_numpy(dtype=np.float64, na_value=np.nan) if extension else X[c].to_numpy(),
-                              f"{name}: column {c!r}")
+                _raise_if_inf(
+                    X[c].to_numpy(dtype=np.float64, na_value=np.nan) if extension else X[c].to_numpy(),
+                    f"{name}: column {c!r}",
+                )
         return
     arr = np.asarray(X)
     if arr.dtype.kind == "f" and arr.ndim == 2 and np.isinf(arr).any():
@@ -186,8 +188,10 @@ def _raise_if_inf(v: np.ndarray, where: str) -> None:
     inf = np.isinf(v)
     if inf.any():
         rows = np.flatnonzero(inf)
-        raise ValueError(f"{where} contains {rows.size} infinite value(s) (first at row {int(rows[0])}); "
-                         "features take NaN for missing values, not inf")
+        raise ValueError(
+            f"{where} contains {rows.size} infinite value(s) (first at row {int(rows[0])}); "
+            "features take NaN for missing values, not inf"
+        )
 
 
 def check_ctr_prob(ctr_prob: Any, n: int, name: str = "ctr_prob") -> np.ndarray:

@@ -103,8 +103,7 @@ class MonotoneMap:
         if method == "isotonic":
             from sklearn.isotonic import IsotonicRegression
 
-            fitted = IsotonicRegression(increasing=True, y_min=0.0, y_max=1.0).fit_transform(px, py,
-                                                                                              sample_weight=pw)
+            fitted = IsotonicRegression(increasing=True, y_min=0.0, y_max=1.0).fit_transform(px, py, sample_weight=pw)
             # one knot per pooled block, at its weighted centre: strictly increasing, so no ties
             starts = np.flatnonzero(np.r_[True, np.diff(fitted) != 0])
             wsum = np.add.reduceat(pw, starts)
@@ -113,8 +112,9 @@ class MonotoneMap:
 
         z = logit(np.clip(px, 1e-12, 1 - 1e-12)).reshape(-1, 1)
         pos = pw * py
-        lr = LogisticRegression(C=1e6).fit(np.r_[z, z], np.r_[np.ones(z.shape[0]), np.zeros(z.shape[0])],
-                                           sample_weight=np.r_[pos, pw - pos])
+        lr = LogisticRegression(C=1e6).fit(
+            np.r_[z, z], np.r_[np.ones(z.shape[0]), np.zeros(z.shape[0])], sample_weight=np.r_[pos, pw - pos]
+        )
         return cls(method, a=max(float(lr.coef_[0, 0]), 1e-6), b=float(lr.intercept_[0]))
 
     def _knots(self) -> tuple[np.ndarray, np.ndarray]:
@@ -173,5 +173,6 @@ def calibrate(ctr: Outcomes, ctcvr: Outcomes, method: str) -> Calibrator:
     """A :class:`Calibrator` from the held-out outcomes of clicks (pCTR) and conversions (pCTCVR)."""
     if method not in METHODS:
         raise ValueError(f"calibration must be one of {METHODS} or None, got {method!r}")
-    return Calibrator(MonotoneMap.fit(ctr, method), MonotoneMap.fit(ctcvr, method),
-                      {"ctr": ctr.ratio(), "ctcvr": ctcvr.ratio()})
+    return Calibrator(
+        MonotoneMap.fit(ctr, method), MonotoneMap.fit(ctcvr, method), {"ctr": ctr.ratio(), "ctcvr": ctcvr.ratio()}
+    )

@@ -102,8 +102,9 @@ def two_worker_client(silence_logs=logging.ERROR):
     """A client of a LocalCluster of 2 worker processes × 1 thread, both workers connected."""
     import distributed
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=silence_logs) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=silence_logs
+    ) as cluster:
         with distributed.Client(cluster) as c:
             c.wait_for_workers(2, timeout=60)
             yield c

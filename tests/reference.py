@@ -64,8 +64,7 @@ def reference_loss(z, y, group=None, weight=None, lam=1.0, m1=0.1, m2=0.3, pair_
     return total
 
 
-def reference_grad_hess(z, y, group=None, weight=None, lam=1.0, m1=0.1, m2=0.3, pair_loss="squared_hinge",
-                        floor=1e-16):
+def reference_grad_hess(z, y, group=None, weight=None, lam=1.0, m1=0.1, m2=0.3, pair_loss="squared_hinge", floor=1e-16):
     """Gradient and (Gauss–Newton / exact) Hessian of :func:`reference_loss`."""
     z, y, w, norm, W = _setup(z, y, group, weight)
     n = len(z)

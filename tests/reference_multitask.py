@@ -44,8 +44,7 @@ def reference_ctcvr_grad_fisher(z, u, y, weight=None):
     return g, f
 
 
-def reference_shared_loss(margins, y, group=None, weight=None, lam=1.0, m1=0.1, m2=0.3,
-                          pair_loss="squared_hinge"):
+def reference_shared_loss(margins, y, group=None, weight=None, lam=1.0, m1=0.1, m2=0.3, pair_loss="squared_hinge"):
     """``(ctr, ctcvr)``: BCE + λ·W·PWiseR on z, and Σ w BCE(t, v)."""
     margins = np.asarray(margins, dtype=np.float64)
     z, u = margins[:, 0], margins[:, 1]
@@ -53,8 +52,9 @@ def reference_shared_loss(margins, y, group=None, weight=None, lam=1.0, m1=0.1, 
     return ctr, reference_ctcvr_loss(z, u, y, weight)
 
 
-def reference_shared_grad_hess(margins, y, group=None, weight=None, lam=1.0, m1=0.1, m2=0.3,
-                               pair_loss="squared_hinge", beta=1.0, floor=1e-16):
+def reference_shared_grad_hess(
+    margins, y, group=None, weight=None, lam=1.0, m1=0.1, m2=0.3, pair_loss="squared_hinge", beta=1.0, floor=1e-16
+):
     """(n, 2) gradient and Hessian: z gets the CTR part + β·pCTCVR, u the pCTCVR part."""
     margins = np.asarray(margins, dtype=np.float64)
     z, u = margins[:, 0], margins[:, 1]

@@ -35,8 +35,12 @@ MODULES = [
     "gbdt_pwiser.exceptions",
 ]
 
-_SECTIONS = [("class", "Classes"), ("function", "Functions"), ("exception", "Exceptions and warnings"),
-             ("data", "Constants and objects")]
+_SECTIONS = [
+    ("class", "Classes"),
+    ("function", "Functions"),
+    ("exception", "Exceptions and warnings"),
+    ("data", "Constants and objects"),
+]
 _IMMUTABLE = (str, bytes, int, float, bool, tuple, frozenset, type(None))
 
 
@@ -132,8 +136,7 @@ def _summary(obj: Any) -> str:
 
 def module_page(module: str, members: list[tuple[str, Any]], home: dict[int, str]) -> str:
     """The reST of one module's page."""
-    parts = [_title(f"``{module}``"), f".. automodule:: {module}\n   :no-members:\n",
-             f".. currentmodule:: {module}\n"]
+    parts = [_title(f"``{module}``"), f".. automodule:: {module}\n   :no-members:\n", f".. currentmodule:: {module}\n"]
     elsewhere = []
     by_kind: dict[str, list[str]] = {k: [] for k, _ in _SECTIONS}
     for name, obj in members:
@@ -156,17 +159,21 @@ def module_page(module: str, members: list[tuple[str, Any]], home: dict[int, str
         parts.append(_title("Also exported here", "-"))
         for name, target, k, obj in elsewhere:  # a target of its own, so this module's name resolves too
             directive = {"class": "class", "exception": "exception", "function": "function"}.get(k, "data")
-            parts.append(f".. py:{directive}:: {name}\n   :no-index-entry:\n\n"
-                         f"   The same object as :py:obj:`{target}`: {_summary(obj)}\n")
+            parts.append(
+                f".. py:{directive}:: {name}\n   :no-index-entry:\n\n"
+                f"   The same object as :py:obj:`{target}`: {_summary(obj)}\n"
+            )
     return "\n".join(parts)
 
 
 def index_page(modules: list[str]) -> str:
     """The API index: one line per module, then the toctree."""
-    lines = [_title("API reference"),
-             "Every public name of the package, from the ``__all__`` of each module. The user guide "
-             "explains how they fit together; each page here is the reference of one name.\n",
-             ".. list-table::\n   :header-rows: 1\n   :widths: 30 70\n\n   * - module\n     - what it holds"]
+    lines = [
+        _title("API reference"),
+        "Every public name of the package, from the ``__all__`` of each module. The user guide "
+        "explains how they fit together; each page here is the reference of one name.\n",
+        ".. list-table::\n   :header-rows: 1\n   :widths: 30 70\n\n   * - module\n     - what it holds",
+    ]
     for m in modules:
         lines.append(f"   * - :doc:`{m}`\n     - {_summary(importlib.import_module(m))}")
     lines.append("\n.. toctree::\n   :hidden:\n\n" + "\n".join(f"   {m}" for m in modules) + "\n")
@@ -186,8 +193,9 @@ def write_api(out: Path, modules: list[str] = MODULES) -> None:
     pages = set()
     for module, members in names.items():
         _write(out / f"{module}.rst", module_page(module, members, home))
-        pages |= {f"{module}.{n}.rst" for n, obj in members
-                  if kind(obj) != "data" and home.get(id(obj), module) == module}
+        pages |= {
+            f"{module}.{n}.rst" for n, obj in members if kind(obj) != "data" and home.get(id(obj), module) == module
+        }
     _write(out / "index.rst", index_page(modules))
     keep = {f"{m}.rst" for m in modules} | {"index.rst"}
     for stale in out.glob("*.rst"):

@@ -21,14 +21,19 @@ def example_argv(gallery_conf: dict[str, Any], script_vars: dict[str, Any]) -> l
     if name == "sklearn_grid_search.py":
         return ["--small", "--n-jobs", "1"]  # tiny fits: one thread each is faster than two
     if name == "aliexpress_sample_estimator.py":
-        return ["--train", str(SAMPLE / "aliexpress_train_sample.csv"),
-                "--test", str(SAMPLE / "aliexpress_test_sample.csv"), "--n-estimators", "5"]
+        return [
+            "--train",
+            str(SAMPLE / "aliexpress_train_sample.csv"),
+            "--test",
+            str(SAMPLE / "aliexpress_test_sample.csv"),
+            "--n-estimators",
+            "5",
+        ]
     return []
 
 
 #: the gallery's order (the objectives, then the estimator); a script not listed comes after, by name
-ORDER = ["quickstart_xgboost.py", "quickstart_lightgbm.py", "sklearn_grid_search.py",
-         "aliexpress_sample_estimator.py"]
+ORDER = ["quickstart_xgboost.py", "quickstart_lightgbm.py", "sklearn_grid_search.py", "aliexpress_sample_estimator.py"]
 
 
 class ExampleOrder:

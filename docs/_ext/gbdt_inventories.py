@@ -49,8 +49,7 @@ def inventory_bytes(project: str, entries: list[tuple[str, str, str, str]]) -> b
     inv = soi.Inventory()
     inv.project, inv.version = project, "stable"
     for name, domain, role, uri in entries:
-        inv.objects.append(soi.DataObjStr(name=name, domain=domain, role=role, priority="1", uri=uri,
-                                          dispname="-"))
+        inv.objects.append(soi.DataObjStr(name=name, domain=domain, role=role, priority="1", uri=uri, dispname="-"))
     return soi.compress(inv.data_file(contract=True))
 
 

@@ -9,8 +9,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UserError", "read_log", "source_description", "estimator_params", "make_model", "dask_client",
-           "distributed"]
+__all__ = [
+    "UserError",
+    "read_log",
+    "source_description",
+    "estimator_params",
+    "make_model",
+    "dask_client",
+    "distributed",
+]
 
 #: the options that name the columns of the user's own log
 _COLUMNS = ("click", "conversion", "group", "weight", "features", "categorical")
@@ -31,8 +38,10 @@ def _columns(args: argparse.Namespace) -> dict[str, Any] | None:
     if all(v is None for v in given.values()):
         return None
     if args.format is not None:
-        raise UserError("--format names one of the paper's layouts; --click/--conversion/--group name your own "
-                        "columns: give one or the other")
+        raise UserError(
+            "--format names one of the paper's layouts; --click/--conversion/--group name your own "
+            "columns: give one or the other"
+        )
     missing = [f"--{k}" for k in ("click", "conversion", "group") if given[k] is None]
     if missing:
         raise UserError(f"your own columns need --click, --conversion and --group: {', '.join(missing)} missing")
@@ -44,8 +53,10 @@ def _columns(args: argparse.Namespace) -> dict[str, Any] | None:
 def source_description(args: argparse.Namespace) -> str:
     """What the data is, in words (the first line of the output)."""
     if args.data is None:
-        return (f"simulated log (make_ad_log: CTR {args.sim_ctr:.1%}, conversions {args.sim_cvr:.1%} of clicks, "
-                f"{args.requests} requests)")
+        return (
+            f"simulated log (make_ad_log: CTR {args.sim_ctr:.1%}, conversions {args.sim_cvr:.1%} of clicks, "
+            f"{args.requests} requests)"
+        )
     cols = _columns(args)
     if cols is None:
         return f"{args.data} ({args.format or 'aliexpress'})"
@@ -58,8 +69,11 @@ def _note_inferred(caught: list[warnings.WarningMessage]) -> None:
 
     for w in caught:
         if isinstance(w.message, InferredCategoricalWarning):
-            print(f"gbdt-pwiser: note: columns {w.message.columns} read as categorical (text, bool or category "
-                  "columns); --categorical chooses them", file=sys.stderr)
+            print(
+                f"gbdt-pwiser: note: columns {w.message.columns} read as categorical (text, bool or category "
+                "columns); --categorical chooses them",
+                file=sys.stderr,
+            )
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
@@ -88,12 +102,21 @@ def read_log(args: argparse.Namespace) -> Any:
         raise UserError(f"cannot read {path}: {exc}") from exc
     if kind == "parquet" and distributed(args):
         if args.nrows is not None:
-            raise UserError("--nrows is not supported with a Parquet log on Dask (the workers read whole files); "
-                            "select the files with a glob instead")
+            raise UserError(
+                "--nrows is not supported with a Parquet log on Dask (the workers read whole files); "
+                "select the files with a glob instead"
+            )
         if layout is not None:
             roles = layout.columns
-            plog = datasets.ParquetLog(files, click=roles.click, conversion=roles.conversion, group=roles.group,
-                                       features=roles.features, categorical=roles.categorical, types=layout.types())
+            plog = datasets.ParquetLog(
+                files,
+                click=roles.click,
+                conversion=roles.conversion,
+                group=roles.group,
+                features=roles.features,
+                categorical=roles.categorical,
+                types=layout.types(),
+            )
         else:
             plog = datasets.ParquetLog(files, **(cols or {}))
         plog.check_schema(files[0], plog.columns(files))  # a misspelt column: before any cluster starts
@@ -106,8 +129,10 @@ def read_log(args: argparse.Namespace) -> Any:
             elif kind == "parquet":
                 log = datasets.load_parquet_log(path, args.format or "aliexpress", nrows=args.nrows)
             elif path.is_dir() or len(files) != 1:
-                raise UserError(f"cannot read {path} {what}: a layout's CSV log is one file (a folder or glob of "
-                                "CSV files needs --click/--conversion/--group)")
+                raise UserError(
+                    f"cannot read {path} {what}: a layout's CSV log is one file (a folder or glob of "
+                    "CSV files needs --click/--conversion/--group)"
+                )
             else:
                 loader = datasets.load_ali_ccp if args.format == "ali-ccp" else datasets.load_aliexpress
                 log = loader(path, nrows=args.nrows)
@@ -122,8 +147,13 @@ def estimator_params(args: argparse.Namespace, **overrides: Any) -> dict[str, An
     from ._output import on_terminal
 
     params = dict(
-        backend=args.backend, margin_click_only=args.margin_click_only, margin_no_click=args.margin_no_click,
-        pair_loss=args.pair_loss, pairs=args.pairs, cvr_space=args.cvr_space, n_jobs=args.n_jobs,
+        backend=args.backend,
+        margin_click_only=args.margin_click_only,
+        margin_no_click=args.margin_no_click,
+        pair_loss=args.pair_loss,
+        pairs=args.pairs,
+        cvr_space=args.cvr_space,
+        n_jobs=args.n_jobs,
         verbose=on_terminal(args.quiet),  # bars over the boosting rounds, on a terminal only
     )
     for name in ("n_estimators", "learning_rate", "max_depth"):
@@ -154,8 +184,9 @@ def dask_client(args: argparse.Namespace) -> Any:
 
         import gbdt_pwiser.dask  # noqa: F401  (the dask extra)
     except ImportError as exc:
-        raise UserError(f"--dask-workers/--scheduler need the dask extra (pip install 'gbdt-pwiser[dask]'): "
-                        f"{exc}") from exc
+        raise UserError(
+            f"--dask-workers/--scheduler need the dask extra (pip install 'gbdt-pwiser[dask]'): {exc}"
+        ) from exc
     # Without --debug, the workers' logs of a failed task (the error again, with its traceback) and
     # asyncio's of the client tasks a Ctrl-C interrupts are not shown: the command reports in one line.
     quiet = logging.ERROR if getattr(args, "debug", False) else logging.CRITICAL
@@ -172,11 +203,16 @@ def dask_client(args: argparse.Namespace) -> Any:
                 yield client
             return
         # the workers ignore Ctrl-C (it reaches the terminal's whole process group): the command handles it
-        with distributed.LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, silence_logs=quiet,
-                                      # no dashboard; its HTTP server on a free port (not 8787, maybe taken)
-                                      scheduler_kwargs={"dashboard_address": ":0"},
-                                      preload=["gbdt_pwiser.cli._dask_worker"]) as cluster:
+        with distributed.LocalCluster(
+            n_workers=args.dask_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=quiet,
+            # no dashboard; its HTTP server on a free port (not 8787, maybe taken)
+            scheduler_kwargs={"dashboard_address": ":0"},
+            preload=["gbdt_pwiser.cli._dask_worker"],
+        ) as cluster:
             with distributed.Client(cluster) as client:
                 yield client
     finally:

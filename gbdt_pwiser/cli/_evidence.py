@@ -31,22 +31,32 @@ def evidence_models(args: argparse.Namespace) -> list[Model]:
     out = []
     for name in evidence_methods(args):
         knob = METHODS[name].knob
-        values = [None] if knob is None else sorted({float(v) for v in (
-            args.sweep_alpha if knob == "alpha" else args.sweep_lam)})
+        values = (
+            [None]
+            if knob is None
+            else sorted({float(v) for v in (args.sweep_alpha if knob == "alpha" else args.sweep_lam)})
+        )
         out += [Model(name, v) for v in values]
     return out
 
 
-def run_evidence(args: argparse.Namespace, log: Any, params: dict[str, Any], out: Path,
-                 plots: bool) -> dict[str, Any]:
+def run_evidence(args: argparse.Namespace, log: Any, params: dict[str, Any], out: Path, plots: bool) -> dict[str, Any]:
     """Fit every (method, knob value, seed); mean ± SD points per method, the plots' paths and notes."""
     models = evidence_models(args)
     seeds = list(args.seeds)
     bar = progress(args.quiet, total=len(fit_plan(models)) * len(seeds), unit="fit", desc="evidence")
     try:
-        result = run_comparison(log, models=models, seeds=seeds, test_size=args.test_size,
-                                params={**params, "verbose": False}, calibration=args.calibration, baseline=None,
-                                bootstrap=args.bootstrap, progress=bar)
+        result = run_comparison(
+            log,
+            models=models,
+            seeds=seeds,
+            test_size=args.test_size,
+            params={**params, "verbose": False},
+            calibration=args.calibration,
+            baseline=None,
+            bootstrap=args.bootstrap,
+            progress=bar,
+        )
     finally:
         bar.close()
     summary = result.summary()
@@ -56,8 +66,14 @@ def run_evidence(args: argparse.Namespace, log: Any, params: dict[str, Any], out
         for path in result.save_plots(out, TRADEOFF_PLOTS, title=args.backend):
             files.append(str(path))
     present = list(dict.fromkeys(m.method for m in result.models))
-    return {"methods": present, "seeds": seeds, "error_bars": result.error_bars(), "curves": curves, "plots": files,
-            "notes": result.notes}
+    return {
+        "methods": present,
+        "seeds": seeds,
+        "error_bars": result.error_bars(),
+        "curves": curves,
+        "plots": files,
+        "notes": result.notes,
+    }
 
 
 def format_evidence(ev: dict[str, Any]) -> str:
@@ -72,8 +88,10 @@ def format_evidence(ev: dict[str, Any]) -> str:
     for label, pts in ev["curves"].items():
         for p in pts:
             knob = "" if p["knob"] is None else f"{p['knob']}={p['value']:g}"
-            lines.append(f"{label:<38} {knob:>10} {cell(p, 'ctr_auc'):>17} {cell(p, 'ctr_conv_auc'):>17} "
-                         f"{cell(p, 'ctcvr_auc'):>17}")
+            lines.append(
+                f"{label:<38} {knob:>10} {cell(p, 'ctr_auc'):>17} {cell(p, 'ctr_conv_auc'):>17} "
+                f"{cell(p, 'ctcvr_auc'):>17}"
+            )
     lines.append(f"error: {ev['error_bars']}")
     lines.extend(ev["notes"])
     return "\n".join(lines)

@@ -14,9 +14,21 @@ from .._optional import MissingOptionalDependency, require
 __all__ = ["check_writable", "progress", "on_terminal", "format_compare_table", "format_interval", "plots_available"]
 
 #: Rows of the compare table, in order, and the decimals each is printed with.
-TABLE_ROWS = {"ctr_auc": 4, "ctr_conv_auc": 4, "cvr_auc": 4, "ctcvr_auc": 4, "ctr_gauc": 4, "ctcvr_gauc": 4,
-              "ctr_logloss": 4, "ctcvr_logloss": 4, "ctr_ratio": 3, "ctcvr_ratio": 3, "ctr_ece": 5, "ctcvr_ece": 6,
-              "fit_s": 2}
+TABLE_ROWS = {
+    "ctr_auc": 4,
+    "ctr_conv_auc": 4,
+    "cvr_auc": 4,
+    "ctcvr_auc": 4,
+    "ctr_gauc": 4,
+    "ctcvr_gauc": 4,
+    "ctr_logloss": 4,
+    "ctcvr_logloss": 4,
+    "ctr_ratio": 3,
+    "ctcvr_ratio": 3,
+    "ctr_ece": 5,
+    "ctcvr_ece": 6,
+    "fit_s": 2,
+}
 
 
 def check_writable(folder: Path, names: list[str]) -> None:
@@ -52,8 +64,9 @@ def progress(quiet: bool, stream: Any = None, **kwargs: Any) -> Any:
     """
     from tqdm.auto import tqdm
 
-    return tqdm(disable=True if quiet else None, file=sys.stderr if stream is None else stream,
-                dynamic_ncols=True, **kwargs)
+    return tqdm(
+        disable=True if quiet else None, file=sys.stderr if stream is None else stream, dynamic_ncols=True, **kwargs
+    )
 
 
 def format_interval(ci: dict[str, float] | None, decimals: int = 4) -> str:
@@ -73,8 +86,12 @@ def _short(name: str) -> str:
     return name.split(" (")[0]
 
 
-def format_compare_table(results: dict[str, dict[str, float]], differences: dict[str, dict[str, dict[str, float]]],
-                         baseline: str, confidence: float | None) -> str:
+def format_compare_table(
+    results: dict[str, dict[str, float]],
+    differences: dict[str, dict[str, dict[str, float]]],
+    baseline: str,
+    confidence: float | None,
+) -> str:
     """The compare table: one row per metric, a column per model and one per difference model − baseline.
 
     ``differences`` maps a model to ``{metric: {"delta", "low", "high"}}``
@@ -90,13 +107,27 @@ def format_compare_table(results: dict[str, dict[str, float]], differences: dict
     col = max(14, *(len(n) for n in names))
     ci = "" if confidence is None else f" [{confidence:.0%} CI]"
     heads = [f"{_short(n)} − {baseline}{ci}" for n in others]
-    cells = {n: {k: format_interval(differences[n].get(k), TABLE_ROWS[k]) if k != "fit_s" else ""
-                 for k in TABLE_ROWS} for n in others}
+    cells = {
+        n: {k: format_interval(differences[n].get(k), TABLE_ROWS[k]) if k != "fit_s" else "" for k in TABLE_ROWS}
+        for n in others
+    }
     dws = [max(len(h), *(len(c) for c in cells[n].values())) for h, n in zip(heads, others, strict=True)]
-    head = (f"| {'metric'.ljust(width)} | " + " | ".join(n.rjust(col) for n in names) + " | "
-            + " | ".join(h.ljust(w) for h, w in zip(heads, dws, strict=True)) + " |")
-    sep = ("|" + "-" * (width + 2) + "|" + "|".join("-" * (col + 2) for _ in names) + "|"
-           + "|".join("-" * (w + 2) for w in dws) + "|")
+    head = (
+        f"| {'metric'.ljust(width)} | "
+        + " | ".join(n.rjust(col) for n in names)
+        + " | "
+        + " | ".join(h.ljust(w) for h, w in zip(heads, dws, strict=True))
+        + " |"
+    )
+    sep = (
+        "|"
+        + "-" * (width + 2)
+        + "|"
+        + "|".join("-" * (col + 2) for _ in names)
+        + "|"
+        + "|".join("-" * (w + 2) for w in dws)
+        + "|"
+    )
     lines = [head, sep]
     for k, dec in TABLE_ROWS.items():
         vals = [f"{results[n].get(k, float('nan')):.{dec}f}".rjust(col) for n in names]

@@ -51,25 +51,45 @@ PLOTS = ("roc.png", "calibration.png", "lambda_sweep.png")
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``compare`` subcommand to ``sub`` (the result of ``add_subparsers``)."""
-    c = sub.add_parser("compare", help="fit BCE, PWiseR and conversion-weighted BCE and compare them (main job)",
-                       description=DESCRIPTION)
+    c = sub.add_parser(
+        "compare",
+        help="fit BCE, PWiseR and conversion-weighted BCE and compare them (main job)",
+        description=DESCRIPTION,
+    )
     add_data_options(c, requests=20000, requests_help="default 20000, about 500k exposures", sim_cvr=COMPARE_SIM_CVR)
     m = c.add_argument_group("model")
     add_pwiser_options(m, lam_help="λ of the PWiseR chain")
-    m.add_argument("--conversion-weight", type=real(lo=0.0), default=1.0, metavar="ALPHA",
-                   help="α of the conversion-weighted BCE chain, CTCVRClassifier(lam=0, conversion_weight=α): "
-                        "its CTR booster weighs converted rows 1 + α times (default 1)")
-    m.add_argument("--calibration", choices=["isotonic", "sigmoid"], default=None,
-                   help="fit every chain with calibrated predictions, CTCVRClassifier(calibration=...): monotone "
-                        "maps of pCTR and pCTCVR fitted on held-out groups of the training part (default: none)")
+    m.add_argument(
+        "--conversion-weight",
+        type=real(lo=0.0),
+        default=1.0,
+        metavar="ALPHA",
+        help="α of the conversion-weighted BCE chain, CTCVRClassifier(lam=0, conversion_weight=α): "
+        "its CTR booster weighs converted rows 1 + α times (default 1)",
+    )
+    m.add_argument(
+        "--calibration",
+        choices=["isotonic", "sigmoid"],
+        default=None,
+        help="fit every chain with calibrated predictions, CTCVRClassifier(calibration=...): monotone "
+        "maps of pCTR and pCTCVR fitted on held-out groups of the training part (default: none)",
+    )
     add_tree_options(m, defaults=TREE_DEFAULTS, resolved=True)
     add_dask_options(c)
     o = c.add_argument_group("output")
-    o.add_argument("--bootstrap", type=integer(lo=0), default=200,
-                   help="resamples of test groups for the confidence intervals of the AUC differences "
-                        "(default 200; 0: no intervals)")
-    o.add_argument("--sweep-lam", type=real_list, default=[0.0, 0.5, 1.0, 2.0],
-                   help="λ values of the sweep plot (default 0,0.5,1,2)")
+    o.add_argument(
+        "--bootstrap",
+        type=integer(lo=0),
+        default=200,
+        help="resamples of test groups for the confidence intervals of the AUC differences "
+        "(default 200; 0: no intervals)",
+    )
+    o.add_argument(
+        "--sweep-lam",
+        type=real_list,
+        default=[0.0, 0.5, 1.0, 2.0],
+        help="λ values of the sweep plot (default 0,0.5,1,2)",
+    )
     o.add_argument("--no-sweep", action="store_true", help="skip the λ sweep")
     o.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     add_run_options(o, out="gbdt_pwiser_out")
@@ -90,14 +110,21 @@ def main_models(args: argparse.Namespace) -> tuple[list[Model], list[Model]]:
 def _summary(args: argparse.Namespace, result: Any, shown: list[Model], desc: str) -> dict[str, Any]:
     """What results.json holds: the data, the settings, each model's metrics, the differences, the sweep."""
     res = result.results()
-    results = {m.name: {**res[m.name], "lam": m.params().get("lam", 0.0),
-                        "conversion_weight": m.params().get("conversion_weight", 0.0)} for m in shown}
+    results = {
+        m.name: {
+            **res[m.name],
+            "lam": m.params().get("lam", 0.0),
+            "conversion_weight": m.params().get("conversion_weight", 0.0),
+        }
+        for m in shown
+    }
     diffs: dict[str, dict[str, dict[str, float]]] = {}
     for rec in result.differences.to_dict("records"):
         if rec["model"] in results:
             with_ci = rec.get("n_valid", float("nan")) == rec.get("n_valid")  # NaN: no interval for this metric
             diffs.setdefault(rec["model"], {})[rec["metric"]] = {
-                k: rec[k] for k in (("delta", "low", "high", "n_valid") if with_ci else ("delta",))}
+                k: rec[k] for k in (("delta", "low", "high", "n_valid") if with_ci else ("delta",))
+            }
     sweep = result.sweep()
     return {
         "data": {"source": desc, **result.data},
@@ -105,8 +132,14 @@ def _summary(args: argparse.Namespace, result: Any, shown: list[Model], desc: st
         "models": [m.name for m in shown],
         "results": results,
         "differences": diffs,
-        "bootstrap": {"n_resamples": args.bootstrap, "confidence": CONFIDENCE, "unit": "test group",
-                      "paired": True, "seed": args.seed, "metrics": list(BOOTSTRAP_METRICS) if args.bootstrap else []},
+        "bootstrap": {
+            "n_resamples": args.bootstrap,
+            "confidence": CONFIDENCE,
+            "unit": "test group",
+            "paired": True,
+            "seed": args.seed,
+            "metrics": list(BOOTSTRAP_METRICS) if args.bootstrap else [],
+        },
         "sweep": sweep if len(sweep) > 2 else [],
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "total_s": None,
@@ -135,11 +168,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.no_plots and not plots_available():
         args.no_plots = True  # no matplotlib: one note said so, and results.json records that no plot was drawn
     shown, sweep = main_models(args)
-    plots = [] if args.no_plots else ["roc.png", "calibration.png"] + (["lambda_sweep.png"] if sweep else []) + (
-        list(TRADEOFF_PLOTS) if evidence_methods(args) else [])
+    plots = (
+        []
+        if args.no_plots
+        else ["roc.png", "calibration.png"]
+        + (["lambda_sweep.png"] if sweep else [])
+        + (list(TRADEOFF_PLOTS) if evidence_methods(args) else [])
+    )
     if evidence_methods(args) and distributed(args):
-        raise UserError("the evidence run fits its competitors in memory: drop --dask-workers/--scheduler, or "
-                        "--evidence/--methods")
+        raise UserError(
+            "the evidence run fits its competitors in memory: drop --dask-workers/--scheduler, or --evidence/--methods"
+        )
     check_writable(out, ["results.json", "results.md", *plots])  # before any fitting
     t_all = time.perf_counter()
     log = read_log(args)
@@ -149,10 +188,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bar = progress(args.quiet, total=len(fit_plan(models)), unit="fit", desc="compare")
     with dask_client(args) if distributed(args) else contextlib.nullcontext() as client:
         try:
-            result = run_comparison(log, models=models, seeds=[args.seed], test_size=args.test_size, params=params,
-                                    calibration=args.calibration, baseline=shown[0].name, bootstrap=args.bootstrap,
-                                    confidence=CONFIDENCE, intervals=[m.name for m in shown], client=client,
-                                    progress=bar)
+            result = run_comparison(
+                log,
+                models=models,
+                seeds=[args.seed],
+                test_size=args.test_size,
+                params=params,
+                calibration=args.calibration,
+                baseline=shown[0].name,
+                bootstrap=args.bootstrap,
+                confidence=CONFIDENCE,
+                intervals=[m.name for m in shown],
+                client=client,
+                progress=bar,
+            )
         finally:
             bar.close()
     summary = _summary(args, result, shown, desc)
@@ -160,16 +209,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     lines = _header(args, d, desc)
     if evidence_methods(args):
         summary["evidence"] = run_evidence(args, log, params, out, plots=not args.no_plots)
-    table = format_compare_table(summary["results"], summary["differences"], shown[0].name,
-                                 CONFIDENCE if args.bootstrap else None)
-    note = (f"intervals: paired bootstrap over the {d['test_groups']} test groups, {args.bootstrap} resamples, "
-            f"{CONFIDENCE:.0%} percentile; an interval that contains 0 shows no effect" if args.bootstrap else "")
+    table = format_compare_table(
+        summary["results"], summary["differences"], shown[0].name, CONFIDENCE if args.bootstrap else None
+    )
+    note = (
+        f"intervals: paired bootstrap over the {d['test_groups']} test groups, {args.bootstrap} resamples, "
+        f"{CONFIDENCE:.0%} percentile; an interval that contains 0 shows no effect"
+        if args.bootstrap
+        else ""
+    )
     # the results first, then the files: a failed write loses nothing
     for ln in lines:
         print(ln)
     if d["test_conversions"] == 0 or d["test_clicks"] in (0, d["test_rows"]):
-        print("gbdt-pwiser: warning: the test part lacks clicks, non-clicks or conversions, so some AUCs are "
-              "undefined (nan); use more data or another --seed/--test-size", file=sys.stderr)
+        print(
+            "gbdt-pwiser: warning: the test part lacks clicks, non-clicks or conversions, so some AUCs are "
+            "undefined (nan); use more data or another --seed/--test-size",
+            file=sys.stderr,
+        )
     weak = support_warning(d["test_pairs"])
     if weak and d["test_conversions"] > 0:
         print(f"gbdt-pwiser: warning: {weak}", file=sys.stderr)
@@ -182,7 +239,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print("wrote " + ", ".join(summary["evidence"]["plots"]))
     written = [out / "results.json", out / "results.md"]
     if not args.no_plots:
-        title = (f"{args.backend}, {desc}: AUC vs λ (m1={args.margin_click_only:g}, m2={args.margin_no_click:g})")
+        title = f"{args.backend}, {desc}: AUC vs λ (m1={args.margin_click_only:g}, m2={args.margin_no_click:g})"
         written += result.save_plots(out, list(PLOTS), models=[m.name for m in shown], title=title)
     summary["total_s"] = time.perf_counter() - t_all
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=float))

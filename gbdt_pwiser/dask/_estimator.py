@@ -100,12 +100,13 @@ class DaskCTCVRClassifier(CTCVRClassifier):
     >>> from gbdt_pwiser.datasets import make_ad_log
     >>> log = make_ad_log(200, random_state=0)
     >>> df = log.X.select_dtypes("number").assign(y=log.y, g=log.group)
-    >>> with distributed.Client(n_workers=1, threads_per_worker=1, processes=False,
-    ...                         dashboard_address=None) as client:   # doctest: +SKIP
+    >>> with distributed.Client(
+    ...     n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ... ) as client:  # doctest: +SKIP
     ...     ddf = dd.from_pandas(df, npartitions=2, sort=False)
     ...     X = ddf.drop(columns=["y", "g"])
     ...     model = DaskCTCVRClassifier(n_estimators=5).fit(X, ddf["y"], group=ddf["g"])
-    ...     local = model.to_local()                                   # a CTCVRClassifier
+    ...     local = model.to_local()  # a CTCVRClassifier
     """
 
     _client: Any = None
@@ -152,8 +153,10 @@ class DaskCTCVRClassifier(CTCVRClassifier):
         import dask.array as da
 
         local = self.to_local()
-        blocks = [da.from_delayed(dask.delayed(_predict_part)(p, local, method), shape=(np.nan, *tail),
-                                  dtype=np.float64) for p in partitions_of(X, "X")]
+        blocks = [
+            da.from_delayed(dask.delayed(_predict_part)(p, local, method), shape=(np.nan, *tail), dtype=np.float64)
+            for p in partitions_of(X, "X")
+        ]
         return da.concatenate(blocks) if len(blocks) > 1 else blocks[0]
 
     def predict_ctr(self, X: Any) -> Any:

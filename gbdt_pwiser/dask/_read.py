@@ -30,13 +30,25 @@ def read_parquet_log(log: ParquetLog) -> tuple[Any, list[str]]:
     >>> from distributed import Client, LocalCluster
     >>> from gbdt_pwiser.dask import read_parquet_log
     >>> from gbdt_pwiser.datasets import ParquetLog
-    >>> frame = pd.DataFrame({"q": [1, 1, 2, 2], "x": [0.5, 1.5, 2.5, 3.5], "city": ["a", "b", "a", "c"],
-    ...                       "click": [1, 0, 1, 1], "buy": [1, 0, 0, 0]})
-    >>> with tempfile.TemporaryDirectory() as d, LocalCluster(n_workers=1, processes=False,
-    ...                                                                 dashboard_address=None) as c, Client(c):
-    ...     frame.iloc[:3].to_parquet(f"{d}/a.parquet"); frame.iloc[3:].to_parquet(f"{d}/b.parquet")
-    ...     ddf, features = read_parquet_log(ParquetLog(d, click="click", conversion="buy", group="q",
-    ...                                                 categorical=["city"]))
+    >>> frame = pd.DataFrame(
+    ...     {
+    ...         "q": [1, 1, 2, 2],
+    ...         "x": [0.5, 1.5, 2.5, 3.5],
+    ...         "city": ["a", "b", "a", "c"],
+    ...         "click": [1, 0, 1, 1],
+    ...         "buy": [1, 0, 0, 0],
+    ...     }
+    ... )
+    >>> with (
+    ...     tempfile.TemporaryDirectory() as d,
+    ...     LocalCluster(n_workers=1, processes=False, dashboard_address=None) as c,
+    ...     Client(c),
+    ... ):
+    ...     frame.iloc[:3].to_parquet(f"{d}/a.parquet")
+    ...     frame.iloc[3:].to_parquet(f"{d}/b.parquet")
+    ...     ddf, features = read_parquet_log(
+    ...         ParquetLog(d, click="click", conversion="buy", group="q", categorical=["city"])
+    ...     )
     ...     part = ddf.partitions[1].compute()
     >>> features, ddf.npartitions, part["city"].cat.categories.tolist()
     (['x', 'city'], 2, ['a', 'b', 'c'])
@@ -53,6 +65,13 @@ def read_parquet_log(log: ParquetLog) -> tuple[Any, list[str]]:
         per_file = dask.compute(*[dask.delayed(log.category_values)(f, cats) for f in files])
         categories = {c: category_union([p[c] for p in per_file]) for c in cats}
     meta = log.frame_meta(features, categories)
-    frame = dd.from_map(log.read_frame, files, features=features, categories=categories, meta=meta,
-                        label="read-parquet-log", enforce_metadata=False)
+    frame = dd.from_map(
+        log.read_frame,
+        files,
+        features=features,
+        categories=categories,
+        meta=meta,
+        label="read-parquet-log",
+        enforce_metadata=False,
+    )
     return frame, features

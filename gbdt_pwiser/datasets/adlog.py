@@ -59,10 +59,7 @@ class AdLog:
         y = np.asarray(self.y)
         group = np.asarray(self.group)
         if y.shape != (n,) or group.shape != (n,):
-            raise ValueError(
-                f"X, y and group must have the same number of rows: "
-                f"{n}, {y.shape}, {group.shape}"
-            )
+            raise ValueError(f"X, y and group must have the same number of rows: {n}, {y.shape}, {group.shape}")
         if self.truth is not None and self.truth.shape[0] != n:
             raise ValueError(f"truth has {self.truth.shape[0]} rows, X has {n}")
         if self.weight is not None:
@@ -194,7 +191,6 @@ class AdLog:
         if self.weight is not None:
             cols[weight_column] = self.weight
         return pd.DataFrame(cols, index=self.X.index)
-
 
 
 def _int_codes_dtype(n_categories: int) -> type[np.signedinteger]:

@@ -47,9 +47,20 @@ from ..exceptions import ColumnError
 from .adlog import _int_codes_dtype
 from .sources import check_columns
 
-__all__ = ["InferredCategoricalWarning", "LogColumns", "Converted", "convert", "meta_values", "feature_frame",
-           "categorical_features", "category_values", "category_union", "categorical_column", "feature_kind",
-           "warn_inferred"]
+__all__ = [
+    "InferredCategoricalWarning",
+    "LogColumns",
+    "Converted",
+    "convert",
+    "meta_values",
+    "feature_frame",
+    "categorical_features",
+    "category_values",
+    "category_union",
+    "categorical_column",
+    "feature_kind",
+    "warn_inferred",
+]
 
 
 class InferredCategoricalWarning(UserWarning):
@@ -114,8 +125,17 @@ class LogColumns:
     categorical: tuple[str, ...] | None = None
 
     @classmethod
-    def of(cls, *, group: Any, click: Any = None, conversion: Any = None, label: Any = None, weight: Any = None,
-           features: Any = None, categorical: Any = None) -> LogColumns:
+    def of(
+        cls,
+        *,
+        group: Any,
+        click: Any = None,
+        conversion: Any = None,
+        label: Any = None,
+        weight: Any = None,
+        features: Any = None,
+        categorical: Any = None,
+    ) -> LogColumns:
         """Checked column roles (``TypeError``/``ValueError`` naming the argument)."""
         if not isinstance(group, str):
             raise TypeError(f"group must name the group-id column (a str), got {group!r}")
@@ -124,15 +144,25 @@ class LogColumns:
             raise ValueError("give either label (a funnel-label column) or click and conversion, not both")
         if label is None and (click is None or conversion is None):
             missing = "conversion" if click is not None else "click"
-            raise ValueError(f"{missing} is required: name the click and conversion columns "
-                             "(or one funnel-label column as label)")
-        out = cls(group, click, conversion, label, _name(weight, "weight"), _names(features, "features"),
-                  _names(categorical, "categorical"))
+            raise ValueError(
+                f"{missing} is required: name the click and conversion columns (or one funnel-label column as label)"
+            )
+        out = cls(
+            group,
+            click,
+            conversion,
+            label,
+            _name(weight, "weight"),
+            _names(features, "features"),
+            _names(categorical, "categorical"),
+        )
         used = out.meta
         twice = sorted({c for c in used if used.count(c) > 1})
         if twice:
-            raise ValueError(f"columns {twice} are given more than one role (click, conversion, label, group, "
-                             "weight): each needs its own column")
+            raise ValueError(
+                f"columns {twice} are given more than one role (click, conversion, label, group, "
+                "weight): each needs its own column"
+            )
         if out.features is not None:
             clash = [c for c in out.features if c in used and c != group]
             if clash:
@@ -163,8 +193,11 @@ class LogColumns:
             check_columns(names, self.meta, where)
             feats = [c for c in names if c not in meta and not c.startswith("__index_level_")]
             if not feats:
-                raise ColumnError(f"{where} has no feature column: its columns {names} are all label, group or "
-                                  "weight columns", "", where)
+                raise ColumnError(
+                    f"{where} has no feature column: its columns {names} are all label, group or weight columns",
+                    "",
+                    where,
+                )
         else:
             feats = list(self.features)
             check_columns(names, self.needed(feats), where)
@@ -218,8 +251,12 @@ def _integral(col: Any, name: str, where: str) -> Any:
     valid = pc.drop_null(col)
     vals = valid.to_numpy(zero_copy_only=False) if len(valid) else np.zeros(0)
     if not np.all(np.isfinite(vals)) or np.any(vals != np.round(vals)):
-        raise ColumnError(f"{where}: categorical column {name!r} holds fractional or infinite numbers; "
-                          "categories must be whole numbers or text", name, where)
+        raise ColumnError(
+            f"{where}: categorical column {name!r} holds fractional or infinite numbers; "
+            "categories must be whole numbers or text",
+            name,
+            where,
+        )
     return col.cast(pa.int64())
 
 
@@ -245,8 +282,9 @@ def _dense_int_categorical(values: np.ndarray, missing: np.ndarray | None) -> pd
     """Integer array -> Categorical with sorted integer categories, in O(n) when the values are dense."""
     valid = values if missing is None else values[~missing]
     if valid.size == 0:
-        return pd.Categorical.from_codes(np.full(values.shape, -1, dtype=np.int8),
-                                         categories=pd.Index([], dtype=values.dtype))
+        return pd.Categorical.from_codes(
+            np.full(values.shape, -1, dtype=np.int8), categories=pd.Index([], dtype=values.dtype)
+        )
     lo, hi = int(valid.min()), int(valid.max())
     span = hi - lo + 1
     if span <= max(1 << 20, 2 * values.size):
@@ -280,8 +318,9 @@ def categorical_column(col: Any, name: str, where: str, categories: Any = None) 
     col = _integral(_plain(col), name, where)
     missing = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
     if categories is None and pa.types.is_integer(col.type):
-        return _dense_int_categorical(pc.fill_null(col, 0).to_numpy() if missing is not None else col.to_numpy(),
-                                      missing)
+        return _dense_int_categorical(
+            pc.fill_null(col, 0).to_numpy() if missing is not None else col.to_numpy(), missing
+        )
     values = col.to_numpy(zero_copy_only=False)
     if categories is None:
         categories = np.sort(pc.unique(pc.drop_null(col)).to_numpy(zero_copy_only=False))
@@ -297,8 +336,9 @@ def _group_values(col: Any, name: str, where: str) -> np.ndarray:
 
     col = _plain(col)
     if col.null_count:
-        raise ValueError(f"{where}: group column {name!r} has {col.null_count} missing value(s); every row needs "
-                         "a group id")
+        raise ValueError(
+            f"{where}: group column {name!r} has {col.null_count} missing value(s); every row needs a group id"
+        )
     if pa.types.is_integer(col.type):
         return col.to_numpy().astype(np.int64, copy=False)
     values = col.to_numpy(zero_copy_only=False)
@@ -322,8 +362,12 @@ def _labels(cols: dict[str, Any], spec: LogColumns, where: str) -> np.ndarray:
 
     if spec.label is not None:
         return as_funnel(values(spec.label), f"{where}: column {spec.label!r}")
-    return _funnel_label(values(spec.click), values(spec.conversion),  # type: ignore[arg-type]
-                         (f"column {spec.click!r}", f"column {spec.conversion!r}"), f"{where}: ")
+    return _funnel_label(
+        values(spec.click),
+        values(spec.conversion),  # type: ignore[arg-type]
+        (f"column {spec.click!r}", f"column {spec.conversion!r}"),
+        f"{where}: ",
+    )
 
 
 @dataclass
@@ -353,17 +397,26 @@ def categorical_features(types: dict[str, Any], spec: LogColumns, where: str) ->
     for c, t in types.items():
         kind = feature_kind(t, explicit, c in listed)
         if kind == "other":
-            hint = ("list it in categorical= or leave it out of features=" if explicit and feature_kind(
-                t, True, True) == "category" else "leave it out with features= or convert it")
-            raise ColumnError(f"{where}: feature column {c!r} has type {t}, neither numeric nor categorical; "
-                              f"{hint}", c, where)
+            hint = (
+                "list it in categorical= or leave it out of features="
+                if explicit and feature_kind(t, True, True) == "category"
+                else "leave it out with features= or convert it"
+            )
+            raise ColumnError(
+                f"{where}: feature column {c!r} has type {t}, neither numeric nor categorical; {hint}", c, where
+            )
         if kind == "category":
             out.append(c)
     return out
 
 
-def feature_frame(cols: dict[str, Any], spec: LogColumns, features: Sequence[str], where: str,
-                  categories: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, list[str]]:
+def feature_frame(
+    cols: dict[str, Any],
+    spec: LogColumns,
+    features: Sequence[str],
+    where: str,
+    categories: Mapping[str, Any] | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
     """The features as a DataFrame (categorical ones ``category``, the others float32) and the categorical ones.
 
     ``cols`` loses each feature column once converted. ``categories`` fixes
@@ -383,8 +436,13 @@ def feature_frame(cols: dict[str, Any], spec: LogColumns, features: Sequence[str
     return pd.DataFrame(data, copy=False), cats
 
 
-def convert(cols: dict[str, Any], spec: LogColumns, features: Sequence[str], where: str,
-            categories: dict[str, Any] | None = None) -> Converted:
+def convert(
+    cols: dict[str, Any],
+    spec: LogColumns,
+    features: Sequence[str],
+    where: str,
+    categories: dict[str, Any] | None = None,
+) -> Converted:
     """Convert the Arrow columns ``cols`` (name -> ChunkedArray) of a log by the rules of the module docstring.
 
     ``cols`` is emptied as it goes (each Arrow column released once
@@ -404,6 +462,11 @@ def warn_inferred(inferred: Sequence[str], where: str, stacklevel: int = 3) -> N
     """The :class:`InferredCategoricalWarning` of a read that inferred categorical columns (none: no warning)."""
     if inferred:
         shown = list(inferred) if len(inferred) <= 8 else [*inferred[:8], f"... {len(inferred) - 8} more"]
-        warnings.warn(InferredCategoricalWarning(
-            f"{where}: columns {shown} read as categorical (text, bool or category columns); pass categorical=[...] "
-            "to choose them", inferred), stacklevel=stacklevel)
+        warnings.warn(
+            InferredCategoricalWarning(
+                f"{where}: columns {shown} read as categorical (text, bool or category columns); "
+                "pass categorical=[...] to choose them",
+                inferred,
+            ),
+            stacklevel=stacklevel,
+        )

@@ -54,7 +54,11 @@ ALIEXPRESS_CATEGORICAL: tuple[str, ...] = tuple(f"categorical_{k}" for k in rang
 ALIEXPRESS_NUMERICAL: tuple[str, ...] = tuple(f"numerical_{k}" for k in range(1, 64))
 #: The 82 columns of the processed AliExpress CSV, in file order.
 ALIEXPRESS_COLUMNS: tuple[str, ...] = (
-    ("search_id", *ALIEXPRESS_CATEGORICAL, *ALIEXPRESS_NUMERICAL, "click", "conversion")
+    "search_id",
+    *ALIEXPRESS_CATEGORICAL,
+    *ALIEXPRESS_NUMERICAL,
+    "click",
+    "conversion",
 )
 
 #: The 23 sparse fields of the Ali-CCP layout, named by their Ali-CCP field ids.
@@ -103,8 +107,7 @@ def _check_schema(path: str, header: list[str], expected: Sequence[str], layout:
         problems.append(f"duplicated columns {duplicated}")
     if problems:
         raise ValueError(
-            f"{path!r} does not have the {layout} layout ({len(expected)} columns): "
-            + "; ".join(problems)
+            f"{path!r} does not have the {layout} layout ({len(expected)} columns): " + "; ".join(problems)
         )
 
 
@@ -112,8 +115,15 @@ def _where(path: Any) -> str:
     return f"the list of {len(path)} files" if isinstance(path, (list, tuple)) else repr(os.fspath(path))
 
 
-def read_log(files: Sequence[str], kind: str, spec: LogColumns, *, where: str, nrows: int | None = None,
-             types: dict[str, Any] | None = None) -> AdLog:
+def read_log(
+    files: Sequence[str],
+    kind: str,
+    spec: LogColumns,
+    *,
+    where: str,
+    nrows: int | None = None,
+    types: dict[str, Any] | None = None,
+) -> AdLog:
     """Read the columns ``spec`` names from a log's ``files`` into an ``AdLog`` (the one read every loader makes).
 
     The columns are checked against the first file (a misspelt one is named
@@ -132,9 +142,17 @@ def read_log(files: Sequence[str], kind: str, spec: LogColumns, *, where: str, n
     return AdLog(X=out.X, y=out.y, group=out.group, weight=out.weight)
 
 
-def load_log(path: PathLike | Sequence[PathLike], *, click: str, conversion: str, group: str,
-             weight: str | None = None, features: Sequence[str] | None = None,
-             categorical: Sequence[str] | None = None, nrows: int | None = None) -> AdLog:
+def load_log(
+    path: PathLike | Sequence[PathLike],
+    *,
+    click: str,
+    conversion: str,
+    group: str,
+    weight: str | None = None,
+    features: Sequence[str] | None = None,
+    categorical: Sequence[str] | None = None,
+    nrows: int | None = None,
+) -> AdLog:
     """Read your own exposure log, in your own column names, from CSV or Parquet.
 
     Parameters
@@ -194,9 +212,15 @@ def load_log(path: PathLike | Sequence[PathLike], *, click: str, conversion: str
     >>> from pathlib import Path
     >>> import pandas as pd
     >>> from gbdt_pwiser.datasets import InferredCategoricalWarning, load_log
-    >>> frame = pd.DataFrame({"srch_id": [7, 7, 7, 9, 9], "price": [120.0, 80.5, None, 60.0, 95.0],
-    ...                       "country": ["fr", "de", "fr", "nl", "fr"], "clicked": [1, 0, 1, 0, 1],
-    ...                       "booked": [True, False, False, False, False]})
+    >>> frame = pd.DataFrame(
+    ...     {
+    ...         "srch_id": [7, 7, 7, 9, 9],
+    ...         "price": [120.0, 80.5, None, 60.0, 95.0],
+    ...         "country": ["fr", "de", "fr", "nl", "fr"],
+    ...         "clicked": [1, 0, 1, 0, 1],
+    ...         "booked": [True, False, False, False, False],
+    ...     }
+    ... )
     >>> with tempfile.TemporaryDirectory() as d, warnings.catch_warnings(record=True) as seen:
     ...     warnings.simplefilter("always")
     ...     frame.to_csv(Path(d) / "hotels.csv", index=False)
@@ -208,8 +232,9 @@ def load_log(path: PathLike | Sequence[PathLike], *, click: str, conversion: str
     >>> [w.message.columns for w in seen if w.category is InferredCategoricalWarning]
     [['country']]
     """
-    spec = LogColumns.of(click=click, conversion=conversion, group=group, weight=weight, features=features,
-                         categorical=categorical)
+    spec = LogColumns.of(
+        click=click, conversion=conversion, group=group, weight=weight, features=features, categorical=categorical
+    )
     require("pyarrow", extra="parquet", feature="load_log")
     files, kind = list_log_files(path)
     return read_log(files, kind, spec, where=_where(path), nrows=nrows)
@@ -417,10 +442,26 @@ def load_parquet_log(path: PathLike, layout: str = "aliexpress", *, nrows: int |
 
 #: The paper's layouts (``--format`` of the command line), by name.
 LAYOUTS: dict[str, Layout] = {
-    "aliexpress": Layout("processed AliExpress", ALIEXPRESS_COLUMNS, LogColumns.of(
-        click="click", conversion="conversion", group="search_id",
-        features=ALIEXPRESS_CATEGORICAL + ALIEXPRESS_NUMERICAL, categorical=ALIEXPRESS_CATEGORICAL)),
-    "ali-ccp": Layout("torch-rechub processed Ali-CCP", ALI_CCP_COLUMNS, LogColumns.of(
-        click="click", conversion="purchase", group=ALI_CCP_GROUP, features=ALI_CCP_SPARSE + ALI_CCP_DENSE,
-        categorical=ALI_CCP_SPARSE)),
+    "aliexpress": Layout(
+        "processed AliExpress",
+        ALIEXPRESS_COLUMNS,
+        LogColumns.of(
+            click="click",
+            conversion="conversion",
+            group="search_id",
+            features=ALIEXPRESS_CATEGORICAL + ALIEXPRESS_NUMERICAL,
+            categorical=ALIEXPRESS_CATEGORICAL,
+        ),
+    ),
+    "ali-ccp": Layout(
+        "torch-rechub processed Ali-CCP",
+        ALI_CCP_COLUMNS,
+        LogColumns.of(
+            click="click",
+            conversion="purchase",
+            group=ALI_CCP_GROUP,
+            features=ALI_CCP_SPARSE + ALI_CCP_DENSE,
+            categorical=ALI_CCP_SPARSE,
+        ),
+    ),
 }

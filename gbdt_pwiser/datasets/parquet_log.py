@@ -136,23 +136,32 @@ class ParquetLog:
     >>> df = pd.DataFrame(rng.normal(size=(600, 3)), columns=["a", "b", "c"])
     >>> df["click"] = (rng.random(600) < 1 / (1 + np.exp(-df["a"]))).astype(int)
     >>> df["conversion"] = df["click"] * (rng.random(600) < 0.4)
-    >>> df["request"] = rng.integers(0, 60, 600)                # requests scattered over the shards
+    >>> df["request"] = rng.integers(0, 60, 600)  # requests scattered over the shards
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     for k in range(3):
-    ...         df.iloc[200 * k:200 * (k + 1)].to_parquet(f"{folder}/part-{k}.parquet")
+    ...         df.iloc[200 * k : 200 * (k + 1)].to_parquet(f"{folder}/part-{k}.parquet")
     ...     log = ParquetLog(folder, click="click", conversion="conversion", group="request")
     ...     model = CTCVRClassifier(n_estimators=5, max_depth=3, n_jobs=1).fit(log)
     >>> model.feature_names_in_.tolist()
     ['a', 'b', 'c']
-    >>> model.predict_ctcvr(df[["a", "b", "c"]]).shape          # predict from an in-memory frame
+    >>> model.predict_ctcvr(df[["a", "b", "c"]]).shape  # predict from an in-memory frame
     (600,)
     """
 
-    def __init__(self, path: str | os.PathLike[str] | Sequence[str], *, group: str,
-                 label: str | Sequence[str] | None = None, click: str | None = None, conversion: str | None = None,
-                 features: Sequence[str] | None = None, weight: str | None = None,
-                 categorical: Sequence[str] | None = None, cache_dir: str | os.PathLike[str] | None = None,
-                 types: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | Sequence[str],
+        *,
+        group: str,
+        label: str | Sequence[str] | None = None,
+        click: str | None = None,
+        conversion: str | None = None,
+        features: Sequence[str] | None = None,
+        weight: str | None = None,
+        categorical: Sequence[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        types: dict[str, Any] | None = None,
+    ) -> None:
         require("pyarrow", extra="parquet", feature="ParquetLog")
         self.path = path
         self.label = label
@@ -166,10 +175,15 @@ class ParquetLog:
         self.types = types
 
     def __repr__(self) -> str:
-        roles = (f"label={self.label!r}" if self.label is not None
-                 else f"click={self.click!r}, conversion={self.conversion!r}")
-        return (f"ParquetLog({self.path!r}, {roles}, group={self.group!r}, features={self.features!r}, "
-                f"weight={self.weight!r}, categorical={self.categorical!r})")
+        roles = (
+            f"label={self.label!r}"
+            if self.label is not None
+            else f"click={self.click!r}, conversion={self.conversion!r}"
+        )
+        return (
+            f"ParquetLog({self.path!r}, {roles}, group={self.group!r}, features={self.features!r}, "
+            f"weight={self.weight!r}, categorical={self.categorical!r})"
+        )
 
     # ------------------------------------------------------------------ columns
     @property
@@ -178,14 +192,23 @@ class ParquetLog:
         label, click, conversion = self.label, self.click, self.conversion
         if isinstance(label, (list, tuple)):
             if len(label) != 2 or click is not None or conversion is not None:
-                raise ValueError("label must name the funnel-label column or the [click, conversion] columns, "
-                                 f"got {label!r}")
+                raise ValueError(
+                    f"label must name the funnel-label column or the [click, conversion] columns, got {label!r}"
+                )
             (click, conversion), label = label, None
         elif label is not None and not isinstance(label, str):
-            raise ValueError("label must name the funnel-label column or the [click, conversion] columns, "
-                             f"got {label!r}")
-        return LogColumns.of(group=self.group, label=label, click=click, conversion=conversion, weight=self.weight,
-                             features=self.features, categorical=self.categorical)
+            raise ValueError(
+                f"label must name the funnel-label column or the [click, conversion] columns, got {label!r}"
+            )
+        return LogColumns.of(
+            group=self.group,
+            label=label,
+            click=click,
+            conversion=conversion,
+            weight=self.weight,
+            features=self.features,
+            categorical=self.categorical,
+        )
 
     def files(self) -> list[str]:
         """The shards, in the order they are read (see :func:`~gbdt_pwiser.datasets.sources.list_files`)."""
@@ -260,17 +283,28 @@ class ParquetLog:
         whole = whole and _unique([r[1] for r in runs])
         all_ids = None
         if with_ids or not whole:
-            all_ids = _concat([g if g is not None else np.repeat(r[1], np.diff(r[0]))
-                               for g, r in zip(ids, runs, strict=True)])
-        return LogState(np.concatenate(ys), np.concatenate(ws) if self.weight else None,
-                        np.concatenate([np.diff(r[0]) for r in runs]).astype(np.int64) if whole else None, used,
-                        np.array([y.size for y in ys], dtype=np.int64), all_ids if with_ids else None,
-                        None if whole or all_ids is None else pd.factorize(all_ids)[0].astype(np.int64),
-                        {c: category_union(v) for c, v in values.items()})
+            all_ids = _concat(
+                [g if g is not None else np.repeat(r[1], np.diff(r[0])) for g, r in zip(ids, runs, strict=True)]
+            )
+        return LogState(
+            np.concatenate(ys),
+            np.concatenate(ws) if self.weight else None,
+            np.concatenate([np.diff(r[0]) for r in runs]).astype(np.int64) if whole else None,
+            used,
+            np.array([y.size for y in ys], dtype=np.int64),
+            all_ids if with_ids else None,
+            None if whole or all_ids is None else pd.factorize(all_ids)[0].astype(np.int64),
+            {c: category_union(v) for c, v in values.items()},
+        )
 
-    def read_shard(self, shard: str, features: Sequence[str], categories: Mapping[str, Any] | None = None,
-                   take: Callable[[int], np.ndarray | None] | None = None,
-                   extra: Sequence[str] = ()) -> tuple[Shard, Any]:
+    def read_shard(
+        self,
+        shard: str,
+        features: Sequence[str],
+        categories: Mapping[str, Any] | None = None,
+        take: Callable[[int], np.ndarray | None] | None = None,
+        extra: Sequence[str] = (),
+    ) -> tuple[Shard, Any]:
         """One shard's rows as the readers convert them (``take(n_rows)``: a mask of the rows to keep, or None).
 
         Features are a float32 matrix when all are numeric, else a DataFrame
@@ -317,8 +351,11 @@ class ParquetLog:
         schema = read_schema(self.files()[0])
         out: dict[str, Any] = {}
         for c in features:
-            out[c] = (pd.Series(pd.Categorical([], categories=categories[c])) if c in categories
-                      else pd.Series([], dtype=np.float32))
+            out[c] = (
+                pd.Series(pd.Categorical([], categories=categories[c]))
+                if c in categories
+                else pd.Series([], dtype=np.float32)
+            )
         out[LABEL_COLUMN] = pd.Series([], dtype=np.int8)
         gt = schema.field(self.group).type
         whole = pa.types.is_integer(gt) or pa.types.is_floating(gt)
@@ -327,8 +364,12 @@ class ParquetLog:
             out[WEIGHT_COLUMN] = pd.Series([], dtype=np.float64)
         return pd.DataFrame(out)
 
-    def iter_features(self, shards: Sequence[str] | None = None, row_mask: np.ndarray | None = None,
-                      categories: Mapping[str, Any] | None = None) -> Iterator[Any]:
+    def iter_features(
+        self,
+        shards: Sequence[str] | None = None,
+        row_mask: np.ndarray | None = None,
+        categories: Mapping[str, Any] | None = None,
+    ) -> Iterator[Any]:
         """The features of each shard in turn, as pandas DataFrames (``categories``: of the categorical ones).
 
         ``row_mask``: a boolean per row of ``shards`` (in their order): only
@@ -343,10 +384,11 @@ class ParquetLog:
             table = self._read(f, features)
             if row_mask is not None:
                 n = table.num_rows
-                table = table.filter(pa.array(row_mask[start:start + n]))
+                table = table.filter(pa.array(row_mask[start : start + n]))
                 start += n
-            yield feature_frame({c: table.column(c) for c in features}, self.spec, features, f"shard {f!r}",
-                                categories or {})[0]
+            yield feature_frame(
+                {c: table.column(c) for c in features}, self.spec, features, f"shard {f!r}", categories or {}
+            )[0]
 
     def warn_inferred(self, state: LogState) -> None:
         """The :class:`~gbdt_pwiser.datasets.InferredCategoricalWarning` of a read that inferred categoricals."""

@@ -210,8 +210,7 @@ def make_ad_log(
     acc_rate = check_real(accidental_click_rate, "accidental_click_rate", lo=0.0, hi=1.0, hi_open=True)
     if cvr >= 1.0 - acc_rate:
         raise ValueError(
-            f"cvr ({cvr}) must be below 1 - accidental_click_rate ({1.0 - acc_rate}): "
-            "accidental clicks never convert"
+            f"cvr ({cvr}) must be below 1 - accidental_click_rate ({1.0 - acc_rate}): accidental clicks never convert"
         )
     n_categorical = check_int(n_categorical, "n_categorical", lo=0)
     n_numerical = check_int(n_numerical, "n_numerical", lo=0)
@@ -381,4 +380,3 @@ def make_ad_log(
             copy=False,
         )
     return AdLog(X=X, y=y, group=req, truth=truth)
-

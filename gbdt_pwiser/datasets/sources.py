@@ -37,10 +37,25 @@ import numpy as np
 
 from ..exceptions import ColumnError, DataSourceError, GroupLayoutError
 
-__all__ = ["PARQUET_SUFFIXES", "CSV_SUFFIXES", "list_files", "list_log_files", "is_parquet", "read_schema",
-           "read_table", "column_names", "read_csv", "read_files", "cast_columns", "check_columns", "closest",
-           "group_runs",
-           "check_shard_groups", "group_starts", "numeric_matrix"]
+__all__ = [
+    "PARQUET_SUFFIXES",
+    "CSV_SUFFIXES",
+    "list_files",
+    "list_log_files",
+    "is_parquet",
+    "read_schema",
+    "read_table",
+    "column_names",
+    "read_csv",
+    "read_files",
+    "cast_columns",
+    "check_columns",
+    "closest",
+    "group_runs",
+    "check_shard_groups",
+    "group_starts",
+    "numeric_matrix",
+]
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
 #: CSV files, plain or compressed (pyarrow detects the compression from the extension)
@@ -88,7 +103,9 @@ def list_files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], 
     >>> from gbdt_pwiser.datasets.sources import list_files
     >>> with tempfile.TemporaryDirectory() as d:
     ...     for name in ("day=2/b.parquet", "day=1/a.parquet", "notes.txt"):
-    ...         f = pathlib.Path(d, name); f.parent.mkdir(exist_ok=True); f.touch()
+    ...         f = pathlib.Path(d, name)
+    ...         f.parent.mkdir(exist_ok=True)
+    ...         f.touch()
     ...     [pathlib.Path(f).relative_to(d).as_posix() for f in list_files(d)]
     ['day=1/a.parquet', 'day=2/b.parquet']
     """
@@ -115,11 +132,14 @@ def list_files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], 
         files = []
         for root, dirs, names in os.walk(p):
             dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-            files.extend(os.path.join(root, n) for n in names
-                         if n.lower().endswith(suffixes) and not n.startswith((".", "_")))
+            files.extend(
+                os.path.join(root, n) for n in names if n.lower().endswith(suffixes) and not n.startswith((".", "_"))
+            )
         if not files:
-            raise ValueError(f"no {label} files in {p!r}: the folder holds no {suffixes[0]} files "
-                             f"(searched recursively for {', '.join('*' + s for s in suffixes)})")
+            raise ValueError(
+                f"no {label} files in {p!r}: the folder holds no {suffixes[0]} files "
+                f"(searched recursively for {', '.join('*' + s for s in suffixes)})"
+            )
         return sorted(files)
     return [p]
 
@@ -152,18 +172,24 @@ def list_log_files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str
     ...     [pathlib.Path(f).name for f in files], kind
     (['a.csv.gz', 'b.csv'], 'csv')
     """
+
     def kind_of(f: str) -> str:
         return "parquet" if f.lower().endswith(PARQUET_SUFFIXES) else "csv"
 
     if isinstance(path, (list, tuple)) or glob.has_magic(_fspath(path)):
-        files = list_files(path, "parquet") if isinstance(path, (list, tuple)) else sorted(
-            f for f in glob.glob(_fspath(path), recursive=True) if os.path.isfile(f))
+        files = (
+            list_files(path, "parquet")
+            if isinstance(path, (list, tuple))
+            else sorted(f for f in glob.glob(_fspath(path), recursive=True) if os.path.isfile(f))
+        )
         if not files:
             return list_files(path, "parquet"), "parquet"  # the glob's own error
         kinds = {kind_of(f) for f in files}
         if len(kinds) > 1:
-            raise ValueError(f"{_fspath(path) if not isinstance(path, (list, tuple)) else 'the list'} holds both "
-                             "CSV and Parquet files: give one kind")
+            raise ValueError(
+                f"{_fspath(path) if not isinstance(path, (list, tuple)) else 'the list'} holds both "
+                "CSV and Parquet files: give one kind"
+            )
         return files, kinds.pop()
     p = _fspath(path)
     if os.path.isdir(p):
@@ -176,8 +202,10 @@ def list_log_files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str
         if len(found) > 1:
             raise ValueError(f"the folder {p!r} holds both CSV and Parquet files: give one kind (a glob selects them)")
         if not found:
-            raise ValueError(f"the folder {p!r} holds no CSV or Parquet files (searched recursively for "
-                             f"{', '.join('*' + s for s in PARQUET_SUFFIXES + CSV_SUFFIXES)})")
+            raise ValueError(
+                f"the folder {p!r} holds no CSV or Parquet files (searched recursively for "
+                f"{', '.join('*' + s for s in PARQUET_SUFFIXES + CSV_SUFFIXES)})"
+            )
         kind, files = found.popitem()
         return files, kind
     files = list_files(p, "parquet")
@@ -242,8 +270,9 @@ def column_names(file: str, kind: str) -> list[str]:
     return csv_header(file)
 
 
-def read_csv(path: str, columns: Sequence[str] | None = None, types: dict[str, Any] | None = None,
-             nrows: int | None = None) -> Any:
+def read_csv(
+    path: str, columns: Sequence[str] | None = None, types: dict[str, Any] | None = None, nrows: int | None = None
+) -> Any:
     """The ``columns`` (default all) of a CSV file as an Arrow table, with pyarrow's multithreaded reader.
 
     ``types`` fixes the Arrow type of some columns (the others are inferred);
@@ -253,8 +282,9 @@ def read_csv(path: str, columns: Sequence[str] | None = None, types: dict[str, A
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    convert = pacsv.ConvertOptions(column_types=dict(types or {}),
-                                   include_columns=None if columns is None else list(columns))
+    convert = pacsv.ConvertOptions(
+        column_types=dict(types or {}), include_columns=None if columns is None else list(columns)
+    )
     try:
         if nrows is None:
             table = pacsv.read_csv(path, convert_options=convert)
@@ -298,8 +328,14 @@ def cast_columns(table: Any, file: str, types: dict[str, Any]) -> Any:
     return table
 
 
-def read_files(files: Sequence[str], kind: str, columns: Sequence[str], types: dict[str, Any] | None = None,
-               nrows: int | None = None, complete: Sequence[str] = ()) -> Any:
+def read_files(
+    files: Sequence[str],
+    kind: str,
+    columns: Sequence[str],
+    types: dict[str, Any] | None = None,
+    nrows: int | None = None,
+    complete: Sequence[str] = (),
+) -> Any:
     """The ``columns`` of a log's files (in order) as one Arrow table; at most ``nrows`` rows.
 
     CSV cells are parsed by pyarrow (types inferred, or fixed by ``types``);
@@ -332,8 +368,10 @@ def read_files(files: Sequence[str], kind: str, columns: Sequence[str], types: d
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise DataSourceError(f"the files of the log disagree on a column's type ({exc}); "
-                              f"files: {list(files)[:3]}{' ...' if len(files) > 3 else ''}") from exc
+        raise DataSourceError(
+            f"the files of the log disagree on a column's type ({exc}); "
+            f"files: {list(files)[:3]}{' ...' if len(files) > 3 else ''}"
+        ) from exc
 
 
 def closest(name: str, names: Sequence[str]) -> str | None:
@@ -401,10 +439,13 @@ def group_runs(g: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     if pd.unique(heads).size != heads.size:
         again = heads[pd.Series(heads).duplicated().to_numpy()][0]
         again = again.item() if isinstance(again, np.generic) else again
-        raise GroupLayoutError(f"{where}: the rows of a group are not contiguous (group {again!r} comes back "
-                               "after other groups); sort it by group "
-                               "(gbdt_pwiser.dask.partition_by_group does this for dask partitions)",
-                               again, where)
+        raise GroupLayoutError(
+            f"{where}: the rows of a group are not contiguous (group {again!r} comes back "
+            "after other groups); sort it by group "
+            "(gbdt_pwiser.dask.partition_by_group does this for dask partitions)",
+            again,
+            where,
+        )
     return np.append(starts, n), heads
 
 
@@ -419,8 +460,11 @@ def check_shard_groups(heads: Sequence[np.ndarray], shards: Sequence[str]) -> No
     if not heads:
         return
     sizes = [h.size for h in heads]
-    allids = (np.concatenate([np.asarray(h, dtype=object) for h in heads])
-              if any(h.dtype == object for h in heads) else np.concatenate(heads))
+    allids = (
+        np.concatenate([np.asarray(h, dtype=object) for h in heads])
+        if any(h.dtype == object for h in heads)
+        else np.concatenate(heads)
+    )
     codes, _ = pd.factorize(allids)
     if np.unique(codes).size == codes.size:
         return
@@ -431,9 +475,13 @@ def check_shard_groups(heads: Sequence[np.ndarray], shards: Sequence[str]) -> No
     shard_of = np.repeat(np.arange(len(shards)), sizes)
     where = sorted(set(shard_of[dup & (codes == codes[first])].tolist()))
     names = " and ".join(repr(shards[i]) for i in where[:2])
-    raise GroupLayoutError(f"group {gid!r} occurs in shards {names}: a group id in more than one shard; "
-                           "every group must lie whole in one Parquet shard (write the shards partitioned by "
-                           "group)", gid, names)
+    raise GroupLayoutError(
+        f"group {gid!r} occurs in shards {names}: a group id in more than one shard; "
+        "every group must lie whole in one Parquet shard (write the shards partitioned by "
+        "group)",
+        gid,
+        names,
+    )
 
 
 def group_starts(ptr: np.ndarray, n: int) -> np.ndarray:

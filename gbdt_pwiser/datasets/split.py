@@ -77,8 +77,7 @@ def train_test_split_by_group(
         n_test = min(max(math.ceil(frac * n_groups), 1), n_groups - 1)
     if isinstance(random_state, np.random.Generator):
         random_state = int(random_state.integers(0, 2**32 - 1))
-    splitter = GroupShuffleSplit(n_splits=1, test_size=n_test, train_size=n_groups - n_test,
-                                 random_state=random_state)
+    splitter = GroupShuffleSplit(n_splits=1, test_size=n_test, train_size=n_groups - n_test, random_state=random_state)
     train_idx, test_idx = next(splitter.split(np.zeros((len(log), 1)), groups=log.group))
     return log.take(np.sort(train_idx)), log.take(np.sort(test_idx))
 

@@ -35,8 +35,21 @@ from ._base import (
 from .boosters import library
 from .local import MemoryEngine
 
-__all__ = ["Engine", "FitResult", "LabelSums", "MemoryEngine", "RoundGradients", "Stopper", "Task",
-           "TrainingData", "conversion_weights", "engine_for", "engine_kind", "library", "log_odds"]
+__all__ = [
+    "Engine",
+    "FitResult",
+    "LabelSums",
+    "MemoryEngine",
+    "RoundGradients",
+    "Stopper",
+    "Task",
+    "TrainingData",
+    "conversion_weights",
+    "engine_for",
+    "engine_kind",
+    "library",
+    "log_odds",
+]
 
 
 def engine_kind(X: Any, client: Any = None) -> str:

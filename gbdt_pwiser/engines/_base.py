@@ -52,8 +52,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Engine", "FitResult", "LabelSums", "RoundGradients", "Stopper", "Task", "TrainingData",
-           "conversion_weights", "log_odds"]
+__all__ = [
+    "Engine",
+    "FitResult",
+    "LabelSums",
+    "RoundGradients",
+    "Stopper",
+    "Task",
+    "TrainingData",
+    "conversion_weights",
+    "log_odds",
+]
 
 #: Rates are clipped to [RATE_FLOOR, 1 - RATE_FLOOR] before taking log-odds (as initial_margin does).
 RATE_FLOOR = 1e-6

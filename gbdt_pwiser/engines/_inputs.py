@@ -18,18 +18,54 @@ from sklearn.utils.validation import validate_data
 from .._labels import as_funnel
 from .._validation import check_device, check_no_inf, check_weight, group_codes
 
-__all__ = ["NoGroupWarning", "align_categories", "check_X", "check_eval_set", "check_lengths", "check_monitored",
-           "check_native_params", "check_sample_weight", "n_rows", "take", "warn_no_group"]
+__all__ = [
+    "NoGroupWarning",
+    "align_categories",
+    "check_X",
+    "check_eval_set",
+    "check_lengths",
+    "check_monitored",
+    "check_native_params",
+    "check_sample_weight",
+    "n_rows",
+    "take",
+    "warn_no_group",
+]
 
 # Keys that the estimator sets itself; ctr_params / cvr_params may not override them.
-_RESERVED = frozenset({
-    "objective", "obj", "application", "app", "objective_type", "loss",
-    "base_score", "init_score", "boost_from_average",
-    "num_boost_round", "n_estimators", "num_iterations", "num_iteration", "num_trees", "num_round",
-    "num_rounds", "nrounds", "n_iter", "max_iter",
-    "early_stopping_rounds", "early_stopping_round", "early_stopping", "n_iter_no_change",
-    "metric", "metrics", "metric_types", "eval_metric", "custom_metric", "feval",
-})
+_RESERVED = frozenset(
+    {
+        "objective",
+        "obj",
+        "application",
+        "app",
+        "objective_type",
+        "loss",
+        "base_score",
+        "init_score",
+        "boost_from_average",
+        "num_boost_round",
+        "n_estimators",
+        "num_iterations",
+        "num_iteration",
+        "num_trees",
+        "num_round",
+        "num_rounds",
+        "nrounds",
+        "n_iter",
+        "max_iter",
+        "early_stopping_rounds",
+        "early_stopping_round",
+        "early_stopping",
+        "n_iter_no_change",
+        "metric",
+        "metrics",
+        "metric_types",
+        "eval_metric",
+        "custom_metric",
+        "feval",
+    }
+)
 
 
 class NoGroupWarning(UserWarning):
@@ -67,7 +103,8 @@ def warn_no_group(lam: float) -> None:
         'pairs. Pass group= to fit; with metadata routing, set_fit_request(group="groups") '
         "receives the splitter's groups (set_fit_request(group=True) routes a parameter named "
         '"group", not "groups"); pass group="all" to use one group on purpose.',
-        NoGroupWarning, stacklevel=6,
+        NoGroupWarning,
+        stacklevel=6,
     )
 
 
@@ -79,8 +116,10 @@ def check_native_params(ctr_params: Any, cvr_params: Any, device: str) -> None:
     for name, extra in (("ctr_params", ctr_params), ("cvr_params", cvr_params)):
         bad = sorted(k for k in (extra or {}) if k in _RESERVED)
         if bad:
-            raise ValueError(f"{name} may not set {bad}: the estimator sets the objective, rounds, "
-                             "starting margin and metrics (use n_estimators / early_stopping_rounds)")
+            raise ValueError(
+                f"{name} may not set {bad}: the estimator sets the objective, rounds, "
+                "starting margin and metrics (use n_estimators / early_stopping_rounds)"
+            )
     check_device(device)
 
 
@@ -95,8 +134,10 @@ def check_monitored(ye: np.ndarray, which: str, ctr_stopping_metric: str, cvr_sp
         target = ye == 2
     if np.unique(target).size < 2:
         rows = "clicked rows" if which == "cvr" and cvr_space == "clicked" else "all rows"
-        raise ValueError(f"the last eval_set has only one class of {'clicks' if on_clicks else 'conversions'} "
-                         f"({rows}); cannot early-stop the {which.upper()} booster on its AUC")
+        raise ValueError(
+            f"the last eval_set has only one class of {'clicks' if on_clicks else 'conversions'} "
+            f"({rows}); cannot early-stop the {which.upper()} booster on its AUC"
+        )
 
 
 def n_rows(X: Any) -> int:
@@ -157,16 +198,19 @@ def check_X(est: Any, X: Any, reset: bool) -> Any:
             est.categories_ = {c: X[c].cat.categories for c in cats}
         else:
             if getattr(est, "_columns", None) is None:
-                return validate_data(est, X.to_numpy(dtype=np.float64, na_value=np.nan), reset=False,
-                                     accept_sparse="csr", dtype=[np.float64, np.float32],
-                                     ensure_all_finite="allow-nan")
+                return validate_data(
+                    est,
+                    X.to_numpy(dtype=np.float64, na_value=np.nan),
+                    reset=False,
+                    accept_sparse="csr",
+                    dtype=[np.float64, np.float32],
+                    ensure_all_finite="allow-nan",
+                )
             if list(X.columns) != est._columns:
-                raise ValueError(f"X has columns {list(X.columns)} but the model was fitted with "
-                                 f"{est._columns}")
+                raise ValueError(f"X has columns {list(X.columns)} but the model was fitted with {est._columns}")
             lost = [c for c in est._categorical if c not in cats]
             if lost:
-                raise TypeError(f"columns {lost} were 'category' in fit but are "
-                                f"{[str(X[c].dtype) for c in lost]} now")
+                raise TypeError(f"columns {lost} were 'category' in fit but are {[str(X[c].dtype) for c in lost]} now")
             new = [c for c in cats if c not in est._categorical]
             if new:
                 raise TypeError(f"columns {new} are 'category' now but were numeric in fit")
@@ -177,8 +221,15 @@ def check_X(est: Any, X: Any, reset: bool) -> Any:
             f"the model was fitted on a DataFrame with categorical columns {est._categorical}; "
             "pass a DataFrame with the same columns"
         )
-    Xa = validate_data(est, X, reset=reset, accept_sparse="csr", dtype=[np.float64, np.float32],
-                       ensure_all_finite="allow-nan", ensure_min_samples=1)
+    Xa = validate_data(
+        est,
+        X,
+        reset=reset,
+        accept_sparse="csr",
+        dtype=[np.float64, np.float32],
+        ensure_all_finite="allow-nan",
+        ensure_min_samples=1,
+    )
     if sp.issparse(Xa) and not isinstance(Xa, sp.spmatrix):
         Xa = sp.csr_matrix(Xa)  # scipy sparse arrays: the boosters take sparse matrices
     if reset:
@@ -205,8 +256,9 @@ def check_sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
         raise ValueError("sample_weight sums to zero")
     big = np.finfo(np.float32).max
     if w.max() > big:  # both boosters store weights as float32: inf there
-        raise ValueError(f"sample_weight has values above {big:.3g}, beyond the float32 the boosters store "
-                         "weights in: rescale them")
+        raise ValueError(
+            f"sample_weight has values above {big:.3g}, beyond the float32 the boosters store weights in: rescale them"
+        )
     return w
 
 

@@ -49,8 +49,18 @@ import pandas as pd
 
 from ._base import FitResult, Stopper
 
-__all__ = ["BoosterLibrary", "LIBRARIES", "SHARED_LIBRARIES", "XGBoostLibrary", "LightGBMLibrary",
-           "XGBoostSharedLibrary", "EvalData", "GradFn", "TrainData", "library"]
+__all__ = [
+    "BoosterLibrary",
+    "LIBRARIES",
+    "SHARED_LIBRARIES",
+    "XGBoostLibrary",
+    "LightGBMLibrary",
+    "XGBoostSharedLibrary",
+    "EvalData",
+    "GradFn",
+    "TrainData",
+    "library",
+]
 
 #: ``margin -> (grad, hess)``: the custom objective of one booster.
 GradFn = Callable[[Any], "tuple[Any, Any]"]
@@ -103,15 +113,25 @@ class BoosterLibrary:
     #: margins per row: 1, or 2 for the shared CTR/CVR booster (``[z, u]``)
     n_outputs = 1
 
-    def params(self, *, learning_rate: float, max_depth: int | None, seed: int, nthread: int | None,
-               device: str) -> dict[str, Any]:
+    def params(
+        self, *, learning_rate: float, max_depth: int | None, seed: int, nthread: int | None, device: str
+    ) -> dict[str, Any]:
         """Native parameters for the estimator's settings."""
         raise NotImplementedError
 
-    def train(self, params: dict[str, Any], n_rounds: int, data: TrainData, evals: list[EvalData],
-              grad: GradFn | None, init_margin: float, metric_name: str,
-              early_stopping_rounds: int | None, tick: Callable[[int], Any] | None = None,
-              init: FitResult | None = None) -> FitResult:
+    def train(
+        self,
+        params: dict[str, Any],
+        n_rounds: int,
+        data: TrainData,
+        evals: list[EvalData],
+        grad: GradFn | None,
+        init_margin: float,
+        metric_name: str,
+        early_stopping_rounds: int | None,
+        tick: Callable[[int], Any] | None = None,
+        init: FitResult | None = None,
+    ) -> FitResult:
         """Train a booster from ``init_margin`` with ``grad(margin) -> (grad, hess)`` (see the module docstring)."""
         raise NotImplementedError
 
@@ -147,8 +167,13 @@ class XGBoostLibrary(BoosterLibrary):
     device_gradients = True
 
     def params(self, *, learning_rate, max_depth, seed, nthread, device):
-        p: dict[str, Any] = {"tree_method": "hist", "eta": float(learning_rate), "seed": seed,
-                             "device": device, "verbosity": 1}
+        p: dict[str, Any] = {
+            "tree_method": "hist",
+            "eta": float(learning_rate),
+            "seed": seed,
+            "device": device,
+            "verbosity": 1,
+        }
         if max_depth is not None:
             p["max_depth"] = int(max_depth)
         if nthread is not None:
@@ -161,16 +186,22 @@ class XGBoostLibrary(BoosterLibrary):
         if isinstance(X, xgb.DMatrix):  # built by the caller (external memory): labels and weights inside
             return X
         # multi-output trees refuse categorical features: the shared estimator passes codes
-        return xgb.DMatrix(X, label=label, weight=weight, missing=np.nan,
-                           enable_categorical=isinstance(X, pd.DataFrame) and self.n_outputs == 1,
-                           nthread=nthread)
+        return xgb.DMatrix(
+            X,
+            label=label,
+            weight=weight,
+            missing=np.nan,
+            enable_categorical=isinstance(X, pd.DataFrame) and self.n_outputs == 1,
+            nthread=nthread,
+        )
 
     def _margins(self, predt: Any) -> np.ndarray:
         z = np.asarray(predt, dtype=np.float64)
         return z.reshape(-1) if self.n_outputs == 1 else z.reshape(-1, self.n_outputs)
 
-    def train(self, params, n_rounds, data, evals, grad, init_margin, metric_name,
-              early_stopping_rounds, tick=None, init=None):
+    def train(
+        self, params, n_rounds, data, evals, grad, init_margin, metric_name, early_stopping_rounds, tick=None, init=None
+    ):
         import xgboost as xgb
 
         params = {**params, "disable_default_eval_metric": 1}
@@ -178,8 +209,9 @@ class XGBoostLibrary(BoosterLibrary):
             params["objective"] = "binary:logitraw"  # log-loss; predictions stay raw margins
         elif init is None:  # a continued booster keeps its own base_score
             # a custom objective has an identity link; XGBoost wants plain floats for a vector start
-            params["base_score"] = (float(init_margin) if self.n_outputs == 1
-                                    else [float(v) for v in np.asarray(init_margin).reshape(-1)])
+            params["base_score"] = (
+                float(init_margin) if self.n_outputs == 1 else [float(v) for v in np.asarray(init_margin).reshape(-1)]
+            )
         nthread = params.get("nthread")
         dtrain = self._dmatrix(data.X, data.label, data.weight, nthread=nthread)
         dmats = [self._dmatrix(e.X, e.label, nthread=nthread) for e in evals]
@@ -203,6 +235,7 @@ class XGBoostLibrary(BoosterLibrary):
 
             callbacks.append(_Stop(stopper))
         if tick is not None:
+
             class _Tick(xgb.callback.TrainingCallback):
                 def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
                     tick(1)
@@ -210,19 +243,24 @@ class XGBoostLibrary(BoosterLibrary):
 
             callbacks.insert(0, _Tick())
         history: dict[str, Any] = {}
-        booster = xgb.train(params, dtrain, num_boost_round=n_rounds,
-                            evals=[(d, f"valid_{k}") for k, d in enumerate(dmats)],
-                            obj=None if grad is None else (lambda predt, _dtrain: grad(predt)),
-                            custom_metric=custom_metric if evals else None,
-                            callbacks=callbacks, evals_result=history, verbose_eval=False,
-                            xgb_model=None if init is None else self.truncate(init.booster, init.n_rounds))
+        booster = xgb.train(
+            params,
+            dtrain,
+            num_boost_round=n_rounds,
+            evals=[(d, f"valid_{k}") for k, d in enumerate(dmats)],
+            obj=None if grad is None else (lambda predt, _dtrain: grad(predt)),
+            custom_metric=custom_metric if evals else None,
+            callbacks=callbacks,
+            evals_result=history,
+            verbose_eval=False,
+            xgb_model=None if init is None else self.truncate(init.booster, init.n_rounds),
+        )
         best = None if stopper is None else stopper.best_iteration
         used = booster.num_boosted_rounds() if best is None else best + 1
         return FitResult(booster, 0.0, int(used), best, _plain_history(history))
 
     def predict_margin(self, booster, X, n_rounds, nthread):
-        margin = booster.predict(self._dmatrix(X, nthread=nthread), output_margin=True,
-                                 iteration_range=(0, n_rounds))
+        margin = booster.predict(self._dmatrix(X, nthread=nthread), output_margin=True, iteration_range=(0, n_rounds))
         return self._margins(margin)
 
     def truncate(self, booster, n_rounds):
@@ -251,8 +289,10 @@ class XGBoostLibrary(BoosterLibrary):
         return gain, split
 
     def contributions(self, booster, X, n_rounds, nthread):
-        return np.asarray(booster.predict(self._dmatrix(X, nthread=nthread), pred_contribs=True,
-                                          iteration_range=(0, n_rounds)), dtype=np.float64)
+        return np.asarray(
+            booster.predict(self._dmatrix(X, nthread=nthread), pred_contribs=True, iteration_range=(0, n_rounds)),
+            dtype=np.float64,
+        )
 
 
 class LightGBMLibrary(BoosterLibrary):
@@ -265,8 +305,14 @@ class LightGBMLibrary(BoosterLibrary):
     def params(self, *, learning_rate, max_depth, seed, nthread, device):
         # feature_pre_filter=False: when no feature can be split (tiny data) LightGBM drops them all
         # and then aborts with a custom objective; deterministic + force_col_wise: reproducible fits.
-        p: dict[str, Any] = {"learning_rate": float(learning_rate), "seed": seed, "verbose": -1,
-                             "deterministic": True, "force_col_wise": True, "feature_pre_filter": False}
+        p: dict[str, Any] = {
+            "learning_rate": float(learning_rate),
+            "seed": seed,
+            "verbose": -1,
+            "deterministic": True,
+            "force_col_wise": True,
+            "feature_pre_filter": False,
+        }
         if max_depth is not None:
             p["max_depth"] = int(max_depth)
             p["num_leaves"] = int(min(31, 2 ** int(max_depth)))
@@ -274,8 +320,9 @@ class LightGBMLibrary(BoosterLibrary):
             p["num_threads"] = nthread
         return p
 
-    def train(self, params, n_rounds, data, evals, grad, init_margin, metric_name,
-              early_stopping_rounds, tick=None, init=None):
+    def train(
+        self, params, n_rounds, data, evals, grad, init_margin, metric_name, early_stopping_rounds, tick=None, init=None
+    ):
         import lightgbm as lgb
 
         native = grad is None
@@ -283,16 +330,22 @@ class LightGBMLibrary(BoosterLibrary):
         # init_score; the previous starting margin (our offset) is added back to what the objective
         # and the metrics see.
         shift = 0.0 if init is None or native else float(init.offset)
-        params = {**params, "metric": "None",
-                  "objective": "binary" if native else (lambda preds, _dataset: grad(preds + shift))}
+        params = {
+            **params,
+            "metric": "None",
+            "objective": "binary" if native else (lambda preds, _dataset: grad(preds + shift)),
+        }
 
         def start(n: int, value: float) -> np.ndarray | None:
             return None if native or init is not None else np.full(n, value, dtype=np.float64)
 
-        dtrain = lgb.Dataset(data.X, label=data.label, weight=data.weight,
-                             init_score=start(_n_rows(data.X), init_margin))
-        dvalids = [lgb.Dataset(e.X, label=e.label, init_score=start(_n_rows(e.X), e.init_margin),
-                               reference=dtrain) for e in evals]
+        dtrain = lgb.Dataset(
+            data.X, label=data.label, weight=data.weight, init_score=start(_n_rows(data.X), init_margin)
+        )
+        dvalids = [
+            lgb.Dataset(e.X, label=e.label, init_score=start(_n_rows(e.X), e.init_margin), reference=dtrain)
+            for e in evals
+        ]
         by_id = {id(d): e.metric for d, e in zip(dvalids, evals, strict=True)}
 
         def feval(preds: np.ndarray, ds: Any) -> tuple[str, float, bool]:
@@ -305,6 +358,7 @@ class LightGBMLibrary(BoosterLibrary):
         history: dict[str, Any] = {}
         callbacks: list[Any] = [lgb.record_evaluation(history)] if evals else []
         if tick is not None:
+
             def _tick(env: Any) -> None:
                 tick(1)
 
@@ -326,10 +380,16 @@ class LightGBMLibrary(BoosterLibrary):
 
             stop.order = 30  # type: ignore[attr-defined]
             callbacks.append(stop)
-        booster = lgb.train(params, dtrain, num_boost_round=n_rounds, valid_sets=dvalids,
-                            valid_names=[f"valid_{k}" for k in range(len(dvalids))],
-                            feval=feval if evals else None, callbacks=callbacks,
-                            init_model=None if init is None else self.truncate(init.booster, init.n_rounds))
+        booster = lgb.train(
+            params,
+            dtrain,
+            num_boost_round=n_rounds,
+            valid_sets=dvalids,
+            valid_names=[f"valid_{k}" for k in range(len(dvalids))],
+            feval=feval if evals else None,
+            callbacks=callbacks,
+            init_model=None if init is None else self.truncate(init.booster, init.n_rounds),
+        )
         best = None if stopper is None else stopper.best_iteration
         used = booster.current_iteration() if best is None else best + 1
         offset = 0.0 if native else float(init_margin) if init is None else float(init.offset)
@@ -356,8 +416,10 @@ class LightGBMLibrary(BoosterLibrary):
         return lgb.Booster(model_str=raw.decode("utf-8"))
 
     def importances(self, booster, n_features, n_rounds):
-        return (np.asarray(booster.feature_importance("gain", iteration=n_rounds), dtype=np.float64),
-                np.asarray(booster.feature_importance("split", iteration=n_rounds), dtype=np.float64))
+        return (
+            np.asarray(booster.feature_importance("gain", iteration=n_rounds), dtype=np.float64),
+            np.asarray(booster.feature_importance("split", iteration=n_rounds), dtype=np.float64),
+        )
 
     def contributions(self, booster, X, n_rounds, nthread):
         kw = {} if nthread is None else {"num_threads": nthread}
@@ -379,9 +441,13 @@ class XGBoostSharedLibrary(XGBoostLibrary):
     device_gradients = False  # SharedCTCVRObjective computes its gradients on the CPU
 
     def params(self, *, learning_rate, max_depth, seed, nthread, device):
-        return {**XGBoostLibrary.params(self, learning_rate=learning_rate, max_depth=max_depth, seed=seed,
-                                 nthread=nthread, device=device),
-                "multi_strategy": "multi_output_tree", "num_target": 2}
+        return {
+            **XGBoostLibrary.params(
+                self, learning_rate=learning_rate, max_depth=max_depth, seed=seed, nthread=nthread, device=device
+            ),
+            "multi_strategy": "multi_output_tree",
+            "num_target": 2,
+        }
 
 
 #: ``backend=`` name → booster library class (one output per row).

@@ -44,11 +44,21 @@ __all__ = ["ExternalEngine", "ExternalRows", "ParquetShardIter", "external_dmatr
 class _ShardReader:
     """Reads shard ``i`` as XGBoost's batch (features, labels, weights; groups when asked), checking the layout."""
 
-    def __init__(self, files: Sequence[str], features: Sequence[str] | None, label: Any, group: str,
-                 weight: str | None = None, base_margin: str | None = None, clicked_only: bool = False,
-                 row_mask: np.ndarray | None = None, row_weights: np.ndarray | None = None,
-                 log: ParquetLog | None = None, categories: dict[str, Any] | None = None,
-                 groups: bool = True) -> None:
+    def __init__(
+        self,
+        files: Sequence[str],
+        features: Sequence[str] | None,
+        label: Any,
+        group: str,
+        weight: str | None = None,
+        base_margin: str | None = None,
+        clicked_only: bool = False,
+        row_mask: np.ndarray | None = None,
+        row_weights: np.ndarray | None = None,
+        log: ParquetLog | None = None,
+        categories: dict[str, Any] | None = None,
+        groups: bool = True,
+    ) -> None:
         self.files = list(files)
         self.clicked_only = clicked_only
         self.row_mask = row_mask  # one bool per row of the files, in their order: only those rows
@@ -57,8 +67,11 @@ class _ShardReader:
         self.groups = groups  # give the groups to XGBoost (qid, or group-start flags beside weights)
         self._row0 = 0
         self._w0 = 0
-        self.log = log if log is not None else ParquetLog(self.files, label=label, group=group, features=features,
-                                                          weight=weight)
+        self.log = (
+            log
+            if log is not None
+            else ParquetLog(self.files, label=label, group=group, features=features, weight=weight)
+        )
         self.base_margin = base_margin
         self.features = self.log.columns(self.files)
         if base_margin is not None and base_margin in self.features:
@@ -71,24 +84,27 @@ class _ShardReader:
     def _take(self, n: int) -> np.ndarray | None:
         if self.row_mask is None:
             return None
-        keep = self.row_mask[self._row0:self._row0 + n]
+        keep = self.row_mask[self._row0 : self._row0 + n]
         self._row0 += n
         return keep
 
     def _read(self, i: int) -> dict[str, Any]:
         where = f"shard {self.files[i]!r}"
-        shard, extra = self.log.read_shard(self.files[i], self.features, self.categories, self._take,
-                                           [self.base_margin] if self.base_margin else [])
+        shard, extra = self.log.read_shard(
+            self.files[i], self.features, self.categories, self._take, [self.base_margin] if self.base_margin else []
+        )
         data, y = shard.X, shard.y
         check_no_inf(data, where, self.features)
         w = shard.weight
         if self.row_weights is not None:
-            w = self.row_weights[self._w0:self._w0 + y.size]
+            w = self.row_weights[self._w0 : self._w0 + y.size]
             self._w0 += y.size
         keep = np.flatnonzero(y >= 1) if self.clicked_only else None
         if keep is not None:  # the clicked-space CVR booster: clicked rows, 0/1 conversion labels
-            out = {"data": data[keep] if shard.feature_types is not None else data.iloc[keep],
-                   "label": (y[keep] == 2).astype(np.float32)}
+            out = {
+                "data": data[keep] if shard.feature_types is not None else data.iloc[keep],
+                "label": (y[keep] == 2).astype(np.float32),
+            }
             if w is not None:
                 out["weight"] = w[keep]
         else:
@@ -100,8 +116,9 @@ class _ShardReader:
                 if not self._checked:
                     self._heads.append(heads)
                 if w is None:
-                    out["qid"] = np.repeat(np.arange(self._group_offset, self._group_offset + ptr.size - 1,
-                                                     dtype=np.int64), np.diff(ptr))
+                    out["qid"] = np.repeat(
+                        np.arange(self._group_offset, self._group_offset + ptr.size - 1, dtype=np.int64), np.diff(ptr)
+                    )
                 else:  # XGBoost's sketch takes only per-group weights beside qid: flag the groups instead
                     out[GROUP_START_FIELD] = group_starts(ptr, y.size)
                 self._group_offset += ptr.size - 1
@@ -168,16 +185,44 @@ def _make_iter_class() -> type:
             estimator's objective holds the groups itself and passes False.
         """
 
-        def __init__(self, files, features, label, group, weight=None, base_margin=None, *,
-                     cache_prefix=None, on_host=True, clicked_only=False, row_mask=None, row_weights=None,
-                     log=None, categories=None, groups=True):
+        def __init__(
+            self,
+            files,
+            features,
+            label,
+            group,
+            weight=None,
+            base_margin=None,
+            *,
+            cache_prefix=None,
+            on_host=True,
+            clicked_only=False,
+            row_mask=None,
+            row_weights=None,
+            log=None,
+            categories=None,
+            groups=True,
+        ):
             files = list(files)
             if cache_prefix is None:
                 cache_prefix = os.path.join(os.path.dirname(os.path.abspath(files[0])), ".xgb-cache")
             # XGBoost's part first: a bad column below must not leave a half-made DataIter to its __del__
             xgb.DataIter.__init__(self, cache_prefix=cache_prefix, on_host=on_host)
-            _ShardReader.__init__(self, files, features, label, group, weight, base_margin, clicked_only, row_mask,
-                                  row_weights, log, categories, groups)
+            _ShardReader.__init__(
+                self,
+                files,
+                features,
+                label,
+                group,
+                weight,
+                base_margin,
+                clicked_only,
+                row_mask,
+                row_weights,
+                log,
+                categories,
+                groups,
+            )
 
         def next(self, input_data: Any) -> bool:
             while self._pos < len(self.files):
@@ -206,10 +251,18 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def external_dmatrix(path: str | os.PathLike[str] | Sequence[str], *, label: str | Sequence[str], group: str,
-                     features: Sequence[str] | None = None, weight: str | None = None,
-                     base_margin: str | None = None, cache_prefix: str | None = None, on_host: bool = True,
-                     **kwargs: Any) -> Any:
+def external_dmatrix(
+    path: str | os.PathLike[str] | Sequence[str],
+    *,
+    label: str | Sequence[str],
+    group: str,
+    features: Sequence[str] | None = None,
+    weight: str | None = None,
+    base_margin: str | None = None,
+    cache_prefix: str | None = None,
+    on_host: bool = True,
+    **kwargs: Any,
+) -> Any:
     """An ``xgboost.ExtMemQuantileDMatrix`` over a folder or glob of Parquet shards.
 
     Labels become funnel labels and groups a ``qid`` rising across the shards;
@@ -224,8 +277,16 @@ def external_dmatrix(path: str | os.PathLike[str] | Sequence[str], *, label: str
     """
     import xgboost as xgb
 
-    it = __getattr__("ParquetShardIter")(list_files(path, "parquet"), features, label, group, weight, base_margin,
-                                         cache_prefix=cache_prefix, on_host=on_host)
+    it = __getattr__("ParquetShardIter")(
+        list_files(path, "parquet"),
+        features,
+        label,
+        group,
+        weight,
+        base_margin,
+        cache_prefix=cache_prefix,
+        on_host=on_host,
+    )
     return xgb.ExtMemQuantileDMatrix(it, **kwargs)
 
 
@@ -243,8 +304,14 @@ class ExternalRows:
 
     quantised = True
 
-    def __init__(self, log: ParquetLog, state: LogState, engine: ExternalEngine, nthread: int | None,
-                 row_mask: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        log: ParquetLog,
+        state: LogState,
+        engine: ExternalEngine,
+        nthread: int | None,
+        row_mask: np.ndarray | None = None,
+    ) -> None:
         self.log, self.state, self.engine, self.nthread = log, state, engine, nthread
         self.row_mask = row_mask  # over the rows of state.shards; state then describes only the marked rows
         self.cache_dir = tempfile.mkdtemp(prefix="gbdt-pwiser-extmem-", dir=log.cache_dir)
@@ -258,12 +325,27 @@ class ExternalRows:
             self._dm = None  # free the previous pages first
             prefix = os.path.join(self.cache_dir, f"{'clicked' if clicked_only else 'all'}-{key[1]}")
             # no groups: the objective holds them (sizes or per-row codes), XGBoost needs none
-            it = __getattr__("ParquetShardIter")(self.state.shards, None, None, self.log.group, cache_prefix=prefix,
-                                                 on_host=False, clicked_only=clicked_only, row_mask=self.row_mask,
-                                                 row_weights=weight, log=self.log,
-                                                 categories=self.state.categories or None, groups=False)
-            dm = xgb.ExtMemQuantileDMatrix(it, missing=np.nan, max_bin=key[1], nthread=params.get("nthread"),
-                                           enable_categorical=bool(self.state.categories))
+            it = __getattr__("ParquetShardIter")(
+                self.state.shards,
+                None,
+                None,
+                self.log.group,
+                cache_prefix=prefix,
+                on_host=False,
+                clicked_only=clicked_only,
+                row_mask=self.row_mask,
+                row_weights=weight,
+                log=self.log,
+                categories=self.state.categories or None,
+                groups=False,
+            )
+            dm = xgb.ExtMemQuantileDMatrix(
+                it,
+                missing=np.nan,
+                max_bin=key[1],
+                nthread=params.get("nthread"),
+                enable_categorical=bool(self.state.categories),
+            )
             self._dm = (key, dm, weight)  # the weights kept alive: their id is in the key
         return self._dm[1]
 
@@ -272,8 +354,10 @@ class ExternalRows:
         dm = self._matrix(which == "clicked", params, weight)
         want = self.state.y.size if which == "all" else int(np.count_nonzero(self.state.y >= 1))
         if dm.num_row() != want:  # the shards changed under the fit
-            raise ValueError(f"the shards gave {dm.num_row()} {'clicked ' if which == 'clicked' else ''}rows on "
-                             f"a second read, {want} on the first")
+            raise ValueError(
+                f"the shards gave {dm.num_row()} {'clicked ' if which == 'clicked' else ''}rows on "
+                f"a second read, {want} on the first"
+            )
         return dm
 
     def _features(self) -> Any:
@@ -318,8 +402,10 @@ class ExternalEngine(LocalEngine):
 
     def prepare(self, est: Any, X: Any, y: Any, group: Any, sample_weight: Any) -> LocalData:
         if y is not None or group is not None or sample_weight is not None:
-            raise ValueError("with X=ParquetLog(...), labels, groups and weights come from its columns "
-                             "(label=, group=, weight=): call fit(log) with y, group and sample_weight unset")
+            raise ValueError(
+                "with X=ParquetLog(...), labels, groups and weights come from its columns "
+                "(label=, group=, weight=): call fit(log) with y, group and sample_weight unset"
+            )
         log: ParquetLog = X
         state = log.read_state(with_ids=getattr(est, "calibration", None) is not None)
         log.warn_inferred(state)
@@ -333,5 +419,13 @@ class ExternalEngine(LocalEngine):
         # whole groups: their sizes; scattered ones: a code per row (the objective pairs rows wherever they are)
         ptr = None if state.sizes is None else np.concatenate([[0], np.cumsum(state.sizes)]).astype(np.int64)
         nthread = est._nthread()
-        return LocalData(ExternalRows(log, state, self, nthread), state.y, w, ptr, label_sums(state.y, w),
-                         nthread, ids=state.ids, codes=state.codes)
+        return LocalData(
+            ExternalRows(log, state, self, nthread),
+            state.y,
+            w,
+            ptr,
+            label_sums(state.y, w),
+            nthread,
+            ids=state.ids,
+            codes=state.codes,
+        )

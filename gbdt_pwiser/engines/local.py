@@ -52,10 +52,15 @@ def label_sums(y: np.ndarray, w: np.ndarray | None) -> LabelSums:
     total = float(y.size if w is None else w.sum())
     w_click = float(np.count_nonzero(clicked) if w is None else w[clicked].sum())
     w_conv = float(np.count_nonzero(conv) if w is None else w[conv].sum())
-    cvr = (initial_margin(conv[clicked].astype(np.int8), None if w is None else w[clicked])
-           if w_click > 0 else 0.0)
-    return LabelSums(rows=int(y.size), total=total, clicks=w_click, conversions=w_conv,
-                     ctr_margin=initial_margin(y, w) if total > 0 else 0.0, cvr_margin=cvr)
+    cvr = initial_margin(conv[clicked].astype(np.int8), None if w is None else w[clicked]) if w_click > 0 else 0.0
+    return LabelSums(
+        rows=int(y.size),
+        total=total,
+        clicks=w_click,
+        conversions=w_conv,
+        ctr_margin=initial_margin(y, w) if total > 0 else 0.0,
+        cvr_margin=cvr,
+    )
 
 
 @dataclass
@@ -162,8 +167,14 @@ class LocalEngine(Engine):
             grad = RoundGradients(obj, y, w, first_round=task.first_round)
         else:
             rows = task.rows != "clicked"
-            grad = RoundGradients(obj, y, w, ptr=data.ptr if rows else None, codes=data.codes if rows else None,
-                                  first_round=task.first_round)
+            grad = RoundGradients(
+                obj,
+                y,
+                w,
+                ptr=data.ptr if rows else None,
+                codes=data.codes if rows else None,
+                first_round=task.first_round,
+            )
         if exact_start:
             exact = data.rows.margin(task.init)
             return _ExactStart(grad, exact if task.rows == "all" else exact[data.y >= 1])
@@ -208,15 +219,22 @@ class LocalEngine(Engine):
     def train(self, data: TrainingData, task: Task, evals: list[Any]) -> FitResult:
         assert isinstance(data, LocalData)
         label, weight, y = data.labels(task.rows, task.conversion_weight)
-        X = data.rows.select(task.rows, task.params,
-                             conversion_weights(data.y, data.weight, task.conversion_weight))
+        X = data.rows.select(task.rows, task.params, conversion_weights(data.y, data.weight, task.conversion_weight))
         if task.transform is not None:
             X = task.transform(X)
         grad = self._objective(data, task, y, weight)
-        return self.library.train(task.params, task.n_rounds, TrainData(X, label, weight),
-                                  self._evals(data, task, evals), grad,
-                                  task.init_margin if grad is not None else 0.0, task.metric,
-                                  task.early_stopping_rounds, tick=task.tick, init=task.init)
+        return self.library.train(
+            task.params,
+            task.n_rounds,
+            TrainData(X, label, weight),
+            self._evals(data, task, evals),
+            grad,
+            task.init_margin if grad is not None else 0.0,
+            task.metric,
+            task.early_stopping_rounds,
+            tick=task.tick,
+            init=task.init,
+        )
 
     def close(self, data: TrainingData) -> None:
         assert isinstance(data, LocalData)

@@ -19,5 +19,19 @@ from .comparison import BOOTSTRAP_METRICS, POINT_METRICS, Comparison, bootstrap_
 from .methods import METHODS, Method, Model, models
 from .pairs import pair_counts, support_warning, test_counts
 
-__all__ = ["compare", "run_comparison", "Comparison", "METHODS", "Method", "Model", "models", "fit_plan",
-           "BOOTSTRAP_METRICS", "POINT_METRICS", "bootstrap_sd", "pair_counts", "support_warning", "test_counts"]
+__all__ = [
+    "compare",
+    "run_comparison",
+    "Comparison",
+    "METHODS",
+    "Method",
+    "Model",
+    "models",
+    "fit_plan",
+    "BOOTSTRAP_METRICS",
+    "POINT_METRICS",
+    "bootstrap_sd",
+    "pair_counts",
+    "support_warning",
+    "test_counts",
+]

@@ -31,8 +31,7 @@ from .methods import METHODS, Model, fit_ranker
 from .methods import models as make_models
 from .pairs import pair_counts, test_counts
 
-__all__ = ["BOOTSTRAP_METRICS", "POINT_METRICS", "Comparison", "compare", "run_comparison", "fit_plan",
-           "bootstrap_sd"]
+__all__ = ["BOOTSTRAP_METRICS", "POINT_METRICS", "Comparison", "compare", "run_comparison", "fit_plan", "bootstrap_sd"]
 
 #: AUC differences with a bootstrap interval: metric -> (target, score, rows).
 BOOTSTRAP_METRICS: dict[str, tuple[str, str, str]] = {
@@ -42,23 +41,29 @@ BOOTSTRAP_METRICS: dict[str, tuple[str, str, str]] = {
     "ctcvr_auc": ("conversion", "p_ctcvr", "all"),
 }
 #: the metrics of a trade-off point (the evidence run's curves): key -> (target, score)
-POINT_METRICS: dict[str, tuple[str, str]] = {"ctr_auc": ("click", "p_ctr"), "ctr_conv_auc": ("conversion", "p_ctr"),
-                                             "ctcvr_auc": ("conversion", "p_ctcvr")}
+POINT_METRICS: dict[str, tuple[str, str]] = {
+    "ctr_auc": ("click", "p_ctr"),
+    "ctr_conv_auc": ("conversion", "p_ctr"),
+    "ctcvr_auc": ("conversion", "p_ctcvr"),
+}
 
 
 def _targets(y: np.ndarray) -> dict[str, np.ndarray]:
     return {"click": y >= 1, "conversion": y == 2}
 
 
-def bootstrap_sd(pred: dict[str, np.ndarray], y: np.ndarray, group: np.ndarray, n_resamples: int,
-                 seed: int) -> dict[str, float]:
+def bootstrap_sd(
+    pred: dict[str, np.ndarray], y: np.ndarray, group: np.ndarray, n_resamples: int, seed: int
+) -> dict[str, float]:
     """Standard deviation of each point metric over a bootstrap of test groups (the error bar of one split)."""
     _, codes = np.unique(group, return_inverse=True)
     draws = group_bootstrap_draws(int(codes.max()) + 1, n_resamples, seed)
     counts = np.stack([np.bincount(d, minlength=int(codes.max()) + 1) for d in draws])[:, codes]
     t = _targets(y)
-    return {k: float(np.nanstd(weighted_auc(t[target], pred[col], counts), ddof=1))
-            for k, (target, col) in POINT_METRICS.items()}
+    return {
+        k: float(np.nanstd(weighted_auc(t[target], pred[col], counts), ddof=1))
+        for k, (target, col) in POINT_METRICS.items()
+    }
 
 
 def fit_plan(models: Sequence[Model]) -> list[Model]:
@@ -125,16 +130,24 @@ class Comparison:
         rows = []
         for m in self.models:
             t = self.table[(self.table["model"] == m.name) & (self.table["method"] == m.method)]
-            row: dict[str, Any] = {"model": m.name, "method": m.method, "knob": METHODS[m.method].knob,
-                                   "value": m.value, "n_seeds": len(t)}
+            row: dict[str, Any] = {
+                "model": m.name,
+                "method": m.method,
+                "knob": METHODS[m.method].knob,
+                "value": m.value,
+                "n_seeds": len(t),
+            }
             if len(self.seeds) == 1 and self.bootstrap:
                 seed = self.seeds[0]
                 test = self.tests[seed]
-                sd = bootstrap_sd(self.predictions[seed][m.name], test.y, test.group,
-                                  min(n_resamples, self.bootstrap), seed)
+                sd = bootstrap_sd(
+                    self.predictions[seed][m.name], test.y, test.group, min(n_resamples, self.bootstrap), seed
+                )
             else:
-                sd = {k: float(np.nanstd(t[k].to_numpy(float), ddof=1)) if len(t) > 1 else float("nan")
-                      for k in POINT_METRICS}
+                sd = {
+                    k: float(np.nanstd(t[k].to_numpy(float), ddof=1)) if len(t) > 1 else float("nan")
+                    for k in POINT_METRICS
+                }
             for k in POINT_METRICS:
                 row[k] = float(np.nanmean(t[k].to_numpy(float)))
                 row[f"{k}_sd"] = sd[k]
@@ -163,12 +176,12 @@ class Comparison:
     def sweep(self) -> list[dict[str, float]]:
         """The first seed's metrics of the BCE and PWiseR chains, by λ (the λ sweep)."""
         res = self.results()
-        pts = [{"lam": m.key[1], **res[m.name]} for m in fit_plan(self.models)
-               if m.key[0] == "chain" and m.key[2] == 0]
+        pts = [{"lam": m.key[1], **res[m.name]} for m in fit_plan(self.models) if m.key[0] == "chain" and m.key[2] == 0]
         return sorted(pts, key=lambda r: r["lam"])
 
-    def figures(self, models: Sequence[str] | None = None, title: str = "",
-                names: Sequence[str] | None = None) -> dict[str, Any]:
+    def figures(
+        self, models: Sequence[str] | None = None, title: str = "", names: Sequence[str] | None = None
+    ) -> dict[str, Any]:
         """The plots (matplotlib figures) by file name, on the first seed's test part.
 
         ``roc.png`` and ``calibration.png`` (reliability) of ``models`` (default
@@ -182,7 +195,7 @@ class Comparison:
         seed = self.seeds[0]
         test = self.tests[seed]
         chosen = {n: p for n, p in self.predictions[seed].items() if models is None or n in models}
-        wanted = (lambda name: names is None or name in names)
+        wanted = lambda name: names is None or name in names
         out = {}
         if wanted("roc.png"):
             out["roc.png"] = plots.roc_figure(chosen, test.y)
@@ -211,8 +224,9 @@ class Comparison:
         return written
 
 
-def _check_args(seeds: Any, test_size: Any, bootstrap: Any, confidence: Any, calibration: Any,
-                params: Any) -> tuple[list[int], float, int, float, dict[str, Any]]:
+def _check_args(
+    seeds: Any, test_size: Any, bootstrap: Any, confidence: Any, calibration: Any, params: Any
+) -> tuple[list[int], float, int, float, dict[str, Any]]:
     seeds = [seeds] if isinstance(seeds, int) else seeds
     if not isinstance(seeds, (list, tuple, range)) or not seeds:
         raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
@@ -227,12 +241,24 @@ def _check_args(seeds: Any, test_size: Any, bootstrap: Any, confidence: Any, cal
     return seeds, test_size, bootstrap, confidence, dict(params or {})
 
 
-def run_comparison(log: Any, methods: Sequence[str] = ("bce", "pwiser", "weighted"), seeds: Sequence[int] = (0,), *,
-                   models: Sequence[Model] | None = None, lam: float | Sequence[float] = 1.0,
-                   conversion_weight: float | Sequence[float] = 1.0, test_size: float = 0.2,
-                   params: dict[str, Any] | None = None, calibration: str | None = None, baseline: str | None = "BCE",
-                   bootstrap: int = 200, confidence: float = 0.95, intervals: Sequence[str] | None = None,
-                   client: Any = None, progress: Any = None) -> Comparison:
+def run_comparison(
+    log: Any,
+    methods: Sequence[str] = ("bce", "pwiser", "weighted"),
+    seeds: Sequence[int] = (0,),
+    *,
+    models: Sequence[Model] | None = None,
+    lam: float | Sequence[float] = 1.0,
+    conversion_weight: float | Sequence[float] = 1.0,
+    test_size: float = 0.2,
+    params: dict[str, Any] | None = None,
+    calibration: str | None = None,
+    baseline: str | None = "BCE",
+    bootstrap: int = 200,
+    confidence: float = 0.95,
+    intervals: Sequence[str] | None = None,
+    client: Any = None,
+    progress: Any = None,
+) -> Comparison:
     """Fit and compare models on splits of ``log`` by group; :func:`compare` returns its table.
 
     Parameters are those of :func:`compare`, and: ``models`` — an explicit
@@ -241,8 +267,9 @@ def run_comparison(log: Any, methods: Sequence[str] = ("bce", "pwiser", "weighte
     differences get bootstrap intervals (default all); ``progress`` — a
     tqdm-like bar (``set_description``, ``update``) advanced once per fit.
     """
-    seeds, test_size, bootstrap, confidence, params = _check_args(seeds, test_size, bootstrap, confidence,
-                                                                  calibration, params)
+    seeds, test_size, bootstrap, confidence, params = _check_args(
+        seeds, test_size, bootstrap, confidence, calibration, params
+    )
     chosen = list(models) if models is not None else make_models(methods, lam, conversion_weight)
     notes: list[str] = []
     backend = params.get("backend", "xgboost")
@@ -250,8 +277,10 @@ def run_comparison(log: Any, methods: Sequence[str] = ("bce", "pwiser", "weighte
         chosen = [m for m in chosen if m.method != "shared"]
         notes.append(f"shared booster skipped: multi-output trees need backend xgboost (got {backend})")
     if client is not None and any(m.method == "ranker" for m in chosen):
-        raise ValueError("the ranker method fits XGBoost's/LightGBM's own ranking estimators in memory: drop it, or "
-                         "compare without a Dask client")
+        raise ValueError(
+            "the ranker method fits XGBoost's/LightGBM's own ranking estimators in memory: drop it, or "
+            "compare without a Dask client"
+        )
     if not chosen:
         raise ValueError("no model to compare")
     names = [m.name for m in chosen]
@@ -267,26 +296,51 @@ def run_comparison(log: Any, methods: Sequence[str] = ("bce", "pwiser", "weighte
     for seed in seeds:
         train, test, about = split(log, test_size, seed, client)
         if not data:
-            data = {**about, "train_rows": len(train), **test_counts(test),
-                    "test_pairs": pair_counts(test.y, test.group)}
+            data = {
+                **about,
+                "train_rows": len(train),
+                **test_counts(test),
+                "test_pairs": pair_counts(test.y, test.group),
+            }
         tests[seed] = test
         fitted = _fit_all(fit_plan(chosen), make, train, test, seed, client, progress)
         predictions[seed] = {m.name: fitted[m.key][0] for m in chosen}
         for m in chosen:
             pred, fit_s = fitted[m.key]
             metrics = evaluate_predictions(test.y, pred["p_ctr"], pred["p_cvr"], test.group)
-            rows.append({"model": m.name, "method": m.method, "knob": METHODS[m.method].knob, "value": m.value,
-                         "seed": seed, **metrics, "fit_s": fit_s})
+            rows.append(
+                {
+                    "model": m.name,
+                    "method": m.method,
+                    "knob": METHODS[m.method].knob,
+                    "value": m.value,
+                    "seed": seed,
+                    **metrics,
+                    "fit_s": fit_s,
+                }
+            )
         if baseline is not None:
-            base = next(r for r in rows[-len(chosen):] if r["model"] == baseline)
-            for m, row in zip(chosen, rows[-len(chosen):], strict=True):
+            base = next(r for r in rows[-len(chosen) :] if r["model"] == baseline)
+            for m, row in zip(chosen, rows[-len(chosen) :], strict=True):
                 if m.name == baseline:
                     continue
                 cis = bootstrap if intervals is None or m.name in intervals else 0
-                diffs += _differences(row, base, predictions[seed][m.name], predictions[seed][baseline], test, seed,
-                                      cis, confidence)
-    return Comparison(chosen, seeds, pd.DataFrame(rows), pd.DataFrame(diffs), data, baseline, bootstrap, confidence,
-                      predictions, tests, notes)
+                diffs += _differences(
+                    row, base, predictions[seed][m.name], predictions[seed][baseline], test, seed, cis, confidence
+                )
+    return Comparison(
+        chosen,
+        seeds,
+        pd.DataFrame(rows),
+        pd.DataFrame(diffs),
+        data,
+        baseline,
+        bootstrap,
+        confidence,
+        predictions,
+        tests,
+        notes,
+    )
 
 
 def _estimator_factory(params: dict[str, Any], client: Any) -> Callable[..., Any]:
@@ -302,8 +356,9 @@ def _estimator_factory(params: dict[str, Any], client: Any) -> Callable[..., Any
     return make
 
 
-def _fit_all(plan: list[Model], make: Callable[..., Any], train: Any, test: Any, seed: int, client: Any,
-             progress: Any) -> dict[tuple[Any, ...], tuple[dict[str, np.ndarray], float]]:
+def _fit_all(
+    plan: list[Model], make: Callable[..., Any], train: Any, test: Any, seed: int, client: Any, progress: Any
+) -> dict[tuple[Any, ...], tuple[dict[str, np.ndarray], float]]:
     """Fit every model of the plan; its test predictions and fit time, by :attr:`Model.key`."""
     out: dict[tuple[Any, ...], tuple[dict[str, np.ndarray], float]] = {}
     for m in plan:
@@ -326,9 +381,16 @@ def _fit_all(plan: list[Model], make: Callable[..., Any], train: Any, test: Any,
     return out
 
 
-def _differences(row: dict[str, Any], base: dict[str, Any], pred: dict[str, np.ndarray],
-                 base_pred: dict[str, np.ndarray], test: Any, seed: int, n_resamples: int,
-                 confidence: float) -> list[dict[str, Any]]:
+def _differences(
+    row: dict[str, Any],
+    base: dict[str, Any],
+    pred: dict[str, np.ndarray],
+    base_pred: dict[str, np.ndarray],
+    test: Any,
+    seed: int,
+    n_resamples: int,
+    confidence: float,
+) -> list[dict[str, Any]]:
     """Model − baseline per metric; the AUCs of :data:`BOOTSTRAP_METRICS` with a paired group-bootstrap interval."""
     skip = {"model", "method", "knob", "value", "seed", "fit_s"}
     out = []
@@ -337,23 +399,40 @@ def _differences(row: dict[str, Any], base: dict[str, Any], pred: dict[str, np.n
     for k in row:
         if k in skip:
             continue
-        d: dict[str, Any] = {"model": row["model"], "seed": seed, "metric": k,
-                             "delta": float(row[k]) - float(base[k])}
+        d: dict[str, Any] = {"model": row["model"], "seed": seed, "metric": k, "delta": float(row[k]) - float(base[k])}
         if n_resamples and k in BOOTSTRAP_METRICS:
             target, score, subset = BOOTSTRAP_METRICS[k]
-            ci = paired_auc_difference(targets[target], pred[score], base_pred[score], test.group,
-                                       rows=rows[subset], n_resamples=n_resamples, confidence=confidence,
-                                       random_state=seed)
+            ci = paired_auc_difference(
+                targets[target],
+                pred[score],
+                base_pred[score],
+                test.group,
+                rows=rows[subset],
+                n_resamples=n_resamples,
+                confidence=confidence,
+                random_state=seed,
+            )
             d.update({"low": ci["low"], "high": ci["high"], "n_valid": ci["n_valid"]})
         out.append(d)
     return out
 
 
-def compare(log: Any, methods: Sequence[str] = ("bce", "pwiser", "weighted"), seeds: Sequence[int] = (0,), *,
-            lam: float | Sequence[float] = 1.0, conversion_weight: float | Sequence[float] = 1.0,
-            test_size: float = 0.2, params: dict[str, Any] | None = None, calibration: str | None = None,
-            baseline: str | None = "BCE", bootstrap: int = 200, confidence: float = 0.95, client: Any = None,
-            plots: str | Path | None = None) -> pd.DataFrame:
+def compare(
+    log: Any,
+    methods: Sequence[str] = ("bce", "pwiser", "weighted"),
+    seeds: Sequence[int] = (0,),
+    *,
+    lam: float | Sequence[float] = 1.0,
+    conversion_weight: float | Sequence[float] = 1.0,
+    test_size: float = 0.2,
+    params: dict[str, Any] | None = None,
+    calibration: str | None = None,
+    baseline: str | None = "BCE",
+    bootstrap: int = 200,
+    confidence: float = 0.95,
+    client: Any = None,
+    plots: str | Path | None = None,
+) -> pd.DataFrame:
     """Compare ways to train pCTR/pCVR on your log: a table of test metrics per model and seed.
 
     Each seed splits the log by group (no group in both parts), fits every
@@ -408,17 +487,29 @@ def compare(log: Any, methods: Sequence[str] = ("bce", "pwiser", "weighted"), se
     >>> import gbdt_pwiser
     >>> from gbdt_pwiser.datasets import make_ad_log
     >>> log = make_ad_log(600, ctr=0.1, cvr=0.2, random_state=0)
-    >>> table = gbdt_pwiser.compare(log, ["bce", "pwiser", "weighted"], seeds=[0], bootstrap=20,
-    ...                             params={"n_estimators": 10, "n_jobs": 1})
+    >>> table = gbdt_pwiser.compare(
+    ...     log, ["bce", "pwiser", "weighted"], seeds=[0], bootstrap=20, params={"n_estimators": 10, "n_jobs": 1}
+    ... )
     >>> table["model"].tolist()
     ['BCE', 'PWiseR (λ=1)', 'weighted BCE (α=1)']
     >>> cols = ["ctr_auc", "ctcvr_auc", "ctcvr_ratio", "ctr_conv_auc_delta", "ctr_conv_auc_low"]
     >>> set(cols) <= set(table.columns)
     True
     """
-    result = run_comparison(log, methods, seeds, lam=lam, conversion_weight=conversion_weight, test_size=test_size,
-                            params=params, calibration=calibration, baseline=baseline, bootstrap=bootstrap,
-                            confidence=confidence, client=client)
+    result = run_comparison(
+        log,
+        methods,
+        seeds,
+        lam=lam,
+        conversion_weight=conversion_weight,
+        test_size=test_size,
+        params=params,
+        calibration=calibration,
+        baseline=baseline,
+        bootstrap=bootstrap,
+        confidence=confidence,
+        client=client,
+    )
     if plots is not None:
         result.save_plots(plots)
     table = result.table

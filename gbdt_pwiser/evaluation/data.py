@@ -44,8 +44,12 @@ class DaskPart:
 def describe(log: AdLog) -> dict[str, Any]:
     """Rows, groups, click rate and conversion rate among clicks of an in-memory log."""
     clicked = log.y >= 1
-    return {"rows": len(log), "groups": int(log.n_groups), "ctr": float(np.mean(clicked)) if len(log) else float("nan"),
-            "cvr_given_click": float(np.mean(log.y[clicked] == 2)) if clicked.any() else float("nan")}
+    return {
+        "rows": len(log),
+        "groups": int(log.n_groups),
+        "ctr": float(np.mean(clicked)) if len(log) else float("nan"),
+        "cvr_given_click": float(np.mean(log.y[clicked] == 2)) if clicked.any() else float("nan"),
+    }
 
 
 def _check_train(clicks: int, conversions: int) -> None:
@@ -55,8 +59,9 @@ def _check_train(clicks: int, conversions: int) -> None:
         raise ValueError("the training part has no conversions: nothing to compare")
 
 
-def split(log: AdLog | ParquetLog, test_size: float, seed: int, client: Any = None
-          ) -> tuple[AdLog | DaskPart, AdLog, dict[str, Any]]:
+def split(
+    log: AdLog | ParquetLog, test_size: float, seed: int, client: Any = None
+) -> tuple[AdLog | DaskPart, AdLog, dict[str, Any]]:
     """Training and test parts with no group in both, and a description of the whole log (:func:`describe`).
 
     The test part is an ``AdLog`` whose categories are aligned to the
@@ -65,8 +70,9 @@ def split(log: AdLog | ParquetLog, test_size: float, seed: int, client: Any = No
     """
     if isinstance(log, ParquetLog):
         if client is None:
-            raise ValueError("a ParquetLog is compared on a Dask cluster: pass client= (or load it into memory "
-                             "with load_log)")
+            raise ValueError(
+                "a ParquetLog is compared on a Dask cluster: pass client= (or load it into memory with load_log)"
+            )
         return _split_parquet(log, test_size, seed)
     if not isinstance(log, AdLog):
         raise TypeError(f"log must be an AdLog (load_log, make_ad_log) or a ParquetLog, got {type(log).__name__}")
@@ -98,20 +104,36 @@ def _split_parquet(log: ParquetLog, test_size: float, seed: int) -> tuple[DaskPa
     train_ddf = frame.map_partitions(_holdout, test_size, seed, False, meta=frame._meta)
     ty = train_ddf[LABEL_COLUMN]
     n, n_click, n_conv, n_groups, test_pdf, n_train, train_click, train_conv = dask.compute(
-        frame.shape[0], (y >= 1).sum(), (y == 2).sum(), g.nunique(), test_ddf, train_ddf.shape[0], (ty >= 1).sum(),
-        (ty == 2).sum())
+        frame.shape[0],
+        (y >= 1).sum(),
+        (y == 2).sum(),
+        g.nunique(),
+        test_ddf,
+        train_ddf.shape[0],
+        (ty >= 1).sum(),
+        (ty == 2).sum(),
+    )
     if n == 0:
         raise ValueError(f"the Parquet log {log.path} has no rows")
     if len(test_pdf) == 0 or n_train == 0:
-        raise ValueError(f"the group split left an empty part ({n_train} train rows, {len(test_pdf)} test rows): "
-                         "use more groups or another test size")
+        raise ValueError(
+            f"the group split left an empty part ({n_train} train rows, {len(test_pdf)} test rows): "
+            "use more groups or another test size"
+        )
     _check_train(int(train_click), int(train_conv))
     weighted = WEIGHT_COLUMN in frame.columns
-    test = AdLog(X=test_pdf[features].reset_index(drop=True), y=test_pdf[LABEL_COLUMN].to_numpy(np.int8),
-                 group=test_pdf[GROUP_COLUMN].to_numpy(), weight=test_pdf[WEIGHT_COLUMN].to_numpy()
-                 if weighted else None)
-    about = {"rows": int(n), "groups": int(n_groups), "ctr": float(n_click / n),
-             "cvr_given_click": float(n_conv / n_click) if n_click else float("nan")}
+    test = AdLog(
+        X=test_pdf[features].reset_index(drop=True),
+        y=test_pdf[LABEL_COLUMN].to_numpy(np.int8),
+        group=test_pdf[GROUP_COLUMN].to_numpy(),
+        weight=test_pdf[WEIGHT_COLUMN].to_numpy() if weighted else None,
+    )
+    about = {
+        "rows": int(n),
+        "groups": int(n_groups),
+        "ctr": float(n_click / n),
+        "cvr_given_click": float(n_conv / n_click) if n_click else float("nan"),
+    }
     return DaskPart(train_ddf, features, int(n_train), weighted), test, about
 
 
@@ -129,8 +151,12 @@ def fit(model: Any, train: AdLog | DaskPart, client: Any = None) -> Any:
     try:
         if isinstance(train, DaskPart):
             f = train.frame
-            return model.fit(f[train.features], f[LABEL_COLUMN], group=f[GROUP_COLUMN],
-                             sample_weight=f[WEIGHT_COLUMN] if train.weighted else None)
+            return model.fit(
+                f[train.features],
+                f[LABEL_COLUMN],
+                group=f[GROUP_COLUMN],
+                sample_weight=f[WEIGHT_COLUMN] if train.weighted else None,
+            )
         import dask.dataframe as dd
 
         from ..dask import partition_by_group
@@ -144,7 +170,11 @@ def fit(model: Any, train: AdLog | DaskPart, client: Any = None) -> Any:
         pieces = client.scatter([frame.iloc[a:b] for a, b in itertools.pairwise(cuts)])
         # whole groups up front: no failed layout check on the workers
         ddf = partition_by_group(dd.from_delayed(pieces, meta=frame.iloc[:0], verify_meta=False), GROUP_COLUMN)
-        return model.fit(ddf[list(train.X.columns)], ddf[LABEL_COLUMN], group=ddf[GROUP_COLUMN],
-                         sample_weight=ddf[WEIGHT_COLUMN] if train.weight is not None else None)
+        return model.fit(
+            ddf[list(train.X.columns)],
+            ddf[LABEL_COLUMN],
+            group=ddf[GROUP_COLUMN],
+            sample_weight=ddf[WEIGHT_COLUMN] if train.weight is not None else None,
+        )
     finally:
         model.client = None

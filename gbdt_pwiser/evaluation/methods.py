@@ -99,8 +99,9 @@ def _values(value: float | Sequence[float], what: str) -> list[float]:
     return list(dict.fromkeys(check_real(v, what, lo=0.0) for v in raw))
 
 
-def models(methods: Sequence[str], lam: float | Sequence[float] = 1.0,
-           conversion_weight: float | Sequence[float] = 1.0) -> list[Model]:
+def models(
+    methods: Sequence[str], lam: float | Sequence[float] = 1.0, conversion_weight: float | Sequence[float] = 1.0
+) -> list[Model]:
     """The models of ``methods``: ``pwiser`` and ``shared`` at each λ of ``lam``, ``weighted`` at each α.
 
     Examples
@@ -129,9 +130,13 @@ def fit_ranker(est: Any, train: Any, X_test: Any) -> np.ndarray:
 
     order = np.argsort(train.group, kind="stable")
     X, y, g = train.X.iloc[order], train.y[order], train.group[order]
-    kw: dict[str, Any] = {"n_estimators": est.n_estimators, "learning_rate": est.learning_rate,
-                          "max_depth": est.max_depth, "random_state": 0 if est.random_state is None
-                          else est.random_state, "n_jobs": est.n_jobs}
+    kw: dict[str, Any] = {
+        "n_estimators": est.n_estimators,
+        "learning_rate": est.learning_rate,
+        "max_depth": est.max_depth,
+        "random_state": 0 if est.random_state is None else est.random_state,
+        "n_jobs": est.n_jobs,
+    }
     if est.backend == "xgboost":
         import xgboost as xgb
 

@@ -93,9 +93,11 @@ def sweep_figure(points: list[dict[str, float]], title: str) -> Any:
     """AUCs against λ (``points``: one dict per λ with ``lam`` and the metrics of :func:`gbdt_pwiser.evaluate`)."""
     fig, ax = _figure(6.4, 4.2)
     lams = [r["lam"] for r in points]
-    for key, label, style in (("ctr_auc", "click AUC of pCTR", "o-"),
-                              ("ctr_conv_auc", "conversion AUC of pCTR", "s-"),
-                              ("ctcvr_auc", "CTCVR AUC", "^-")):
+    for key, label, style in (
+        ("ctr_auc", "click AUC of pCTR", "o-"),
+        ("ctr_conv_auc", "conversion AUC of pCTR", "s-"),
+        ("ctcvr_auc", "CTCVR AUC", "^-"),
+    ):
         ax.plot(lams, [r[key] for r in points], style, label=label)
     ax.set_xlabel("λ (weight of PWiseR)")
     ax.set_ylabel("AUC on the held-out groups")
@@ -120,8 +122,14 @@ def tradeoff_figure(curves: dict[str, list[dict[str, Any]]], y_key: str, title: 
         line = ax.errorbar(xs, ys, xerr=err("ctr_auc"), yerr=err(y_key), fmt="o-", capsize=3, label=label)
         for p in pts:
             if p.get("knob") is not None:
-                ax.annotate(f"{p['knob']}={p['value']:g}", (p["ctr_auc"], p[y_key]), fontsize=7,
-                            xytext=(3, 3), textcoords="offset points", color=line[0].get_color())
+                ax.annotate(
+                    f"{p['knob']}={p['value']:g}",
+                    (p["ctr_auc"], p[y_key]),
+                    fontsize=7,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                    color=line[0].get_color(),
+                )
     ax.set_xlabel("click AUC of pCTR")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)

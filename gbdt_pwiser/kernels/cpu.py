@@ -248,7 +248,7 @@ def bce_pair_chunks(R, floor, crow, cgrp, G, P, S, g, h):
     for c in range(crow.size - 1):
         r0 = crow[c]
         r1 = crow[c + 1]
-        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], R.has_w, floor, g[r0:r1], h[r0:r1], pp[:r1 - r0], pd[:r1 - r0])
+        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], R.has_w, floor, g[r0:r1], h[r0:r1], pp[: r1 - r0], pd[: r1 - r0])
         rows = Rows(z, y, w, R.has_w, pp, pd, r0)
         for a in range(cgrp[c], cgrp[c + 1]):
             pair_group(a, rows, G, P, S, g, h)

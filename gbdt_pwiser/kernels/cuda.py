@@ -274,10 +274,18 @@ def draw_kernel(key, counters, n, out):
 
 #: name -> kernel function (plain Python; :func:`kernels` compiles them).
 KERNELS = {
-    "bce": bce_kernel, "bce_pd": bce_pd_kernel, "esmm": esmm_kernel, "group": group_kernel,
-    "big_fill": big_fill_kernel, "big_merge": big_merge_kernel, "big_prefix": big_prefix_kernel,
-    "big_sq_partner": big_sq_partner_kernel, "big_sq_suffix": big_sq_suffix_kernel,
-    "big_all_pairs": big_all_pairs_kernel, "big_sampled": big_sampled_kernel, "draw": draw_kernel,
+    "bce": bce_kernel,
+    "bce_pd": bce_pd_kernel,
+    "esmm": esmm_kernel,
+    "group": group_kernel,
+    "big_fill": big_fill_kernel,
+    "big_merge": big_merge_kernel,
+    "big_prefix": big_prefix_kernel,
+    "big_sq_partner": big_sq_partner_kernel,
+    "big_sq_suffix": big_sq_suffix_kernel,
+    "big_all_pairs": big_all_pairs_kernel,
+    "big_sampled": big_sampled_kernel,
+    "draw": draw_kernel,
 }
 
 

@@ -228,8 +228,7 @@ def sq_hinge_suffix(R, S, po, nP, bb, m, sc, g, h):
         SWP += S.bwp[bb + q + 1]
         if SW != 0.0:
             i = S.si[po + q]
-            gi, hi = sq_hinge_conversion_terms(weight(R.w, R.has_w, i), R.pd[i - R.ro], S.sp[po + q], m, sc,
-                                               SW, SWP)
+            gi, hi = sq_hinge_conversion_terms(weight(R.w, R.has_w, i), R.pd[i - R.ro], S.sp[po + q], m, sc, SW, SWP)
             g[i] += gi
             h[i] += hi
 
@@ -431,5 +430,6 @@ def _pair_group_cuda(a, R, G, P, S, g, h):
 
 # ``_nrt`` is a real jit option that Numba's stubs do not list (see scalars._register)
 overload(pair_group, target="cpu", jit_options={"forceinline": True, "_nrt": False})(  # type: ignore[typeddict-unknown-key]
-    _pair_group_cpu)
+    _pair_group_cpu
+)
 overload(pair_group, target="cuda", strict=False)(_pair_group_cuda)

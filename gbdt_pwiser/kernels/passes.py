@@ -64,27 +64,42 @@ def _block_sum(block: Callable[[int], Any], n_blocks: int, threads: int) -> Any:
 
 def row_sum(kernel: Callable, n: int, threads: int, *args: Any) -> Any:
     """Σ of ``kernel(*args)`` over blocks of ``SUM_BLOCK`` rows (per-row arrays cut), in block order."""
-    return _block_sum(lambda b: kernel(*_cut(args, n, b * SUM_BLOCK, min(n, (b + 1) * SUM_BLOCK))),
-                      max(1, -(-n // SUM_BLOCK)), threads)
+    return _block_sum(
+        lambda b: kernel(*_cut(args, n, b * SUM_BLOCK, min(n, (b + 1) * SUM_BLOCK))),
+        max(1, -(-n // SUM_BLOCK)),
+        threads,
+    )
 
 
 def group_sum(kernel: Callable, n_groups: int, threads: int, *args: Any) -> Any:
     """Σ of ``kernel(a0, a1, *args)`` over blocks of ``SUM_GROUPS`` active groups, in block order."""
-    return _block_sum(lambda b: kernel(b * SUM_GROUPS, min(n_groups, (b + 1) * SUM_GROUPS), *args),
-                      max(1, -(-n_groups // SUM_GROUPS)), threads)
+    return _block_sum(
+        lambda b: kernel(b * SUM_GROUPS, min(n_groups, (b + 1) * SUM_GROUPS), *args),
+        max(1, -(-n_groups // SUM_GROUPS)),
+        threads,
+    )
 
 
 # --------------------------------------------------------------------------- the passes of a round
 
 
-def bce_pass(z: np.ndarray, y: np.ndarray, w: np.ndarray, has_w: bool, floor: float, g: np.ndarray, h: np.ndarray,
-             threads: int = 1) -> None:
+def bce_pass(
+    z: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    has_w: bool,
+    floor: float,
+    g: np.ndarray,
+    h: np.ndarray,
+    threads: int = 1,
+) -> None:
     """BCE gradient and floored Hessian of every row (λ = 0)."""
     rows(K.bce_rows, z.shape[0], threads, z, y, w, has_w, floor, g, h)
 
 
-def pair_pass(R: Rows, floor: float, G: Groups, P: Pairs, S: Scratch, g: np.ndarray, h: np.ndarray,
-              threads: int = 1) -> None:
+def pair_pass(
+    R: Rows, floor: float, G: Groups, P: Pairs, S: Scratch, g: np.ndarray, h: np.ndarray, threads: int = 1
+) -> None:
     """BCE of every row (storing p and σ' in ``R.pp``/``R.pd``), then the pair terms of every
     active group: two passes, for groups in any row order.
 
@@ -101,8 +116,18 @@ def pair_pass(R: Rows, floor: float, G: Groups, P: Pairs, S: Scratch, g: np.ndar
     run_parts(lambda p: K.pair_groups(b[p], b[p + 1], R, G, P, S, g, h), len(b) - 1)
 
 
-def bce_pair_pass(R: Rows, floor: float, crow: np.ndarray, cgrp: np.ndarray, G: Groups, P: Pairs, S: Scratch,
-                  g: np.ndarray, h: np.ndarray, threads: int = 1) -> None:
+def bce_pair_pass(
+    R: Rows,
+    floor: float,
+    crow: np.ndarray,
+    cgrp: np.ndarray,
+    G: Groups,
+    P: Pairs,
+    S: Scratch,
+    g: np.ndarray,
+    h: np.ndarray,
+    threads: int = 1,
+) -> None:
     """BCE then pair terms chunk by chunk (:func:`~gbdt_pwiser.kernels.cpu.bce_pair_chunks`), for
     contiguous groups: one part per thread, a range of chunks each.
 
@@ -119,8 +144,8 @@ def bce_pair_pass(R: Rows, floor: float, crow: np.ndarray, cgrp: np.ndarray, G: 
 
     def part(p: int) -> None:
         c0, c1 = b[p], b[p + 1]
-        buf = Rows(R.z, R.y, R.w, R.has_w, R.pp[p * rows_:(p + 1) * rows_], R.pd[p * rows_:(p + 1) * rows_], 0)
-        K.bce_pair_chunks(buf, floor, crow[c0:c1 + 1], cgrp[c0:c1 + 1], G, P, S, g, h)
+        buf = Rows(R.z, R.y, R.w, R.has_w, R.pp[p * rows_ : (p + 1) * rows_], R.pd[p * rows_ : (p + 1) * rows_], 0)
+        K.bce_pair_chunks(buf, floor, crow[c0 : c1 + 1], cgrp[c0 : c1 + 1], G, P, S, g, h)
 
     run_parts(part, parts)
 
@@ -130,8 +155,9 @@ def bce_loss(z: np.ndarray, y: np.ndarray, w: np.ndarray, has_w: bool, threads: 
     return float(row_sum(K.bce_loss_rows, z.shape[0], threads, z, y, w, has_w))
 
 
-def pair_loss_sums(z: np.ndarray, w: np.ndarray, has_w: bool, G: Groups, m1: float, m2: float, loss_kind: int,
-                   threads: int = 1) -> tuple[float, float]:
+def pair_loss_sums(
+    z: np.ndarray, w: np.ndarray, has_w: bool, G: Groups, m1: float, m2: float, loss_kind: int, threads: int = 1
+) -> tuple[float, float]:
     """Per-term sums Σ w_i w_j φ(i, j) over every active group (exact)."""
     c, n = group_sum(K.pair_loss_groups, G.aptr.size - 1, threads, z, w, has_w, G, m1, m2, loss_kind)
     return float(c), float(n)

@@ -51,8 +51,12 @@ def _register(fn, cpu_forceinline):
     # each call, inlined or not, counted references to every array argument (two atomic calls per
     # array per call, which LLVM cannot remove: 9-22 % of the exact squared hinge's time, perf).
     # ``_nrt`` is a real jit option that Numba's stubs do not list
-    overload(fn, target="cpu", jit_options={"forceinline": cpu_forceinline, "_nrt": False},  # type: ignore[typeddict-unknown-key]
-             strict=False)(body)
+    overload(
+        fn,
+        target="cpu",
+        jit_options={"forceinline": cpu_forceinline, "_nrt": False},  # type: ignore[typeddict-unknown-key]
+        strict=False,
+    )(body)
     overload(fn, target="cuda", strict=False)(body)
     return fn
 
@@ -160,9 +164,42 @@ def exp_nonpos(x):
     x = max(x, -708.0)
     n = math.floor(x * _LOG2E + 0.5)
     r = (x - n * _LN2_HI) - n * _LN2_LO
-    q = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
-        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
-            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600))))))))))))
+    q = 1.0 + r * (
+        1.0
+        + r
+        * (
+            0.5
+            + r
+            * (
+                1.0 / 6
+                + r
+                * (
+                    1.0 / 24
+                    + r
+                    * (
+                        1.0 / 120
+                        + r
+                        * (
+                            1.0 / 720
+                            + r
+                            * (
+                                1.0 / 5040
+                                + r
+                                * (
+                                    1.0 / 40320
+                                    + r
+                                    * (
+                                        1.0 / 362880
+                                        + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600)))
+                                    )
+                                )
+                            )
+                        )
+                    )
+                )
+            )
+        )
+    )
     return pow2_scale(q, n)
 
 

@@ -122,8 +122,7 @@ def conversion_auc(score: npt.ArrayLike, y: npt.ArrayLike, sample_weight: npt.Ar
     return auc(lab == 2, score, sample_weight)
 
 
-def clicked_conversion_auc(score: npt.ArrayLike, y: npt.ArrayLike,
-                           sample_weight: npt.ArrayLike | None = None) -> float:
+def clicked_conversion_auc(score: npt.ArrayLike, y: npt.ArrayLike, sample_weight: npt.ArrayLike | None = None) -> float:
     """AUC of a score against conversions over the clicked exposures (``y >= 1``): the CVR AUC of pCVR.
 
     Examples
@@ -162,8 +161,9 @@ METRICS: dict[str, tuple[Callable[..., float], bool]] = {
 }
 
 
-def margin_metric(name: str, y: np.ndarray, group: np.ndarray | None = None,
-                  ctr_prob: np.ndarray | None = None) -> Callable[[np.ndarray], float]:
+def margin_metric(
+    name: str, y: np.ndarray, group: np.ndarray | None = None, ctr_prob: np.ndarray | None = None
+) -> Callable[[np.ndarray], float]:
     """``margin -> score``: an early-stopping metric of a booster's raw margin on one eval set (higher is better).
 
     The one definition every training engine uses. ``name`` is a key of
@@ -207,8 +207,9 @@ def _check_names(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _evaluate(names: tuple[str, ...], score: np.ndarray, y: np.ndarray,
-              ptr: np.ndarray | None) -> list[tuple[str, float]]:
+def _evaluate(
+    names: tuple[str, ...], score: np.ndarray, y: np.ndarray, ptr: np.ndarray | None
+) -> list[tuple[str, float]]:
     out = []
     group = None
     for nm in names:
@@ -406,9 +407,14 @@ class _AUCScorer:
     >>> model = CTCVRClassifier(n_estimators=3, n_jobs=1).fit(X, y, group="all")
     >>> ctr_auc_scorer(model, X, y) == click_auc(model.predict_ctr(X), y)
     True
-    >>> scores = cross_val_score(CTCVRClassifier(n_estimators=3, n_jobs=1, lam=0.0), X, y,
-    ...                          groups=np.repeat(np.arange(20), 10), cv=GroupKFold(2),
-    ...                          scoring=pctr_conversion_auc_scorer)
+    >>> scores = cross_val_score(
+    ...     CTCVRClassifier(n_estimators=3, n_jobs=1, lam=0.0),
+    ...     X,
+    ...     y,
+    ...     groups=np.repeat(np.arange(20), 10),
+    ...     cv=GroupKFold(2),
+    ...     scoring=pctr_conversion_auc_scorer,
+    ... )
     >>> scores.shape
     (2,)
     """

@@ -36,8 +36,9 @@ def calibration_ratio(y_true: npt.ArrayLike, prob: npt.ArrayLike, sample_weight:
     return Outcomes.of(p, y, check_weight(sample_weight, y.size, "sample_weight")).ratio()
 
 
-def reliability_curve(y_true: npt.ArrayLike, prob: npt.ArrayLike, n_bins: int = 10,
-                      sample_weight: npt.ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reliability_curve(
+    y_true: npt.ArrayLike, prob: npt.ArrayLike, n_bins: int = 10, sample_weight: npt.ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean prediction, observed rate and weight of each of ``n_bins`` equal-weight bins of the sorted predictions.
 
     Equal-weight (quantile) bins, not equal-width ones: click and
@@ -70,8 +71,9 @@ def reliability_curve(y_true: npt.ArrayLike, prob: npt.ArrayLike, n_bins: int = 
     return mean_p[keep], rate[keep], ws[keep]
 
 
-def expected_calibration_error(y_true: npt.ArrayLike, prob: npt.ArrayLike, n_bins: int = 10,
-                               sample_weight: npt.ArrayLike | None = None) -> float:
+def expected_calibration_error(
+    y_true: npt.ArrayLike, prob: npt.ArrayLike, n_bins: int = 10, sample_weight: npt.ArrayLike | None = None
+) -> float:
     """Expected calibration error: the weighted mean of ``|mean prediction − observed rate|`` over the bins.
 
     The bins are those of :func:`reliability_curve` (``n_bins`` equal-weight

@@ -52,6 +52,7 @@ __all__ = [
 class BenchError(Exception):
     """A problem with the inputs of a bench run (PyTorch missing, an unusable log ...), in one line."""
 
+
 #: Neural architectures, in table order, with their display names.
 NEURAL_MODELS: dict[str, str] = {"shared_bottom": "SharedBottom", "esmm": "ESMM", "mmoe": "MMoE", "ple": "PLE"}
 #: Every name ``--models`` accepts (``gbdt`` is the boosted chain).
@@ -105,9 +106,16 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 
 #: Spellings ``--models`` accepts (lower case, without ``-`` and ``_``).
 MODEL_ALIASES: dict[str, str] = {
-    "sharedbottom": "shared_bottom", "shared": "shared_bottom", "sb": "shared_bottom",
-    "esmm": "esmm", "mmoe": "mmoe", "ple": "ple",
-    "gbdt": "gbdt", "trees": "gbdt", "tree": "gbdt", "chain": "gbdt",
+    "sharedbottom": "shared_bottom",
+    "shared": "shared_bottom",
+    "sb": "shared_bottom",
+    "esmm": "esmm",
+    "mmoe": "mmoe",
+    "ple": "ple",
+    "gbdt": "gbdt",
+    "trees": "gbdt",
+    "tree": "gbdt",
+    "chain": "gbdt",
 }
 
 
@@ -136,8 +144,9 @@ def require_torch() -> Any:
     try:
         import torch
     except ImportError as exc:
-        raise BenchError(f"the neural models need PyTorch, which is not installed ({exc}): "
-                         "pip install gbdt-pwiser[torch]") from None
+        raise BenchError(
+            f"the neural models need PyTorch, which is not installed ({exc}): pip install gbdt-pwiser[torch]"
+        ) from None
     return torch
 
 
@@ -153,11 +162,22 @@ def _fit_neural(model: str, loss: Literal["bce", "pwiser"], args: Any, cfg: dict
     from .training import fit_neural
 
     return fit_neural(
-        model, train.X, train.y, train.group, loss=loss, lam=args.lam,
-        margin_click_only=args.margin_click_only, margin_no_click=args.margin_no_click,
-        pair_loss=args.pair_loss, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-        embedding_dim=cfg["embedding_dim"], model_params=cfg["model_params"][model],
-        random_state=args.seed, progress=not args.quiet,
+        model,
+        train.X,
+        train.y,
+        train.group,
+        loss=loss,
+        lam=args.lam,
+        margin_click_only=args.margin_click_only,
+        margin_no_click=args.margin_no_click,
+        pair_loss=args.pair_loss,
+        epochs=cfg["epochs"],
+        batch_size=cfg["batch_size"],
+        lr=cfg["lr"],
+        embedding_dim=cfg["embedding_dim"],
+        model_params=cfg["model_params"][model],
+        random_state=args.seed,
+        progress=not args.quiet,
     )
 
 
@@ -301,8 +321,13 @@ def run_bench(
             train_s = time.perf_counter() - t0
             metrics = evaluate(model, test.X, test.y, test.group)
             row: dict[str, Any] = {
-                "model": name, "loss": _loss_label(loss, args.lam), "key": model_id, "loss_id": loss,
-                "lam": 0.0 if loss == "bce" else float(args.lam), **metrics, "train_s": train_s,
+                "model": name,
+                "loss": _loss_label(loss, args.lam),
+                "key": model_id,
+                "loss_id": loss,
+                "lam": 0.0 if loss == "bce" else float(args.lam),
+                **metrics,
+                "train_s": train_s,
             }
             if model_id != "gbdt":
                 row["epoch_loss"] = [float(v) for v in model.history_]
@@ -315,32 +340,45 @@ def run_bench(
     desc = "simulated log" if args.data is None else f"{args.data} ({args.format})"
     clicked = log.y >= 1
     summary: dict[str, Any] = {
-        "data": {"source": desc, "rows": len(log), "groups": int(log.n_groups),
-                 "train_rows": len(train), "test_rows": len(test),
-                 "test_clicks": int((test.y >= 1).sum()), "test_conversions": int((test.y == 2).sum()),
-                 "ctr": float(np.mean(clicked)),
-                 "cvr_given_click": float(np.mean(log.y[clicked] == 2)) if clicked.any() else float("nan")},
-        "settings": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                     "effective": cfg},
+        "data": {
+            "source": desc,
+            "rows": len(log),
+            "groups": int(log.n_groups),
+            "train_rows": len(train),
+            "test_rows": len(test),
+            "test_clicks": int((test.y >= 1).sum()),
+            "test_conversions": int((test.y == 2).sum()),
+            "ctr": float(np.mean(clicked)),
+            "cvr_given_click": float(np.mean(log.y[clicked] == 2)) if clicked.any() else float("nan"),
+        },
+        "settings": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "effective": cfg},
         "rows": rows,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-                    "torch": getattr(torch, "__version__", None),
-                    "torch_threads": args.torch_threads if torch is not None else None},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": getattr(torch, "__version__", None),
+            "torch_threads": args.torch_threads if torch is not None else None,
+        },
         "total_s": time.perf_counter() - t_all,
     }
     table = format_table(rows)
     delta = format_delta_table(rows)
     d = summary["data"]
-    data_line = (f"data: {desc}: {d['rows']} exposures in {d['groups']} groups, CTR {d['ctr']:.2%}, "
-                 f"CVR among clicks {d['cvr_given_click']:.2%}; test: {d['test_rows']} rows, "
-                 f"{d['test_clicks']} clicks, {d['test_conversions']} conversions")
-    settings_line = (f"nets: {cfg['epochs']} epoch(s), batch {cfg['batch_size']}, lr {cfg['lr']:g}, "
-                     f"embedding {cfg['embedding_dim']}{', small networks' if cfg['small_nets'] else ''}, "
-                     f"{args.torch_threads} torch thread(s); "
-                     f"trees: {args.backend}, {cfg['n_estimators']} trees, depth {cfg['max_depth']}, "
-                     f"learning rate {cfg['learning_rate']:g}, cvr_space={args.cvr_space}, pairs={args.pairs}; "
-                     f"PWiseR: λ={args.lam:g}, m1={args.margin_click_only:g}, m2={args.margin_no_click:g}, "
-                     f"{args.pair_loss}; seed {args.seed}; total {summary['total_s']:.0f} s")
+    data_line = (
+        f"data: {desc}: {d['rows']} exposures in {d['groups']} groups, CTR {d['ctr']:.2%}, "
+        f"CVR among clicks {d['cvr_given_click']:.2%}; test: {d['test_rows']} rows, "
+        f"{d['test_clicks']} clicks, {d['test_conversions']} conversions"
+    )
+    settings_line = (
+        f"nets: {cfg['epochs']} epoch(s), batch {cfg['batch_size']}, lr {cfg['lr']:g}, "
+        f"embedding {cfg['embedding_dim']}{', small networks' if cfg['small_nets'] else ''}, "
+        f"{args.torch_threads} torch thread(s); "
+        f"trees: {args.backend}, {cfg['n_estimators']} trees, depth {cfg['max_depth']}, "
+        f"learning rate {cfg['learning_rate']:g}, cvr_space={args.cvr_space}, pairs={args.pairs}; "
+        f"PWiseR: λ={args.lam:g}, m1={args.margin_click_only:g}, m2={args.margin_no_click:g}, "
+        f"{args.pair_loss}; seed {args.seed}; total {summary['total_s']:.0f} s"
+    )
     md = [f"{data_line}  ", f"{settings_line}", "", table, ""]
     if delta:
         md += ["PWiseR − BCE, per model (positive: PWiseR is better):", "", delta, ""]

@@ -44,8 +44,7 @@ class FeatureEncoder:
     >>> enc = FeatureEncoder().fit(X)
     >>> enc.cardinalities
     [3]
-    >>> codes, num = enc.transform(pd.DataFrame({"shop": pd.Categorical(["b", "z", None]),
-    ...                                          "price": [2.0, None, 3.0]}))
+    >>> codes, num = enc.transform(pd.DataFrame({"shop": pd.Categorical(["b", "z", None]), "price": [2.0, None, 3.0]}))
     >>> codes[:, 0].tolist(), [round(float(v), 3) for v in num[:, 0]]
     ([2, 0, 0], [0.0, 0.0, 1.225])
     """

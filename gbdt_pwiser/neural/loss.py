@@ -117,9 +117,7 @@ def _check_input(x: Any, inputs: str) -> torch.Tensor:
 # --------------------------------------------------------------------------- pairs
 
 
-def _pair_indices(
-    codes: np.ndarray, is_i: np.ndarray, is_j: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _pair_indices(codes: np.ndarray, is_i: np.ndarray, is_j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All pairs (i, j) with ``is_i[i]``, ``is_j[j]`` and ``codes[i] == codes[j]``.
 
     Vectorised block enumeration: partners are sorted by group, and each ``i``

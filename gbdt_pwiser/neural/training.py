@@ -65,9 +65,7 @@ def _weighted_bce_product(
     tiny = float(torch.finfo(log_p.dtype).eps)
     log_p = log_p.clamp(max=-tiny)
     # log(1 - exp(log_p)), stable on both sides of -log 2
-    log_1mp = torch.where(
-        log_p > -math.log(2.0), torch.log(-torch.expm1(log_p)), torch.log1p(-torch.exp(log_p))
-    )
+    log_1mp = torch.where(log_p > -math.log(2.0), torch.log(-torch.expm1(log_p)), torch.log1p(-torch.exp(log_p)))
     bce = -(target * log_p + (1.0 - target) * log_1mp)
     return (w * bce).sum() / den
 
@@ -295,8 +293,9 @@ def fit_neural(
             model = model_cls(encoder.cardinalities, len(encoder.num_cols_), int(embedding_dim), **(model_params or {}))
             model.to(dev)
             opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-            bar = tqdm(range(int(epochs)), disable=None if progress else True, desc=f"{model_cls.__name__}/{loss}",
-                       leave=False)
+            bar = tqdm(
+                range(int(epochs)), disable=None if progress else True, desc=f"{model_cls.__name__}/{loss}", leave=False
+            )
             for _ in bar:
                 model.train()
                 total, count = 0.0, 0

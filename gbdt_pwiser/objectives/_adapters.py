@@ -183,12 +183,15 @@ class _CustomObjective:
         """
         if hasattr(z, "__cuda_array_interface__"):
             return z
-        return check_margin(np.asarray(z).reshape(-1) if np.ndim(z) == 2 and np.shape(z)[1] == 1 else z,
-                            "predictions")
+        return check_margin(np.asarray(z).reshape(-1) if np.ndim(z) == 2 and np.shape(z)[1] == 1 else z, "predictions")
 
     def _same_booster_data(self, key: Any, obj: Any) -> bool:
-        same = (self._prepared is not None and self._data_key == key
-                and self._data_ref is not None and self._data_ref() is obj)
+        same = (
+            self._prepared is not None
+            and self._data_key == key
+            and self._data_ref is not None
+            and self._data_ref() is obj
+        )
         if not same:
             self._data_key, self._data_ref, self._skl_ref = key, weakref.ref(obj), None
         return same
@@ -235,17 +238,19 @@ class _CustomObjective:
         if _is_dmatrix(sample_weight) and isinstance(a, numbers.Integral) and group is None:
             d = sample_weight
             self._booster_threads = booster_threads(d)
-            return self._adapt(b, self._same_booster_data(("xgb", id(d)), d),
-                               lambda: self._prepare(*_read_dmatrix(d)), iteration=int(a))
+            return self._adapt(
+                b,
+                self._same_booster_data(("xgb", id(d)), d),
+                lambda: self._prepare(*_read_dmatrix(d)),
+                iteration=int(a),
+            )
         if _is_dmatrix(b):
             self._booster_threads = booster_threads(b)
-            return self._adapt(a, self._same_booster_data(("xgb", id(b)), b),
-                               lambda: self._prepare(*_read_dmatrix(b)))
+            return self._adapt(a, self._same_booster_data(("xgb", id(b)), b), lambda: self._prepare(*_read_dmatrix(b)))
         mod = type(b).__module__ or ""
         if mod.startswith("lightgbm") and type(b).__name__ == "Dataset":
             self._booster_threads = booster_threads(b)
-            return self._adapt(a, self._same_booster_data(("lgb", id(b)), b),
-                               lambda: self._prepare(*_read_lgb(b)))
+            return self._adapt(a, self._same_booster_data(("lgb", id(b)), b), lambda: self._prepare(*_read_lgb(b)))
         self._booster_threads = None  # the scikit-learn wrappers pass no training data: every core
         if sample_weight is not None and np.size(sample_weight) == 0:
             sample_weight = None
@@ -256,13 +261,12 @@ class _CustomObjective:
             y_true = check_labels(a, name="y_true")
             n = y_true.size
             w = check_weight(sample_weight, n, "sample_weight")
-            ptr = (np.array([0, n], dtype=np.int64) if group is None
-                   else ptr_from_sizes(group, n, "group"))
+            ptr = np.array([0, n], dtype=np.int64) if group is None else ptr_from_sizes(group, n, "group")
             prepared = self._prepare(y_true, w, ptr)
             self._data_key = self._data_ref = None
             self._skl_ref = tuple(
-                (None, None, None) if x is None
-                else (x, np.array(x, copy=True), _snapshot(np.asarray(x))) for x in arrays
+                (None, None, None) if x is None else (x, np.array(x, copy=True), _snapshot(np.asarray(x)))
+                for x in arrays
             )
             return prepared
 
@@ -334,8 +338,10 @@ def _group_start_ptr(dtrain: Any, n: int) -> np.ndarray:
     if flags.size == 0:
         return np.array([0, n], dtype=np.int64)
     if flags.size != n or (n and flags[0] != 1.0) or np.any((flags != 0.0) & (flags != 1.0)):
-        raise ValueError(f"DMatrix {GROUP_START_FIELD} must hold group-start flags (1 on the first row "
-                         f"of each group, else 0) for all {n} rows when it is set with a custom objective")
+        raise ValueError(
+            f"DMatrix {GROUP_START_FIELD} must hold group-start flags (1 on the first row "
+            f"of each group, else 0) for all {n} rows when it is set with a custom objective"
+        )
     return np.append(np.flatnonzero(flags == 1.0), n).astype(np.int64)
 
 

@@ -114,8 +114,9 @@ def serial_max_rows() -> int:
     """
     if SERIAL_MAX_ROWS is not None:
         return _positive_int(SERIAL_MAX_ROWS, "SERIAL_MAX_ROWS")
-    return _positive_int(os.environ.get("GBDT_PWISER_CUDA_SERIAL_MAX", _DEFAULT_SERIAL_MAX),
-                         "GBDT_PWISER_CUDA_SERIAL_MAX")
+    return _positive_int(
+        os.environ.get("GBDT_PWISER_CUDA_SERIAL_MAX", _DEFAULT_SERIAL_MAX), "GBDT_PWISER_CUDA_SERIAL_MAX"
+    )
 
 
 def _ordinal(device: str) -> int | None:
@@ -164,9 +165,12 @@ def _upload_rows(cuda: Any, data: Any) -> dict:
     """Send the labels and weights to the device (once per prepared data): the entire-space loss."""
     return {
         "y": cuda.to_device(np.ascontiguousarray(data.y)) if data.n else cuda.device_array(1, dtype=np.int8),
-        "w": cuda.to_device(np.ascontiguousarray(data.w, dtype=np.float64)) if data.has_w and data.n
+        "w": cuda.to_device(np.ascontiguousarray(data.w, dtype=np.float64))
+        if data.has_w and data.n
         else cuda.device_array(1, dtype=np.float64),
-        "a": None, "z": {}, "out": None,
+        "a": None,
+        "z": {},
+        "out": None,
     }
 
 
@@ -176,12 +180,15 @@ def _upload(cuda: Any, data: Any) -> dict:
     A = int(data.aptr.size - 1)
     return {
         **_upload_rows(cuda, data),
-        "perm": cuda.to_device(np.ascontiguousarray(data.perm, dtype=np.int64)) if data.perm.size
+        "perm": cuda.to_device(np.ascontiguousarray(data.perm, dtype=np.int64))
+        if data.perm.size
         else cuda.device_array(1, dtype=np.int64),
         "aptr": cuda.to_device(np.ascontiguousarray(data.aptr, dtype=np.int64)),
-        "anP": cuda.to_device(np.ascontiguousarray(data.anP, dtype=np.int64)) if A
+        "anP": cuda.to_device(np.ascontiguousarray(data.anP, dtype=np.int64))
+        if A
         else cuda.device_array(1, dtype=np.int64),
-        "anC": cuda.to_device(np.ascontiguousarray(data.anC, dtype=np.int64)) if A
+        "anC": cuda.to_device(np.ascontiguousarray(data.anC, dtype=np.int64))
+        if A
         else cuda.device_array(1, dtype=np.int64),
         "pptr": cuda.to_device(np.ascontiguousarray(data.pptr, dtype=np.int64)),
         "scratch": None,  # allocated on the first round that needs pairs
@@ -308,8 +315,7 @@ def _grid(n: int, block: int) -> int:
 # --------------------------------------------------------------------------- PWiseR
 
 
-def pwiser_grad_hess_cuda(obj: Any, z: Any, data: Any, iteration: int, reuse: bool | None = None
-                          ) -> tuple[Any, Any]:
+def pwiser_grad_hess_cuda(obj: Any, z: Any, data: Any, iteration: int, reuse: bool | None = None) -> tuple[Any, Any]:
     """Gradient and Hessian of BCE + λ·PWiseR on the GPU.
 
     Parameters
@@ -353,8 +359,21 @@ def pwiser_grad_hess_cuda(obj: Any, z: Any, data: Any, iteration: int, reuse: bo
     return g, h
 
 
-def _pwiser_launch(cuda: Any, data: Any, dev: dict, z: Any, g: Any, h: Any, lam: float, m1: float,
-                   m2: float, loss_kind: int, k: int, seed: int, iteration: int) -> None:
+def _pwiser_launch(
+    cuda: Any,
+    data: Any,
+    dev: dict,
+    z: Any,
+    g: Any,
+    h: Any,
+    lam: float,
+    m1: float,
+    m2: float,
+    loss_kind: int,
+    k: int,
+    seed: int,
+    iteration: int,
+) -> None:
     """Driver: BCE for every row, then the pair terms of small and large active groups."""
     kern = kc.kernels()
     tpb = block_size()
@@ -410,8 +429,7 @@ def draw_indices_cuda(key: np.uint64, counters: np.ndarray, n: int) -> np.ndarra
 # --------------------------------------------------------------------------- entire-space CVR
 
 
-def esmm_grad_hess_cuda(obj: Any, z: Any, data: Any, a: np.ndarray, reuse: bool | None = None
-                        ) -> tuple[Any, Any]:
+def esmm_grad_hess_cuda(obj: Any, z: Any, data: Any, a: np.ndarray, reuse: bool | None = None) -> tuple[Any, Any]:
     """Gradient and Fisher Hessian of the entire-space CVR loss on the GPU (docs/mathematics.md §5).
 
     Parameters
@@ -443,6 +461,7 @@ def esmm_grad_hess_cuda(obj: Any, z: Any, data: Any, a: np.ndarray, reuse: bool 
         g, h = _outputs(cuda, dev, data.n, reuse)
         if data.n:
             tpb = block_size()
-            kc.kernels().esmm[_grid(data.n, tpb), tpb](zd, dev["y"], dev["a"][1], dev["w"], bool(data.has_w),
-                                                     HESSIAN_FLOOR, g, h)
+            kc.kernels().esmm[_grid(data.n, tpb), tpb](
+                zd, dev["y"], dev["a"][1], dev["w"], bool(data.has_w), HESSIAN_FLOOR, g, h
+            )
     return g, h

@@ -70,8 +70,13 @@ class PreparedData:
             nP = int(self.pptr[-1]) if self.pptr.size else 0
             A = self.n_active_groups
             f = [np.empty(nP + A, dtype=np.float64) for _ in range(4)]
-            self._scratch = Scratch(np.empty(nP, dtype=np.float64), np.empty(nP, dtype=np.int64),
-                                    np.empty(nP, dtype=np.float64), np.empty(nP, dtype=np.int64), *f)
+            self._scratch = Scratch(
+                np.empty(nP, dtype=np.float64),
+                np.empty(nP, dtype=np.int64),
+                np.empty(nP, dtype=np.float64),
+                np.empty(nP, dtype=np.int64),
+                *f,
+            )
         return self._scratch
 
     @functools.cached_property
@@ -143,8 +148,7 @@ def prepare_ptr(y: np.ndarray, w: np.ndarray | None, gptr: np.ndarray) -> Prepar
     perm = np.empty(int(aptr[-1]), dtype=np.int64)
     K.fill_perm_ptr(y, gptr, active, aptr, counts, perm)
     chunks = _chunks(gptr, active, y.size) if active.size else None
-    return PreparedData(y.size, y, wk, has_w, total, pw_c, pw_n, gptr.size - 1, perm, aptr, anP, anC, pptr,
-                        chunks)
+    return PreparedData(y.size, y, wk, has_w, total, pw_c, pw_n, gptr.size - 1, perm, aptr, anP, anC, pptr, chunks)
 
 
 def prepare_codes(y: np.ndarray, w: np.ndarray | None, codes: np.ndarray, n_groups: int) -> PreparedData:

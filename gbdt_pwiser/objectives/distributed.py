@@ -29,8 +29,7 @@ from .entire_space import EntireSpaceCVRObjective, _ESMMData, check_ctr_prob
 from .multitask import SharedCTCVRObjective
 from .pwiser import PWiseRObjective
 
-__all__ = ["GlobalPWiseRObjective", "GlobalSharedCTCVRObjective", "EntireSpaceLabelObjective",
-           "entire_space_label"]
+__all__ = ["GlobalPWiseRObjective", "GlobalSharedCTCVRObjective", "EntireSpaceLabelObjective", "entire_space_label"]
 
 # relative slack when checking a worker's own sums against the global ones
 _SUM_SLACK = 1e-9
@@ -80,8 +79,9 @@ class _GlobalNormalisers:
                     f"this worker's data has {name} {lv!r} > the global {gv!r}: the global statistics "
                     "were computed on other data (recompute them with group_statistics)"
                 )
-        return dataclasses.replace(data, total_weight=glob[0], pair_weight_c=glob[1], pair_weight_n=glob[2],
-                                   _scratch=None)
+        return dataclasses.replace(
+            data, total_weight=glob[0], pair_weight_c=glob[1], pair_weight_n=glob[2], _scratch=None
+        )
 
     def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> PreparedData:
         return self._globalise(prepare_ptr(y, w, ptr))
@@ -91,8 +91,9 @@ class _GlobalNormalisers:
         # normalisers (the shares of the loss add up to the whole)
         return self._globalise(super()._prepare_call(lab, group, w))  # type: ignore[misc]
 
-    def grad_hess_prepared(self, margin: npt.ArrayLike, data: PreparedData,
-                           iteration: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def grad_hess_prepared(
+        self, margin: npt.ArrayLike, data: PreparedData, iteration: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
         return super().grad_hess_prepared(margin, self._globalise(data), iteration)  # type: ignore[misc]
 
 
@@ -125,7 +126,8 @@ class GlobalPWiseRObjective(_GlobalNormalisers, PWiseRObjective):
     >>> import numpy as np
     >>> from gbdt_pwiser import PWiseRObjective
     >>> from gbdt_pwiser.dask import GlobalPWiseRObjective
-    >>> y = np.array([2, 1, 0, 2, 0, 0]); g = np.array([0, 0, 0, 1, 1, 1])
+    >>> y = np.array([2, 1, 0, 2, 0, 0])
+    ... g = np.array([0, 0, 0, 1, 1, 1])
     >>> z = np.linspace(-1, 1, 6)
     >>> whole = PWiseRObjective(lam=1.0).grad_hess(z, y, group=g)[0]
     >>> obj = GlobalPWiseRObjective(lam=1.0, total_weight=6.0, pair_weight_c=1.0, pair_weight_n=3.0)
@@ -137,17 +139,34 @@ class GlobalPWiseRObjective(_GlobalNormalisers, PWiseRObjective):
     _base_objective = PWiseRObjective
     _param_names = PWiseRObjective._param_names + _GlobalNormalisers._global_names
 
-    def __init__(self, lam: float = DEFAULT_LAM, margin_click_only: float = DEFAULT_MARGIN_CLICK_ONLY,
-                 margin_no_click: float = DEFAULT_MARGIN_NO_CLICK,
-                 pair_loss: str = "squared_hinge", pairs: str | int = "all", random_state: int | None = 0,
-                 device: str = "cpu", n_jobs: int | None = None, *, total_weight: float,
-                 pair_weight_c: float, pair_weight_n: float) -> None:
+    def __init__(
+        self,
+        lam: float = DEFAULT_LAM,
+        margin_click_only: float = DEFAULT_MARGIN_CLICK_ONLY,
+        margin_no_click: float = DEFAULT_MARGIN_NO_CLICK,
+        pair_loss: str = "squared_hinge",
+        pairs: str | int = "all",
+        random_state: int | None = 0,
+        device: str = "cpu",
+        n_jobs: int | None = None,
+        *,
+        total_weight: float,
+        pair_weight_c: float,
+        pair_weight_n: float,
+    ) -> None:
         self.total_weight = total_weight
         self.pair_weight_c = pair_weight_c
         self.pair_weight_n = pair_weight_n
-        super().__init__(lam=lam, margin_click_only=margin_click_only, margin_no_click=margin_no_click,
-                         pair_loss=pair_loss, pairs=pairs, random_state=random_state, device=device,
-                         n_jobs=n_jobs)
+        super().__init__(
+            lam=lam,
+            margin_click_only=margin_click_only,
+            margin_no_click=margin_no_click,
+            pair_loss=pair_loss,
+            pairs=pairs,
+            random_state=random_state,
+            device=device,
+            n_jobs=n_jobs,
+        )
 
 
 class GlobalSharedCTCVRObjective(_GlobalNormalisers, SharedCTCVRObjective):
@@ -169,7 +188,8 @@ class GlobalSharedCTCVRObjective(_GlobalNormalisers, SharedCTCVRObjective):
     >>> import numpy as np
     >>> from gbdt_pwiser.objectives import SharedCTCVRObjective
     >>> from gbdt_pwiser.objectives.distributed import GlobalSharedCTCVRObjective
-    >>> y = np.array([2, 1, 0, 2, 0, 0]); g = np.array([0, 0, 0, 1, 1, 1])
+    >>> y = np.array([2, 1, 0, 2, 0, 0])
+    ... g = np.array([0, 0, 0, 1, 1, 1])
     >>> m = np.linspace(-1, 1, 12).reshape(6, 2)
     >>> whole = SharedCTCVRObjective(lam=1.0).grad_hess(m, y, group=g)[0]
     >>> obj = GlobalSharedCTCVRObjective(lam=1.0, total_weight=6.0, pair_weight_c=1.0, pair_weight_n=3.0)
@@ -181,17 +201,34 @@ class GlobalSharedCTCVRObjective(_GlobalNormalisers, SharedCTCVRObjective):
     _base_objective = SharedCTCVRObjective
     _param_names = SharedCTCVRObjective._param_names + _GlobalNormalisers._global_names
 
-    def __init__(self, lam: float = DEFAULT_LAM, margin_click_only: float = DEFAULT_MARGIN_CLICK_ONLY,
-                 margin_no_click: float = DEFAULT_MARGIN_NO_CLICK, pair_loss: str = "squared_hinge",
-                 pairs: str | int = "all", random_state: int | None = 0, n_jobs: int | None = None,
-                 ctcvr_weight_ctr: float = 1.0, *, total_weight: float, pair_weight_c: float,
-                 pair_weight_n: float) -> None:
+    def __init__(
+        self,
+        lam: float = DEFAULT_LAM,
+        margin_click_only: float = DEFAULT_MARGIN_CLICK_ONLY,
+        margin_no_click: float = DEFAULT_MARGIN_NO_CLICK,
+        pair_loss: str = "squared_hinge",
+        pairs: str | int = "all",
+        random_state: int | None = 0,
+        n_jobs: int | None = None,
+        ctcvr_weight_ctr: float = 1.0,
+        *,
+        total_weight: float,
+        pair_weight_c: float,
+        pair_weight_n: float,
+    ) -> None:
         self.total_weight = total_weight
         self.pair_weight_c = pair_weight_c
         self.pair_weight_n = pair_weight_n
-        super().__init__(lam=lam, margin_click_only=margin_click_only, margin_no_click=margin_no_click,
-                         pair_loss=pair_loss, pairs=pairs, random_state=random_state, n_jobs=n_jobs,
-                         ctcvr_weight_ctr=ctcvr_weight_ctr)
+        super().__init__(
+            lam=lam,
+            margin_click_only=margin_click_only,
+            margin_no_click=margin_no_click,
+            pair_loss=pair_loss,
+            pairs=pairs,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            ctcvr_weight_ctr=ctcvr_weight_ctr,
+        )
 
 
 # --------------------------------------------------------------------------- entire space
@@ -268,6 +305,7 @@ class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
             # XGBoost >= 3.2 calls a registered Objective as obj(iteration, predt, dtrain)
             iteration, a, b = int(a), b, sample_weight
         if _is_dmatrix(b):
+
             def make_xgb() -> _LabelESMMData:
                 lab, p = _decode_label(b.get_label(), "DMatrix label")
                 w = b.get_weight()
@@ -277,6 +315,7 @@ class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
             return self._adapt(a, self._same_booster_data(("xgb", id(b)), b), make_xgb, iteration)
         mod = type(b).__module__ or ""
         if mod.startswith("lightgbm") and type(b).__name__ == "Dataset":
+
             def make_lgb() -> _LabelESMMData:
                 lab, p = _decode_label(b.get_label(), "Dataset label")
                 w = b.get_weight()
@@ -293,8 +332,10 @@ class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
             lab, p = _decode_label(a, "y_true")
             w = check_weight(sample_weight, lab.size, "sample_weight")
             self._data_key = self._data_ref = None
-            self._skl_ref = tuple((None, None, None) if x is None
-                                  else (x, np.array(x, copy=True), _snapshot(np.asarray(x))) for x in arrays)
+            self._skl_ref = tuple(
+                (None, None, None) if x is None else (x, np.array(x, copy=True), _snapshot(np.asarray(x)))
+                for x in arrays
+            )
             return _LabelESMMData(lab, w, p)
 
         return self._adapt(b, same, make)

@@ -60,8 +60,7 @@ class EntireSpaceCVRObjective(_CustomObjective):
 
     _param_names: tuple[str, ...] = ("ctr_prob", "device", "n_jobs")
 
-    def __init__(self, ctr_prob: npt.ArrayLike | None = None, device: str = "cpu",
-                 n_jobs: int | None = None) -> None:
+    def __init__(self, ctr_prob: npt.ArrayLike | None = None, device: str = "cpu", n_jobs: int | None = None) -> None:
         self.ctr_prob = ctr_prob
         self.device = device
         self.n_jobs = n_jobs
@@ -112,8 +111,13 @@ class EntireSpaceCVRObjective(_CustomObjective):
         w = check_weight(weight, z.size)
         return self._run(z, _ESMMData(lab, w), self._ctr(ctr_prob, z.size), reuse=False)
 
-    def loss(self, margin: npt.ArrayLike, y: npt.ArrayLike, ctr_prob: npt.ArrayLike | None = None,
-             weight: npt.ArrayLike | None = None) -> float:
+    def loss(
+        self,
+        margin: npt.ArrayLike,
+        y: npt.ArrayLike,
+        ctr_prob: npt.ArrayLike | None = None,
+        weight: npt.ArrayLike | None = None,
+    ) -> float:
         """Sum over rows of ``w_i · BCE(pCTR_i σ(u_i), v_i)``."""
         z = check_margin(margin)
         lab = check_labels(y, z.size)

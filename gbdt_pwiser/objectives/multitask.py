@@ -151,8 +151,16 @@ class SharedCTCVRObjective(_CustomObjective):
     -0.5
     """
 
-    _param_names: tuple[str, ...] = ("lam", "margin_click_only", "margin_no_click", "pair_loss", "pairs",
-                    "random_state", "n_jobs", "ctcvr_weight_ctr")
+    _param_names: tuple[str, ...] = (
+        "lam",
+        "margin_click_only",
+        "margin_no_click",
+        "pair_loss",
+        "pairs",
+        "random_state",
+        "n_jobs",
+        "ctcvr_weight_ctr",
+    )
 
     def __init__(
         self,
@@ -256,8 +264,16 @@ class SharedCTCVRObjective(_CustomObjective):
         z = np.ascontiguousarray(m[:, 0])
         u = np.ascontiguousarray(m[:, 1])
         ctr = self._ctr.loss(z, lab, group, w)
-        ctcvr = KP.row_sum(KM.ctcvr_loss_rows, z.size, self._threads(False, z.size), z, u, lab,
-                           w if w is not None else np.zeros(0), w is not None)
+        ctcvr = KP.row_sum(
+            KM.ctcvr_loss_rows,
+            z.size,
+            self._threads(False, z.size),
+            z,
+            u,
+            lab,
+            w if w is not None else np.zeros(0),
+            w is not None,
+        )
         return SharedLoss(ctr, float(ctcvr))
 
     def loss(
@@ -295,8 +311,22 @@ class SharedCTCVRObjective(_CustomObjective):
             g, h = np.empty((n, 2)), np.empty((n, 2))
             if reuse:
                 self._out = (g, h)
-        KP.rows(KM.shared_ctcvr_rows, n, self._threads(reuse, n), z, u, data.y, data.w, data.has_w, beta,
-                HESSIAN_FLOOR, gz, hz, g, h)
+        KP.rows(
+            KM.shared_ctcvr_rows,
+            n,
+            self._threads(reuse, n),
+            z,
+            u,
+            data.y,
+            data.w,
+            data.has_w,
+            beta,
+            HESSIAN_FLOOR,
+            gz,
+            hz,
+            g,
+            h,
+        )
         return g, h
 
     # ------------------------------------------------------------------ booster adapters
@@ -316,8 +346,10 @@ class SharedCTCVRObjective(_CustomObjective):
         """
         mod = type(b).__module__ or ""
         if mod.startswith("lightgbm"):
-            raise TypeError("LightGBM has no multi-output trees; train the shared CTR/CVR booster with XGBoost "
-                            '(multi_strategy="multi_output_tree")')
+            raise TypeError(
+                "LightGBM has no multi-output trees; train the shared CTR/CVR booster with XGBoost "
+                '(multi_strategy="multi_output_tree")'
+            )
         if not mod.startswith("xgboost") and np.ndim(a) == 2:
             from .._labels import as_funnel
 

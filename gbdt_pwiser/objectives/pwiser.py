@@ -328,8 +328,16 @@ class PWiseRObjective(_CustomObjective):
             raise ValueError(f"margin has {z.size} rows but the prepared data has {data.n}")
         return self._compute(z, data, int(iteration), reuse=False)
 
-    _param_names: tuple[str, ...] = ("lam", "margin_click_only", "margin_no_click", "pair_loss", "pairs",
-                    "random_state", "device", "n_jobs")
+    _param_names: tuple[str, ...] = (
+        "lam",
+        "margin_click_only",
+        "margin_no_click",
+        "pair_loss",
+        "pairs",
+        "random_state",
+        "device",
+        "n_jobs",
+    )
 
     def _compute(self, z: Any, data: PreparedData, iteration: int, reuse: bool) -> tuple[Any, Any]:
         """Extension point: gradient and Hessian of one round for prepared ``data``.
@@ -381,5 +389,6 @@ class PWiseRObjective(_CustomObjective):
                 "the training labels hold no conversion (label 2), so the pairwise term is zero and "
                 "PWiseR reduces to BCE; funnel labels are click + conversion in {0, 1, 2} "
                 "(build them with funnel_label(click, conversion))",
-                NoConversionWarning, stacklevel=4,
+                NoConversionWarning,
+                stacklevel=4,
             )

@@ -67,29 +67,41 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
         from tqdm.auto import tqdm
 
         # disable=None: tqdm draws only when the stream is a terminal (no escape codes in logs/CI)
-        return tqdm(total=self.n_estimators, desc=desc, unit="round", leave=False, file=sys.stderr,
-                    dynamic_ncols=True, disable=None)
+        return tqdm(
+            total=self.n_estimators,
+            desc=desc,
+            unit="round",
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=None,
+        )
 
     # ------------------------------------------------------------------ predict
     def _ctr_margin(self, Xc: Any) -> np.ndarray:
-        return (self._library().predict_margin(self.ctr_booster_, Xc, self.n_rounds_ctr_, self._nthread())
-                + self.ctr_init_margin_)
+        return (
+            self._library().predict_margin(self.ctr_booster_, Xc, self.n_rounds_ctr_, self._nthread())
+            + self.ctr_init_margin_
+        )
 
     def _predict_all(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(pCTR, pCVR)`` of the fitted model, float64."""
         check_is_fitted(self, "structure_")
         Xc = check_X(self, X, reset=False)
         if self.structure_ == "shared":
-            m = self._library().predict_margin(self.booster_, self.categorical_codes_.transform(Xc), self.n_rounds_,
-                                               self._nthread())
+            m = self._library().predict_margin(
+                self.booster_, self.categorical_codes_.transform(Xc), self.n_rounds_, self._nthread()
+            )
             pctr, pcvr, _ = shared_probabilities(m)
         else:
             pctr = expit(self._ctr_margin(Xc))
             if self.cvr_booster_ is None:
                 pcvr = np.full(pctr.shape, float(self.cvr_fallback_rate_))
             else:
-                u = (self._library().predict_margin(self.cvr_booster_, Xc, self.n_rounds_cvr_, self._nthread())
-                     + self.cvr_init_margin_)
+                u = (
+                    self._library().predict_margin(self.cvr_booster_, Xc, self.n_rounds_cvr_, self._nthread())
+                    + self.cvr_init_margin_
+                )
                 pcvr = expit(u)
         calibration = getattr(self, "calibration_", None)
         if calibration is not None:
@@ -129,8 +141,9 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
         lib, d = self._library(), self.n_features_in_
         cols: dict[str, np.ndarray] = {}
         for name, booster, rounds in self._boosters():
-            gain, split = (np.full(d, np.nan), np.full(d, np.nan)) if booster is None else \
-                lib.importances(booster, d, rounds)
+            gain, split = (
+                (np.full(d, np.nan), np.full(d, np.nan)) if booster is None else lib.importances(booster, d, rounds)
+            )
             cols[f"{name}_gain"], cols[f"{name}_split"] = gain, split
         return pd.DataFrame(cols, index=pd.Index(self._feature_names(), name="feature"))
 
@@ -295,5 +308,3 @@ class _ChainBase(ClassifierMixin, BaseEstimator):
         model : a fitted estimator of this class
         """
         return _persistence.load_model(cls, path)
-
-

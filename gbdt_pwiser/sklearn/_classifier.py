@@ -215,13 +215,13 @@ class CTCVRClassifier(_ChainBase):
     >>> X = rng.normal(size=(400, 3))
     >>> click = rng.random(400) < 1 / (1 + np.exp(-X[:, 0]))
     >>> conversion = click & (rng.random(400) < 1 / (1 + np.exp(-X[:, 1])))
-    >>> y = np.c_[click, conversion].astype(int)           # or funnel labels click + conversion
-    >>> group = np.repeat(np.arange(40), 10)               # e.g. request ids
+    >>> y = np.c_[click, conversion].astype(int)  # or funnel labels click + conversion
+    >>> group = np.repeat(np.arange(40), 10)  # e.g. request ids
     >>> model = CTCVRClassifier(n_estimators=5, max_depth=3, n_jobs=1).fit(X, y, group=group)
     >>> proba = model.predict_proba(X)
     >>> proba.shape, bool(np.allclose(proba[:, 1], model.predict_ctcvr(X)))
     ((400, 2), True)
-    >>> bool(0.5 < model.score(X, y) <= 1.0)               # CTCVR AUC
+    >>> bool(0.5 < model.score(X, y) <= 1.0)  # CTCVR AUC
     True
     """
 
@@ -246,8 +246,7 @@ class CTCVRClassifier(_ChainBase):
         "early_stopping_rounds": [Interval(Integral, 1, None, closed="left"), None],
         "ctr_stopping_metric": [StrOptions(set(_CTR_METRICS))],
         "device": [str],  # "cpu", "cuda" or "cuda:<ordinal>": checked by check_device
-        "n_jobs": [Interval(Integral, 1, None, closed="left"), Interval(Integral, None, -1, closed="right"),
-                   None],
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), Interval(Integral, None, -1, closed="right"), None],
         "random_state": ["random_state", np.random.Generator],
         "verbose": ["boolean"],
     }
@@ -304,10 +303,15 @@ class CTCVRClassifier(_ChainBase):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None, group: npt.ArrayLike | str | None = None,
-            sample_weight: npt.ArrayLike | None = None,
-            eval_set: Sequence[tuple[Any, ...]] | None = None,
-            init_model: Any = None) -> CTCVRClassifier:
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        group: npt.ArrayLike | str | None = None,
+        sample_weight: npt.ArrayLike | None = None,
+        eval_set: Sequence[tuple[Any, ...]] | None = None,
+        init_model: Any = None,
+    ) -> CTCVRClassifier:
         """Fit the CTR booster, then the CVR booster.
 
         Parameters
@@ -356,11 +360,12 @@ class CTCVRClassifier(_ChainBase):
         >>> X = rng.normal(size=(200, 3))
         >>> y = rng.choice([0, 1, 2], size=200, p=[0.7, 0.2, 0.1])
         >>> model = CTCVRClassifier(n_estimators=3, n_jobs=1)
-        >>> model = model.fit(X, y, group=np.repeat(np.arange(20), 10))   # pairs within each request
-        >>> model = model.fit(X, y, group="all")                          # one group, on purpose
+        >>> model = model.fit(X, y, group=np.repeat(np.arange(20), 10))  # pairs within each request
+        >>> model = model.fit(X, y, group="all")  # one group, on purpose
         """
-        return _drivers.fit(self, X, y, group, sample_weight, eval_set, client=self._fit_client(),
-                            init_model=init_model)
+        return _drivers.fit(
+            self, X, y, group, sample_weight, eval_set, client=self._fit_client(), init_model=init_model
+        )
 
     def _fit_client(self) -> Any:
         """The Dask client to train on; None trains in this process (memory, or out of core)."""

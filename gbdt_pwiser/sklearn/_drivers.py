@@ -29,12 +29,29 @@ from ..engines._inputs import check_monitored, check_native_params
 from ..objectives import EntireSpaceCVRObjective, PWiseRObjective, SharedCTCVRObjective
 from ._encode import CategoricalCodes
 
-__all__ = ["CHAIN_FITTED", "SHARED_FITTED", "check_continuable", "clear_fitted", "fit", "fit_chain", "fit_shared",
-           "store_fit"]
+__all__ = [
+    "CHAIN_FITTED",
+    "SHARED_FITTED",
+    "check_continuable",
+    "clear_fitted",
+    "fit",
+    "fit_chain",
+    "fit_shared",
+    "store_fit",
+]
 
 #: Fitted attributes of each structure (``clear_fitted`` drops both before a new fit).
-CHAIN_FITTED = ("ctr_booster_", "cvr_booster_", "ctr_init_margin_", "cvr_init_margin_", "n_rounds_ctr_",
-                "n_rounds_cvr_", "best_iteration_ctr_", "best_iteration_cvr_", "cvr_fallback_rate_")
+CHAIN_FITTED = (
+    "ctr_booster_",
+    "cvr_booster_",
+    "ctr_init_margin_",
+    "cvr_init_margin_",
+    "n_rounds_ctr_",
+    "n_rounds_cvr_",
+    "best_iteration_ctr_",
+    "best_iteration_cvr_",
+    "cvr_fallback_rate_",
+)
 SHARED_FITTED = ("booster_", "init_margins_", "n_rounds_", "best_iteration_", "categorical_codes_")
 
 
@@ -44,8 +61,9 @@ def clear_fitted(est: Any) -> None:
         est.__dict__.pop(key, None)
 
 
-def fit(est: Any, X: Any, y: Any, group: Any, sample_weight: Any, eval_set: Any, client: Any = None,
-        init_model: Any = None) -> Any:
+def fit(
+    est: Any, X: Any, y: Any, group: Any, sample_weight: Any, eval_set: Any, client: Any = None, init_model: Any = None
+) -> Any:
     """Fit ``est`` on the engine for ``X`` (Dask when ``client`` is given); returns ``est``.
 
     ``init_model``: a fitted model (or the path of a saved one) to continue.
@@ -62,7 +80,8 @@ def fit(est: Any, X: Any, y: Any, group: Any, sample_weight: Any, eval_set: Any,
         if sums.clicks == 0:
             raise ValueError(
                 f"y has only one class: no clicks{'' if sample_weight is None else ' among rows of positive weight'}"
-                "; the CTR model needs clicked rows (funnel labels: 0 no click, 1 click only, 2 conversion)")
+                "; the CTR model needs clicked rows (funnel labels: 0 no click, 1 click only, 2 conversion)"
+            )
         if previous is not None:
             check_continuable(est, previous)
         evals = engine.prepare_evals(est, eval_set)
@@ -89,8 +108,9 @@ def _load_previous(est: Any, init_model: Any) -> Any:
     if isinstance(init_model, (str, os.PathLike)):
         return type(est).load_model(init_model)
     if not hasattr(init_model, "save_model") or not hasattr(init_model, "predict_ctcvr"):
-        raise TypeError(f"init_model must be a fitted CTCVRClassifier or the path of a saved one, "
-                        f"got {type(init_model).__name__}")
+        raise TypeError(
+            f"init_model must be a fitted CTCVRClassifier or the path of a saved one, got {type(init_model).__name__}"
+        )
     check_is_fitted(init_model, "structure_")
     # model.fit(..., init_model=model), the daily retrain: the fit clears est's fitted attributes
     # before training, so it continues from a copy holding them (the boosters are not modified)
@@ -104,16 +124,22 @@ def check_continuable(est: Any, previous: Any) -> None:
         checks.append(("cvr_space", previous.cvr_space, est.cvr_space))
     for name, was, now in checks:
         if was != now:
-            raise ValueError(f"init_model was fitted with {name}={was!r}, this fit has {name}={now!r}: continued "
-                             "training needs the same booster, structure and CVR loss")
+            raise ValueError(
+                f"init_model was fitted with {name}={was!r}, this fit has {name}={now!r}: continued "
+                "training needs the same booster, structure and CVR loss"
+            )
     was_names = list(getattr(previous, "feature_names_in_", [])) or None
     now_names = list(getattr(est, "feature_names_in_", [])) or None
     if previous.n_features_in_ != est.n_features_in_ or was_names != now_names:
-        raise ValueError(f"init_model was fitted on {previous.n_features_in_} features {was_names or ''}, this fit "
-                         f"has {est.n_features_in_} {now_names or ''}: continued training needs the same features")
+        raise ValueError(
+            f"init_model was fitted on {previous.n_features_in_} features {was_names or ''}, this fit "
+            f"has {est.n_features_in_} {now_names or ''}: continued training needs the same features"
+        )
     if list(previous._categorical) != list(est._categorical):
-        raise ValueError(f"init_model was fitted with categorical columns {previous._categorical}, this fit has "
-                         f"{est._categorical}: continued training needs the same feature types")
+        raise ValueError(
+            f"init_model was fitted with categorical columns {previous._categorical}, this fit has "
+            f"{est._categorical}: continued training needs the same feature types"
+        )
 
 
 def _continue(booster: Any, offset: Any, n_rounds: int) -> FitResult | None:
@@ -136,12 +162,21 @@ def _check_watched(est: Any, engine: Engine, evals: list[Any], has_conv: bool) -
 
 
 def _base_params(est: Any, engine: Engine, seed: int, nthread: int | None) -> dict[str, Any]:
-    return engine.library.params(learning_rate=est.learning_rate, max_depth=est.max_depth, seed=seed,
-                                 nthread=nthread, device=est.device)
+    return engine.library.params(
+        learning_rate=est.learning_rate, max_depth=est.max_depth, seed=seed, nthread=nthread, device=est.device
+    )
 
 
-def fit_chain(est: Any, engine: Engine, data: TrainingData, evals: list[Any], seed: int,
-              nthread: int | None, previous: Any = None, rounds: dict[str, int] | None = None) -> None:
+def fit_chain(
+    est: Any,
+    engine: Engine,
+    data: TrainingData,
+    evals: list[Any],
+    seed: int,
+    nthread: int | None,
+    previous: Any = None,
+    rounds: dict[str, int] | None = None,
+) -> None:
     """The CTR booster, then the CVR booster; sets the chain's fitted attributes on ``est``.
 
     ``previous``: a fitted chain whose boosters each booster continues.
@@ -156,37 +191,79 @@ def fit_chain(est: Any, engine: Engine, data: TrainingData, evals: list[Any], se
     obj_kw = {"device": est.device, "n_jobs": None}
     es = est.early_stopping_rounds
 
-    ctr_obj = PWiseRObjective(lam=est.lam, margin_click_only=est.margin_click_only,
-                              margin_no_click=est.margin_no_click, pair_loss=est.pair_loss, pairs=est.pairs,
-                              random_state=seed, **obj_kw)
+    ctr_obj = PWiseRObjective(
+        lam=est.lam,
+        margin_click_only=est.margin_click_only,
+        margin_no_click=est.margin_no_click,
+        pair_loss=est.pair_loss,
+        pairs=est.pairs,
+        random_state=seed,
+        **obj_kw,
+    )
     # conversion weighting: the CTR booster's rows (and its starting margin) weigh conversions 1 + α
     ctr_start = engine.sums(data, alpha).ctr_margin
     with est._round_bar("CTR booster") as bar:
-        ctr = engine.train(data, Task("ctr", "all", ctr_obj, ctr_start, {**base, **(est.ctr_params or {})},
-                                      rounds.get("ctr", est.n_estimators), est.ctr_stopping_metric, es,
-                                      tick=None if bar is None else bar.update, conversion_weight=alpha,
-                                      init=None if previous is None else _continue(
-                                          previous.ctr_booster_, previous.ctr_init_margin_, previous.n_rounds_ctr_)),
-                           evals)
+        ctr = engine.train(
+            data,
+            Task(
+                "ctr",
+                "all",
+                ctr_obj,
+                ctr_start,
+                {**base, **(est.ctr_params or {})},
+                rounds.get("ctr", est.n_estimators),
+                est.ctr_stopping_metric,
+                es,
+                tick=None if bar is None else bar.update,
+                conversion_weight=alpha,
+                init=None
+                if previous is None
+                else _continue(previous.ctr_booster_, previous.ctr_init_margin_, previous.n_rounds_ctr_),
+            ),
+            evals,
+        )
     store_fit(est, "ctr", ctr)
     history = {"ctr": ctr.history}
-    prev_cvr = None if previous is None else _continue(previous.cvr_booster_, previous.cvr_init_margin_,
-                                                        previous.n_rounds_cvr_)
+    prev_cvr = (
+        None
+        if previous is None
+        else _continue(previous.cvr_booster_, previous.cvr_init_margin_, previous.n_rounds_cvr_)
+    )
     if not sums.has_conversions:
         if prev_cvr is None:
             store_fit(est, "cvr", None, w_click=sums.clicks)
         else:  # continuing without conversions: the CVR booster stays as it was
-            warnings.warn("y has no conversions: the CVR booster of init_model is kept as it was",
-                          UserWarning, stacklevel=5)
+            warnings.warn(
+                "y has no conversions: the CVR booster of init_model is kept as it was", UserWarning, stacklevel=5
+            )
             store_fit(est, "cvr", prev_cvr)
     else:
         cvr_params = {**base, **(est.cvr_params or {})}
         if est.cvr_space == "clicked":  # native log-loss on the clicked rows, the library's own intercept
-            task = Task("cvr", "clicked", None, 0.0, cvr_params, rounds.get("cvr", est.n_estimators), "auc_conv", es,
-                        init=prev_cvr)
+            task = Task(
+                "cvr",
+                "clicked",
+                None,
+                0.0,
+                cvr_params,
+                rounds.get("cvr", est.n_estimators),
+                "auc_conv",
+                es,
+                init=prev_cvr,
+            )
         else:  # entire space: BCE(pCTR·σ(u), conversion) from the log-odds of the conversion rate among clicks
-            task = Task("cvr", "all", EntireSpaceCVRObjective(**obj_kw), sums.cvr_margin, cvr_params,
-                        rounds.get("cvr", est.n_estimators), "auc_ctcvr", es, ctr=ctr, init=prev_cvr)
+            task = Task(
+                "cvr",
+                "all",
+                EntireSpaceCVRObjective(**obj_kw),
+                sums.cvr_margin,
+                cvr_params,
+                rounds.get("cvr", est.n_estimators),
+                "auc_ctcvr",
+                es,
+                ctr=ctr,
+                init=prev_cvr,
+            )
         with est._round_bar("CVR booster") as bar:
             task.tick = None if bar is None else bar.update
             cvr = engine.train(data, task, evals)
@@ -195,8 +272,16 @@ def fit_chain(est: Any, engine: Engine, data: TrainingData, evals: list[Any], se
     est.evals_result_ = history if evals else {}
 
 
-def fit_shared(est: Any, engine: Engine, data: TrainingData, evals: list[Any], seed: int,
-               nthread: int | None, previous: Any = None, rounds: dict[str, int] | None = None) -> None:
+def fit_shared(
+    est: Any,
+    engine: Engine,
+    data: TrainingData,
+    evals: list[Any],
+    seed: int,
+    nthread: int | None,
+    previous: Any = None,
+    rounds: dict[str, int] | None = None,
+) -> None:
     """One two-output booster ``[z, u]``; sets ``booster_``, ``init_margins_`` and the rest on ``est``.
 
     Category columns reach the booster as codes (:class:`~._encode.CategoricalCodes`;
@@ -205,24 +290,46 @@ def fit_shared(est: Any, engine: Engine, data: TrainingData, evals: list[Any], s
     """
     sums = data.sums
     if not sums.has_conversions:
-        warnings.warn("y has no conversions: the shared booster's CVR output learns only that none occur "
-                      "(pCVR stays near 0)", UserWarning, stacklevel=5)
+        warnings.warn(
+            "y has no conversions: the shared booster's CVR output learns only that none occur (pCVR stays near 0)",
+            UserWarning,
+            stacklevel=5,
+        )
     if previous is None:
         enc = CategoricalCodes().fit(data.meta)
         init = np.array([sums.ctr_margin, sums.cvr_margin])
     else:
         enc, init = previous.categorical_codes_, np.asarray(previous.init_margins_, dtype=np.float64)
-    obj = SharedCTCVRObjective(lam=est.lam, margin_click_only=est.margin_click_only,
-                               margin_no_click=est.margin_no_click, pair_loss=est.pair_loss, pairs=est.pairs,
-                               random_state=seed, n_jobs=None, ctcvr_weight_ctr=est.ctcvr_weight_ctr)
+    obj = SharedCTCVRObjective(
+        lam=est.lam,
+        margin_click_only=est.margin_click_only,
+        margin_no_click=est.margin_no_click,
+        pair_loss=est.pair_loss,
+        pairs=est.pairs,
+        random_state=seed,
+        n_jobs=None,
+        ctcvr_weight_ctr=est.ctcvr_weight_ctr,
+    )
     params = {**_base_params(est, engine, seed, nthread), **(est.ctr_params or {})}
     with est._round_bar("shared booster") as bar:
         n_rounds = (rounds or {}).get("shared", est.n_estimators)
-        res = engine.train(data, Task("shared", "all", obj, init, params, n_rounds, "auc_ctcvr",
-                                      est.early_stopping_rounds, transform=enc.transform,
-                                      tick=None if bar is None else bar.update,
-                                      init=None if previous is None else _continue(previous.booster_, 0.0,
-                                                                                   previous.n_rounds_)), evals)
+        res = engine.train(
+            data,
+            Task(
+                "shared",
+                "all",
+                obj,
+                init,
+                params,
+                n_rounds,
+                "auc_ctcvr",
+                est.early_stopping_rounds,
+                transform=enc.transform,
+                tick=None if bar is None else bar.update,
+                init=None if previous is None else _continue(previous.booster_, 0.0, previous.n_rounds_),
+            ),
+            evals,
+        )
     est.booster_ = res.booster
     est.init_margins_ = init
     est.n_rounds_ = res.n_rounds
@@ -243,8 +350,9 @@ def _holdout_keep(ids: np.ndarray, fraction: float, seed: int, held: bool) -> np
     return out if held else ~out
 
 
-def fit_calibration(est: Any, engine: Engine, data: TrainingData, seed: int, nthread: int | None,
-                    previous: Any = None) -> None:
+def fit_calibration(
+    est: Any, engine: Engine, data: TrainingData, seed: int, nthread: int | None, previous: Any = None
+) -> None:
     """Fit ``est.calibration_`` on held-out groups (see :mod:`gbdt_pwiser.calibration`).
 
     Each auxiliary model is ``est``'s model (same parameters, the rounds ``est``
@@ -254,42 +362,58 @@ def fit_calibration(est: Any, engine: Engine, data: TrainingData, seed: int, nth
     """
     cv = est.calibration_cv
     if isinstance(cv, (int, np.integer)):
-        splits = [(partial(_fold_keep, n_folds=int(cv), fold=k, seed=seed, held=False),
-                   partial(_fold_keep, n_folds=int(cv), fold=k, seed=seed, held=True)) for k in range(int(cv))]
+        splits = [
+            (
+                partial(_fold_keep, n_folds=int(cv), fold=k, seed=seed, held=False),
+                partial(_fold_keep, n_folds=int(cv), fold=k, seed=seed, held=True),
+            )
+            for k in range(int(cv))
+        ]
     else:
-        splits = [(partial(_holdout_keep, fraction=float(cv), seed=seed, held=False),
-                   partial(_holdout_keep, fraction=float(cv), seed=seed, held=True))]
+        splits = [
+            (
+                partial(_holdout_keep, fraction=float(cv), seed=seed, held=False),
+                partial(_holdout_keep, fraction=float(cv), seed=seed, held=True),
+            )
+        ]
     # the rounds the main fit kept (after early stopping), less those of the model it continued
     names = {"shared": "n_rounds_"} if est.structure == "shared" else {"ctr": "n_rounds_ctr_", "cvr": "n_rounds_cvr_"}
-    rounds = {k: max(1, getattr(est, a) - (getattr(previous, a) if previous is not None else 0))
-              for k, a in names.items()}
+    rounds = {
+        k: max(1, getattr(est, a) - (getattr(previous, a) if previous is not None else 0)) for k, a in names.items()
+    }
     ctr, ctcvr = Outcomes.empty(), Outcomes.empty()
     for keep_train, keep_held in splits:
         part, held = engine.subset(data, keep_train), engine.subset(data, keep_held)
         try:
             if part.sums.clicks == 0 or held.sums.rows == 0:
-                raise ValueError(f"calibration_cv={cv!r}: a split by group left a part without clicks or rows; "
-                                 "use fewer folds (or a larger held-out share) or more groups")
+                raise ValueError(
+                    f"calibration_cv={cv!r}: a split by group left a part without clicks or rows; "
+                    "use fewer folds (or a larger held-out share) or more groups"
+                )
             aux = _auxiliary(est)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # the auxiliary fits repeat the main fit's warnings
-                (fit_shared if est.structure == "shared" else fit_chain)(aux, engine, part, [], seed, nthread,
-                                                                          previous, rounds)
+                (fit_shared if est.structure == "shared" else fit_chain)(
+                    aux, engine, part, [], seed, nthread, previous, rounds
+                )
             a, b = engine.outcomes(held, aux)
         finally:
             engine.close(part)
             engine.close(held)
         ctr, ctcvr = ctr + a, ctcvr + b
     if ctcvr.wy.sum() <= 0 or ctr.wy.sum() <= 0:
-        raise ValueError("calibration: the held-out groups hold no click or no conversion to calibrate on; "
-                         "use fewer folds (or a larger held-out share) or more data")
+        raise ValueError(
+            "calibration: the held-out groups hold no click or no conversion to calibrate on; "
+            "use fewer folds (or a larger held-out share) or more data"
+        )
     est.calibration_ = calibrate(ctr, ctcvr, est.calibration)
 
 
 def _auxiliary(est: Any) -> Any:
     """An unfitted copy of ``est``'s model for calibration's held-out predictions (no calibration, no stopping)."""
-    aux = type(est)(**{**est.get_params(deep=False), "calibration": None, "early_stopping_rounds": None,
-                       "verbose": False})
+    aux = type(est)(
+        **{**est.get_params(deep=False), "calibration": None, "early_stopping_rounds": None, "verbose": False}
+    )
     for key in ("n_features_in_", "feature_names_in_", "_columns", "_categorical"):
         if hasattr(est, key):
             setattr(aux, key, getattr(est, key))
@@ -314,5 +438,7 @@ def store_fit(est: Any, which: str, result: FitResult | None, w_click: float | N
             est.cvr_fallback_rate_ = 0.5 / (w_click + 1)
             warnings.warn(
                 f"y has no conversions: the CVR booster is not trained and pCVR is the constant "
-                f"{est.cvr_fallback_rate_:.3g} (0.5 / (clicks + 1))", UserWarning, stacklevel=6,
+                f"{est.cvr_fallback_rate_:.3g} (0.5 / (clicks + 1))",
+                UserWarning,
+                stacklevel=6,
             )

@@ -39,11 +39,32 @@ FORMAT_VERSION = 1
 # Fitted attributes stored in meta.json (besides feature_names_in_ and classes_, converted on load).
 # backend_ and structure_ (what predict uses) are absent from models saved before they existed: load
 # takes them from the saved parameters then.
-_FITTED = ("backend_", "structure_", "n_features_in_", "ctr_init_margin_", "cvr_init_margin_", "n_rounds_ctr_",
-           "n_rounds_cvr_", "best_iteration_ctr_", "best_iteration_cvr_", "cvr_fallback_rate_", "evals_result_",
-           "_columns", "_categorical")
-_FITTED_SHARED = ("backend_", "structure_", "n_features_in_", "init_margins_", "n_rounds_", "best_iteration_",
-                  "evals_result_", "_columns", "_categorical")
+_FITTED = (
+    "backend_",
+    "structure_",
+    "n_features_in_",
+    "ctr_init_margin_",
+    "cvr_init_margin_",
+    "n_rounds_ctr_",
+    "n_rounds_cvr_",
+    "best_iteration_ctr_",
+    "best_iteration_cvr_",
+    "cvr_fallback_rate_",
+    "evals_result_",
+    "_columns",
+    "_categorical",
+)
+_FITTED_SHARED = (
+    "backend_",
+    "structure_",
+    "n_features_in_",
+    "init_margins_",
+    "n_rounds_",
+    "best_iteration_",
+    "evals_result_",
+    "_columns",
+    "_categorical",
+)
 
 
 def _shared(est: Any) -> bool:
@@ -96,14 +117,22 @@ def save_model(est: Any, path: str | os.PathLike[str]) -> None:
     fitted["classes_"] = est.classes_.tolist()
     from .. import __version__
 
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "gbdt_pwiser_version": __version__,
-            "params": est.get_params(deep=False), "fitted": fitted, "files": sorted(files),
-            "sha256": {name: hashlib.sha256(raw).hexdigest() for name, raw in files.items()}}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "gbdt_pwiser_version": __version__,
+        "params": est.get_params(deep=False),
+        "fitted": fitted,
+        "files": sorted(files),
+        "sha256": {name: hashlib.sha256(raw).hexdigest() for name, raw in files.items()},
+    }
     try:
         files["meta.json"] = json.dumps(meta, default=_json_default, indent=1).encode("utf-8")
     except TypeError as exc:
-        raise TypeError(f"cannot save the parameters as JSON ({exc}); use ints/floats/strings in "
-                        "the parameters, or pickle the estimator instead") from None
+        raise TypeError(
+            f"cannot save the parameters as JSON ({exc}); use ints/floats/strings in "
+            "the parameters, or pickle the estimator instead"
+        ) from None
     path = Path(path)
     if path.suffix == ".zip":
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -128,8 +157,9 @@ class _Members:
         if path.is_dir():
             return
         if not path.exists():
-            raise FileNotFoundError(f"{str(path)!r} is neither a saved model directory nor a zip archive: "
-                                    "no such file or directory")
+            raise FileNotFoundError(
+                f"{str(path)!r} is neither a saved model directory nor a zip archive: no such file or directory"
+            )
         try:
             self._zip = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as exc:
@@ -180,8 +210,10 @@ def _meta(files: _Members) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _bad(files.path, f"meta.json does not describe a saved CTCVRClassifier (format {FORMAT!r})")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise _bad(files.path, f"format version {meta.get('format_version')!r}; this gbdt_pwiser reads "
-                               f"version {FORMAT_VERSION}")
+        raise _bad(
+            files.path,
+            f"format version {meta.get('format_version')!r}; this gbdt_pwiser reads version {FORMAT_VERSION}",
+        )
     for key, kind in (("params", dict), ("fitted", dict), ("files", list), ("sha256", dict)):
         if not isinstance(meta.get(key, {} if key == "sha256" else None), kind):
             raise _bad(files.path, f"meta.json has no {kind.__name__} {key!r}")
@@ -209,8 +241,9 @@ def load_model(cls: type, path: str | os.PathLike[str]) -> Any:
             est.booster_ = _booster(files, meta, f"shared.{be.suffix}", be, nthread)
             return est
         est.ctr_booster_ = _booster(files, meta, f"ctr.{be.suffix}", be, nthread)
-        est.cvr_booster_ = (_booster(files, meta, f"cvr.{be.suffix}", be, nthread)
-                            if f"cvr.{be.suffix}" in meta["files"] else None)
+        est.cvr_booster_ = (
+            _booster(files, meta, f"cvr.{be.suffix}", be, nthread) if f"cvr.{be.suffix}" in meta["files"] else None
+        )
     return est
 
 
@@ -236,8 +269,9 @@ def _estimator(cls: type, meta: dict) -> Any:
         est.categories_ = _categories_from_json(fitted.pop("categories_"), fitted.get("_columns"))
     if _shared(est):
         est.categorical_codes_ = CategoricalCodes()
-        est.categorical_codes_.categories_ = _categories_from_json(fitted.pop("categorical_codes_"),
-                                                                   fitted.get("_columns"))
+        est.categorical_codes_.categories_ = _categories_from_json(
+            fitted.pop("categorical_codes_"), fitted.get("_columns")
+        )
         est.init_margins_ = np.asarray(fitted.pop("init_margins_"), dtype=np.float64)
     for key, value in fitted.items():
         setattr(est, key, value)

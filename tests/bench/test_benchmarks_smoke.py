@@ -94,8 +94,9 @@ def test_bench_startup_smoke(no_results, capsys):
         assert [len(runs[k]) for k in ("cold", "warm")] == [1, 1]
         for kind in ("cold", "warm"):
             best = out["best"][prog][kind]
-            assert set(best) == ({"import_s", "first_s", "second_s"} if prog == "grad_hess"
-                                 else {"import_s", "first_s"})
+            assert set(best) == (
+                {"import_s", "first_s", "second_s"} if prog == "grad_hess" else {"import_s", "first_s"}
+            )
             assert all(v > 0 for v in best.values())
             assert len(_lines(printed, rf"{prog} +{kind} cache: import \d+\.\d\d s, first \d+\.\d\d s")) == 1
         # the warm process loads the kernels the cold one compiled
@@ -136,11 +137,18 @@ def test_performance_tables_render_from_results(tmp_path, monkeypatch):
     monkeypatch.setattr(run_all, "RESULTS", tmp_path)
     monkeypatch.setattr(common, "RESULTS", tmp_path)
     assert "No results yet" in run_all.tables()
-    common.write_result("startup", {"best": {
-        "grad_hess": {"cold": {"import_s": 1, "first_s": 5, "second_s": 0.01},
-                      "warm": {"import_s": 1, "first_s": 0.5, "second_s": 0.01}},
-        "xgb.train": {"cold": {"import_s": 2, "first_s": 6},
-                      "warm": {"import_s": 2, "first_s": 0.4}}}})
+    common.write_result(
+        "startup",
+        {
+            "best": {
+                "grad_hess": {
+                    "cold": {"import_s": 1, "first_s": 5, "second_s": 0.01},
+                    "warm": {"import_s": 1, "first_s": 0.5, "second_s": 0.01},
+                },
+                "xgb.train": {"cold": {"import_s": 2, "first_s": 6}, "warm": {"import_s": 2, "first_s": 0.4}},
+            }
+        },
+    )
     text = run_all.tables()
     assert "| grad_hess | warm | 1.00 | 0.50 | 10.0 | ≤ 1 s met |" in text
     assert "| xgb.train | cold | 2.00 | 6.00 |  | ≤ 5 s **missed** |" in text
@@ -155,12 +163,13 @@ def test_docs_performance_tables_are_the_benchmarks():
     import run_all
 
     text = run_all.PAGE.read_text()
-    block = text[text.index(run_all.BEGIN) + len(run_all.BEGIN):text.index(run_all.END)]
+    block = text[text.index(run_all.BEGIN) + len(run_all.BEGIN) : text.index(run_all.END)]
     assert block == "\n" + run_all.tables() + "\n"
 
 
 def test_bench_evidence_smoke(no_results, capsys):
     import bench_evidence
+
     out = bench_evidence.main(["--smoke"])
     printed = capsys.readouterr().out
     assert set(out["regimes"]) == {"sparse", "dense"} and "seeds [0]" in out["conditions"]
@@ -177,8 +186,15 @@ def test_bench_verdict_smoke(tmp_path, capsys):
 
     import bench_verdict
 
-    models = ["chain PWiseR", "chain weighted", "chain entire PWiseR", "shared PWiseR", "shared PWiseR β=0",
-              "SharedBottom PWiseR", "ESMM BCE"]
+    models = [
+        "chain PWiseR",
+        "chain weighted",
+        "chain entire PWiseR",
+        "shared PWiseR",
+        "shared PWiseR β=0",
+        "SharedBottom PWiseR",
+        "ESMM BCE",
+    ]
     out = bench_verdict.main(["--smoke", "--out", str(tmp_path), "--models", *models])
     printed = capsys.readouterr().out
     assert {r["model"] for r in out["results"]} == {"truth", "chain BCE", *models}  # the reference is added
@@ -200,14 +216,19 @@ def test_bench_verdict_smoke(tmp_path, capsys):
             assert (s["cvr_auc_delta"], s["cvr_auc_low"], s["cvr_auc_high"]) == (0.0, 0.0, 0.0)
     # PWiseR − BCE within a family: only the chain ran with both losses; vs its BCE twin it is the main table's Δ
     assert [(w["regime"], w["model"], w["base"]) for w in out["within"]] == [
-        (g, "chain PWiseR", "chain BCE") for g in ("sparse", "dense")]
+        (g, "chain PWiseR", "chain BCE") for g in ("sparse", "dense")
+    ]
     main = {(s["regime"], s["model"]): s for s in out["summary"]}
     for w in out["within"]:
         s = main[(w["regime"], "chain PWiseR")]
-        assert all(w[f"{m}_{k}"] == s[f"{m}_{k}"] for m in bench_verdict.METRICS
-                   for k in ("delta", "low", "high", "seeds_better"))
+        assert all(
+            w[f"{m}_{k}"] == s[f"{m}_{k}"]
+            for m in bench_verdict.METRICS
+            for k in ("delta", "low", "high", "seeds_better")
+        )
     assert bench_verdict.pwiser_pairs(["ESMM BCE", "ESMM PWiseR", "shared PWiseR", "chain BCE"]) == [
-        ("ESMM PWiseR", "ESMM BCE")]
+        ("ESMM PWiseR", "ESMM BCE")
+    ]
     # the Markdown is rendered from the JSON alone, so the docs page's tables can be checked against the results
     payload = json.loads((tmp_path / "verdict.json").read_text())
     assert bench_verdict.render(payload) == (tmp_path / "verdict.md").read_text()
@@ -227,7 +248,7 @@ def test_docs_verdict_tables_are_the_benchmarks():
     import bench_verdict
 
     text = bench_verdict.PAGE.read_text()
-    block = text[text.index(bench_verdict.BEGIN) + len(bench_verdict.BEGIN):text.index(bench_verdict.END)]
+    block = text[text.index(bench_verdict.BEGIN) + len(bench_verdict.BEGIN) : text.index(bench_verdict.END)]
     payload = json.loads((bench_verdict.RESULTS / "verdict.json").read_text())
     assert block == "\n" + bench_verdict.render(payload)
     assert payload["args"]["seeds"] == [0, 1, 2] and set(payload["args"]["regimes"]) == {"sparse", "dense"}
@@ -265,6 +286,10 @@ def test_bench_threads_smoke(no_results, capsys):
     for regime in ("sparse", "dense"):
         for v in eff[regime].values():
             assert set(v["ms"]) == {"1", "2"} and v["efficiency"]["1"] == pytest.approx(1.0)
-    assert set(out["model"]["ms"]["dense"]["exact, contiguous groups"]) == {"16t_1000000", "16t_2000000",
-                                                                            "64t_1000000", "64t_2000000"}
+    assert set(out["model"]["ms"]["dense"]["exact, contiguous groups"]) == {
+        "16t_1000000",
+        "16t_2000000",
+        "64t_1000000",
+        "64t_2000000",
+    }
     assert "| dense | exact, contiguous groups |" in printed and "efficiency at 2" in printed

@@ -52,8 +52,10 @@ def test_compare_reports_test_counts(compare_run):
     assert d["train_rows"] + d["test_rows"] == d["rows"]
     assert 0 < d["test_conversions"] <= d["test_clicks"] < d["test_rows"]
     assert 0 < d["test_groups_with_conversion"] <= min(d["test_groups"], d["test_conversions"])
-    line = (f"test: {d['test_rows']} rows in {d['test_groups']} groups, {d['test_clicks']} clicks, "
-            f"{d['test_conversions']} conversions in {d['test_groups_with_conversion']} groups")
+    line = (
+        f"test: {d['test_rows']} rows in {d['test_groups']} groups, {d['test_clicks']} clicks, "
+        f"{d['test_conversions']} conversions in {d['test_groups_with_conversion']} groups"
+    )
     assert line in out.splitlines()
 
 
@@ -100,9 +102,13 @@ def test_compare_bootstrap_is_deterministic_and_can_be_off(compare_run, tmp_path
     assert "[95% CI]" not in (tmp_path / "results.md").read_text()
 
 
-@pytest.mark.parametrize("extra, backend", [(["--backend", "lightgbm", "--cvr-space", "entire", "--pairs", "3"],
-                                             "lightgbm"),
-                                            (["--pair-loss", "logistic", "--no-plots"], "xgboost")])
+@pytest.mark.parametrize(
+    "extra, backend",
+    [
+        (["--backend", "lightgbm", "--cvr-space", "entire", "--pairs", "3"], "lightgbm"),
+        (["--pair-loss", "logistic", "--no-plots"], "xgboost"),
+    ],
+)
 def test_compare_options(tmp_path, extra, backend):
     assert main([*SMALL, "--out", str(tmp_path), "--no-sweep", "--bootstrap", "0", *extra]) == 0
     res = json.loads((tmp_path / "results.json").read_text())
@@ -115,8 +121,20 @@ def test_compare_options(tmp_path, extra, backend):
 @pytest.mark.skipif(not (SHARED_DATA / "aliexpress_sample").exists(), reason="shared samples absent")
 def test_compare_on_the_shared_aliexpress_sample_warns_that_the_test_part_has_no_conversion(tmp_path, capsys):
     # 100 rows in 41 requests; with seed 0 the 9 test requests hold clicks only and no conversion
-    rc = main(["compare", "--data", str(SHARED_DATA / "aliexpress_sample" / "aliexpress_train_sample.csv"),
-               "--n-estimators", "5", "--quiet", "--no-sweep", "--no-plots", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "compare",
+            "--data",
+            str(SHARED_DATA / "aliexpress_sample" / "aliexpress_train_sample.csv"),
+            "--n-estimators",
+            "5",
+            "--quiet",
+            "--no-sweep",
+            "--no-plots",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0
     assert "100 exposures in 41 groups" in captured.out
@@ -126,13 +144,20 @@ def test_compare_on_the_shared_aliexpress_sample_warns_that_the_test_part_has_no
     assert res["data"]["test_conversions"] == 0
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["--data", "/nonexistent/file.csv"], "no such file"),
-    (["--data", "."], "folder"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--data", "/nonexistent/file.csv"], "no such file"),
+        (["--data", "."], "folder"),
+    ],
+)
 def test_user_errors_are_one_line_without_traceback(args, msg, tmp_path):
-    res = subprocess.run([sys.executable, "-m", "gbdt_pwiser", "compare", "--quiet", "--out", str(tmp_path), *args],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "gbdt_pwiser", "compare", "--quiet", "--out", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2
     assert res.stderr.startswith("gbdt-pwiser: error:") and "Traceback" not in res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
@@ -173,17 +198,20 @@ def test_no_conversions_is_a_user_error(tmp_path, capsys):
     assert capsys.readouterr().err == "gbdt-pwiser: error: the training part has no conversions: nothing to compare\n"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--pairs", "0"], 'argument --pairs: must be "all" or a positive integer, got \'0\''),
-    (["--requests", "3"], "argument --requests: must be an integer >= 10, got 3"),
-    (["--test-size", "1.5"], "argument --test-size: must be in (0, 1), got 1.5"),
-    (["--lam", "-1"], "argument --lam: must be a finite number >= 0, got -1.0"),
-    (["--margin-no-click", "nan"], "argument --margin-no-click: must be a finite number >= 0, got nan"),
-    (["--n-estimators", "0"], "argument --n-estimators: must be an integer >= 1, got 0"),
-    (["--learning-rate", "x"], "argument --learning-rate: expected a number, got 'x'"),
-    (["--sweep-lam", "0,-1"], "argument --sweep-lam: must be a finite number >= 0, got -1.0"),
-    (["--bootstrap", "-1"], "argument --bootstrap: must be an integer >= 0, got -1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--pairs", "0"], "argument --pairs: must be \"all\" or a positive integer, got '0'"),
+        (["--requests", "3"], "argument --requests: must be an integer >= 10, got 3"),
+        (["--test-size", "1.5"], "argument --test-size: must be in (0, 1), got 1.5"),
+        (["--lam", "-1"], "argument --lam: must be a finite number >= 0, got -1.0"),
+        (["--margin-no-click", "nan"], "argument --margin-no-click: must be a finite number >= 0, got nan"),
+        (["--n-estimators", "0"], "argument --n-estimators: must be an integer >= 1, got 0"),
+        (["--learning-rate", "x"], "argument --learning-rate: expected a number, got 'x'"),
+        (["--sweep-lam", "0,-1"], "argument --sweep-lam: must be a finite number >= 0, got -1.0"),
+        (["--bootstrap", "-1"], "argument --bootstrap: must be an integer >= 0, got -1"),
+    ],
+)
 def test_bad_option_values_are_rejected_by_the_parser(args, message, capsys):
     with pytest.raises(SystemExit) as e:
         main(["compare", *args])
@@ -194,12 +222,39 @@ def test_bad_option_values_are_rejected_by_the_parser(args, message, capsys):
 def test_shared_options_are_declared_once_with_the_same_checks():
     """compare and bench-neural accept and reject the shared options alike."""
     parser = build_parser()
-    shared = ["--lam", "0.5", "--margin-click-only", "0.2", "--margin-no-click", "0.3", "--pairs", "4",
-              "--seed", "3", "--test-size", "0.3", "--requests", "50", "--max-depth", "3", "--n-jobs", "1"]
+    shared = [
+        "--lam",
+        "0.5",
+        "--margin-click-only",
+        "0.2",
+        "--margin-no-click",
+        "0.3",
+        "--pairs",
+        "4",
+        "--seed",
+        "3",
+        "--test-size",
+        "0.3",
+        "--requests",
+        "50",
+        "--max-depth",
+        "3",
+        "--n-jobs",
+        "1",
+    ]
     a = vars(parser.parse_args(["compare", *shared]))
     b = vars(parser.parse_args(["bench-neural", *shared]))
-    for key in ("lam", "margin_click_only", "margin_no_click", "pairs", "seed", "test_size", "requests",
-                "max_depth", "n_jobs"):
+    for key in (
+        "lam",
+        "margin_click_only",
+        "margin_no_click",
+        "pairs",
+        "seed",
+        "test_size",
+        "requests",
+        "max_depth",
+        "n_jobs",
+    ):
         assert a[key] == b[key]
     for bad in (["--lam", "-1"], ["--pairs", "x"], ["--max-depth", "0"], ["--requests", "9"]):
         for command in ("compare", "bench-neural"):
@@ -216,8 +271,9 @@ def test_version(capsys):
 
 def test_help_texts_are_plain():
     for command in ("compare", "bench-neural"):
-        res = subprocess.run([sys.executable, "-m", "gbdt_pwiser", command, "--help"], capture_output=True,
-                             text=True, timeout=120)
+        res = subprocess.run(
+            [sys.executable, "-m", "gbdt_pwiser", command, "--help"], capture_output=True, text=True, timeout=120
+        )
         assert res.returncode == 0, res.stderr
         assert f"usage: gbdt-pwiser {command}" in res.stdout
         for role in (":mod:", ":func:", ":class:", ":data:", "``"):
@@ -226,8 +282,24 @@ def test_help_texts_are_plain():
 
 def test_progress_bars_only_on_a_terminal(tmp_path, capsys):
     """Without --quiet, a run whose stderr is not a terminal (CI log, pipe) draws no bar."""
-    assert main(["compare", "--requests", "600", "--n-estimators", "5", "--bootstrap", "0", "--no-sweep",
-                 "--no-plots", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--requests",
+                "600",
+                "--n-estimators",
+                "5",
+                "--bootstrap",
+                "0",
+                "--no-sweep",
+                "--no-plots",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err.splitlines()  # one-line data warnings may appear; no bar
     assert all(ln.startswith("gbdt-pwiser: warning: ") for ln in err), err
 

@@ -22,8 +22,24 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compare_with_two_dask_workers(tmp_path):
     with warnings.catch_warnings(record=True) as caught:  # ~13 MB of rows: scattered, not put in the graph
         warnings.simplefilter("always")
-        rc = main(["compare", "--requests", "5000", "--n-estimators", "8", "--quiet", "--bootstrap", "0",
-                   "--no-sweep", "--no-plots", "--dask-workers", "2", "--out", str(tmp_path)])
+        rc = main(
+            [
+                "compare",
+                "--requests",
+                "5000",
+                "--n-estimators",
+                "8",
+                "--quiet",
+                "--bootstrap",
+                "0",
+                "--no-sweep",
+                "--no-plots",
+                "--dask-workers",
+                "2",
+                "--out",
+                str(tmp_path),
+            ]
+        )
     assert rc == 0
     assert not [w for w in caught if "large graph" in str(w.message)]
     res = json.loads((tmp_path / "results.json").read_text())
@@ -52,8 +68,24 @@ def test_an_unreachable_scheduler_fails_within_the_connect_timeout(tmp_path, cap
     help_text = " ".join(parser._subparsers._group_actions[0].choices["compare"].format_help().split())
     assert "--connect-timeout SECONDS" in help_text and "default 10 s" in help_text
     t0 = time.perf_counter()
-    rc = main(["compare", "--requests", "100", "--quiet", "--no-plots", "--no-sweep", "--bootstrap", "0",
-               "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "1", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "compare",
+            "--requests",
+            "100",
+            "--quiet",
+            "--no-plots",
+            "--no-sweep",
+            "--bootstrap",
+            "0",
+            "--scheduler",
+            "tcp://127.0.0.1:1",
+            "--connect-timeout",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 2 and time.perf_counter() - t0 < 20
     err = capsys.readouterr().err
     assert err.startswith("gbdt-pwiser: error: cannot connect to the Dask scheduler tcp://127.0.0.1:1")
@@ -61,8 +93,10 @@ def test_an_unreachable_scheduler_fails_within_the_connect_timeout(tmp_path, cap
     for address in ("foo", "tls://127.0.0.1:1"):  # no port; TLS without its settings
         assert main(["compare", "--scheduler", address, "--connect-timeout", "1", "--out", str(tmp_path)]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"gbdt-pwiser: error: cannot connect to the Dask scheduler {address}: ") and \
-            err.count("\n") == 1, err
+        assert (
+            err.startswith(f"gbdt-pwiser: error: cannot connect to the Dask scheduler {address}: ")
+            and err.count("\n") == 1
+        ), err
 
 
 def test_the_evidence_run_is_refused_on_dask_before_any_work(tmp_path, capsys):
@@ -77,11 +111,32 @@ def test_ctrl_c_on_dask_is_one_line_and_leaves_no_process(tmp_path):
     """A Ctrl-C reaches the terminal's whole process group: the command closes the cluster and exits with
     130 and one line; the workers do not print KeyboardInterrupt tracebacks, and none is left running."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "gbdt_pwiser", "compare", "--requests", "3000", "--quiet",
-                             "--n-estimators", "400", "--no-plots", "--bootstrap", "0", "--no-sweep",
-                             "--dask-workers", "2", "--out", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)  # its own process group, as a terminal's job
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gbdt_pwiser",
+            "compare",
+            "--requests",
+            "3000",
+            "--quiet",
+            "--n-estimators",
+            "400",
+            "--no-plots",
+            "--bootstrap",
+            "0",
+            "--no-sweep",
+            "--dask-workers",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )  # its own process group, as a terminal's job
 
     def group() -> set:
         res = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)

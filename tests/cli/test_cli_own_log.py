@@ -22,11 +22,17 @@ def own_log(tmp_path_factory):
     Parquet files whose groups are scattered across the files (rows shuffled)."""
     d = tmp_path_factory.mktemp("own_log")
     sim = make_ad_log(300, ctr=0.1, cvr=0.2, n_categorical=2, n_numerical=3, random_state=1).to_frame()
-    frame = pd.DataFrame({
-        "search_id": sim["search_id"].to_numpy(), "clicked": sim["click"].astype(bool).to_numpy(),
-        "booked": sim["conversion"].to_numpy(), "city": "c" + sim["categorical_1"].astype(str).to_numpy(),
-        "stars": sim["categorical_2"].astype(int).to_numpy(), "w": 1.0 + (sim["numerical_1"] > 0).to_numpy(),
-        **{f"price_{k}": sim[f"numerical_{k}"].to_numpy() for k in (1, 2, 3)}})
+    frame = pd.DataFrame(
+        {
+            "search_id": sim["search_id"].to_numpy(),
+            "clicked": sim["click"].astype(bool).to_numpy(),
+            "booked": sim["conversion"].to_numpy(),
+            "city": "c" + sim["categorical_1"].astype(str).to_numpy(),
+            "stars": sim["categorical_2"].astype(int).to_numpy(),
+            "w": 1.0 + (sim["numerical_1"] > 0).to_numpy(),
+            **{f"price_{k}": sim[f"numerical_{k}"].to_numpy() for k in (1, 2, 3)},
+        }
+    )
     frame.loc[frame.index[::13], "price_2"] = np.nan
     frame.to_csv(d / "log.csv", index=False)
     folder = d / "pq"
@@ -54,21 +60,36 @@ def test_own_columns_from_csv_and_scattered_parquet(own_log, tmp_path, capsys):
 
 
 def test_features_categorical_and_weight(own_log, tmp_path, capsys):
-    assert _run(own_log / "log.csv", tmp_path, *COLUMNS, "--weight", "w", "--features", "city,stars,price_1",
-                "--categorical", "city,stars") == 0
+    assert (
+        _run(
+            own_log / "log.csv",
+            tmp_path,
+            *COLUMNS,
+            "--weight",
+            "w",
+            "--features",
+            "city,stars,price_1",
+            "--categorical",
+            "city,stars",
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "read as categorical" not in captured.err  # an explicit --categorical wins, nothing inferred
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["settings"]["features"] == ["city", "stars", "price_1"] and res["settings"]["weight"] == "w"
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--click", "clickd", "--conversion", "booked", "--group", "search_id"], "'clickd'"),
-    (["--click", "clicked", "--conversion", "booked", "--group", "searchid"], "'searchid'"),
-    ([*COLUMNS, "--features", "city,prize_1"], "'prize_1'"),
-    ([*COLUMNS, "--categorical", "stras"], "'stras'"),
-    ([*COLUMNS, "--weight", "weight"], "'weight'"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--click", "clickd", "--conversion", "booked", "--group", "search_id"], "'clickd'"),
+        (["--click", "clicked", "--conversion", "booked", "--group", "searchid"], "'searchid'"),
+        ([*COLUMNS, "--features", "city,prize_1"], "'prize_1'"),
+        ([*COLUMNS, "--categorical", "stras"], "'stras'"),
+        ([*COLUMNS, "--weight", "weight"], "'weight'"),
+    ],
+)
 @pytest.mark.parametrize("source", ["log.csv", "pq"])
 def test_a_misspelt_column_exits_2_naming_it(own_log, tmp_path, capsys, extra, message, source):
     assert _run(own_log / source, tmp_path, *extra) == 2
@@ -77,31 +98,59 @@ def test_a_misspelt_column_exits_2_naming_it(own_log, tmp_path, capsys, extra, m
 
 
 def test_a_misspelt_column_names_the_closest_one(own_log, tmp_path, capsys):
-    assert _run(own_log / "log.csv", tmp_path, "--click", "clickd", "--conversion", "booked", "--group",
-                "search_id") == 2
+    assert (
+        _run(own_log / "log.csv", tmp_path, "--click", "clickd", "--conversion", "booked", "--group", "search_id") == 2
+    )
     assert "'clicked'" in capsys.readouterr().err
 
 
 def test_own_columns_with_evidence(own_log, tmp_path):
-    assert _run(own_log / "pq", tmp_path, *COLUMNS, "--methods", "pwiser,weighted", "--sweep-lam", "0,1",
-                "--sweep-alpha", "0,2") == 0
+    assert (
+        _run(
+            own_log / "pq",
+            tmp_path,
+            *COLUMNS,
+            "--methods",
+            "pwiser,weighted",
+            "--sweep-lam",
+            "0,1",
+            "--sweep-alpha",
+            "0,2",
+        )
+        == 0
+    )
     ev = json.loads((tmp_path / "results.json").read_text())["evidence"]
     assert ev["methods"] == ["pwiser", "weighted"]
     assert [p["value"] for pts in ev["curves"].values() for p in pts] == [0.0, 1.0, 0.0, 2.0]
 
 
 def test_a_misspelt_column_with_evidence_exits_2(own_log, tmp_path, capsys):
-    assert _run(own_log / "log.csv", tmp_path, "--click", "clickd", "--conversion", "booked", "--group",
-                "search_id", "--evidence") == 2
+    assert (
+        _run(
+            own_log / "log.csv",
+            tmp_path,
+            "--click",
+            "clickd",
+            "--conversion",
+            "booked",
+            "--group",
+            "search_id",
+            "--evidence",
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "'clickd'" in err and err.count("\n") == 1, err
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--format", "aliexpress", *COLUMNS], "--format names one of the paper's layouts"),
-    (["--click", "clicked", "--conversion", "booked"], "--group missing"),
-    (["--group", "search_id"], "--click, --conversion missing"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--format", "aliexpress", *COLUMNS], "--format names one of the paper's layouts"),
+        (["--click", "clicked", "--conversion", "booked"], "--group missing"),
+        (["--group", "search_id"], "--click, --conversion missing"),
+    ],
+)
 def test_column_option_mistakes_are_one_line(own_log, tmp_path, capsys, extra, message):
     assert _run(own_log / "log.csv", tmp_path, *extra) == 2
     err = capsys.readouterr().err
@@ -113,12 +162,15 @@ def test_columns_without_data_are_a_user_error(tmp_path, capsys):
     assert "give --data" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--conversion-weight", "-1"], "argument --conversion-weight: must be a finite number >= 0, got -1.0"),
-    (["--conversion-weight", "x"], "argument --conversion-weight: expected a number, got 'x'"),
-    (["--calibration", "platt"], "argument --calibration: invalid choice: 'platt'"),
-    (["--features", "a,a"], "argument --features: columns ['a'] are listed more than once"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--conversion-weight", "-1"], "argument --conversion-weight: must be a finite number >= 0, got -1.0"),
+        (["--conversion-weight", "x"], "argument --conversion-weight: expected a number, got 'x'"),
+        (["--calibration", "platt"], "argument --calibration: invalid choice: 'platt'"),
+        (["--features", "a,a"], "argument --features: columns ['a'] are listed more than once"),
+    ],
+)
 def test_bad_new_option_values_are_rejected_by_the_parser(args, message, capsys):
     with pytest.raises(SystemExit) as e:
         main(["compare", *args])
@@ -127,8 +179,25 @@ def test_bad_new_option_values_are_rejected_by_the_parser(args, message, capsys)
 
 
 def test_conversion_weight_and_calibration_in_the_main_job(tmp_path, capsys):
-    assert main(["compare", "--requests", "400", "--sim-ctr", "0.1", *FAST, "--conversion-weight", "3",
-                 "--calibration", "isotonic", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--requests",
+                "400",
+                "--sim-ctr",
+                "0.1",
+                *FAST,
+                "--conversion-weight",
+                "3",
+                "--calibration",
+                "isotonic",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["models"] == ["BCE", "PWiseR (λ=1)", "weighted BCE (α=3)"]
@@ -159,7 +228,20 @@ def test_a_misspelt_column_on_dask_exits_2_before_a_cluster_starts(own_log, tmp_
         raise AssertionError("a cluster was started for a log with a misspelt column")
 
     monkeypatch.setattr("gbdt_pwiser.cli.compare.dask_client", no_cluster)
-    assert _run(own_log / "pq", tmp_path, "--click", "clickd", "--conversion", "booked", "--group", "search_id",
-                "--dask-workers", "1") == 2
+    assert (
+        _run(
+            own_log / "pq",
+            tmp_path,
+            "--click",
+            "clickd",
+            "--conversion",
+            "booked",
+            "--group",
+            "search_id",
+            "--dask-workers",
+            "1",
+        )
+        == 2
+    )
     err = capfd.readouterr().err
     assert "'clickd'" in err and err.strip().count("\n") == 0, err

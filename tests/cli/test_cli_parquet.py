@@ -42,8 +42,23 @@ def test_parquet_folder_and_glob_equal_the_csv(parquet_log):
 
 
 def _compare(data, out, *extra):
-    return main(["compare", "--data", str(data), "--n-estimators", "5", "--quiet", "--bootstrap", "0",
-                 "--no-sweep", "--no-plots", "--out", str(out), *extra])
+    return main(
+        [
+            "compare",
+            "--data",
+            str(data),
+            "--n-estimators",
+            "5",
+            "--quiet",
+            "--bootstrap",
+            "0",
+            "--no-sweep",
+            "--no-plots",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def test_compare_reads_a_parquet_folder_like_its_csv(parquet_log, tmp_path):
@@ -56,15 +71,19 @@ def test_compare_reads_a_parquet_folder_like_its_csv(parquet_log, tmp_path):
         for key, value in csv["results"][name].items():
             if key != "fit_s":
                 np.testing.assert_equal(pq["results"][name][key], value)
-    assert {k: v for k, v in pq["data"].items() if k != "source"} == \
-        {k: v for k, v in csv["data"].items() if k != "source"}
+    assert {k: v for k, v in pq["data"].items() if k != "source"} == {
+        k: v for k, v in csv["data"].items() if k != "source"
+    }
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: d / "nothing-*.parquet", "no file matches the glob"),
-    (lambda d: d, "holds no CSV or Parquet files"),
-    (lambda d: d / "bad", "missing columns"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "nothing-*.parquet", "no file matches the glob"),
+        (lambda d: d, "holds no CSV or Parquet files"),
+        (lambda d: d / "bad", "missing columns"),
+    ],
+)
 def test_parquet_errors_are_one_line(tmp_path, capsys, make, message):
     (tmp_path / "bad").mkdir()
     pd.DataFrame({"click": [1, 0], "conversion": [0, 0]}).to_parquet(tmp_path / "bad" / "x.parquet")
@@ -101,11 +120,14 @@ def _missing_conversion(frame, k):
         frame.loc[frame.index[4], "conversion"] = pd.NA
 
 
-@pytest.mark.parametrize("edit, message", [
-    (_yes_no_clicks, r"part-0.parquet': column 'click' \(\w*string\) cannot be read as int8"),
-    (_fractional_category, r"part-1.parquet': column 'categorical_3' \(double\) cannot be read as int32"),
-    (_missing_conversion, r"part-2.parquet': column 'conversion' has 1 missing value"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_yes_no_clicks, r"part-0.parquet': column 'click' \(\w*string\) cannot be read as int8"),
+        (_fractional_category, r"part-1.parquet': column 'categorical_3' \(double\) cannot be read as int32"),
+        (_missing_conversion, r"part-2.parquet': column 'conversion' has 1 missing value"),
+    ],
+)
 def test_bad_parquet_columns_name_the_file_and_the_column(parquet_log, tmp_path, capsys, edit, message):
     folder = _bad_folder(parquet_log, tmp_path, edit)
     assert _compare(folder, tmp_path / "out") == 2

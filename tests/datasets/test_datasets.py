@@ -90,9 +90,7 @@ def test_load_aliexpress_nrows() -> None:
     assert len(head) == 7
     np.testing.assert_array_equal(head.y, full.y[:7])
     np.testing.assert_array_equal(head.group, full.group[:7])
-    np.testing.assert_array_equal(
-        head.X["numerical_30"].to_numpy(), full.X["numerical_30"].to_numpy()[:7]
-    )
+    np.testing.assert_array_equal(head.X["numerical_30"].to_numpy(), full.X["numerical_30"].to_numpy()[:7])
     assert len(load_aliexpress(f, nrows=10**6)) == len(full)
     empty = load_aliexpress(f, nrows=0)
     assert len(empty) == 0 and empty.X.shape[1] == 79
@@ -141,9 +139,7 @@ def test_round_trip_simulated_aliexpress(tmp_path: Path) -> None:
     log = load_aliexpress(f)
     np.testing.assert_array_equal(log.y, sim.y)
     np.testing.assert_array_equal(log.group, sim.group)
-    np.testing.assert_array_equal(
-        log.X["categorical_4"].astype(np.int64), sim.X["categorical_4"].astype(np.int64)
-    )
+    np.testing.assert_array_equal(log.X["categorical_4"].astype(np.int64), sim.X["categorical_4"].astype(np.int64))
     np.testing.assert_allclose(
         log.X[list(ALIEXPRESS_NUMERICAL)].to_numpy(), sim.X[list(ALIEXPRESS_NUMERICAL)].to_numpy(), rtol=1e-6
     )
@@ -408,11 +404,14 @@ def test_simulator_rejects_bad_arguments(kwargs: dict, match: str) -> None:
         make_ad_log(10, **kwargs)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"n_numerical": 2.5}, "n_numerical must be an integer"),
-    ({"ctr": "0.1"}, "ctr must be a real number"),
-    ({"n_items": True}, "n_items must be an integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_numerical": 2.5}, "n_numerical must be an integer"),
+        ({"ctr": "0.1"}, "ctr must be a real number"),
+        ({"n_items": True}, "n_items must be an integer"),
+    ],
+)
 def test_simulator_rejects_wrong_types(kwargs: dict, match: str) -> None:
     with pytest.raises(TypeError, match=match):
         make_ad_log(10, **kwargs)
@@ -473,8 +472,11 @@ def test_split_is_scikit_learns_group_shuffle_split(sim: AdLog) -> None:
 
     n_groups = sim.n_groups
     n_test = math.ceil(0.2 * n_groups)
-    tr_idx, te_idx = next(GroupShuffleSplit(n_splits=1, test_size=n_test, train_size=n_groups - n_test,
-                                            random_state=7).split(np.zeros(len(sim)), groups=sim.group))
+    tr_idx, te_idx = next(
+        GroupShuffleSplit(n_splits=1, test_size=n_test, train_size=n_groups - n_test, random_state=7).split(
+            np.zeros(len(sim)), groups=sim.group
+        )
+    )
     train, test = train_test_split_by_group(sim, test_size=0.2, random_state=7)
     np.testing.assert_array_equal(test.group, sim.group[np.sort(te_idx)])
     np.testing.assert_array_equal(train.group, sim.group[np.sort(tr_idx)])

@@ -20,15 +20,17 @@ def hotel_frame(n_groups: int = 40, seed: int = 0) -> pd.DataFrame:
     sizes = rng.integers(2, 8, n_groups)
     n = int(sizes.sum())
     clicked = rng.random(n) < 0.3
-    return pd.DataFrame({
-        "srch_id": np.repeat(np.arange(100, 100 + n_groups), sizes),
-        "price": np.where(rng.random(n) < 0.1, np.nan, rng.uniform(40, 300, n)),
-        "country": rng.choice(["fr", "de", "nl"], n),
-        "promo": rng.random(n) < 0.5,
-        "stars": rng.integers(1, 6, n),
-        "clicked": clicked.astype(int),
-        "booked": clicked & (rng.random(n) < 0.3),
-    })
+    return pd.DataFrame(
+        {
+            "srch_id": np.repeat(np.arange(100, 100 + n_groups), sizes),
+            "price": np.where(rng.random(n) < 0.1, np.nan, rng.uniform(40, 300, n)),
+            "country": rng.choice(["fr", "de", "nl"], n),
+            "promo": rng.random(n) < 0.5,
+            "stars": rng.integers(1, 6, n),
+            "clicked": clicked.astype(int),
+            "booked": clicked & (rng.random(n) < 0.3),
+        }
+    )
 
 
 def _load(path, **kw):
@@ -61,8 +63,12 @@ def test_parquet_file_folder_glob_and_csv_folder_read_alike(tmp_path):
         frame.iloc[idx].to_parquet(tmp_path / "pq" / "day=1" / f"part-{k}.parquet", index=False)
         frame.iloc[idx].to_csv(tmp_path / "csvs" / f"part-{k}.csv", index=False)
     ref = _load(tmp_path / "log.csv")
-    for source in (tmp_path / "pq", str(tmp_path / "pq" / "*" / "*.parquet"), tmp_path / "csvs",
-                   sorted(str(p) for p in (tmp_path / "pq").rglob("*.parquet"))):
+    for source in (
+        tmp_path / "pq",
+        str(tmp_path / "pq" / "*" / "*.parquet"),
+        tmp_path / "csvs",
+        sorted(str(p) for p in (tmp_path / "pq").rglob("*.parquet")),
+    ):
         log = _load(source)
         pd.testing.assert_frame_equal(log.X, ref.X)
         np.testing.assert_array_equal(log.y, ref.y)
@@ -71,8 +77,10 @@ def test_parquet_file_folder_glob_and_csv_folder_read_alike(tmp_path):
 
 
 def test_pandas_category_and_string_ids_in_parquet(tmp_path):
-    frame = hotel_frame().assign(chain=lambda f: pd.Categorical(np.where(f["stars"] > 3, "lux", "eco")),
-                                 srch_id=lambda f: "s" + f["srch_id"].astype(str))
+    frame = hotel_frame().assign(
+        chain=lambda f: pd.Categorical(np.where(f["stars"] > 3, "lux", "eco")),
+        srch_id=lambda f: "s" + f["srch_id"].astype(str),
+    )
     frame.to_parquet(tmp_path / "log.parquet", index=False)
     with pytest.warns(InferredCategoricalWarning, match=r"\['country', 'promo', 'chain'\]"):
         log = load_log(tmp_path / "log.parquet", **COLS)
@@ -85,8 +93,9 @@ def test_explicit_categorical_wins_and_features_choose_columns(tmp_path):
     frame.to_csv(tmp_path / "log.csv", index=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", InferredCategoricalWarning)  # explicit: nothing inferred, no warning
-        log = load_log(tmp_path / "log.csv", **COLS, features=["stars", "country", "srch_id"],
-                       categorical=["stars", "country"])
+        log = load_log(
+            tmp_path / "log.csv", **COLS, features=["stars", "country", "srch_id"], categorical=["stars", "country"]
+        )
     assert list(log.X.columns) == ["stars", "country", "srch_id"]  # the group may be a feature too
     assert [str(t) for t in log.X.dtypes] == ["category", "category", "float32"]
     assert log.X["stars"].cat.categories.tolist() == [1, 2, 3, 4, 5]
@@ -97,8 +106,11 @@ def test_explicit_categorical_wins_and_features_choose_columns(tmp_path):
 
 
 def test_label_types_and_weights(tmp_path):
-    frame = hotel_frame().assign(clicked=lambda f: f["clicked"].astype(bool), booked=lambda f: f["booked"].astype(int),
-                                 w=lambda f: np.linspace(0.5, 2.0, len(f)))
+    frame = hotel_frame().assign(
+        clicked=lambda f: f["clicked"].astype(bool),
+        booked=lambda f: f["booked"].astype(int),
+        w=lambda f: np.linspace(0.5, 2.0, len(f)),
+    )
     frame.to_parquet(tmp_path / "log.parquet", index=False)
     log = _load(tmp_path / "log.parquet", weight="w")
     np.testing.assert_array_equal(log.y, frame["clicked"].astype(int) + frame["booked"])
@@ -131,27 +143,43 @@ def _orphan_bookings(f):
     f.loc[rows, "booked"] = True
 
 
-@pytest.mark.parametrize("edit, kw, error, match", [
-    (lambda f: None, dict(click="clicks"), ColumnError, r"has no column 'clicks'; did you mean 'clicked'\?"),
-    (lambda f: None, dict(group="search_id"), ColumnError, r"no column 'search_id'; did you mean 'srch_id'\?"),
-    (lambda f: None, dict(features=["price", "Country"]), ColumnError, "no column 'Country'; did you mean 'country'"),
-    (_orphan_bookings, {}, ValueError, r"conversion without a click at 3 row\(s\)"),
-    (_nan_booked, {}, ValueError, r"column 'booked' has 1 missing value"),
-    (_nan_group, {}, ValueError, r"column 'srch_id' has 1 missing value"),
-    (lambda f: f.__setitem__("clicked", f["clicked"] * 2), {}, ValueError,
-     r"column 'clicked' must contain only 0 and 1; found 2"),
-    (lambda f: f.__setitem__("day", pd.Timestamp("2026-01-02")), {}, ColumnError,
-     r"feature column 'day' has type (timestamp|date).*neither numeric nor categorical"),
-    (lambda f: f.__setitem__("w", -1.0), dict(weight="w"), ValueError, "weight column 'w' must be non-negative"),
-    (lambda f: f.__setitem__("w", "x"), dict(weight="w"), TypeError, "weight column 'w' has type"),
-    (lambda f: None, dict(weight="srch_id"), ValueError, r"\['srch_id'\] are given more than one role"),
-    (lambda f: None, dict(categorical=["clicked"]), ValueError, r"categorical lists \['clicked'\], which are not"),
-    (lambda f: None, dict(features=["price", "price"]), ValueError, "features lists columns"),
-    (lambda f: None, dict(features=["booked"]), ValueError, "both features and labels"),
-    (lambda f: None, dict(click=3), TypeError, "click must name a column"),
-    (lambda f: None, dict(categorical=[1]), TypeError, "categorical must be a list of column names"),
-    (lambda f: None, dict(nrows=-1), ValueError, "nrows must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "edit, kw, error, match",
+    [
+        (lambda f: None, dict(click="clicks"), ColumnError, r"has no column 'clicks'; did you mean 'clicked'\?"),
+        (lambda f: None, dict(group="search_id"), ColumnError, r"no column 'search_id'; did you mean 'srch_id'\?"),
+        (
+            lambda f: None,
+            dict(features=["price", "Country"]),
+            ColumnError,
+            "no column 'Country'; did you mean 'country'",
+        ),
+        (_orphan_bookings, {}, ValueError, r"conversion without a click at 3 row\(s\)"),
+        (_nan_booked, {}, ValueError, r"column 'booked' has 1 missing value"),
+        (_nan_group, {}, ValueError, r"column 'srch_id' has 1 missing value"),
+        (
+            lambda f: f.__setitem__("clicked", f["clicked"] * 2),
+            {},
+            ValueError,
+            r"column 'clicked' must contain only 0 and 1; found 2",
+        ),
+        (
+            lambda f: f.__setitem__("day", pd.Timestamp("2026-01-02")),
+            {},
+            ColumnError,
+            r"feature column 'day' has type (timestamp|date).*neither numeric nor categorical",
+        ),
+        (lambda f: f.__setitem__("w", -1.0), dict(weight="w"), ValueError, "weight column 'w' must be non-negative"),
+        (lambda f: f.__setitem__("w", "x"), dict(weight="w"), TypeError, "weight column 'w' has type"),
+        (lambda f: None, dict(weight="srch_id"), ValueError, r"\['srch_id'\] are given more than one role"),
+        (lambda f: None, dict(categorical=["clicked"]), ValueError, r"categorical lists \['clicked'\], which are not"),
+        (lambda f: None, dict(features=["price", "price"]), ValueError, "features lists columns"),
+        (lambda f: None, dict(features=["booked"]), ValueError, "both features and labels"),
+        (lambda f: None, dict(click=3), TypeError, "click must name a column"),
+        (lambda f: None, dict(categorical=[1]), TypeError, "categorical must be a list of column names"),
+        (lambda f: None, dict(nrows=-1), ValueError, "nrows must be an integer >= 0"),
+    ],
+)
 def test_bad_logs_name_the_column_and_the_problem(tmp_path, edit, kw, error, match):
     for name in ("bad.csv", "bad.parquet"):
         path = _bad(tmp_path, edit, name)
@@ -173,9 +201,11 @@ def test_bad_paths(tmp_path):
     (tmp_path / "x.csv").write_text("clicked,booked,srch_id,price\n1,0,1,2.5\n0,0,1,abc\n")
     (tmp_path / "two").mkdir()
     pd.DataFrame({"clicked": [1], "booked": [0], "srch_id": [1], "price": ["cheap"]}).to_parquet(
-        tmp_path / "two" / "a.parquet")
+        tmp_path / "two" / "a.parquet"
+    )
     pd.DataFrame({"clicked": [1], "booked": [0], "srch_id": [1], "price": [2.5]}).to_parquet(
-        tmp_path / "two" / "b.parquet")
+        tmp_path / "two" / "b.parquet"
+    )
     with pytest.raises(DataSourceError, match="disagree on a column's type"):
         _load(tmp_path / "two")
 
@@ -190,8 +220,13 @@ def test_the_layout_loaders_and_load_log_agree(tmp_path):
     from gbdt_pwiser.datasets import ALIEXPRESS_CATEGORICAL, load_aliexpress
 
     ali = load_aliexpress(tmp_path / "ali.csv")
-    own = load_log(tmp_path / "ali.csv", click="click", conversion="conversion", group="search_id",
-                   categorical=list(ALIEXPRESS_CATEGORICAL))
+    own = load_log(
+        tmp_path / "ali.csv",
+        click="click",
+        conversion="conversion",
+        group="search_id",
+        categorical=list(ALIEXPRESS_CATEGORICAL),
+    )
     assert list(own.X.columns) == list(ali.X.columns)
     for c in ali.X.columns:  # the same values and categories (the layout reads ids as int32, load_log as int64)
         np.testing.assert_array_equal(np.asarray(own.X[c], dtype=float), np.asarray(ali.X[c], dtype=float))

@@ -63,8 +63,10 @@ def _pinned(client, ddf):
     """
     workers = sorted(client.scheduler_info()["workers"])
     assert len(workers) == 2 and ddf.npartitions >= 2
-    parts = [client.persist(ddf.partitions[i], workers=[workers[i % 2]], allow_other_workers=False)
-             for i in range(ddf.npartitions)]
+    parts = [
+        client.persist(ddf.partitions[i], workers=[workers[i % 2]], allow_other_workers=False)
+        for i in range(ddf.npartitions)
+    ]
     distributed.wait(parts)
     for i, part in enumerate(parts):
         where = {w for holders in client.who_has(part).values() for w in holders}
@@ -96,26 +98,38 @@ def _xgb_first_round(client, df, obj, weighted):
     ddf = _pinned(client, partition_by_group(_scattered(df), "group"))
     w = ddf["w"] if weighted else None
     stats = group_statistics(ddf["y"], ddf["group"], w, X=ddf[FEATURES], check_groups=False)
-    obj = type(obj)(**{k: getattr(obj, k) for k in PWiseRObjective._param_names},
-                    **({} if type(obj) is H.RecordingLocal else stats.normalisers()))
-    dtrain = xgboost_dmatrix(client, ddf[FEATURES], ddf["y"], ddf["group"], w, stats=stats,
-                             base_margin=ddf["z"], check_groups=False)
-    xgb.dask.train(client, xgboost_params(stats, {"tree_method": "hist", "max_depth": 2, "nthread": 1}),
-                   dtrain, num_boost_round=1, obj=obj)
+    obj = type(obj)(
+        **{k: getattr(obj, k) for k in PWiseRObjective._param_names},
+        **({} if type(obj) is H.RecordingLocal else stats.normalisers()),
+    )
+    dtrain = xgboost_dmatrix(
+        client, ddf[FEATURES], ddf["y"], ddf["group"], w, stats=stats, base_margin=ddf["z"], check_groups=False
+    )
+    xgb.dask.train(
+        client,
+        xgboost_params(stats, {"tree_method": "hist", "max_depth": 2, "nthread": 1}),
+        dtrain,
+        num_boost_round=1,
+        obj=obj,
+    )
     return _collect(client, df)
 
 
 def _reference(df, weighted, **params):
-    return PWiseRObjective(**params).grad_hess(df["z"].to_numpy(), df["y"].to_numpy(),
-                                               group=df["group"].to_numpy(),
-                                               weight=df["w"].to_numpy() if weighted else None)
+    return PWiseRObjective(**params).grad_hess(
+        df["z"].to_numpy(),
+        df["y"].to_numpy(),
+        group=df["group"].to_numpy(),
+        weight=df["w"].to_numpy() if weighted else None,
+    )
 
 
 STATS0 = {"total_weight": 1.0, "pair_weight_c": 0.0, "pair_weight_n": 0.0}
 
 
-@pytest.mark.parametrize("pair_loss,weighted", [("squared_hinge", True), ("logistic", True),
-                                                ("squared_hinge", False), ("logistic", False)])
+@pytest.mark.parametrize(
+    "pair_loss,weighted", [("squared_hinge", True), ("logistic", True), ("squared_hinge", False), ("logistic", False)]
+)
 def test_xgboost_first_round_gradients_exact(client, pair_loss, weighted):
     df = _frame(weighted=weighted)
     params = {"lam": 2.0, "pair_loss": pair_loss, "margin_click_only": 0.1, "margin_no_click": 0.3}
@@ -140,15 +154,30 @@ def test_shared_booster_first_round_gradients_exact(client):
     stats = group_statistics(ddf["y"], ddf["group"], w, check_groups=False)
     params = {"lam": 2.0, "margin_click_only": 0.1, "margin_no_click": 0.3, "ctcvr_weight_ctr": 0.5}
     obj = H.RecordingGlobalShared(**params, **stats.normalisers())
-    dtrain = xgboost_dmatrix(client, ddf[FEATURES], ddf["y"], ddf["group"], w, stats=stats,
-                             base_margin=ddf[["z", "u"]], check_groups=False)
-    xgb.dask.train(client, {"tree_method": "hist", "max_depth": 2, "nthread": 1, "num_target": 2,
-                            "multi_strategy": "multi_output_tree", "disable_default_eval_metric": 1},
-                   dtrain, num_boost_round=1, obj=obj)
+    dtrain = xgboost_dmatrix(
+        client, ddf[FEATURES], ddf["y"], ddf["group"], w, stats=stats, base_margin=ddf[["z", "u"]], check_groups=False
+    )
+    xgb.dask.train(
+        client,
+        {
+            "tree_method": "hist",
+            "max_depth": 2,
+            "nthread": 1,
+            "num_target": 2,
+            "multi_strategy": "multi_output_tree",
+            "disable_default_eval_metric": 1,
+        },
+        dtrain,
+        num_boost_round=1,
+        obj=obj,
+    )
     g, h = _collect(client, df)
-    g0, h0 = SharedCTCVRObjective(**params).grad_hess(df[["z", "u"]].to_numpy(), df["y"].to_numpy(),
-                                                       group=df["group"].to_numpy(),
-                                                       weight=df["w"].to_numpy() if weighted else None)
+    g0, h0 = SharedCTCVRObjective(**params).grad_hess(
+        df[["z", "u"]].to_numpy(),
+        df["y"].to_numpy(),
+        group=df["group"].to_numpy(),
+        weight=df["w"].to_numpy() if weighted else None,
+    )
     np.testing.assert_allclose(g, g0, rtol=1e-9, atol=0)
     np.testing.assert_allclose(h, h0, rtol=1e-9, atol=0)
 
@@ -171,8 +200,7 @@ def test_lightgbm_first_round_gradients_exact(client):
     obj = H.RecordingGlobal(**params, **stats.normalisers())
     kw = lightgbm_fit_kwargs(ddf[FEATURES], ddf["y"], ddf["group"], ddf["w"], stats=stats)
     kw["init_score"] = ddf["z"]
-    model = lgb.dask.DaskLGBMRanker(objective=obj, n_estimators=1, num_leaves=4, verbose=-1,
-                                    client=client)
+    model = lgb.dask.DaskLGBMRanker(objective=obj, n_estimators=1, num_leaves=4, verbose=-1, client=client)
     model.fit(**kw)
     g, h = _collect(client, df)
     g0, h0 = _reference(df, True, **params)
@@ -187,18 +215,23 @@ def test_sampled_mode_is_a_function_of_each_workers_rows(client):
     params = {"lam": 1.0, "pairs": 2, "random_state": 7}
     ddf = _pinned(client, partition_by_group(_scattered(df), "group"))
     stats = group_statistics(ddf["y"], ddf["group"], ddf["w"], X=ddf[FEATURES], check_groups=False)
-    dtrain = xgboost_dmatrix(client, ddf[FEATURES], ddf["y"], ddf["group"], ddf["w"], stats=stats,
-                             base_margin=ddf["z"], check_groups=False)
-    xgb.dask.train(client, xgboost_params(stats, {"tree_method": "hist", "max_depth": 2, "nthread": 1}),
-                   dtrain, num_boost_round=1, obj=H.RecordingGlobal(**params, **stats.normalisers()))
+    dtrain = xgboost_dmatrix(
+        client, ddf[FEATURES], ddf["y"], ddf["group"], ddf["w"], stats=stats, base_margin=ddf["z"], check_groups=False
+    )
+    xgb.dask.train(
+        client,
+        xgboost_params(stats, {"tree_method": "hist", "max_depth": 2, "nthread": 1}),
+        dtrain,
+        num_boost_round=1,
+        obj=H.RecordingGlobal(**params, **stats.normalisers()),
+    )
     recs = [r for per_worker in client.run(H.take_record).values() for r in per_worker]
     assert len(recs) == 2
     pos = pd.Series(np.arange(len(df)), index=df["z"].to_numpy())
     local = GlobalPWiseRObjective(**params, **stats.normalisers())
     for z, g, _ in recs:
         rows = df.iloc[pos.loc[z].to_numpy()]
-        g1, _ = local.grad_hess(z, rows["y"].to_numpy(), group=rows["group"].to_numpy(),
-                                weight=rows["w"].to_numpy())
+        g1, _ = local.grad_hess(z, rows["y"].to_numpy(), group=rows["group"].to_numpy(), weight=rows["w"].to_numpy())
         np.testing.assert_array_equal(g, g1)
     g_all, _ = _reference(df, True, lam=1.0)
     g_s = np.concatenate([r[1] for r in recs])
@@ -216,17 +249,24 @@ def test_entire_space_first_round_gradients(client, booster):
     df["esl"] = entire_space_label(df["y"], df["pctr"])
     ddf = _pinned(client, _scattered(df))
     if booster == "xgboost":
-        dtrain = xgb.dask.DaskQuantileDMatrix(client, ddf[FEATURES], label=ddf["esl"], weight=ddf["w"],
-                                              base_margin=ddf["z"])
-        xgb.dask.train(client, {"tree_method": "hist", "max_depth": 2, "disable_default_eval_metric": 1},
-                       dtrain, num_boost_round=1, obj=H.RecordingEntireSpace())
+        dtrain = xgb.dask.DaskQuantileDMatrix(
+            client, ddf[FEATURES], label=ddf["esl"], weight=ddf["w"], base_margin=ddf["z"]
+        )
+        xgb.dask.train(
+            client,
+            {"tree_method": "hist", "max_depth": 2, "disable_default_eval_metric": 1},
+            dtrain,
+            num_boost_round=1,
+            obj=H.RecordingEntireSpace(),
+        )
     else:
-        lgb.dask.DaskLGBMRegressor(objective=H.RecordingEntireSpace(), n_estimators=1, num_leaves=4,
-                                   verbose=-1, client=client).fit(
-            ddf[FEATURES], ddf["esl"], sample_weight=ddf["w"], init_score=ddf["z"])
+        lgb.dask.DaskLGBMRegressor(
+            objective=H.RecordingEntireSpace(), n_estimators=1, num_leaves=4, verbose=-1, client=client
+        ).fit(ddf[FEATURES], ddf["esl"], sample_weight=ddf["w"], init_score=ddf["z"])
     g, h = _collect(client, df)
-    g0, h0 = EntireSpaceCVRObjective().grad_hess(df["z"].to_numpy(), df["y"].to_numpy(),
-                                                 ctr_prob=df["pctr"].to_numpy(), weight=df["w"].to_numpy())
+    g0, h0 = EntireSpaceCVRObjective().grad_hess(
+        df["z"].to_numpy(), df["y"].to_numpy(), ctr_prob=df["pctr"].to_numpy(), weight=df["w"].to_numpy()
+    )
     np.testing.assert_allclose(g, g0, rtol=1e-9, atol=0)
     np.testing.assert_allclose(h, h0, rtol=1e-9, atol=0)
 
@@ -250,13 +290,15 @@ def test_partition_by_group_properties(client, seed, nparts):
             seen[gid] = i
     assert set(seen) == set(df["group"])
     out = pd.concat(parts)
-    pd.testing.assert_frame_equal(out.sort_values("z").reset_index(drop=True),
-                                  df.sort_values("z").reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        out.sort_values("z").reset_index(drop=True), df.sort_values("z").reset_index(drop=True), check_dtype=False
+    )
     # rows of a group keep their original order, whatever the shuffle's delivery order
     for _, rows in out.groupby("group", sort=False):
         np.testing.assert_array_equal(rows.index.to_numpy(), np.sort(rows.index.to_numpy()))
-    again = pd.concat([p.compute() for p in partition_by_group(_scattered(df, 4), "group",
-                                                               npartitions=nparts).partitions])
+    again = pd.concat(
+        [p.compute() for p in partition_by_group(_scattered(df, 4), "group", npartitions=nparts).partitions]
+    )
     pd.testing.assert_frame_equal(out, again)
 
 
@@ -275,8 +317,11 @@ def test_statistics_equal_single_process(client):
     from gbdt_pwiser import initial_margin, prepare_data
 
     ref = prepare_data(df["y"].to_numpy(), df["group"].to_numpy(), df["w"].to_numpy())
-    np.testing.assert_allclose([stats.total_weight, stats.pair_weight_c, stats.pair_weight_n],
-                               [ref.total_weight, ref.pair_weight_c, ref.pair_weight_n], rtol=1e-12)
+    np.testing.assert_allclose(
+        [stats.total_weight, stats.pair_weight_c, stats.pair_weight_n],
+        [ref.total_weight, ref.pair_weight_c, ref.pair_weight_n],
+        rtol=1e-12,
+    )
     assert stats.n_rows == len(df) and stats.n_groups == df["group"].nunique()
     assert stats.initial_margin == pytest.approx(initial_margin(df["y"], df["w"]), rel=1e-12)
 
@@ -285,8 +330,9 @@ def test_straddling_groups_rejected(client):
     df = _frame().sort_values("group", kind="stable").reset_index(drop=True)
     ddf = dd.from_pandas(df, npartitions=4, sort=False)  # cuts fall inside groups
     cuts = [len(p) for p in (ddf.partitions[i].compute() for i in range(4))]
-    assert any(df["group"].iloc[np.cumsum(cuts)[k] - 1] == df["group"].iloc[np.cumsum(cuts)[k]]
-               for k in range(3)), "the test data must split a group"
+    assert any(df["group"].iloc[np.cumsum(cuts)[k] - 1] == df["group"].iloc[np.cumsum(cuts)[k]] for k in range(3)), (
+        "the test data must split a group"
+    )
     with pytest.raises(GroupLayoutError, match="straddle partitions"):
         group_statistics(ddf["y"], ddf["group"], ddf["w"])
     # partition_by_group repairs it
@@ -303,8 +349,9 @@ def test_straddle_check_is_not_fooled_by_unsorted_contiguous_groups(client):
     assert ddf.npartitions == 2
     with pytest.raises(GroupLayoutError, match=r"straddle partitions.*'a'"):
         group_statistics(ddf["y"], ddf["g"])
-    fine = dd.concat([dd.from_pandas(pdf.iloc[[0, 2]], npartitions=1),
-                      dd.from_pandas(pdf.iloc[[1, 3, 4]], npartitions=1)])
+    fine = dd.concat(
+        [dd.from_pandas(pdf.iloc[[0, 2]], npartitions=1), dd.from_pandas(pdf.iloc[[1, 3, 4]], npartitions=1)]
+    )
     assert group_statistics(fine["y"], fine["g"]).n_groups == 4
 
 
@@ -350,8 +397,13 @@ def test_xgboost_dask_train_end_to_end(client):
     stats = group_statistics(ddf["y"], ddf["group"], ddf["w"], X=ddf[FEATURES], check_groups=False)
     obj = GlobalPWiseRObjective.from_stats(PWiseRObjective(lam=1.0), stats)
     dtrain = xgboost_dmatrix(client, ddf[FEATURES], ddf["y"], ddf["group"], ddf["w"], stats=stats)
-    out = xgb.dask.train(client, xgboost_params(stats, {"tree_method": "hist", "max_depth": 4, "eta": 0.2}),
-                         dtrain, num_boost_round=20, obj=obj)
+    out = xgb.dask.train(
+        client,
+        xgboost_params(stats, {"tree_method": "hist", "max_depth": 4, "eta": 0.2}),
+        dtrain,
+        num_boost_round=20,
+        obj=obj,
+    )
     margin = xgb.dask.predict(client, out["booster"], ddf[FEATURES], output_margin=True).compute()
     y = ddf["y"].compute().to_numpy()
     assert auc(y >= 1, margin) > 0.65
@@ -362,8 +414,9 @@ def test_lightgbm_dask_end_to_end(client):
     _, ddf = _auc_setup()
     stats = group_statistics(ddf["y"], ddf["group"], ddf["w"], X=ddf[FEATURES], check_groups=False)
     obj = GlobalPWiseRObjective.from_stats(PWiseRObjective(lam=1.0), stats)
-    model = lgb.dask.DaskLGBMRanker(objective=obj, n_estimators=20, num_leaves=15, learning_rate=0.2,
-                                    verbose=-1, client=client)
+    model = lgb.dask.DaskLGBMRanker(
+        objective=obj, n_estimators=20, num_leaves=15, learning_rate=0.2, verbose=-1, client=client
+    )
     model.fit(**lightgbm_fit_kwargs(ddf[FEATURES], ddf["y"], ddf["group"], ddf["w"], stats=stats))
     margin = model.predict(ddf[FEATURES], raw_score=True).compute() + stats.initial_margin
     y = ddf["y"].compute().to_numpy()
@@ -396,8 +449,9 @@ def test_global_objective_shares_add_up_to_the_whole_loss():
     from gbdt_pwiser import prepare_data
 
     d = prepare_data(y, g)
-    obj = GlobalPWiseRObjective(lam=1.5, total_weight=d.total_weight, pair_weight_c=d.pair_weight_c,
-                                pair_weight_n=d.pair_weight_n)
+    obj = GlobalPWiseRObjective(
+        lam=1.5, total_weight=d.total_weight, pair_weight_c=d.pair_weight_c, pair_weight_n=d.pair_weight_n
+    )
     shares = obj.loss(z[:90], y[:90], g[:90]) + obj.loss(z[90:], y[90:], g[90:])
     assert shares == pytest.approx(ref.loss(z, y, g), rel=1e-12)
 

@@ -40,8 +40,10 @@ def log():
 def _driver_best(booster, X, score, rounds):
     """The metric of every round from the final booster's predictions, and the round Stopper keeps."""
     dm = xgb.DMatrix(X)
-    scores = [score(booster.predict(dm, iteration_range=(0, k + 1), output_margin=True))
-              for k in range(booster.num_boosted_rounds())]
+    scores = [
+        score(booster.predict(dm, iteration_range=(0, k + 1), output_margin=True))
+        for k in range(booster.num_boosted_rounds())
+    ]
     stopper = Stopper(rounds)
     for k, s in enumerate(scores):
         if stopper.update(k, s):
@@ -60,8 +62,9 @@ def test_early_stopping_matches_driver_side_metric(client, log, metric):
     yv = valid["y"].to_numpy()
     ctr_score = (lambda z: click_auc(z, yv)) if metric == "auc_click" else (lambda z: conversion_auc(z, yv))
     for which, X, score, name in (
-            ("ctr", valid[feats], ctr_score, metric),
-            ("cvr", valid[feats][yv >= 1], lambda u: clicked_conversion_auc(u, yv[yv >= 1]), "auc_conv")):
+        ("ctr", valid[feats], ctr_score, metric),
+        ("cvr", valid[feats][yv >= 1], lambda u: clicked_conversion_auc(u, yv[yv >= 1]), "auc_conv"),
+    ):
         booster = getattr(model, f"{which}_booster_")
         scores, best = _driver_best(booster, X, score, es)
         reported = np.array(model.evals_result_[which]["valid_0"][name])
@@ -74,8 +77,9 @@ def test_early_stopping_matches_driver_side_metric(client, log, metric):
     assert model.n_rounds_ctr_ < PARAMS["n_estimators"]  # it did stop early
     # prediction uses the best round: the local model's pCTR is that of best_iteration + 1 rounds
     local = model.to_local()
-    z = model.ctr_booster_.predict(xgb.DMatrix(valid[feats]), iteration_range=(0, model.n_rounds_ctr_),
-                                   output_margin=True)
+    z = model.ctr_booster_.predict(
+        xgb.DMatrix(valid[feats]), iteration_range=(0, model.n_rounds_ctr_), output_margin=True
+    )
     np.testing.assert_allclose(local.predict_ctr(valid[feats]), 1 / (1 + np.exp(-z)), rtol=1e-6)
 
 
@@ -89,11 +93,14 @@ def test_eval_set_without_early_stopping_records_history(client, log):
     assert model.best_iteration_ctr_ is None and model.n_rounds_ctr_ == 5
 
 
-@pytest.mark.parametrize("kwargs, exc, match", [
-    ({"backend": "lightgbm"}, NotImplementedError, "lightgbm"),
-    ({"ctr_stopping_metric": "auc_click_group"}, ValueError, "exactly on Dask"),
-    ({"cvr_space": "entire"}, ValueError, "cvr_space='entire'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({"backend": "lightgbm"}, NotImplementedError, "lightgbm"),
+        ({"ctr_stopping_metric": "auc_click_group"}, ValueError, "exactly on Dask"),
+        ({"cvr_space": "entire"}, ValueError, "cvr_space='entire'"),
+    ],
+)
 def test_unsupported_stopping_raises_before_training(client, log, kwargs, exc, match):
     train, valid, feats = log
     ddf = dd.from_pandas(train, npartitions=2, sort=False)
@@ -106,19 +113,18 @@ def test_early_stopping_needs_eval_set_and_both_classes(client, log):
     train, valid, feats = log
     ddf = dd.from_pandas(train, npartitions=2, sort=False)
     with pytest.raises(ValueError, match="needs an eval_set"):
-        dask_model(client, early_stopping_rounds=2, **PARAMS).fit(ddf[feats], ddf["y"],
-                                                                                   group=ddf["g"])
+        dask_model(client, early_stopping_rounds=2, **PARAMS).fit(ddf[feats], ddf["y"], group=ddf["g"])
     no_click = valid[valid["y"] == 0]
     with pytest.raises(ValueError, match="only one class"):
         dask_model(client, early_stopping_rounds=2, **PARAMS).fit(
-            ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(no_click[feats], no_click["y"])])
+            ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(no_click[feats], no_click["y"])]
+        )
     dval = dd.from_pandas(valid, npartitions=2, sort=False)
     with pytest.raises(TypeError, match="both be dask collections"):
-        dask_model(client, **PARAMS).fit(
-            ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(dval[feats], valid["y"])])
+        dask_model(client, **PARAMS).fit(ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(dval[feats], valid["y"])])
     with pytest.raises(TypeError, match="list of"):
-        dask_model(client, **PARAMS).fit(
-            ddf[feats], ddf["y"], group=ddf["g"], eval_set=(valid[feats], valid["y"]))
+        dask_model(client, **PARAMS).fit(ddf[feats], ddf["y"], group=ddf["g"], eval_set=(valid[feats], valid["y"]))
     with pytest.raises(ValueError, match="training columns"):
         dask_model(client, **PARAMS).fit(
-            ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(valid[feats[:-1]], valid["y"])])
+            ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(valid[feats[:-1]], valid["y"])]
+        )

@@ -24,6 +24,7 @@ PARAMS = {"n_estimators": 15, "max_depth": 3, "learning_rate": 0.2, "n_jobs": 1,
 @pytest.fixture(scope="module")
 def log():
     """A simulated log with its groups scattered over the rows, and held-out rows."""
+
     def frame(n, seed):
         # dense (10 % CTR, 30 % of clicks convert): ~120 test conversions, so the CTCVR AUCs compared below are
         # not the rank of a handful of rows (the sparse default gave one test conversion)
@@ -49,8 +50,9 @@ def test_fit_close_to_single_process_and_to_local_exact(client, log, backend, cv
     model = dask_model(client, backend=backend, cvr_space=cvr_space, **PARAMS)
     model.fit(ddf[feats], ddf["y"], group=ddf["g"])
     assert model.repartitioned_ and model.n_partitions_ == 4
-    local = CTCVRClassifier(backend=backend, cvr_space=cvr_space, **PARAMS).fit(train[feats], train["y"],
-                                                                                group=train["g"])
+    local = CTCVRClassifier(backend=backend, cvr_space=cvr_space, **PARAMS).fit(
+        train[feats], train["y"], group=train["g"]
+    )
     yt = test["y"].to_numpy()
     auc_d, auc_l = model.score(test[feats], yt), local.score(test[feats], yt)
     # CTCVR AUCs of two different tree sets (distributed sketches) on ~120 test conversions: within 0.01 measured
@@ -77,11 +79,11 @@ def test_fit_close_to_single_process_and_to_local_exact(client, log, backend, cv
 
 def test_two_column_labels_and_weights(client, log):
     train, test, feats = log
-    pdf = train.assign(click=(train["y"] >= 1).astype(int), conv=(train["y"] == 2).astype(int),
-                       w=np.linspace(0.5, 2.0, len(train)))
+    pdf = train.assign(
+        click=(train["y"] >= 1).astype(int), conv=(train["y"] == 2).astype(int), w=np.linspace(0.5, 2.0, len(train))
+    )
     ddf = partition_by_group(_ddf(pdf), "g")
-    model = dask_model(client, **PARAMS).fit(ddf[feats], ddf[["click", "conv"]],
-                                                              group=ddf["g"], sample_weight=ddf["w"])
+    model = dask_model(client, **PARAMS).fit(ddf[feats], ddf[["click", "conv"]], group=ddf["g"], sample_weight=ddf["w"])
     assert not model.repartitioned_  # already whole groups
     assert model.score(test[feats], test["y"]) > 0.7
 
@@ -116,8 +118,9 @@ def parquet_folder(tmp_path_factory, log):
         part = df.iloc[idx].copy()
         # a category column whose files hold different categories (each file the ones it holds; 200 in all,
         # more than one file's int8 codes can index)
-        part["cat"] = pd.Series([f"c{v}" for v in rng.integers(0, 100, len(part)) + 100 * (k % 2)],
-                                index=part.index, dtype="category")
+        part["cat"] = pd.Series(
+            [f"c{v}" for v in rng.integers(0, 100, len(part)) + 100 * (k % 2)], index=part.index, dtype="category"
+        )
         part.to_parquet(folder / f"part-{k}.parquet", index=False)
     return folder, feats
 
@@ -135,7 +138,8 @@ def test_the_readme_call_on_parquet_files(client, log, parquet_folder):
     pdf = ddf.persist()
     arrays = {c: pdf[c].to_dask_array(lengths=True) for c in ("y", "g")}
     weighted = dask_model(client, **PARAMS).fit(
-        pdf[feats], arrays["y"], group=arrays["g"], sample_weight=arrays["y"].astype(np.float64) * 0 + 1.0)
+        pdf[feats], arrays["y"], group=arrays["g"], sample_weight=arrays["y"].astype(np.float64) * 0 + 1.0
+    )
     np.testing.assert_array_equal(weighted.predict_proba(test[feats]), model.predict_proba(test[feats]))
     two_columns = dd.concat([pdf["y"] >= 1, pdf["y"] == 2], axis=1).astype(np.int8).to_dask_array(lengths=True)
     again = dask_model(client, **PARAMS).fit(pdf[feats], two_columns, group=arrays["g"])
@@ -171,8 +175,7 @@ def test_64_bit_group_ids_and_empty_partitions(client, log):
     gappy = dd.concat([dd.from_pandas(train.iloc[:0], npartitions=1), whole])
     assert gappy.map_partitions(len).compute().tolist()[0] == 0
     for backend in ("xgboost", "lightgbm"):
-        again = dask_model(client, backend=backend, **PARAMS).fit(gappy[feats], gappy["y"],
-                                                                                 group=gappy["g"])
+        again = dask_model(client, backend=backend, **PARAMS).fit(gappy[feats], gappy["y"], group=gappy["g"])
         assert not again.repartitioned_ and again.n_partitions_ == 1  # the empty one dropped
         assert again.score(test[feats], test["y"]) > 0.7
 
@@ -205,7 +208,8 @@ def test_bad_inputs(client, log):
     # early stopping: XGBoost only (tests/engines/test_dask_early_stopping.py), and only with an eval set
     with pytest.raises(NotImplementedError, match="backend='lightgbm'"):
         dask_model(client, backend="lightgbm").fit(
-            ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(train[feats], train["y"])])
+            ddf[feats], ddf["y"], group=ddf["g"], eval_set=[(train[feats], train["y"])]
+        )
     with pytest.raises(ValueError, match="needs an eval_set"):
         dask_model(client, early_stopping_rounds=3).fit(ddf[feats], ddf["y"], group=ddf["g"])
     with pytest.raises(ValueError):
@@ -238,10 +242,12 @@ def test_shared_structure_on_dask(client, log, weighted):
     cols = [*feats, "shop"]
     ddf = _ddf(train)
     params = {**PARAMS, "structure": "shared", "ctcvr_weight_ctr": 0.5}
-    model = dask_model(client, **params).fit(ddf[cols], ddf["y"], group=ddf["g"],
-                                            sample_weight=ddf["w"] if weighted else None)
-    local = CTCVRClassifier(**params).fit(train[cols], train["y"], group=train["g"],
-                                          sample_weight=train["w"] if weighted else None)
+    model = dask_model(client, **params).fit(
+        ddf[cols], ddf["y"], group=ddf["g"], sample_weight=ddf["w"] if weighted else None
+    )
+    local = CTCVRClassifier(**params).fit(
+        train[cols], train["y"], group=train["g"], sample_weight=train["w"] if weighted else None
+    )
     assert hasattr(model, "booster_") and not hasattr(model, "ctr_booster_")
     assert list(model.categorical_codes_.categories_) == ["shop"]
     np.testing.assert_allclose(model.init_margins_, local.init_margins_, rtol=1e-12)
@@ -265,18 +271,19 @@ def test_workflow_on_dask(client, log, backend):
     if backend == "lightgbm":
         assert first.ctr_init_margin_ == pytest.approx(local.ctr_init_margin_, rel=1e-12)
     assert abs(first.score(test[feats], yt) - local.score(test[feats], yt)) < 0.08
-    again = dask_model(client, backend=backend, **params).fit(ddf[feats], ddf["y"], group=ddf["g"],
-                                                              init_model=first)
+    again = dask_model(client, backend=backend, **params).fit(ddf[feats], ddf["y"], group=ddf["g"], init_model=first)
     assert again.n_rounds_ctr_ == 12 and again.n_rounds_cvr_ == 12
     assert again.ctr_init_margin_ == first.ctr_init_margin_
     # the first rounds are the continued model's own
     lib = again._library()
     head = lib.predict_margin(again.ctr_booster_, test[feats], 6, 1)
     np.testing.assert_allclose(head, lib.predict_margin(first.ctr_booster_, test[feats], 6, 1), rtol=1e-6)
-    cal = dask_model(client, backend=backend, calibration="isotonic", **params).fit(ddf[feats], ddf["y"],
-                                                                                   group=ddf["g"])
+    cal = dask_model(client, backend=backend, calibration="isotonic", **params).fit(
+        ddf[feats], ddf["y"], group=ddf["g"]
+    )
     assert set(cal.calibration_.ratios) == {"ctr", "ctcvr"}
     raw = cal.to_local()
     raw.calibration_ = None
     assert conversion_auc(cal.predict_ctcvr(test[feats]), yt) == pytest.approx(
-        conversion_auc(raw.predict_ctcvr(test[feats]), yt), abs=2e-3)
+        conversion_auc(raw.predict_ctcvr(test[feats]), yt), abs=2e-3
+    )

@@ -32,8 +32,9 @@ def flag_dir(tmp_path_factory):
 def client(flag_dir):
     mp = pytest.MonkeyPatch()
     mp.setenv("GBDT_PWISER_TEST_DIE_FLAG", str(flag_dir / "died"))  # inherited by the worker processes
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.CRITICAL) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL
+    ) as cluster:
         with distributed.Client(cluster) as c:
             yield c
     mp.undo()

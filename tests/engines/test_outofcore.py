@@ -45,16 +45,22 @@ def write_log(folder, n_requests=200, n_shards=3, seed=0, weighted=False):
 
 
 def in_memory_fit(full, weighted, **params):
-    return CTCVRClassifier(**params).fit(full[FEATS], full[["click", "conversion"]], group=full["req"],
-                                         sample_weight=full["w"] if weighted else None)
+    return CTCVRClassifier(**params).fit(
+        full[FEATS], full[["click", "conversion"]], group=full["req"], sample_weight=full["w"] if weighted else None
+    )
 
 
 @pytest.mark.parametrize("cvr_space", ["clicked", "entire"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_out_of_core_fit_predicts_like_in_memory(tmp_path, cvr_space, weighted):
     full = write_log(tmp_path / "log", weighted=weighted)
-    log = ParquetLog(tmp_path / "log", label=["click", "conversion"], group="req",
-                     weight="w" if weighted else None, cache_dir=tmp_path)
+    log = ParquetLog(
+        tmp_path / "log",
+        label=["click", "conversion"],
+        group="req",
+        weight="w" if weighted else None,
+        cache_dir=tmp_path,
+    )
     ooc = CTCVRClassifier(cvr_space=cvr_space, **PARAMS).fit(log)
     mem = in_memory_fit(full, weighted, cvr_space=cvr_space, **PARAMS)
     assert ooc.feature_names_in_.tolist() == FEATS and ooc.n_features_in_ == 8
@@ -75,10 +81,10 @@ def test_out_of_core_early_stopping_and_save_load(tmp_path):
     valid = write_log(tmp_path / "valid", n_requests=120, n_shards=1, seed=2)
     ev = [(valid[FEATS], valid[["click", "conversion"]], valid["req"])]
     params = {**PARAMS, "n_estimators": 40, "early_stopping_rounds": 3}
-    ooc = CTCVRClassifier(**params).fit(ParquetLog(str(tmp_path / "log" / "*.parquet"),
-                                                   label=["click", "conversion"], group="req"), eval_set=ev)
-    mem = CTCVRClassifier(**params).fit(full[FEATS], full[["click", "conversion"]], group=full["req"],
-                                        eval_set=ev)
+    ooc = CTCVRClassifier(**params).fit(
+        ParquetLog(str(tmp_path / "log" / "*.parquet"), label=["click", "conversion"], group="req"), eval_set=ev
+    )
+    mem = CTCVRClassifier(**params).fit(full[FEATS], full[["click", "conversion"]], group=full["req"], eval_set=ev)
     assert ooc.best_iteration_ctr_ == mem.best_iteration_ctr_ is not None
     assert ooc.best_iteration_cvr_ == mem.best_iteration_cvr_
     assert ooc.evals_result_ == mem.evals_result_
@@ -172,7 +178,7 @@ def test_bad_logs(tmp_path):
         broken = tmp_path / name
         broken.mkdir()
         for k in (0, 1):
-            full.iloc[k * half:(k + 1) * half].to_parquet(broken / f"part-{k}.parquet", index=False)
+            full.iloc[k * half : (k + 1) * half].to_parquet(broken / f"part-{k}.parquet", index=False)
         for k in (1, 0):
             path = broken / f"part-{k}.parquet"
             path.write_bytes(edit(path.read_bytes()))
@@ -265,8 +271,12 @@ def test_scattered_groups_fit_like_in_memory(tmp_path, weighted):
     for method in ("predict_ctr", "predict_cvr", "predict_ctcvr"):
         np.testing.assert_allclose(getattr(ooc, method)(X), getattr(mem, method)(X), rtol=1e-5, err_msg=method)
     # the pair term sees the scattered groups: ignoring them (one group per row) gives another model
-    alone = CTCVRClassifier(**PARAMS).fit(rows[FEATS], rows[["click", "conversion"]], group=np.arange(len(rows)),
-                                          sample_weight=rows["w"] if weighted else None)
+    alone = CTCVRClassifier(**PARAMS).fit(
+        rows[FEATS],
+        rows[["click", "conversion"]],
+        group=np.arange(len(rows)),
+        sample_weight=rows["w"] if weighted else None,
+    )
     assert np.max(np.abs(alone.predict_ctr(X) - mem.predict_ctr(X))) > 1e-3
 
 
@@ -301,16 +311,23 @@ def test_categorical_columns_out_of_core_fit_like_load_log_in_memory(tmp_path):
         CTCVRClassifier(**{**PARAMS, "n_estimators": 2}).fit(log)
 
 
-@pytest.mark.parametrize("kw, error, match", [
-    (dict(label="y", click="click"), ValueError, "either label"),
-    (dict(click="click"), ValueError, "conversion is required"),
-    (dict(click="click", conversion="conversion", categorical=["req"]), ValueError, "not features"),
-    (dict(click="click", conversion="conversion", categorical=["F0"]), ValueError, "no column 'F0'; did you mean 'f0'"),
-    (dict(click="click", conversion="conversion", categorical="f0"), None, None),
-    (dict(click="click", conversion="conversion", categorical=[3]), TypeError, "categorical must be a list"),
-    (dict(click=1, conversion="conversion"), TypeError, "click must name a column"),
-    (dict(click="clicks", conversion="conversion"), ValueError, "no column 'clicks'; did you mean 'click'"),
-])
+@pytest.mark.parametrize(
+    "kw, error, match",
+    [
+        (dict(label="y", click="click"), ValueError, "either label"),
+        (dict(click="click"), ValueError, "conversion is required"),
+        (dict(click="click", conversion="conversion", categorical=["req"]), ValueError, "not features"),
+        (
+            dict(click="click", conversion="conversion", categorical=["F0"]),
+            ValueError,
+            "no column 'F0'; did you mean 'f0'",
+        ),
+        (dict(click="click", conversion="conversion", categorical="f0"), None, None),
+        (dict(click="click", conversion="conversion", categorical=[3]), TypeError, "categorical must be a list"),
+        (dict(click=1, conversion="conversion"), TypeError, "click must name a column"),
+        (dict(click="clicks", conversion="conversion"), ValueError, "no column 'clicks'; did you mean 'click'"),
+    ],
+)
 def test_parquet_log_column_arguments(tmp_path, kw, error, match):
     write_log(tmp_path / "log", n_shards=2)
     log = ParquetLog(tmp_path / "log", group="req", **kw)

@@ -32,8 +32,7 @@ def test_xgb_lambda_zero_grows_native_binary_logistic_trees():
     d_native = xgb.DMatrix(X, label=(y >= 1).astype(float), base_margin=bm)
     d_ours = xgb.DMatrix(X, label=y, base_margin=bm)
     native = xgb.train({**XGB_PARAMS, "objective": "binary:logistic"}, d_native, 10)
-    ours = xgb.train({**XGB_PARAMS, "disable_default_eval_metric": 1}, d_ours, 10,
-                     obj=PWiseRObjective(lam=0.0))
+    ours = xgb.train({**XGB_PARAMS, "disable_default_eval_metric": 1}, d_ours, 10, obj=PWiseRObjective(lam=0.0))
     dn = native.get_dump(dump_format="json")
     do = ours.get_dump(dump_format="json")
     import json
@@ -44,8 +43,9 @@ def test_xgb_lambda_zero_grows_native_binary_logistic_trees():
         return re.sub(r'"(split_condition|leaf|gain|cover)":\s*[-0-9.e+]+', "", json.dumps(json.loads(tree)))
 
     assert [structure(t) for t in dn] == [structure(t) for t in do]
-    assert_allclose(native.predict(d_native, output_margin=True), ours.predict(d_ours, output_margin=True),
-                    rtol=1e-4, atol=1e-4)
+    assert_allclose(
+        native.predict(d_native, output_margin=True), ours.predict(d_ours, output_margin=True), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_xgb_objective_is_really_called_and_lambda_changes_the_model():
@@ -109,9 +109,17 @@ def test_xgb_custom_metric_and_early_stopping():
     dtrain, dvalid = xgb.DMatrix(X, label=y, qid=qid), xgb.DMatrix(Xv, label=yv, qid=qv)
     res = {}
     params = {**XGB_PARAMS, "base_score": initial_margin(y), "disable_default_eval_metric": 1}
-    b = xgb.train(params, dtrain, 200, obj=PWiseRObjective(), evals=[(dvalid, "valid")],
-                  custom_metric=xgb_metric("auc_click", "auc_conv", "auc_click_group"),
-                  early_stopping_rounds=5, evals_result=res, verbose_eval=False)
+    b = xgb.train(
+        params,
+        dtrain,
+        200,
+        obj=PWiseRObjective(),
+        evals=[(dvalid, "valid")],
+        custom_metric=xgb_metric("auc_click", "auc_conv", "auc_click_group"),
+        early_stopping_rounds=5,
+        evals_result=res,
+        verbose_eval=False,
+    )
     assert set(res["valid"]) == {"auc_click", "auc_conv", "auc_click_group"}
     assert b.best_iteration < 199
     m = b.predict(dvalid, output_margin=True, iteration_range=(0, b.best_iteration + 1))
@@ -126,8 +134,7 @@ def test_lgb_train_with_groups_weights_and_feval():
     w = np.random.default_rng(2).uniform(0.5, 1.5, y.size).astype(np.float32)
     init = np.full(y.size, initial_margin(y, w))
     dtrain = lgb.Dataset(X, label=y, group=sizes, weight=w, init_score=init)
-    dvalid = lgb.Dataset(Xv, label=yv, group=np.bincount(qv), init_score=np.full(yv.size, init[0]),
-                         reference=dtrain)
+    dvalid = lgb.Dataset(Xv, label=yv, group=np.bincount(qv), init_score=np.full(yv.size, init[0]), reference=dtrain)
     calls = []
 
     class Spy(PWiseRObjective):  # lgb.train deep-copies params, so count on the class side
@@ -136,10 +143,15 @@ def test_lgb_train_with_groups_weights_and_feval():
             return super()._compute(z, data, iteration, reuse)
 
     res = {}
-    b = lgb.train({"objective": Spy(lam=1.0), "metric": "None", "verbose": -1, "num_threads": 2, "seed": 0,
-                   "num_leaves": 15}, dtrain, 20, valid_sets=[dvalid], valid_names=["valid"],
-                  feval=lgb_metric("auc_click", "auc_conv_group"),
-                  callbacks=[lgb.record_evaluation(res)])
+    b = lgb.train(
+        {"objective": Spy(lam=1.0), "metric": "None", "verbose": -1, "num_threads": 2, "seed": 0, "num_leaves": 15},
+        dtrain,
+        20,
+        valid_sets=[dvalid],
+        valid_names=["valid"],
+        feval=lgb_metric("auc_click", "auc_conv_group"),
+        callbacks=[lgb.record_evaluation(res)],
+    )
     assert calls == list(range(20))
     assert res["valid"]["auc_click"][-1] > 0.65
     # the gradients LightGBM got are ours, with its groups and weights
@@ -152,11 +164,13 @@ def test_lgb_train_with_groups_weights_and_feval():
 
 def test_sklearn_wrappers_accept_the_objective():
     X, y, qid = _data(n_groups=100)
-    reg = xgb.XGBRegressor(objective=PWiseRObjective(lam=1.0), n_estimators=5, max_depth=3,
-                           base_score=initial_margin(y), n_jobs=2)
+    reg = xgb.XGBRegressor(
+        objective=PWiseRObjective(lam=1.0), n_estimators=5, max_depth=3, base_score=initial_margin(y), n_jobs=2
+    )
     reg.fit(X, y, sample_weight=np.ones(y.size))
     assert np.all(np.isfinite(reg.predict(X)))
     from sklearn.base import clone
+
     assert clone(reg).get_params()["objective"].lam == 1.0
     rk = lgb.LGBMRanker(objective=PWiseRObjective(lam=1.0), n_estimators=5, verbose=-1, n_jobs=2)
     rk.fit(X, y, group=np.bincount(qid))
@@ -165,12 +179,14 @@ def test_sklearn_wrappers_accept_the_objective():
 
 def test_entire_space_objective_in_xgb_train():
     X, y, _ = _data()
-    ctr_booster = xgb.train({**XGB_PARAMS, "objective": "binary:logistic"},
-                            xgb.DMatrix(X, label=(y >= 1).astype(float)), 10)
+    ctr_booster = xgb.train(
+        {**XGB_PARAMS, "objective": "binary:logistic"}, xgb.DMatrix(X, label=(y >= 1).astype(float)), 10
+    )
     pctr = ctr_booster.predict(xgb.DMatrix(X))
     obj = EntireSpaceCVRObjective(ctr_prob=pctr)
-    cvr = xgb.train({**XGB_PARAMS, "base_score": 0.0, "disable_default_eval_metric": 1},
-                    xgb.DMatrix(X, label=y), 15, obj=obj)
+    cvr = xgb.train(
+        {**XGB_PARAMS, "base_score": 0.0, "disable_default_eval_metric": 1}, xgb.DMatrix(X, label=y), 15, obj=obj
+    )
     u = cvr.predict(xgb.DMatrix(X), output_margin=True)
     assert obj.loss(u, y) < obj.loss(np.zeros_like(u), y)
     pcvr = 1 / (1 + np.exp(-u))

@@ -118,10 +118,18 @@ def test_ctr_booster_equals_a_direct_xgb_train_on_group_sorted_rows(numeric):
     model = CTCVRClassifier(lam=1.0, **SMALL).fit(X, y, group=group)
     codes = pd.factorize(group)[0]
     o = np.argsort(codes, kind="stable")
-    params = {"tree_method": "hist", "max_depth": 3, "eta": 0.3, "nthread": 1, "seed": 0,
-              "base_score": initial_margin(y), "disable_default_eval_metric": 1}
-    b = xgb.train(params, xgb.DMatrix(X[o], label=y[o], qid=codes[o]), SMALL["n_estimators"],
-                  obj=PWiseRObjective(lam=1.0))
+    params = {
+        "tree_method": "hist",
+        "max_depth": 3,
+        "eta": 0.3,
+        "nthread": 1,
+        "seed": 0,
+        "base_score": initial_margin(y),
+        "disable_default_eval_metric": 1,
+    }
+    b = xgb.train(
+        params, xgb.DMatrix(X[o], label=y[o], qid=codes[o]), SMALL["n_estimators"], obj=PWiseRObjective(lam=1.0)
+    )
     m = b.predict(xgb.DMatrix(X), output_margin=True).astype(np.float64)
     assert_allclose(model.predict_ctr(X), 1 / (1 + np.exp(-m)), rtol=1e-6)
 
@@ -217,8 +225,10 @@ def test_pipeline_grid_search_group_kfold_routes_group_and_sample_weight(numeric
     direct = CTCVRClassifier(**{**SMALL, "lam": best.lam}).fit(X, y, group=group, sample_weight=w)
     assert_array_equal(search.predict_proba(X), direct.predict_proba(X))
     without = CTCVRClassifier(**{**SMALL, "lam": 1.0}).fit(X, y, group="all")
-    assert not np.allclose(without.predict_proba(X), CTCVRClassifier(**{**SMALL, "lam": 1.0}).fit(
-        X, y, group=group, sample_weight=w).predict_proba(X))
+    assert not np.allclose(
+        without.predict_proba(X),
+        CTCVRClassifier(**{**SMALL, "lam": 1.0}).fit(X, y, group=group, sample_weight=w).predict_proba(X),
+    )
 
 
 def test_group_alias_shares_groupkfold_groups(numeric):
@@ -310,8 +320,15 @@ def test_sparse_csr_input(numeric, backend):
 def test_early_stopping_uses_the_best_iteration(numeric, backend, cvr_space):
     X, y, group = numeric
     Xv, yv, gv = _numeric(seed=5, n_groups=60)
-    model = CTCVRClassifier(backend=backend, cvr_space=cvr_space, n_estimators=150, learning_rate=0.5,
-                            max_depth=4, early_stopping_rounds=4, n_jobs=1)
+    model = CTCVRClassifier(
+        backend=backend,
+        cvr_space=cvr_space,
+        n_estimators=150,
+        learning_rate=0.5,
+        max_depth=4,
+        early_stopping_rounds=4,
+        n_jobs=1,
+    )
     model.fit(X, y, group=group, eval_set=[(X[:200], y[:200]), (Xv, yv, gv)])
     hist_ctr = model.evals_result_["ctr"]["valid_1"]["auc_click"]
     best = model.best_iteration_ctr_
@@ -334,8 +351,9 @@ def test_early_stopping_uses_the_best_iteration(numeric, backend, cvr_space):
 def test_early_stopping_on_conversion_auc_of_pctr(numeric):
     X, y, group = numeric
     Xv, yv, gv = _numeric(seed=5, n_groups=60)
-    model = CTCVRClassifier(n_estimators=60, learning_rate=0.5, early_stopping_rounds=3, n_jobs=1,
-                            ctr_stopping_metric="auc_conv_group")
+    model = CTCVRClassifier(
+        n_estimators=60, learning_rate=0.5, early_stopping_rounds=3, n_jobs=1, ctr_stopping_metric="auc_conv_group"
+    )
     model.fit(X, y, group=group, eval_set=[(Xv, yv, gv)])
     assert list(model.evals_result_["ctr"]["valid_0"]) == ["auc_conv_group"]
     assert model.best_iteration_ctr_ is not None
@@ -371,8 +389,10 @@ def test_save_and_load_in_a_fresh_process(adlog, tmp_path):
     train, test = adlog
     Xv, yv = test.X.iloc[:300], test.y[:300]
     paths, expected = [], []
-    for backend, target, kw in [("xgboost", tmp_path / "xgb_model", {"early_stopping_rounds": 2}),
-                                ("lightgbm", tmp_path / "lgb_model.zip", {"cvr_space": "entire"})]:
+    for backend, target, kw in [
+        ("xgboost", tmp_path / "xgb_model", {"early_stopping_rounds": 2}),
+        ("lightgbm", tmp_path / "lgb_model.zip", {"cvr_space": "entire"}),
+    ]:
         model = CTCVRClassifier(backend=backend, **{**SMALL, "n_estimators": 12}, **kw)
         model.fit(train.X, train.y, group=train.group, eval_set=[(Xv, yv)])
         model.save_model(target)
@@ -380,8 +400,14 @@ def test_save_and_load_in_a_fresh_process(adlog, tmp_path):
         expected.append(model.predict_proba(test.X))
         loaded = CTCVRClassifier.load_model(target)  # same process: parameters and fitted metadata
         assert loaded.get_params() == model.get_params()
-        for attr in ("n_features_in_", "best_iteration_ctr_", "best_iteration_cvr_", "n_rounds_ctr_",
-                     "n_rounds_cvr_", "evals_result_"):
+        for attr in (
+            "n_features_in_",
+            "best_iteration_ctr_",
+            "best_iteration_cvr_",
+            "n_rounds_ctr_",
+            "n_rounds_cvr_",
+            "evals_result_",
+        ):
             assert getattr(loaded, attr) == getattr(model, attr), attr
         assert_array_equal(loaded.feature_names_in_, model.feature_names_in_)
     assert sorted(p.name for p in (tmp_path / "xgb_model").iterdir()) == ["ctr.ubj", "cvr.ubj", "meta.json"]
@@ -395,8 +421,9 @@ def test_save_and_load_in_a_fresh_process(adlog, tmp_path):
         "for i, path in enumerate(sys.argv[3:]):\n"
         "    np.save(f'{sys.argv[2]}/p{i}.npy', CTCVRClassifier.load_model(path).predict_proba(X))\n"
     )
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "X.pkl"), str(tmp_path), *paths],
-                   check=True, cwd=ROOT, timeout=120)
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "X.pkl"), str(tmp_path), *paths], check=True, cwd=ROOT, timeout=120
+    )
     for i, exp in enumerate(expected):
         assert_array_equal(np.load(tmp_path / f"p{i}.npy"), exp)
 
@@ -435,21 +462,33 @@ def _no_checksums(path: Path) -> None:
     (path / "meta.json").write_text(json.dumps(meta))
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: _damage(d, "ctr.ubj", lambda b: b[: len(b) // 2]), "ctr.ubj is damaged"),
-    (lambda d: _damage(d, "cvr.ubj", lambda b: b""), "cvr.ubj is damaged"),
-    (lambda d: (_no_checksums(d), _damage(d, "ctr.ubj", lambda b: b"")), "ctr.ubj is empty"),
-    (lambda d: (_no_checksums(d), _damage(d, "ctr.ubj", lambda b: b[:50])), "ctr.ubj is not a valid xgboost model"),
-    (lambda d: (d / "cvr.ubj").unlink(), "has no cvr.ubj"),
-    (lambda d: _damage(d, "meta.json", lambda b: b[:-40]), "meta.json is not valid JSON"),
-    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"fitted"', b'"fitted_"')),
-     "meta.json has no dict 'fitted'"),
-    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"n_rounds_ctr_"', b'"n_rounds_"')),
-     "meta.json lacks the entry 'n_rounds_ctr_'"),
-    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"lam": 1.0', b'"lam": -1.0')), "meta.json holds invalid"),
-    (lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"format_version": 1', b'"format_version": 9')),
-     "format version 9"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: _damage(d, "ctr.ubj", lambda b: b[: len(b) // 2]), "ctr.ubj is damaged"),
+        (lambda d: _damage(d, "cvr.ubj", lambda b: b""), "cvr.ubj is damaged"),
+        (lambda d: (_no_checksums(d), _damage(d, "ctr.ubj", lambda b: b"")), "ctr.ubj is empty"),
+        (lambda d: (_no_checksums(d), _damage(d, "ctr.ubj", lambda b: b[:50])), "ctr.ubj is not a valid xgboost model"),
+        (lambda d: (d / "cvr.ubj").unlink(), "has no cvr.ubj"),
+        (lambda d: _damage(d, "meta.json", lambda b: b[:-40]), "meta.json is not valid JSON"),
+        (
+            lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"fitted"', b'"fitted_"')),
+            "meta.json has no dict 'fitted'",
+        ),
+        (
+            lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"n_rounds_ctr_"', b'"n_rounds_"')),
+            "meta.json lacks the entry 'n_rounds_ctr_'",
+        ),
+        (
+            lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"lam": 1.0', b'"lam": -1.0')),
+            "meta.json holds invalid",
+        ),
+        (
+            lambda d: _damage(d, "meta.json", lambda b: b.replace(b'"format_version": 1', b'"format_version": 9')),
+            "format version 9",
+        ),
+    ],
+)
 def test_damaged_saved_models_name_the_file_and_the_problem(numeric, tmp_path, damage, message):
     X, y, g = numeric
     model = CTCVRClassifier(**SMALL).fit(X, y, group=g)
@@ -471,7 +510,7 @@ def test_damaged_zip_archives_name_the_file_and_the_problem(numeric, tmp_path):
     with zipfile.ZipFile(tmp_path / "m.zip") as zf:
         offset = zf.getinfo("ctr.ubj").header_offset + 30 + len("ctr.ubj") + 20
     flipped = bytearray(raw)
-    flipped[offset:offset + 40] = bytes(40)  # inside the deflated ctr.ubj
+    flipped[offset : offset + 40] = bytes(40)  # inside the deflated ctr.ubj
     (tmp_path / "flipped.zip").write_bytes(bytes(flipped))
     with pytest.raises(ModelFileError, match=r"flipped\.zip.*ctr\.ubj"):
         CTCVRClassifier.load_model(tmp_path / "flipped.zip")
@@ -497,8 +536,11 @@ def test_load_model_rejects_other_paths(tmp_path):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_same_random_state_same_model(numeric, backend):
     X, y, group = numeric
-    sub = ({"subsample": 0.7, "colsample_bytree": 0.7} if backend == "xgboost"
-           else {"bagging_fraction": 0.7, "bagging_freq": 1, "feature_fraction": 0.7})
+    sub = (
+        {"subsample": 0.7, "colsample_bytree": 0.7}
+        if backend == "xgboost"
+        else {"bagging_fraction": 0.7, "bagging_freq": 1, "feature_fraction": 0.7}
+    )
     kw = {**SMALL, "backend": backend, "pairs": 3, "ctr_params": sub, "cvr_params": sub}
     a = CTCVRClassifier(random_state=11, **kw).fit(X, y, group=group).predict_proba(X)
     b = CTCVRClassifier(random_state=11, **kw).fit(X, y, group=group).predict_proba(X)
@@ -517,13 +559,15 @@ def test_n_jobs_seed_and_device_reach_boosters_and_objectives(numeric, backend, 
             def __init__(self, **kw):
                 seen.append((cls.__name__, kw))
                 super().__init__(**kw)
+
         return Spy
 
     monkeypatch.setattr(D, "PWiseRObjective", spy(D.PWiseRObjective))
     monkeypatch.setattr(D, "EntireSpaceCVRObjective", spy(D.EntireSpaceCVRObjective))
     # (n_jobs=1: two OpenMP threads on a shared, loaded 2-core machine can be 30x slower)
-    model = CTCVRClassifier(backend=backend, cvr_space="entire", random_state=7,
-                            **{**SMALL, "n_jobs": 1}).fit(X, y, group=group)
+    model = CTCVRClassifier(backend=backend, cvr_space="entire", random_state=7, **{**SMALL, "n_jobs": 1}).fit(
+        X, y, group=group
+    )
     # the driver builds both objectives; the engine binds the entire-space one to the CTR booster's pCTR
     (n1, k1), (n2, _), (n3, k2) = seen
     assert n3 == n2
@@ -573,20 +617,46 @@ def test_device_cuda_fails_clearly_without_a_gpu(numeric):
         (lambda X, y, g: (X, y, None, -np.ones(y.size)), ValueError, "non-negative"),
         (lambda X, y, g: (X, y.astype(str).astype(object) + "x"), ValueError, "Unknown label type"),
         (lambda X, y, g: (X, y + 0.5), ValueError, "continuous"),
-        (lambda X, y, g: (X, pd.array(np.where(np.arange(y.size) == 5, None, y), dtype="Int8")), ValueError,
-         r"y has 1 missing value\(s\) \(first at row 5\)"),
-        (lambda X, y, g: (X, pd.DataFrame({"click": pd.array(np.where(np.arange(y.size) == 7, None, y >= 1),
-                                                             dtype="Int8"), "conv": (y == 2).astype(int)})),
-         ValueError, r"y has 1 missing value\(s\) \(first at row 7, column 'click'\)"),
-        (lambda X, y, g: (X, np.where(np.arange(y.size) == 9, np.nan, y)), ValueError,
-         r"y has 1 missing value\(s\) \(first at row 9\)"),
-        (lambda X, y, g: (pd.DataFrame(np.where(np.arange(X.size).reshape(X.shape) == 4 * X.shape[1] + 2, np.inf, X),
-                                       columns=list("abcde")), y),
-         ValueError, r"X: column 'c' contains 1 infinite value\(s\) \(first at row 4\)"),
+        (
+            lambda X, y, g: (X, pd.array(np.where(np.arange(y.size) == 5, None, y), dtype="Int8")),
+            ValueError,
+            r"y has 1 missing value\(s\) \(first at row 5\)",
+        ),
+        (
+            lambda X, y, g: (
+                X,
+                pd.DataFrame(
+                    {
+                        "click": pd.array(np.where(np.arange(y.size) == 7, None, y >= 1), dtype="Int8"),
+                        "conv": (y == 2).astype(int),
+                    }
+                ),
+            ),
+            ValueError,
+            r"y has 1 missing value\(s\) \(first at row 7, column 'click'\)",
+        ),
+        (
+            lambda X, y, g: (X, np.where(np.arange(y.size) == 9, np.nan, y)),
+            ValueError,
+            r"y has 1 missing value\(s\) \(first at row 9\)",
+        ),
+        (
+            lambda X, y, g: (
+                pd.DataFrame(
+                    np.where(np.arange(X.size).reshape(X.shape) == 4 * X.shape[1] + 2, np.inf, X), columns=list("abcde")
+                ),
+                y,
+            ),
+            ValueError,
+            r"X: column 'c' contains 1 infinite value\(s\) \(first at row 4\)",
+        ),
         (lambda X, y, g: (pd.DataFrame(index=range(y.size)), y), ValueError, "X has 0 features"),
         (lambda X, y, g: (X, y, None, np.full(y.size, 1e300)), ValueError, "float32 the boosters store weights in"),
-        (lambda X, y, g: (X, y, None, np.where(np.arange(y.size) == 6, -2.0, 1.0)), ValueError,
-         "must be non-negative; found -2.0 at index 6"),
+        (
+            lambda X, y, g: (X, y, None, np.where(np.arange(y.size) == 6, -2.0, 1.0)),
+            ValueError,
+            "must be non-negative; found -2.0 at index 6",
+        ),
     ],
 )
 def test_bad_fit_input_gets_a_clear_error(numeric, make_args, exc, match):
@@ -679,10 +749,14 @@ def test_no_conversion_fallback_counts_click_weights_not_rows(numeric, backend):
 
 # --------------------------------------------------------------------------- scikit-learn's checks
 
-_FUNNEL = ("y in {0, 1, 2} is a funnel label (no click / click only / conversion), the estimator's normal "
-           "input, not a multiclass target")
-_BINARY = ("binary y in {0, 1} are funnel labels without conversions: pCVR falls back to a tiny constant, so "
-           "the class 'converts' (1) is never predicted")
+_FUNNEL = (
+    "y in {0, 1, 2} is a funnel label (no click / click only / conversion), the estimator's normal "
+    "input, not a multiclass target"
+)
+_BINARY = (
+    "binary y in {0, 1} are funnel labels without conversions: pCVR falls back to a tiny constant, so "
+    "the class 'converts' (1) is never predicted"
+)
 # Each reason was confirmed by running the check without its xfail (see the report of issue #10).
 _EXPECTED_FAILED = {
     "check_classifier_not_supporting_multiclass": _FUNNEL,
@@ -697,8 +771,10 @@ def _expected_failed_checks(estimator):
 
 
 @parametrize_with_checks(
-    [CTCVRClassifier(n_estimators=3, max_depth=2, n_jobs=1),
-     CTCVRClassifier(backend="lightgbm", cvr_space="entire", n_estimators=3, max_depth=2, n_jobs=1)],
+    [
+        CTCVRClassifier(n_estimators=3, max_depth=2, n_jobs=1),
+        CTCVRClassifier(backend="lightgbm", cvr_space="entire", n_estimators=3, max_depth=2, n_jobs=1),
+    ],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):

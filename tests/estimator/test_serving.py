@@ -39,8 +39,7 @@ def recipe() -> str:
 
 
 def test_saved_models_serve_without_the_package(tmp_path):
-    train, test = train_test_split_by_group(make_ad_log(600, random_state=2, ctr=0.1, cvr=0.3), 0.3,
-                                            random_state=0)
+    train, test = train_test_split_by_group(make_ad_log(600, random_state=2, ctr=0.1, cvr=0.3), 0.3, random_state=0)
     X = test.X
     for name, kw in CASES.items():
         y = np.minimum(train.y, 1) if name == "no_conversions" else train.y
@@ -62,7 +61,8 @@ def test_saved_models_serve_without_the_package(tmp_path):
         "    got = SavedModel(path).predict_ctcvr(X)\n"
         f"    want = np.load({str(tmp_path)!r} + '/' + name + '.npy')\n"
         "    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12, err_msg=name)\n"
-        "print('served', len(X), 'rows')\n")
+        "print('served', len(X), 'rows')\n"
+    )
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "served" in out.stdout

@@ -59,9 +59,19 @@ def test_equals_a_direct_multi_output_xgb_train_on_group_sorted_rows(data):
     Xs, ys, gs = X[order], y[order], g[order]
     _, qid = np.unique(gs, return_inverse=True)
     obj = SharedCTCVRObjective(lam=1.0, ctcvr_weight_ctr=0.5, random_state=0)
-    params = {"tree_method": "hist", "eta": 0.3, "max_depth": 3, "seed": 0, "nthread": 1, "device": "cpu",
-              "verbosity": 1, "multi_strategy": "multi_output_tree", "num_target": 2,
-              "disable_default_eval_metric": 1, "base_score": initial_margins(ys).tolist()}
+    params = {
+        "tree_method": "hist",
+        "eta": 0.3,
+        "max_depth": 3,
+        "seed": 0,
+        "nthread": 1,
+        "device": "cpu",
+        "verbosity": 1,
+        "multi_strategy": "multi_output_tree",
+        "num_target": 2,
+        "disable_default_eval_metric": 1,
+        "base_score": initial_margins(ys).tolist(),
+    }
     booster = xgb.train(params, xgb.DMatrix(Xs, label=ys, qid=qid), num_boost_round=6, obj=obj)
     direct = booster.predict(xgb.DMatrix(X), output_margin=True)
     assert direct.shape == (X.shape[0], 2)
@@ -96,10 +106,10 @@ def test_pandas_categoricals_reach_the_booster_as_codes(data):
 @pytest.mark.parametrize("suffix", ["dir", "model.zip"])
 def test_save_load_round_trip(tmp_path, data, suffix):
     X, y, g = data
-    frame = pd.DataFrame(X, columns=list("abcd")).assign(
-        shop=pd.Categorical(np.where(X[:, 2] > 0, "hi", "lo")))
-    m = CTCVRClassifier(structure="shared", early_stopping_rounds=2, n_estimators=30, max_depth=3,
-                        n_jobs=1).fit(frame, y, group=g, eval_set=[(frame.iloc[:300], y[:300])])
+    frame = pd.DataFrame(X, columns=list("abcd")).assign(shop=pd.Categorical(np.where(X[:, 2] > 0, "hi", "lo")))
+    m = CTCVRClassifier(structure="shared", early_stopping_rounds=2, n_estimators=30, max_depth=3, n_jobs=1).fit(
+        frame, y, group=g, eval_set=[(frame.iloc[:300], y[:300])]
+    )
     m.save_model(tmp_path / suffix)
     again = CTCVRClassifier.load_model(tmp_path / suffix)
     assert again.get_params() == m.get_params() and again.structure == "shared"
@@ -116,13 +126,15 @@ def test_early_stopping_watches_the_ctcvr_auc_of_the_last_eval_set(data):
     hist = m.evals_result_["shared"]["valid_0"]["auc_ctcvr"]
     assert len(hist) == SMALL["n_estimators"]
     assert hist[-1] == pytest.approx(m.score(Xe, ye), abs=1e-6)  # XGBoost logs 6 digits
-    s = CTCVRClassifier(structure="shared", early_stopping_rounds=2, n_estimators=60, max_depth=3,
-                        learning_rate=0.3, n_jobs=1).fit(X, y, group=g, eval_set=[(Xe, ye)])
+    s = CTCVRClassifier(
+        structure="shared", early_stopping_rounds=2, n_estimators=60, max_depth=3, learning_rate=0.3, n_jobs=1
+    ).fit(X, y, group=g, eval_set=[(Xe, ye)])
     curve = s.evals_result_["shared"]["valid_0"]["auc_ctcvr"]
     assert s.best_iteration_ == int(np.argmax(curve)) and s.n_rounds_ == s.best_iteration_ + 1
     with pytest.raises(ValueError, match="only one class of conversions"):
         CTCVRClassifier(structure="shared", early_stopping_rounds=2, **SMALL).fit(
-            X, y, group=g, eval_set=[(Xe, np.minimum(ye, 1))])
+            X, y, group=g, eval_set=[(Xe, np.minimum(ye, 1))]
+        )
 
 
 def test_determinism_whatever_the_thread_count(data):
@@ -158,11 +170,14 @@ def test_refit_switching_structure_drops_the_other_structures_attributes(data):
     assert hasattr(m, "ctr_booster_") and not hasattr(m, "booster_")
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"backend": "lightgbm"}, "needs backend=\"xgboost\""),
-    ({"cvr_params": {"max_depth": 2}}, "not cvr_params"),
-    ({"device": "cuda"}, "CPU"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"backend": "lightgbm"}, 'needs backend="xgboost"'),
+        ({"cvr_params": {"max_depth": 2}}, "not cvr_params"),
+        ({"device": "cuda"}, "CPU"),
+    ],
+)
 def test_bad_combinations_raise(data, kw, match):
     X, y, g = data
     with pytest.raises(ValueError, match=match):
@@ -191,8 +206,10 @@ def _expected_failed_checks(estimator):
     return _EXPECTED_FAILED
 
 
-@parametrize_with_checks([CTCVRClassifier(structure="shared", n_estimators=3, max_depth=2, n_jobs=1)],
-                         expected_failed_checks=_expected_failed_checks)
+@parametrize_with_checks(
+    [CTCVRClassifier(structure="shared", n_estimators=3, max_depth=2, n_jobs=1)],
+    expected_failed_checks=_expected_failed_checks,
+)
 def test_sklearn_compatible_shared_estimator(estimator, check):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="y has no conversions", category=UserWarning)

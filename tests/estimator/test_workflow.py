@@ -47,10 +47,12 @@ def test_conversion_weight_weighs_the_ctr_booster_only(log, backend, lam):
     X, y, g = train.X, train.y, train.group
     w = np.random.default_rng(0).uniform(0.5, 2.0, y.size)
     alpha = 2.0
-    got = CTCVRClassifier(backend=backend, lam=lam, conversion_weight=alpha, **SMALL).fit(X, y, group=g,
-                                                                                          sample_weight=w)
-    by_hand = CTCVRClassifier(backend=backend, lam=lam, **SMALL).fit(X, y, group=g,
-                                                                     sample_weight=w * (1 + alpha * (y == 2)))
+    got = CTCVRClassifier(backend=backend, lam=lam, conversion_weight=alpha, **SMALL).fit(
+        X, y, group=g, sample_weight=w
+    )
+    by_hand = CTCVRClassifier(backend=backend, lam=lam, **SMALL).fit(
+        X, y, group=g, sample_weight=w * (1 + alpha * (y == 2))
+    )
     plain = CTCVRClassifier(backend=backend, lam=lam, **SMALL).fit(X, y, group=g, sample_weight=w)
     # the CTR booster is the one fitted with conversion-weighted rows (its starting margin too) ...
     assert_array_equal(got.predict_ctr(X), by_hand.predict_ctr(X))
@@ -67,8 +69,9 @@ def test_conversion_weight_raises_the_conversion_auc_of_pctr_and_is_searchable(l
     weighted.fit(train.X, train.y, group=train.group)
     conv = test.y == 2
     assert auc(conv, weighted.predict_ctr(test.X)) > auc(conv, base.predict_ctr(test.X))
-    search = GridSearchCV(CTCVRClassifier(lam=0.0, **SMALL), {"conversion_weight": [0.0, 1.0]},
-                          cv=GroupKFold(2)).fit(train.X, train.y, groups=train.group)
+    search = GridSearchCV(CTCVRClassifier(lam=0.0, **SMALL), {"conversion_weight": [0.0, 1.0]}, cv=GroupKFold(2)).fit(
+        train.X, train.y, groups=train.group
+    )
     assert search.best_params_["conversion_weight"] in (0.0, 1.0)
 
 
@@ -77,16 +80,24 @@ def test_conversion_weight_bad_values(log):
     with pytest.raises(ValueError, match="conversion_weight"):
         CTCVRClassifier(conversion_weight=-1.0, **SMALL).fit(train.X, train.y, group=train.group)
     with pytest.raises(UnsupportedError, match='structure="shared"'):
-        CTCVRClassifier(structure="shared", conversion_weight=1.0, **SMALL).fit(train.X, train.y,
-                                                                                group=train.group)
+        CTCVRClassifier(structure="shared", conversion_weight=1.0, **SMALL).fit(train.X, train.y, group=train.group)
 
 
 # --------------------------------------------------------------------------- continued training
 
 
-@pytest.mark.parametrize("kw", [{}, {"backend": "lightgbm"}, {"pairs": 3}, {"pairs": 3, "backend": "lightgbm"},
-                                {"structure": "shared"}, {"conversion_weight": 1.0, "lam": 0.0},
-                                {"pair_loss": "logistic", "backend": "lightgbm"}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"backend": "lightgbm"},
+        {"pairs": 3},
+        {"pairs": 3, "backend": "lightgbm"},
+        {"structure": "shared"},
+        {"conversion_weight": 1.0, "lam": 0.0},
+        {"pair_loss": "logistic", "backend": "lightgbm"},
+    ],
+)
 def test_continued_training_equals_one_fit(log, kw, tmp_path):
     """30 + 30 rounds (here 5 + 5) predict exactly like 60 in one go: same starting margins, round counter
     carried on (the sampled pairs of rounds 5..9 are those of the one fit)."""
@@ -121,10 +132,10 @@ def test_continued_training_from_an_early_stopped_model_starts_at_its_best_round
     train, test = log
     ev = [(test.X, test.y, test.group)]
     first = CTCVRClassifier(**{**SMALL, "n_estimators": 60, "early_stopping_rounds": 2}).fit(
-        train.X, train.y, group=train.group, eval_set=ev)
+        train.X, train.y, group=train.group, eval_set=ev
+    )
     assert first.n_rounds_ctr_ < first.ctr_booster_.num_boosted_rounds()
-    again = CTCVRClassifier(**{**SMALL, "n_estimators": 3}).fit(train.X, train.y, group=train.group,
-                                                                init_model=first)
+    again = CTCVRClassifier(**{**SMALL, "n_estimators": 3}).fit(train.X, train.y, group=train.group, init_model=first)
     assert again.n_rounds_ctr_ == first.n_rounds_ctr_ + 3
     kept = again.ctr_booster_[: first.n_rounds_ctr_]
     import xgboost as xgb
@@ -172,8 +183,9 @@ def dense():
 def distorting(dense):
     """A PWiseR model that distorts pCTR (λ = 4, margins 0.3), without and with isotonic calibration."""
     train, _ = dense
-    params = dict(lam=4.0, margin_click_only=0.3, margin_no_click=0.3, n_estimators=40, max_depth=4,
-                  n_jobs=1, random_state=0)
+    params = dict(
+        lam=4.0, margin_click_only=0.3, margin_no_click=0.3, n_estimators=40, max_depth=4, n_jobs=1, random_state=0
+    )
     raw = CTCVRClassifier(**params).fit(train.X, train.y, group=train.group)
     cal = CTCVRClassifier(calibration="isotonic", **params).fit(train.X, train.y, group=train.group)
     return raw, cal
@@ -190,9 +202,11 @@ def test_isotonic_calibration_matches_observed_rates_at_no_auc_cost(dense, disto
     ctr_ratio, ctcvr_ratio = _ratios(cal, test)
     assert 0.9 <= ctr_ratio <= 1.1 and 0.9 <= ctcvr_ratio <= 1.1, (ctr_ratio, ctcvr_ratio, _ratios(raw, test))
     click, conv = test.y >= 1, test.y == 2
-    for target, a, b in ((click, raw.predict_ctr(test.X), cal.predict_ctr(test.X)),
-                         (conv, raw.predict_ctr(test.X), cal.predict_ctr(test.X)),
-                         (conv, raw.predict_ctcvr(test.X), cal.predict_ctcvr(test.X))):
+    for target, a, b in (
+        (click, raw.predict_ctr(test.X), cal.predict_ctr(test.X)),
+        (conv, raw.predict_ctr(test.X), cal.predict_ctr(test.X)),
+        (conv, raw.predict_ctcvr(test.X), cal.predict_ctcvr(test.X)),
+    ):
         assert auc(target, b) == pytest.approx(auc(target, a), abs=2e-4)  # the ends of the map only
     assert_array_equal(cal.predict_ctcvr(test.X), cal.predict_ctr(test.X) * cal.predict_cvr(test.X))
     assert set(cal.calibration_.ratios) == {"ctr", "ctcvr"}
@@ -215,8 +229,11 @@ def test_calibration_methods_and_splits(log, method, cv, tmp_path):
 
 def test_calibration_bad_settings(log):
     train, _ = log
-    for kw in ({"calibration": "platt"}, {"calibration": "isotonic", "calibration_cv": 1},
-               {"calibration": "isotonic", "calibration_cv": 1.5}):
+    for kw in (
+        {"calibration": "platt"},
+        {"calibration": "isotonic", "calibration_cv": 1},
+        {"calibration": "isotonic", "calibration_cv": 1.5},
+    ):
         with pytest.raises(ValueError, match="calibration"):
             CTCVRClassifier(**SMALL, **kw).fit(train.X, train.y, group=train.group)
     tiny = train.take(np.flatnonzero(np.isin(train.group, np.unique(train.group)[:3])))
@@ -252,9 +269,12 @@ def _write_shards(folder, frame, n_shards=3):
     shard_of = pd.Series(np.arange(req.size) % n_shards, index=req)
     for s in range(n_shards):
         frame[frame["req"].map(shard_of) == s].sort_values("req", kind="stable").to_parquet(
-            folder / f"part-{s}.parquet", index=False)
-    return pd.concat([frame[frame["req"].map(shard_of) == s].sort_values("req", kind="stable")
-                      for s in range(n_shards)], ignore_index=True)
+            folder / f"part-{s}.parquet", index=False
+        )
+    return pd.concat(
+        [frame[frame["req"].map(shard_of) == s].sort_values("req", kind="stable") for s in range(n_shards)],
+        ignore_index=True,
+    )
 
 
 def test_out_of_core_workflow_equals_in_memory(log, tmp_path):
@@ -321,5 +341,4 @@ def test_importances_and_contributions(log, backend):
         warnings.simplefilter("ignore", UserWarning)
         nocv = CTCVRClassifier(backend=backend, **SMALL).fit(train.X, np.minimum(train.y, 1), group=train.group)
     assert nocv.feature_importances()["cvr_gain"].isna().all()
-    np.testing.assert_allclose(expit(nocv.predict_contributions(test.X)["cvr"].sum(axis=1)),
-                               nocv.predict_cvr(test.X))
+    np.testing.assert_allclose(expit(nocv.predict_contributions(test.X)["cvr"].sum(axis=1)), nocv.predict_cvr(test.X))

@@ -12,9 +12,24 @@ import pytest
 from gbdt_pwiser.cli import main
 from gbdt_pwiser.evaluation import METHODS, bootstrap_sd, pair_counts, support_warning
 
-SMALL = ["compare", "--requests", "1500", "--test-size", "0.5", "--n-estimators", "8", "--max-depth", "3",
-         "--quiet", "--bootstrap", "20",
-         "--sweep-lam", "0,1", "--sweep-alpha", "0,2"]
+SMALL = [
+    "compare",
+    "--requests",
+    "1500",
+    "--test-size",
+    "0.5",
+    "--n-estimators",
+    "8",
+    "--max-depth",
+    "3",
+    "--quiet",
+    "--bootstrap",
+    "20",
+    "--sweep-lam",
+    "0,1",
+    "--sweep-alpha",
+    "0,2",
+]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -69,8 +84,9 @@ def test_default_compare_runs_no_evidence_but_prints_the_pairs(tmp_path):
 
 
 def test_methods_subset_one_seed_uses_the_group_bootstrap(tmp_path):
-    rc, _ = _run([*SMALL, "--no-sweep", "--methods", "weighted,ranker", "--backend", "lightgbm",
-                  "--out", str(tmp_path)])
+    rc, _ = _run(
+        [*SMALL, "--no-sweep", "--methods", "weighted,ranker", "--backend", "lightgbm", "--out", str(tmp_path)]
+    )
     assert rc == 0
     ev = json.loads((tmp_path / "results.json").read_text())["evidence"]
     assert ev["methods"] == ["weighted", "ranker"] and "bootstrap" in ev["error_bars"]
@@ -78,8 +94,21 @@ def test_methods_subset_one_seed_uses_the_group_bootstrap(tmp_path):
 
 
 def test_shared_is_skipped_with_a_note_on_lightgbm(tmp_path):
-    rc, text = _run([*SMALL, "--no-sweep", "--no-plots", "--methods", "shared,ranker", "--backend", "lightgbm",
-                     "--bootstrap", "0", "--out", str(tmp_path)])
+    rc, text = _run(
+        [
+            *SMALL,
+            "--no-sweep",
+            "--no-plots",
+            "--methods",
+            "shared,ranker",
+            "--backend",
+            "lightgbm",
+            "--bootstrap",
+            "0",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0 and "shared booster skipped" in text
     assert json.loads((tmp_path / "results.json").read_text())["evidence"]["methods"] == ["ranker"]
 

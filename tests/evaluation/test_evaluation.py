@@ -25,8 +25,16 @@ def result(log):
 
 
 def test_compare_returns_one_row_per_model_and_seed_with_differences(log, tmp_path):
-    table = gbdt_pwiser.compare(log, ["bce", "pwiser", "weighted"], seeds=[0, 1], lam=[1.0, 2.0],
-                                conversion_weight=1.0, params=PARAMS, bootstrap=30, plots=tmp_path)
+    table = gbdt_pwiser.compare(
+        log,
+        ["bce", "pwiser", "weighted"],
+        seeds=[0, 1],
+        lam=[1.0, 2.0],
+        conversion_weight=1.0,
+        params=PARAMS,
+        bootstrap=30,
+        plots=tmp_path,
+    )
     assert isinstance(table, pd.DataFrame)
     names = ["BCE", "PWiseR (λ=1)", "PWiseR (λ=2)", "weighted BCE (α=1)"]
     assert table["model"].tolist() == names * 2 and table["seed"].tolist() == [0] * 4 + [1] * 4
@@ -72,23 +80,26 @@ def test_the_table_metrics_are_evaluate_predictions_of_the_test_part(result):
         np.testing.assert_equal(got[k], v)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"methods": ["bce", "magic"]}, ValueError, "unknown methods ['magic']"),
-    ({"methods": "bce"}, ValueError, "methods must be a non-empty list"),
-    ({"methods": []}, ValueError, "methods must be a non-empty list"),
-    ({"seeds": []}, ValueError, "seeds must be a non-empty list"),
-    ({"seeds": [-1]}, ValueError, "seed"),
-    ({"test_size": 1.0}, ValueError, "test_size"),
-    ({"bootstrap": -1}, ValueError, "bootstrap"),
-    ({"confidence": 1.5}, ValueError, "confidence"),
-    ({"lam": -1.0}, ValueError, "lam"),
-    ({"conversion_weight": [1.0, float("nan")]}, ValueError, "conversion_weight"),
-    ({"conversion_weight": []}, ValueError, "conversion_weight is empty"),
-    ({"calibration": "platt"}, ValueError, "calibration must be None"),
-    ({"params": [1]}, TypeError, "params must be a dict"),
-    ({"params": {"n_trees": 3}}, TypeError, "n_trees"),
-    ({"baseline": "nope"}, ValueError, "the baseline 'nope' is not among the models"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"methods": ["bce", "magic"]}, ValueError, "unknown methods ['magic']"),
+        ({"methods": "bce"}, ValueError, "methods must be a non-empty list"),
+        ({"methods": []}, ValueError, "methods must be a non-empty list"),
+        ({"seeds": []}, ValueError, "seeds must be a non-empty list"),
+        ({"seeds": [-1]}, ValueError, "seed"),
+        ({"test_size": 1.0}, ValueError, "test_size"),
+        ({"bootstrap": -1}, ValueError, "bootstrap"),
+        ({"confidence": 1.5}, ValueError, "confidence"),
+        ({"lam": -1.0}, ValueError, "lam"),
+        ({"conversion_weight": [1.0, float("nan")]}, ValueError, "conversion_weight"),
+        ({"conversion_weight": []}, ValueError, "conversion_weight is empty"),
+        ({"calibration": "platt"}, ValueError, "calibration must be None"),
+        ({"params": [1]}, TypeError, "params must be a dict"),
+        ({"params": {"n_trees": 3}}, TypeError, "n_trees"),
+        ({"baseline": "nope"}, ValueError, "the baseline 'nope' is not among the models"),
+    ],
+)
 def test_bad_arguments(log, kwargs, error, message):
     with pytest.raises(error, match=None) as e:
         gbdt_pwiser.compare(log, **{"params": PARAMS, "bootstrap": 0, **kwargs})

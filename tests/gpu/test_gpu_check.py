@@ -24,14 +24,26 @@ SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
 
 
 def run_check(tmp_path: Path, *args: str, **env_extra: str) -> tuple[subprocess.CompletedProcess, dict]:
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", OUT=str(tmp_path / "out"), PYTHON=sys.executable,
-               GPU_CHECK_WHEELS=str(tmp_path / "nowheels"), GPU_CHECK_SITE=str(tmp_path / "site"),
-               TMPDIR=str(tmp_path))
+    env = dict(
+        os.environ,
+        NUMBA_ENABLE_CUDASIM="1",
+        OUT=str(tmp_path / "out"),
+        PYTHON=sys.executable,
+        GPU_CHECK_WHEELS=str(tmp_path / "nowheels"),
+        GPU_CHECK_SITE=str(tmp_path / "site"),
+        TMPDIR=str(tmp_path),
+    )
     env.pop("PYTHONPATH", None)
     env.update(env_extra)
     # no time budget: on a loaded machine the simulator is slow, and these tests check the flow
-    out = subprocess.run(["bash", str(SCRIPT), *args, "--budget-s", "1e9"], env=env, cwd=str(tmp_path),
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        ["bash", str(SCRIPT), *args, "--budget-s", "1e9"],
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     res = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     return out, res
 
@@ -50,8 +62,13 @@ def test_cpu_smoke_writes_every_figure(tmp_path):
     # 2 sizes x 2 margin dtypes x (BCE only + exact/k4 x 2 losses) + the giant group (no BCE-only case)
     assert len(cases) == 2 * 2 * 5 + 2 * 4
     assert {c["margin"] for c in cases} == {"float32", "float64"}
-    assert {c["case"] for c in cases} == {"bce_only", "squared_hinge_exact", "squared_hinge_k4",
-                                          "logistic_exact", "logistic_k4"}
+    assert {c["case"] for c in cases} == {
+        "bce_only",
+        "squared_hinge_exact",
+        "squared_hinge_k4",
+        "logistic_exact",
+        "logistic_k4",
+    }
     assert {c["layout"] for c in cases} == {"groups_of_25", "giant_group"}
     assert len({c["rows"] for c in cases if c["layout"] == "groups_of_25"}) == 2
     for c in cases:
@@ -73,10 +90,12 @@ def test_cpu_smoke_writes_every_figure(tmp_path):
 
 def _fake_xgboost_wheel(path: Path) -> bytes:
     """A minimal valid wheel of a package named xgboost (version 0.0.1), as bytes."""
-    files = {"xgboost/__init__.py": b"__version__ = '0.0.1'\n",
-             "xgboost-0.0.1.dist-info/METADATA": b"Metadata-Version: 2.1\nName: xgboost\nVersion: 0.0.1\n",
-             "xgboost-0.0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                                              b"Tag: py3-none-any\n"}
+    files = {
+        "xgboost/__init__.py": b"__version__ = '0.0.1'\n",
+        "xgboost-0.0.1.dist-info/METADATA": b"Metadata-Version: 2.1\nName: xgboost\nVersion: 0.0.1\n",
+        "xgboost-0.0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n",
+    }
     record = ""
     for name, data in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
@@ -97,7 +116,7 @@ def test_dry_run_joins_wheel_parts_from_several_folders(tmp_path):
     third = len(blob) // 3 + 1
     for i in range(3):  # three parts in three folders, as three carried calls leave them
         (wheels / f"p{i + 1}").mkdir(parents=True)
-        (wheels / f"p{i + 1}" / f"{name}.part-{i:02d}").write_bytes(blob[i * third:(i + 1) * third])
+        (wheels / f"p{i + 1}" / f"{name}.part-{i:02d}").write_bytes(blob[i * third : (i + 1) * third])
     (wheels / "p1" / "xgboost.sha256").write_text(f"{hashlib.sha256(blob).hexdigest()}  {name}\n")
     out, res = run_check(tmp_path, "--dry-run", GPU_CHECK_WHEELS=str(wheels))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -113,8 +132,7 @@ def test_no_xgboost_skips_the_fit_with_a_reason(tmp_path):
     blocker = tmp_path / "blocker" / "xgboost"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('xgboost hidden for this test')\n")
-    out, res = run_check(tmp_path, "--cpu-smoke", "--rows", "60", "--giant-rows", "30",
-                         PYTHONPATH=str(blocker.parent))
+    out, res = run_check(tmp_path, "--cpu-smoke", "--rows", "60", "--giant-rows", "30", PYTHONPATH=str(blocker.parent))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "no wheels under" in out.stdout
     assert "the XGBoost fit will be skipped" in out.stdout

@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 CUDA_OK, CUDA_WHY = kc.cuda_status()
 needs_cuda = pytest.mark.skipif(
-    not CUDA_OK, reason=f"no CUDA simulator or GPU (run with NUMBA_ENABLE_CUDASIM=1): {CUDA_WHY}")
+    not CUDA_OK, reason=f"no CUDA simulator or GPU (run with NUMBA_ENABLE_CUDASIM=1): {CUDA_WHY}"
+)
 pytestmark = pytest.mark.cudasim
 
 LOSSES = ("squared_hinge", "logistic")
@@ -43,14 +44,22 @@ def small_blocks():
     gpu.BLOCK_SIZE = 32
     yield
     gpu.BLOCK_SIZE, gpu.SERIAL_MAX_ROWS = old
+
+
 PATHS = {"serial": None, "rowparallel": 4}
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def make_data(seed: int, n_groups: int = 10, size: tuple[int, int] = (1, 18), conv: float = 0.2,
-              click: float = 0.3, ties: bool = True):
+def make_data(
+    seed: int,
+    n_groups: int = 10,
+    size: tuple[int, int] = (1, 18),
+    conv: float = 0.2,
+    click: float = 0.3,
+    ties: bool = True,
+):
     """Funnel labels in random-size groups with unsorted string ids, margins with ties, weights."""
     rng = np.random.default_rng(seed)
     sizes = rng.integers(size[0], size[1] + 1, n_groups)
@@ -118,9 +127,16 @@ def test_matches_cpu(path, pairs, pair_loss, weighted, grouped):
 
 @needs_cuda
 @pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("kw", [dict(pair_loss="squared_hinge"), dict(pair_loss="logistic"),
-                                dict(pair_loss="squared_hinge", pairs=2), dict(pair_loss="logistic", pairs=2)],
-                         ids=["sq-all", "log-all", "sq-k2", "log-k2"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(pair_loss="squared_hinge"),
+        dict(pair_loss="logistic"),
+        dict(pair_loss="squared_hinge", pairs=2),
+        dict(pair_loss="logistic", pairs=2),
+    ],
+    ids=["sq-all", "log-all", "sq-k2", "log-k2"],
+)
 def test_group_with_many_conversions(path, kw):
     """A group with 40 conversions (> 32: merge sort, several merge passes) plus small groups."""
     gpu.SERIAL_MAX_ROWS = PATHS[path]
@@ -148,10 +164,32 @@ def test_group_with_many_conversions(path, kw):
 def test_groups_without_pairs(path):
     """Groups without a conversion, with conversions only, a term without partners, lam=0."""
     gpu.SERIAL_MAX_ROWS = PATHS[path]
-    y = np.array([0, 0, 1, 1, 0,  # no conversion
-                  2, 2, 2,  # conversions only: inactive
-                  2, 1, 1, 1, 1, 1,  # no non-click partner: only the P x C term
-                  2, 2, 0, 0, 0, 0, 0], dtype=np.int8)  # no click-only partner
+    y = np.array(
+        [
+            0,
+            0,
+            1,
+            1,
+            0,  # no conversion
+            2,
+            2,
+            2,  # conversions only: inactive
+            2,
+            1,
+            1,
+            1,
+            1,
+            1,  # no non-click partner: only the P x C term
+            2,
+            2,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ],
+        dtype=np.int8,
+    )  # no click-only partner
     group = np.array(["a"] * 5 + ["b"] * 3 + ["c"] * 6 + ["d"] * 7)
     z = np.linspace(-2, 2, y.size)
     for kw in (dict(), dict(pair_loss="logistic"), dict(pairs=3), dict(lam=0.0)):
@@ -189,8 +227,11 @@ def test_float32_host_and_device_margins():
     cpu = PWiseRObjective(pairs=2).grad_hess(z32, y, group, w, iteration=2)
     assert_matches(obj.grad_hess(z32, y, group, w, iteration=2), cpu, exact=True)
     data = prepare_data(y, group, w)
-    for zd in (kc.get_cuda().to_device(z32), kc.get_cuda().to_device(z32.astype(np.float64)),
-               kc.get_cuda().to_device(z32.reshape(-1, 1))):
+    for zd in (
+        kc.get_cuda().to_device(z32),
+        kc.get_cuda().to_device(z32.astype(np.float64)),
+        kc.get_cuda().to_device(z32.reshape(-1, 1)),
+    ):
         assert_matches(gpu.pwiser_grad_hess_cuda(obj, zd, data, 2), cpu, exact=True)
     with pytest.raises(ValueError, match="rows"):
         gpu.pwiser_grad_hess_cuda(obj, kc.get_cuda().to_device(z32[:-1]), data, 2)
@@ -311,8 +352,14 @@ def _run_without_simulator(code: str, **env_extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_extra)
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=str(ROOT),
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -378,8 +425,14 @@ def test_xgboost_trains_on_gpu_with_device_gradients():
     y = click.astype(np.int8) + conv.astype(np.int8)
     qid = np.repeat(np.arange(n // 25), 25)
     dtrain = xgb.DMatrix(X, label=y, qid=qid)
-    params = {"device": "cuda", "tree_method": "hist", "max_depth": 4, "eta": 0.3,
-              "base_score": initial_margin(y), "disable_default_eval_metric": 1}
+    params = {
+        "device": "cuda",
+        "tree_method": "hist",
+        "max_depth": 4,
+        "eta": 0.3,
+        "base_score": initial_margin(y),
+        "disable_default_eval_metric": 1,
+    }
     obj_gpu = PWiseRObjective(device="cuda", pairs=4)
     b_gpu = xgb.train(params, dtrain, num_boost_round=10, obj=obj_gpu)
     b_cpu = xgb.train(params, dtrain, num_boost_round=10, obj=PWiseRObjective(pairs=4))
@@ -421,8 +474,13 @@ def test_launch_argument_types_are_the_compiled_signatures(monkeypatch):
     yb = np.array([2] * 36 + [1] * 10 + [0] * 14, dtype=np.int8)
     for path in PATHS:
         gpu.SERIAL_MAX_ROWS = PATHS[path]
-        for kw in (dict(), dict(pair_loss="logistic"), dict(pairs=2), dict(pair_loss="logistic", pairs=2),
-                   dict(lam=0.0)):
+        for kw in (
+            dict(),
+            dict(pair_loss="logistic"),
+            dict(pairs=2),
+            dict(pair_loss="logistic", pairs=2),
+            dict(lam=0.0),
+        ):
             for margin in (np.float32, np.float64):
                 for weight in (None, w):
                     PWiseRObjective(device="cuda", **kw).grad_hess(z.astype(margin), y, group, weight)
@@ -431,8 +489,9 @@ def test_launch_argument_types_are_the_compiled_signatures(monkeypatch):
     for margin in (np.float32, np.float64):
         EntireSpaceCVRObjective(device="cuda").grad_hess(z.astype(margin), y, ctr_prob=a)
     gpu.draw_indices_cuda(K.round_key(1, 2), np.arange(5), 3)
-    declared = {name: {tuple(map(str, kc.KERNEL_SIGNATURES(m)[name])) for m in ("float32", "float64")}
-                for name in kc.KERNELS}
+    declared = {
+        name: {tuple(map(str, kc.KERNEL_SIGNATURES(m)[name])) for m in ("float32", "float64")} for name in kc.KERNELS
+    }
     assert set(seen) == set(kc.KERNELS)  # every kernel was launched
     for name, sigs in seen.items():
         assert sigs <= declared[name], (name, sigs - declared[name])

@@ -78,8 +78,12 @@ def test_read_only_install_compiles_once_into_the_user_cache(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "user-cache"))
-    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                           timeout=900, cwd=tmp_path) for _ in range(2)]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path
+        )
+        for _ in range(2)
+    ]
     for r in runs:
         assert r.returncode == 0, r.stderr
     assert runs[0].stderr.count(_threads.NOTICE) == 1, runs[0].stderr

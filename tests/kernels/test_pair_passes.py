@@ -79,8 +79,7 @@ def test_every_driver_gives_the_bits_of_the_group_functions(loss_kind, k, weight
         assert np.array_equal(g, g_ref) and np.array_equal(h, h_ref)
         # p and σ' of one chunk per part at a time (row r at r - r0): buffers of the largest chunk
         g2, h2 = np.full(n, np.nan), np.full(n, np.nan)
-        Rc = GR.Rows(z, data.y, data.w, data.has_w, np.full(threads * rows, np.nan), np.full(threads * rows, np.nan),
-                     0)
+        Rc = GR.Rows(z, data.y, data.w, data.has_w, np.full(threads * rows, np.nan), np.full(threads * rows, np.nan), 0)
         KP.bce_pair_pass(Rc, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), g2, h2, threads)
         assert np.array_equal(g2, g_ref) and np.array_equal(h2, h_ref)
 
@@ -109,7 +108,7 @@ def test_squared_hinge_loss_closed_form_is_the_pair_by_pair_sum(weighted):
     want = [0.0, 0.0]
     for a in range(data.n_active_groups):
         s, e, nP, nC = G.aptr[a], G.aptr[a + 1], G.anP[a], G.anC[a]
-        conv, click, rest = G.perm[s:s + nP], G.perm[s + nP:s + nP + nC], G.perm[s + nP + nC:e]
+        conv, click, rest = G.perm[s : s + nP], G.perm[s + nP : s + nP + nC], G.perm[s + nP + nC : e]
         for term, (part, m) in enumerate(((click, 0.03), (rest, 0.05))):
             d = np.maximum(p[part][None, :] - p[conv][:, None] + m, 0.0)
             want[term] += float(np.sum(w[conv][:, None] * w[part][None, :] * d * d))

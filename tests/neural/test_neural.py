@@ -96,8 +96,18 @@ def test_pwiser_term_is_wired_in(data):
     X, y, group = data
     bce = _fit("mmoe", X, y, group, "bce").predict_ctr(X)
     lam0 = fit_neural(
-        "mmoe", X, y, group, loss="pwiser", lam=0.0, epochs=1, batch_size=256, lr=3e-3,
-        embedding_dim=4, model_params=SMALL["mmoe"], progress=False,
+        "mmoe",
+        X,
+        y,
+        group,
+        loss="pwiser",
+        lam=0.0,
+        epochs=1,
+        batch_size=256,
+        lr=3e-3,
+        embedding_dim=4,
+        model_params=SMALL["mmoe"],
+        progress=False,
     ).predict_ctr(X)
     pw = _fit("mmoe", X, y, group, "pwiser").predict_ctr(X)
     np.testing.assert_allclose(lam0, bce, rtol=1e-4, atol=1e-6)
@@ -167,12 +177,14 @@ def test_bad_arguments(data):
 
 
 def test_feature_encoder_indices_and_scaling():
-    X = pd.DataFrame({
-        "shop": pd.Categorical(["b", "a", "b", None]),
-        "item": pd.Series([30, 10, 20, 10]).astype("category"),
-        "flag": [True, False, True, True],
-        "price": [1.0, 3.0, np.nan, np.inf],
-    })
+    X = pd.DataFrame(
+        {
+            "shop": pd.Categorical(["b", "a", "b", None]),
+            "item": pd.Series([30, 10, 20, 10]).astype("category"),
+            "flag": [True, False, True, True],
+            "price": [1.0, 3.0, np.nan, np.inf],
+        }
+    )
     enc = FeatureEncoder().fit(X)
     assert enc.cat_cols_ == ["shop", "item"] and enc.num_cols_ == ["flag", "price"]
     assert enc.cardinalities == [3, 4]  # seen values + the reserved index 0 (missing is not a category)
@@ -183,8 +195,14 @@ def test_feature_encoder_indices_and_scaling():
     np.testing.assert_allclose(num[:, 1], [-1.0, 1.0, 0.0, 0.0], atol=1e-6)
     flag = np.array([1.0, 0.0, 1.0, 1.0])
     np.testing.assert_allclose(num[:, 0], (flag - flag.mean()) / flag.std(), rtol=1e-6)
-    new = pd.DataFrame({"shop": pd.Categorical(["zz", "a"]), "item": pd.Categorical([99, 30]),
-                        "flag": [False, True], "price": [3.0, 1.0]})
+    new = pd.DataFrame(
+        {
+            "shop": pd.Categorical(["zz", "a"]),
+            "item": pd.Categorical([99, 30]),
+            "flag": [False, True],
+            "price": [3.0, 1.0],
+        }
+    )
     c2, _ = enc.transform(new)
     assert c2.tolist() == [[0, 0], [1, 3]]  # unseen -> 0
     with pytest.raises(ValueError, match="lacks the training columns"):
@@ -196,8 +214,17 @@ def test_feature_encoder_indices_and_scaling():
 def test_progress_bar_only_on_a_terminal(data, capsys):
     """progress=True draws nothing when stderr is not a terminal (CI logs, pipes)."""
     X, y, group = data
-    fit_neural("esmm", X.iloc[:300], y[:300], group[:300], epochs=2, batch_size=128,
-               embedding_dim=2, model_params=SMALL["esmm"], progress=True)
+    fit_neural(
+        "esmm",
+        X.iloc[:300],
+        y[:300],
+        group[:300],
+        epochs=2,
+        batch_size=128,
+        embedding_dim=2,
+        model_params=SMALL["esmm"],
+        progress=True,
+    )
     err = capsys.readouterr().err
     assert err == ""
 

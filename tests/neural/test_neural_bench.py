@@ -29,8 +29,9 @@ def _env() -> dict[str, str]:
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
-                          cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +107,9 @@ def test_same_seed_same_numbers(quick_run, tmp_path):
         import contextlib
 
         with contextlib.redirect_stdout(devnull):
-            rc = cli.main(["bench-neural", *TINY, "--models", "mmoe,gbdt", "--losses", "pwiser",
-                           "--out", str(tmp_path)])
+            rc = cli.main(
+                ["bench-neural", *TINY, "--models", "mmoe,gbdt", "--losses", "pwiser", "--out", str(tmp_path)]
+            )
     assert rc == 0
     again = json.loads((tmp_path / "neural_bench.json").read_text())["rows"]
     assert [(r["key"], r["loss_id"]) for r in again] == [("mmoe", "pwiser"), ("gbdt", "pwiser")]
@@ -166,9 +168,11 @@ def test_fresh_interpreter_without_torch():
 
 
 def test_import_does_not_import_torch():
-    res = _run("import sys, gbdt_pwiser, gbdt_pwiser.cli, gbdt_pwiser.neural.bench\n"
-               "gbdt_pwiser.cli.build_parser().parse_args(['bench-neural'])\n"
-               "print('torch' in sys.modules)")
+    res = _run(
+        "import sys, gbdt_pwiser, gbdt_pwiser.cli, gbdt_pwiser.neural.bench\n"
+        "gbdt_pwiser.cli.build_parser().parse_args(['bench-neural'])\n"
+        "print('torch' in sys.modules)"
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
 
@@ -177,8 +181,9 @@ def test_import_does_not_import_torch():
 
 
 def test_user_errors_one_line(tmp_path, capsys):
-    rc = cli.main(["bench-neural", "--quiet", "--models", "gbdt", "--out", str(tmp_path),
-                   "--data", "/nonexistent/log.csv"])
+    rc = cli.main(
+        ["bench-neural", "--quiet", "--models", "gbdt", "--out", str(tmp_path), "--data", "/nonexistent/log.csv"]
+    )
     assert rc == 2
     assert capsys.readouterr().err == "gbdt-pwiser: error: cannot read /nonexistent/log.csv: no such file\n"
 
@@ -192,10 +197,13 @@ def test_outputs_that_cannot_be_written_fail_before_any_work(tmp_path, capsys):
     assert captured.err == f"gbdt-pwiser: error: cannot write {tmp_path / 'neural_bench.json'}: it is a folder\n"
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--requests", "5"], "argument --requests: must be an integer >= 10, got 5"),
-    (["--test-size", "1.5"], "argument --test-size: must be in (0, 1), got 1.5"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--requests", "5"], "argument --requests: must be an integer >= 10, got 5"),
+        (["--test-size", "1.5"], "argument --test-size: must be in (0, 1), got 1.5"),
+    ],
+)
 def test_bad_sizes_are_parser_errors(extra, message, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["bench-neural", "--quiet", *extra])
@@ -208,9 +216,30 @@ def test_bad_sizes_are_parser_errors(extra, message, capsys):
 
 def test_cli_subcommand_parses():
     args = cli.build_parser().parse_args(
-        ["bench-neural", "--models", "PLE,shared-bottom,trees", "--losses", "pwiser", "--epochs", "4",
-         "--lam", "0.5", "--margin-click-only", "0.2", "--margin-no-click", "0.4", "--backend", "lightgbm",
-         "--requests", "700", "--seed", "3", "--out", "x"])
+        [
+            "bench-neural",
+            "--models",
+            "PLE,shared-bottom,trees",
+            "--losses",
+            "pwiser",
+            "--epochs",
+            "4",
+            "--lam",
+            "0.5",
+            "--margin-click-only",
+            "0.2",
+            "--margin-no-click",
+            "0.4",
+            "--backend",
+            "lightgbm",
+            "--requests",
+            "700",
+            "--seed",
+            "3",
+            "--out",
+            "x",
+        ]
+    )
     assert args.command == "bench-neural"
     assert args.models == ["shared_bottom", "ple", "gbdt"]  # table order
     assert args.losses == ["pwiser"]
@@ -233,8 +262,17 @@ def test_defaults_and_quick_resolution():
     assert all(quick["model_params"][m] for m in ("shared_bottom", "esmm", "mmoe", "ple"))
 
 
-@pytest.mark.parametrize("bad", [["--models", "resnet"], ["--models", ","], ["--losses", "focal"],
-                                 ["--epochs", "0"], ["--lr", "-1"], ["--lam", "-1"]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--models", "resnet"],
+        ["--models", ","],
+        ["--losses", "focal"],
+        ["--epochs", "0"],
+        ["--lr", "-1"],
+        ["--lam", "-1"],
+    ],
+)
 def test_bad_options_exit_2(bad, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.build_parser().parse_args(["bench-neural", *bad])
@@ -243,14 +281,21 @@ def test_bad_options_exit_2(bad, capsys):
 
 
 def test_benchmark_wrapper_help():
-    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neural_vs_gbdt.py"), "--help"],
-                         capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120)
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "neural_vs_gbdt.py"), "--help"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert "bench-neural" in res.stdout and "--models" in res.stdout and "--quick" in res.stdout
 
 
 def test_bench_logic_does_not_import_the_command_line():
-    res = _run("import sys, gbdt_pwiser.neural.bench\n"
-               "print(sorted(m for m in sys.modules if m.startswith('gbdt_pwiser.cli')))")
+    res = _run(
+        "import sys, gbdt_pwiser.neural.bench\nprint(sorted(m for m in sys.modules if m.startswith('gbdt_pwiser.cli')))"
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"

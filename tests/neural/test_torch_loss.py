@@ -67,9 +67,7 @@ def test_sum_matches_naive_reference(batch):
         pair_loss=pair_loss,
         reduction="sum",
     )
-    want = reference_pwiser_sum(
-        z, y, group, w, lam=lam, margin_click_only=m1, margin_no_click=m2, pair_loss=pair_loss
-    )
+    want = reference_pwiser_sum(z, y, group, w, lam=lam, margin_click_only=m1, margin_no_click=m2, pair_loss=pair_loss)
     assert math.isfinite(float(got))
     assert float(got) == pytest.approx(want, rel=1e-10, abs=1e-10)
     # mean form = sum form / W
@@ -163,14 +161,19 @@ def test_gradient_matches_core_objective(pair_loss, weighted):
     group = np.array([f"q{g}" for g in group], dtype=object)
     w = w if weighted else None
     lam, m1, m2 = 1.7, 0.15, 0.35
-    obj = PWiseRObjective(
-        lam=lam, margin_click_only=m1, margin_no_click=m2, pair_loss=pair_loss, pairs="all"
-    )
+    obj = PWiseRObjective(lam=lam, margin_click_only=m1, margin_no_click=m2, pair_loss=pair_loss, pairs="all")
     grad_core, _ = obj.grad_hess(z, y, group=group, weight=w)
     zt = torch.tensor(z, dtype=torch.float64, requires_grad=True)
     loss = pwiser_loss(
-        zt, y, group, w, lam=lam, margin_click_only=m1, margin_no_click=m2,
-        pair_loss=pair_loss, reduction="sum",
+        zt,
+        y,
+        group,
+        w,
+        lam=lam,
+        margin_click_only=m1,
+        margin_no_click=m2,
+        pair_loss=pair_loss,
+        reduction="sum",
     )
     loss.backward()
     np.testing.assert_allclose(zt.grad.numpy(), np.asarray(grad_core, dtype=np.float64), rtol=1e-8, atol=1e-10)

@@ -34,8 +34,15 @@ def _data(seed=0, n_groups=40, size=10, d=4):
 
 
 def _params(y, nthread=1):
-    return {"tree_method": "hist", "max_depth": 3, "eta": 0.3, "nthread": nthread, "seed": 0,
-            "base_score": initial_margin(y), "disable_default_eval_metric": 1}
+    return {
+        "tree_method": "hist",
+        "max_depth": 3,
+        "eta": 0.3,
+        "nthread": nthread,
+        "seed": 0,
+        "base_score": initial_margin(y),
+        "disable_default_eval_metric": 1,
+    }
 
 
 @pytest.fixture
@@ -67,8 +74,10 @@ def spy_prepare(monkeypatch):
 
 
 # ---------------------------------------------------------------- 1. two label columns
-TWO_COLS = (r"has 2 columns \(shape \(\d+, 2\)\); PWiseR needs one funnel label column"
-            r".*funnel_label\(click, conversion\)")
+TWO_COLS = (
+    r"has 2 columns \(shape \(\d+, 2\)\); PWiseR needs one funnel label column"
+    r".*funnel_label\(click, conversion\)"
+)
 
 
 def test_two_column_dmatrix_label_in_xgb_train_names_funnel_label():
@@ -116,8 +125,11 @@ def test_click_only_labels_warn_once_per_training_data_in_every_adapter():
         assert len(_no_conv_warnings(rec)) == 1
         assert "no conversion (label 2)" in str(_no_conv_warnings(rec)[0].message)
         assert "click + conversion" in str(_no_conv_warnings(rec)[0].message)
-        lgb.train({"objective": PWiseRObjective(), "verbose": -1, "num_threads": 1},
-                  lgb.Dataset(X, label=click, group=np.full(40, 10)), 3)
+        lgb.train(
+            {"objective": PWiseRObjective(), "verbose": -1, "num_threads": 1},
+            lgb.Dataset(X, label=click, group=np.full(40, 10)),
+            3,
+        )
         assert len(_no_conv_warnings(rec)) == 2
         xgb.XGBRegressor(objective=PWiseRObjective(), n_estimators=3, nthread=1).fit(X, click)
         assert len(_no_conv_warnings(rec)) == 3
@@ -166,10 +178,19 @@ def test_nan_labels_are_rejected_wherever_they_still_reach_the_objective():
         xgb.DMatrix(X, label=yn)
 
 
-@pytest.mark.parametrize("bad, msg", [
-    (np.nan, "NaN or infinite"), (np.inf, "NaN or infinite"), (-np.inf, "NaN or infinite"),
-    (0.5, "integral"), (-1.0, "found -1.0"), (3.0, "found 3.0"), (258.0, "found 258.0"), (-254.0, "found -254.0"),
-])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        (np.nan, "NaN or infinite"),
+        (np.inf, "NaN or infinite"),
+        (-np.inf, "NaN or infinite"),
+        (0.5, "integral"),
+        (-1.0, "found -1.0"),
+        (3.0, "found 3.0"),
+        (258.0, "found 258.0"),
+        (-254.0, "found -254.0"),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_float_label_check_rejects_every_bad_value(bad, msg, dtype):
     y = np.array([0, 1, 2, 1, 0], dtype=dtype)
@@ -247,10 +268,13 @@ def test_lightgbm_rounds_are_counted_and_restart_for_a_new_run(spy_rounds):
 
 
 # ---------------------------------------------------------------- 5. no per-round re-hash
-@pytest.mark.parametrize("make", [
-    lambda obj: xgb.XGBRegressor(objective=obj, n_estimators=5, nthread=1, max_depth=2),
-    lambda obj: lgb.LGBMRegressor(objective=obj, n_estimators=5, verbose=-1, n_jobs=1),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda obj: xgb.XGBRegressor(objective=obj, n_estimators=5, nthread=1, max_depth=2),
+        lambda obj: lgb.LGBMRegressor(objective=obj, n_estimators=5, verbose=-1, n_jobs=1),
+    ],
+)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_sklearn_wrapper_prepares_and_validates_once_per_fit(make, weighted, monkeypatch, spy_prepare):
     # XGBRegressor passes fresh label/weight copies every round, LGBMRegressor the same
@@ -357,9 +381,12 @@ def test_lam_and_margins_use_the_one_number_check():
         check_lam_margins(1, 0, "x")
 
 
-@given(st.lists(st.sampled_from([0.0, 1.0, 2.0, -0.0, 0.5, -1.0, 3.0, 258.0, -254.0, np.nan, np.inf]),
-                min_size=1, max_size=30),
-       st.sampled_from([np.float32, np.float64, np.int64, np.int8, np.uint8]))
+@given(
+    st.lists(
+        st.sampled_from([0.0, 1.0, 2.0, -0.0, 0.5, -1.0, 3.0, 258.0, -254.0, np.nan, np.inf]), min_size=1, max_size=30
+    ),
+    st.sampled_from([np.float32, np.float64, np.int64, np.int8, np.uint8]),
+)
 @settings(max_examples=200, deadline=None)
 def test_label_check_agrees_with_a_naive_reference(values, dtype):
     arr = np.array(values, dtype=np.float64)

@@ -36,18 +36,26 @@ def shared_data(draw, max_n=30, weighted=None):
     return m, y, group, w
 
 
-params = st.fixed_dictionaries({
-    "lam": st.sampled_from([0.0, 0.5, 1.0, 3.0]),
-    "m1": st.sampled_from([0.0, 0.05, 0.5]),
-    "m2": st.sampled_from([0.0, 0.3, 1.0]),
-    "pair_loss": st.sampled_from(LOSSES),
-    "beta": st.sampled_from([0.0, 0.5, 1.0, 2.0]),
-})
+params = st.fixed_dictionaries(
+    {
+        "lam": st.sampled_from([0.0, 0.5, 1.0, 3.0]),
+        "m1": st.sampled_from([0.0, 0.05, 0.5]),
+        "m2": st.sampled_from([0.0, 0.3, 1.0]),
+        "pair_loss": st.sampled_from(LOSSES),
+        "beta": st.sampled_from([0.0, 0.5, 1.0, 2.0]),
+    }
+)
 
 
 def _obj(p, **kw):
-    return SharedCTCVRObjective(lam=p["lam"], margin_click_only=p["m1"], margin_no_click=p["m2"],
-                                pair_loss=p["pair_loss"], ctcvr_weight_ctr=p["beta"], **kw)
+    return SharedCTCVRObjective(
+        lam=p["lam"],
+        margin_click_only=p["m1"],
+        margin_no_click=p["m2"],
+        pair_loss=p["pair_loss"],
+        ctcvr_weight_ctr=p["beta"],
+        **kw,
+    )
 
 
 def _ref_kw(p):
@@ -102,8 +110,9 @@ def test_row_permutation_equivariance(data, p, rnd):
 @pytest.mark.parametrize("beta", [1.0, 0.0])
 def test_gradient_matches_finite_differences_of_the_loss(rng, pair_loss, weighted, beta):
     m, y, group, w = _random_case(rng, weighted)
-    obj = SharedCTCVRObjective(lam=1.5, margin_click_only=0.1, margin_no_click=0.2, pair_loss=pair_loss,
-                               ctcvr_weight_ctr=beta)
+    obj = SharedCTCVRObjective(
+        lam=1.5, margin_click_only=0.1, margin_no_click=0.2, pair_loss=pair_loss, ctcvr_weight_ctr=beta
+    )
     g, _ = obj.grad_hess(m, y, group=group, weight=w)
 
     def terms(v):
@@ -221,17 +230,20 @@ def test_float32_margins_accepted(rng):
     assert_array_equal(h32, h64)
 
 
-@pytest.mark.parametrize("margins, y, kw, exc, msg", [
-    (np.zeros(4), [0, 1, 2, 0], {}, ValueError, r"shape \(n, 2\)"),
-    (np.zeros((4, 3)), [0, 1, 2, 0], {}, ValueError, r"shape \(n, 2\)"),
-    (np.array([[0, 0], [np.nan, 0]]), [0, 1], {}, ValueError, "row 1, column 0"),
-    (np.array([[0, 0], [0, np.inf]]), [0, 1], {}, ValueError, "row 1, column 1"),
-    (np.array([["a", "b"]]), [0], {}, TypeError, "numeric"),
-    (np.zeros((3, 2)), [0, 1], {}, ValueError, "rows"),
-    (np.zeros((2, 2)), [0, 3], {}, ValueError, "funnel labels"),
-    (np.zeros((2, 2)), [0, 1], {"weight": [1.0, -1.0]}, ValueError, "non-negative"),
-    (np.zeros((2, 2)), [0, 1], {"group": [0]}, ValueError, "group"),
-])
+@pytest.mark.parametrize(
+    "margins, y, kw, exc, msg",
+    [
+        (np.zeros(4), [0, 1, 2, 0], {}, ValueError, r"shape \(n, 2\)"),
+        (np.zeros((4, 3)), [0, 1, 2, 0], {}, ValueError, r"shape \(n, 2\)"),
+        (np.array([[0, 0], [np.nan, 0]]), [0, 1], {}, ValueError, "row 1, column 0"),
+        (np.array([[0, 0], [0, np.inf]]), [0, 1], {}, ValueError, "row 1, column 1"),
+        (np.array([["a", "b"]]), [0], {}, TypeError, "numeric"),
+        (np.zeros((3, 2)), [0, 1], {}, ValueError, "rows"),
+        (np.zeros((2, 2)), [0, 3], {}, ValueError, "funnel labels"),
+        (np.zeros((2, 2)), [0, 1], {"weight": [1.0, -1.0]}, ValueError, "non-negative"),
+        (np.zeros((2, 2)), [0, 1], {"group": [0]}, ValueError, "group"),
+    ],
+)
 def test_bad_input_raises_clear_errors(margins, y, kw, exc, msg):
     with pytest.raises(exc, match=msg):
         SharedCTCVRObjective().grad_hess(margins, y, **kw)
@@ -239,15 +251,18 @@ def test_bad_input_raises_clear_errors(margins, y, kw, exc, msg):
         SharedCTCVRObjective().loss(margins, y, **kw)
 
 
-@pytest.mark.parametrize("kw, exc, msg", [
-    ({"ctcvr_weight_ctr": -0.5}, ValueError, "ctcvr_weight_ctr"),
-    ({"ctcvr_weight_ctr": float("nan")}, ValueError, "ctcvr_weight_ctr"),
-    ({"ctcvr_weight_ctr": "1"}, TypeError, "ctcvr_weight_ctr"),
-    ({"lam": -1}, ValueError, "lam"),
-    ({"pair_loss": "hinge"}, ValueError, "pair_loss"),
-    ({"pairs": 0}, ValueError, "pairs"),
-    ({"n_jobs": 0}, ValueError, "n_jobs"),
-])
+@pytest.mark.parametrize(
+    "kw, exc, msg",
+    [
+        ({"ctcvr_weight_ctr": -0.5}, ValueError, "ctcvr_weight_ctr"),
+        ({"ctcvr_weight_ctr": float("nan")}, ValueError, "ctcvr_weight_ctr"),
+        ({"ctcvr_weight_ctr": "1"}, TypeError, "ctcvr_weight_ctr"),
+        ({"lam": -1}, ValueError, "lam"),
+        ({"pair_loss": "hinge"}, ValueError, "pair_loss"),
+        ({"pairs": 0}, ValueError, "pairs"),
+        ({"n_jobs": 0}, ValueError, "n_jobs"),
+    ],
+)
 def test_bad_parameters_raise(kw, exc, msg):
     with pytest.raises(exc, match=msg):
         SharedCTCVRObjective(**kw)
@@ -267,8 +282,10 @@ def test_repr_pickle_and_parameter_changes(rng):
     for a, b in zip(obj.grad_hess(m, y, group, w, 2), clone.grad_hess(m, y, group, w, 2), strict=True):
         assert_array_equal(a, b)
     obj.lam = 0.0  # a changed parameter reaches the CTR column
-    assert_array_equal(obj.grad_hess(m, y, group, w)[0],
-                       SharedCTCVRObjective(lam=0.0, ctcvr_weight_ctr=0.25).grad_hess(m, y, group, w)[0])
+    assert_array_equal(
+        obj.grad_hess(m, y, group, w)[0],
+        SharedCTCVRObjective(lam=0.0, ctcvr_weight_ctr=0.25).grad_hess(m, y, group, w)[0],
+    )
 
 
 def test_lightgbm_is_refused_with_a_clear_error():
@@ -295,8 +312,13 @@ def test_initial_margins_and_probabilities():
 
 # ----------------------------------------------------------------- categorical codes
 def test_categorical_codes_keep_order_and_map_unseen_to_nan():
-    X = pd.DataFrame({"a": pd.Categorical([3, 1, 3], categories=[1, 2, 3]), "x": [0.5, 1.5, 2.5],
-                      "b": pd.Categorical(["u", "v", None])})
+    X = pd.DataFrame(
+        {
+            "a": pd.Categorical([3, 1, 3], categories=[1, 2, 3]),
+            "x": [0.5, 1.5, 2.5],
+            "b": pd.Categorical(["u", "v", None]),
+        }
+    )
     assert categorical_columns(X) == ["a", "b"] and categorical_columns(X.to_numpy()) == []
     enc = CategoricalCodes().fit(X)
     out = enc.transform(X)
@@ -317,8 +339,17 @@ def test_categorical_codes_keep_order_and_map_unseen_to_nan():
 
 
 # ----------------------------------------------------------------- inside xgb.train
-SHARED_PARAMS = {"multi_strategy": "multi_output_tree", "tree_method": "hist", "num_target": 2, "max_depth": 4,
-                 "eta": 0.2, "max_bin": 64, "nthread": 1, "seed": 0, "disable_default_eval_metric": 1}
+SHARED_PARAMS = {
+    "multi_strategy": "multi_output_tree",
+    "tree_method": "hist",
+    "num_target": 2,
+    "max_depth": 4,
+    "eta": 0.2,
+    "max_bin": 64,
+    "nthread": 1,
+    "seed": 0,
+    "disable_default_eval_metric": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -377,13 +408,18 @@ def test_xgb_multi_output_trees_train_on_funnel_labels(dense_log):
 def test_xgb_base_margin_of_shape_n_by_2_equals_base_score(dense_log):
     X, y, group, _, _ = dense_log
     init = initial_margins(y)
-    b1 = xgb.train({**SHARED_PARAMS, "base_score": init.tolist()}, xgb.DMatrix(X, label=y, qid=group), 5,
-                   obj=SharedCTCVRObjective())
+    b1 = xgb.train(
+        {**SHARED_PARAMS, "base_score": init.tolist()},
+        xgb.DMatrix(X, label=y, qid=group),
+        5,
+        obj=SharedCTCVRObjective(),
+    )
     d2 = xgb.DMatrix(X, label=y, qid=group, base_margin=np.tile(init, (y.size, 1)))
     b2 = xgb.train({**SHARED_PARAMS, "base_score": [0.0, 0.0]}, d2, 5, obj=SharedCTCVRObjective())
     d2t = xgb.DMatrix(X, base_margin=np.tile(init, (y.size, 1)))
-    assert_allclose(b1.predict(xgb.DMatrix(X), output_margin=True), b2.predict(d2t, output_margin=True),
-                    rtol=1e-5, atol=1e-5)
+    assert_allclose(
+        b1.predict(xgb.DMatrix(X), output_margin=True), b2.predict(d2t, output_margin=True), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_xgb_shared_booster_is_deterministic(dense_log):
@@ -405,15 +441,27 @@ def test_xgb_sklearn_wrapper_with_click_conversion_columns(dense_log):
     X, y, _, Xt, _ = dense_log
     Y = np.column_stack([y >= 1, y == 2]).astype(np.float64)
     obj = SharedCTCVRObjective(lam=0.0)
-    reg = xgb.XGBRegressor(objective=obj, multi_strategy="multi_output_tree", tree_method="hist",
-                           n_estimators=10, max_depth=3, max_bin=64, n_jobs=1,
-                           base_score=initial_margins(y).tolist())
+    reg = xgb.XGBRegressor(
+        objective=obj,
+        multi_strategy="multi_output_tree",
+        tree_method="hist",
+        n_estimators=10,
+        max_depth=3,
+        max_bin=64,
+        n_jobs=1,
+        base_score=initial_margins(y).tolist(),
+    )
     reg.fit(X, Y)
     d = xgb.DMatrix(X, label=y)
-    ref = xgb.train({**SHARED_PARAMS, "max_depth": 3, "eta": 0.3, "base_score": initial_margins(y).tolist()},
-                    d, 10, obj=SharedCTCVRObjective(lam=0.0))
-    assert_allclose(reg.predict(Xt, output_margin=True), ref.predict(xgb.DMatrix(Xt), output_margin=True),
-                    rtol=1e-5, atol=1e-5)
+    ref = xgb.train(
+        {**SHARED_PARAMS, "max_depth": 3, "eta": 0.3, "base_score": initial_margins(y).tolist()},
+        d,
+        10,
+        obj=SharedCTCVRObjective(lam=0.0),
+    )
+    assert_allclose(
+        reg.predict(Xt, output_margin=True), ref.predict(xgb.DMatrix(Xt), output_margin=True), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_sklearn_calling_convention_with_group_sizes(rng):

@@ -23,21 +23,24 @@ def funnel_data(draw, max_n=30, weighted=None):
     group = np.array(draw(st.lists(st.integers(0, n_ids - 1), min_size=n, max_size=n)))
     if weighted is None:
         weighted = draw(st.booleans())
-    w = (np.array(draw(st.lists(st.floats(0.1, 3.0), min_size=n, max_size=n))) if weighted else None)
+    w = np.array(draw(st.lists(st.floats(0.1, 3.0), min_size=n, max_size=n))) if weighted else None
     return z, y, group, w
 
 
-params = st.fixed_dictionaries({
-    "lam": st.sampled_from([0.0, 0.5, 1.0, 3.0]),
-    "m1": st.sampled_from([0.0, 0.05, 0.1, 0.5]),
-    "m2": st.sampled_from([0.0, 0.2, 0.3, 1.0]),
-    "pair_loss": st.sampled_from(LOSSES),
-})
+params = st.fixed_dictionaries(
+    {
+        "lam": st.sampled_from([0.0, 0.5, 1.0, 3.0]),
+        "m1": st.sampled_from([0.0, 0.05, 0.1, 0.5]),
+        "m2": st.sampled_from([0.0, 0.2, 0.3, 1.0]),
+        "pair_loss": st.sampled_from(LOSSES),
+    }
+)
 
 
 def _obj(p, **kw):
-    return PWiseRObjective(lam=p["lam"], margin_click_only=p["m1"], margin_no_click=p["m2"],
-                           pair_loss=p["pair_loss"], **kw)
+    return PWiseRObjective(
+        lam=p["lam"], margin_click_only=p["m1"], margin_no_click=p["m2"], pair_loss=p["pair_loss"], **kw
+    )
 
 
 # ----------------------------------------------------------------- exact vs naive
@@ -159,10 +162,15 @@ def test_group_ids_of_any_type_and_order(rng):
     z = rng.normal(size=y.size)
     obj = PWiseRObjective(lam=1.0)
     ref = obj.grad_hess(z, y, group=group)
-    for ids in (group.astype(str), np.array([f"req-{g}" for g in group], dtype=object),
-                group.astype(float) * 1.5, group * 1000 - 7):
+    for ids in (
+        group.astype(str),
+        np.array([f"req-{g}" for g in group], dtype=object),
+        group.astype(float) * 1.5,
+        group * 1000 - 7,
+    ):
         assert_array_equal(obj.grad_hess(z, y, group=ids)[0], ref[0])
     import pandas as pd
+
     assert_array_equal(obj.grad_hess(z, y, group=pd.Series(group).astype("category"))[0], ref[0])
 
 
@@ -171,9 +179,12 @@ def test_no_group_means_one_group(rng):
     z = rng.normal(size=y.size)
     obj = PWiseRObjective()
     assert_allclose(obj.grad_hess(z, y)[0], obj.grad_hess(z, y, group=np.zeros(y.size))[0])
-    assert_allclose(obj.grad_hess(z, y)[0],
-                    reference_grad_hess(z, y, m1=obj.margin_click_only, m2=obj.margin_no_click)[0],
-                    rtol=1e-9, atol=1e-12)
+    assert_allclose(
+        obj.grad_hess(z, y)[0],
+        reference_grad_hess(z, y, m1=obj.margin_click_only, m2=obj.margin_no_click)[0],
+        rtol=1e-9,
+        atol=1e-12,
+    )
 
 
 def test_groups_without_conversion_or_partner_contribute_nothing():

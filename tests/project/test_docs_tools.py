@@ -25,13 +25,17 @@ def _site(tmp_path, pages):
 def test_check_links_passes_a_sound_site(tmp_path):
     import check_links
 
-    site = _site(tmp_path, {
-        "index.html": '<a href="guide/a.html#x">a</a><a href="#top">top</a><img src="img/p.png">'
-                      '<a href="https://numpy.org/doc/stable/">numpy</a><span id="top"></span>',
-        "guide/a.html": '<h1 id="x">x</h1><a href="../index.html">home</a><a href="./">dir</a>',
-        "guide/index.html": "", "img/p.png": "",
-        "_static/theme.html": '<a href="{{ pathto(x) }}">template, not a page</a>',
-    })
+    site = _site(
+        tmp_path,
+        {
+            "index.html": '<a href="guide/a.html#x">a</a><a href="#top">top</a><img src="img/p.png">'
+            '<a href="https://numpy.org/doc/stable/">numpy</a><span id="top"></span>',
+            "guide/a.html": '<h1 id="x">x</h1><a href="../index.html">home</a><a href="./">dir</a>',
+            "guide/index.html": "",
+            "img/p.png": "",
+            "_static/theme.html": '<a href="{{ pathto(x) }}">template, not a page</a>',
+        },
+    )
     problems, internal, external = check_links.broken_links(site)
     assert problems == [] and internal == 5 and external == 1
     assert check_links.main([str(site)]) == 0
@@ -40,11 +44,14 @@ def test_check_links_passes_a_sound_site(tmp_path):
 def test_check_links_reports_each_broken_link(tmp_path, capsys):
     import check_links
 
-    site = _site(tmp_path, {
-        "index.html": '<a href="missing.html">gone</a><a href="a.html#nowhere">bad anchor</a>'
-                      '<link href="_static/missing.css"><a href="../outside.html">out</a>',
-        "a.html": '<p id="somewhere"></p>',
-    })
+    site = _site(
+        tmp_path,
+        {
+            "index.html": '<a href="missing.html">gone</a><a href="a.html#nowhere">bad anchor</a>'
+            '<link href="_static/missing.css"><a href="../outside.html">out</a>',
+            "a.html": '<p id="somewhere"></p>',
+        },
+    )
     problems, _, _ = check_links.broken_links(site)
     assert len(problems) == 4
     assert any("no file missing.html" in p for p in problems)
@@ -104,7 +111,9 @@ def test_intersphinx_lists_are_well_formed():
         assert base.startswith("https://") and entries, path
         for name, domain, _role, uri in entries:
             assert domain in ("py", "std") and "$" not in uri and not uri.startswith(("http:", "https:", "/")), (
-                path, name)
+                path,
+                name,
+            )
 
 
 def test_intersphinx_list_errors_name_the_line(tmp_path):

@@ -79,7 +79,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(u)
         for v in sorted(graph[u]):
             if state.get(v) == 1:
-                return [*stack[stack.index(v):], v]
+                return [*stack[stack.index(v) :], v]
             if v not in state:
                 found = visit(v)
                 if found:
@@ -152,8 +152,11 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
         if allowed is None:
             out.append(f"{name}: a new layer {layer!r}: add it to LAYERS and docs/architecture.md")
             continue
-        out += [f"{name} imports {d}: layer {layer!r} may not import layer {_layer(d)!r}" for d in sorted(deps)
-                if _layer(d) != layer and _layer(d) not in BASE and _layer(d) not in allowed]
+        out += [
+            f"{name} imports {d}: layer {layer!r} may not import layer {_layer(d)!r}"
+            for d in sorted(deps)
+            if _layer(d) != layer and _layer(d) not in BASE and _layer(d) not in allowed
+        ]
     return out
 
 
@@ -163,15 +166,29 @@ def test_layers_point_downwards():
 
 
 def test_the_layer_check_finds_violations():
-    bad = {"gbdt_pwiser.engines.local": {"gbdt_pwiser.sklearn._drivers", "gbdt_pwiser._labels"},
-           "gbdt_pwiser._labels": {"gbdt_pwiser.metrics"}, "gbdt_pwiser.newlayer.x": set()}
+    bad = {
+        "gbdt_pwiser.engines.local": {"gbdt_pwiser.sklearn._drivers", "gbdt_pwiser._labels"},
+        "gbdt_pwiser._labels": {"gbdt_pwiser.metrics"},
+        "gbdt_pwiser.newlayer.x": set(),
+    }
     found = layer_violations(bad)
     assert len(found) == 3 and "may not import layer 'sklearn'" in found[0] + found[1] + found[2]
 
 
 #: The folders of tests/: one per layer of the package, and the project's own checks.
-TEST_FOLDERS = {"objectives", "kernels", "gpu", "estimator", "engines", "datasets", "evaluation", "cli", "neural",
-                "project", "bench"}
+TEST_FOLDERS = {
+    "objectives",
+    "kernels",
+    "gpu",
+    "estimator",
+    "engines",
+    "datasets",
+    "evaluation",
+    "cli",
+    "neural",
+    "project",
+    "bench",
+}
 
 
 def test_tests_are_filed_by_layer():

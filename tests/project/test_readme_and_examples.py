@@ -92,13 +92,17 @@ def test_calibration_page_runs_as_written(tmp_path, monkeypatch, capsys):
     assert "test clicks: predicted" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("script, args", [
-    ("quickstart_xgboost.py", ["--requests", "600", "--rounds", "20"]),
-    ("quickstart_lightgbm.py", ["--requests", "600", "--rounds", "20"]),
-])
+@pytest.mark.parametrize(
+    "script, args",
+    [
+        ("quickstart_xgboost.py", ["--requests", "600", "--rounds", "20"]),
+        ("quickstart_lightgbm.py", ["--requests", "600", "--rounds", "20"]),
+    ],
+)
 def test_quickstart_examples_run(script, args):
-    res = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *args], capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stderr
     hit = re.search(r"best iteration (\d+): click AUC (\S+), conversion AUC of pCTR (\S+)$", res.stdout.strip())
     assert hit, res.stdout
@@ -113,10 +117,21 @@ def test_aliexpress_sample_example_runs_on_the_shared_sample():
     d = SHARED_DATA / "aliexpress_sample"
     if not d.exists():
         pytest.skip("shared samples absent")
-    res = subprocess.run([sys.executable, str(ROOT / "examples" / "aliexpress_sample_estimator.py"),
-                          "--train", str(d / "aliexpress_train_sample.csv"),
-                          "--test", str(d / "aliexpress_test_sample.csv"), "--n-estimators", "5"],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "aliexpress_sample_estimator.py"),
+            "--train",
+            str(d / "aliexpress_train_sample.csv"),
+            "--test",
+            str(d / "aliexpress_test_sample.csv"),
+            "--n-estimators",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     assert "train: 100 rows" in res.stdout and "ctcvr_auc" in res.stdout
 
@@ -127,10 +142,16 @@ def test_cli_example_script_runs(tmp_path):
 
     if shutil.which("bash") is None:
         pytest.skip("no bash")
-    env = {**os.environ, "REQUESTS": "600", "OUT": str(tmp_path), "EXTRA": "--n-estimators 5 --bootstrap 20 --quiet",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    res = subprocess.run(["bash", str(ROOT / "examples" / "cli_compare.sh")], capture_output=True, text=True,
-                         timeout=600, env=env)
+    env = {
+        **os.environ,
+        "REQUESTS": "600",
+        "OUT": str(tmp_path),
+        "EXTRA": "--n-estimators 5 --bootstrap 20 --quiet",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    res = subprocess.run(
+        ["bash", str(ROOT / "examples" / "cli_compare.sh")], capture_output=True, text=True, timeout=600, env=env
+    )
     assert res.returncode == 0, res.stderr
     import json
 
@@ -159,8 +180,12 @@ def test_readme_python_blocks_run(capsys):
 @pytest.mark.parametrize("extra", [[], ["--csv"]])
 def test_own_log_example_runs(tmp_path, extra):
     """examples/own_log_compare.py: load_log on a log in its own column names (Parquet folder or CSV), then compare."""
-    res = subprocess.run([sys.executable, str(ROOT / "examples" / "own_log_compare.py"), "--small",
-                          "--out", str(tmp_path), *extra], capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "own_log_compare.py"), "--small", "--out", str(tmp_path), *extra],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     assert "columns ['city'] read as categorical" in res.stdout
     for name in ("BCE", "PWiseR (λ=1)", "weighted BCE (α=1)"):

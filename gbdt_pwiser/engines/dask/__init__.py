@@ -56,9 +56,14 @@ Y, G, W, ESL = Y_COL, G_COL, W_COL, "__gbdt_pwiser_esl__"
 
 
 def _sums(stats: GlobalStats) -> LabelSums:
-    return LabelSums(rows=stats.n_rows, total=stats.total_weight, clicks=stats.click_weight,
-                     conversions=stats.conversion_weight, ctr_margin=stats.initial_margin,
-                     cvr_margin=log_odds(stats.conversion_weight, stats.click_weight))
+    return LabelSums(
+        rows=stats.n_rows,
+        total=stats.total_weight,
+        clicks=stats.click_weight,
+        conversions=stats.conversion_weight,
+        ctr_margin=stats.initial_margin,
+        cvr_margin=log_odds(stats.conversion_weight, stats.click_weight),
+    )
 
 
 @dataclass
@@ -86,8 +91,9 @@ class DaskData(TrainingData):
             return self.stats
         cache = self.__dict__.setdefault("_stats", {})
         if conversion_weight not in cache:
-            cache[conversion_weight] = group_statistics(self.frame[Y], self.frame[G], self.weight(conversion_weight),
-                                                        check_groups=False)
+            cache[conversion_weight] = group_statistics(
+                self.frame[Y], self.frame[G], self.weight(conversion_weight), check_groups=False
+            )
         return cache[conversion_weight]
 
 
@@ -148,8 +154,9 @@ class DaskEngine(Engine):
         if y is None:
             raise ValueError(f"{type(est).__name__} requires y to be passed, but the target y is None")
         if not (_is_dask(X) and hasattr(X, "columns")):
-            raise TypeError(f"X must be a dask DataFrame, got {type(X).__name__} "
-                            "(use CTCVRClassifier for in-memory data)")
+            raise TypeError(
+                f"X must be a dask DataFrame, got {type(X).__name__} (use CTCVRClassifier for in-memory data)"
+            )
         if isinstance(group, str):
             if group != "all":
                 raise ValueError(f'group must be per-row group ids, "all" or None, got {group!r}')
@@ -204,8 +211,7 @@ class DaskEngine(Engine):
         import dask
 
         assert isinstance(data, DaskData)
-        parts = [dask.delayed(_outcomes_part)(p, model, data.features, data.weighted)
-                 for p in data.frame.to_delayed()]
+        parts = [dask.delayed(_outcomes_part)(p, model, data.features, data.weighted) for p in data.frame.to_delayed()]
         ctr, ctcvr = Outcomes.empty(), Outcomes.empty()
         for a, b in dask.compute(*parts):
             ctr, ctcvr = ctr + a, ctcvr + b
@@ -242,8 +248,9 @@ class DaskEngine(Engine):
         if task.transform is not None:
             X = X.map_partitions(task.transform, meta=task.transform(X._meta))
         if task.ctr is not None:
-            label = frame.map_partitions(_esl_part, self.library, task.ctr, data.features,
-                                         meta=pd.Series([], dtype=np.float32, name=ESL))
+            label = frame.map_partitions(
+                _esl_part, self.library, task.ctr, data.features, meta=pd.Series([], dtype=np.float32, name=ESL)
+            )
             return X, label, weight, None
         return X, frame[Y], weight, frame[G]
 
@@ -257,8 +264,18 @@ class DaskEngine(Engine):
                 return self._train_xgboost(data, task, X, label, weight, group, obj, evals, which)
             return self._train_lightgbm(data, task, X, label, weight, group, obj)
 
-    def _train_xgboost(self, data: DaskData, task: Task, X: Any, label: Any, weight: Any, group: Any, obj: Any,
-                       evals: list[Any], which: str) -> FitResult:
+    def _train_xgboost(
+        self,
+        data: DaskData,
+        task: Task,
+        X: Any,
+        label: Any,
+        weight: Any,
+        group: Any,
+        obj: Any,
+        evals: list[Any],
+        which: str,
+    ) -> FitResult:
         import xgboost as xgb
         import xgboost.dask  # not imported by "import xgboost"
 
@@ -268,27 +285,48 @@ class DaskEngine(Engine):
         if obj is None:
             params["objective"] = "binary:logitraw"  # log-loss; predictions stay raw margins
         elif task.init is None:  # a continued booster keeps its own base_score
-            params["base_score"] = (float(task.init_margin) if self.library.n_outputs == 1
-                                    else [float(v) for v in np.asarray(task.init_margin).reshape(-1)])
+            params["base_score"] = (
+                float(task.init_margin)
+                if self.library.n_outputs == 1
+                else [float(v) for v in np.asarray(task.init_margin).reshape(-1)]
+            )
         # A continued booster is predicted on the training matrix to start from; on a quantised matrix XGBoost
         # does that from bins (where its split values fall between the matrix's cuts a row's start is off), so a
         # continued fit keeps the raw values (DaskDMatrix).
         quantile = task.init is None
         if group is not None:  # the funnel labels and groups (global qid, or group-start flags with weights)
-            dtrain = xgboost_dmatrix(client, X, label, group, weight, stats=data.stats_for(task.conversion_weight),
-                                     check_groups=False, enable_categorical=categorical, quantile=quantile)
+            dtrain = xgboost_dmatrix(
+                client,
+                X,
+                label,
+                group,
+                weight,
+                stats=data.stats_for(task.conversion_weight),
+                check_groups=False,
+                enable_categorical=categorical,
+                quantile=quantile,
+            )
         else:
             cls = xgb.dask.DaskQuantileDMatrix if quantile else xgb.dask.DaskDMatrix
             dtrain = cls(client, X, label=label, weight=weight, enable_categorical=categorical)
         ev = xgboost_evals(client, evals, data.features, Y, which, task.metric) if evals else []
         init = None if task.init is None else self.library.truncate(task.init.booster, task.init.n_rounds)
-        out = xgb.dask.train(client, xgboost_eval_params(params, ev), dtrain, num_boost_round=task.n_rounds,
-                             obj=obj, evals=ev, early_stopping_rounds=task.early_stopping_rounds,
-                             verbose_eval=False, xgb_model=init)
+        out = xgb.dask.train(
+            client,
+            xgboost_eval_params(params, ev),
+            dtrain,
+            num_boost_round=task.n_rounds,
+            obj=obj,
+            evals=ev,
+            early_stopping_rounds=task.early_stopping_rounds,
+            verbose_eval=False,
+            xgb_model=init,
+        )
         return xgboost_result(out, task.metric, task.early_stopping_rounds)
 
-    def _train_lightgbm(self, data: DaskData, task: Task, X: Any, label: Any, weight: Any, group: Any,
-                        obj: Any) -> FitResult:
+    def _train_lightgbm(
+        self, data: DaskData, task: Task, X: Any, label: Any, weight: Any, group: Any, obj: Any
+    ) -> FitResult:
         import lightgbm as lgb
 
         kw = {**_no_threads(task.params), "metric": "None"}
@@ -296,16 +334,27 @@ class DaskEngine(Engine):
         cont = {} if task.init is None else {"init_model": self.library.truncate(task.init.booster, task.init.n_rounds)}
         if group is not None:
             model = lgb.dask.DaskLGBMRanker(objective=obj, n_estimators=task.n_rounds, client=client, **kw)
-            fit_kw = lightgbm_fit_kwargs(X, label, group, weight, stats=data.stats_for(task.conversion_weight),
-                                         check_groups=False, init_margin=float(task.init_margin))
+            fit_kw = lightgbm_fit_kwargs(
+                X,
+                label,
+                group,
+                weight,
+                stats=data.stats_for(task.conversion_weight),
+                check_groups=False,
+                init_margin=float(task.init_margin),
+            )
             if task.init is not None:  # LightGBM starts from the previous trees' raw scores
                 fit_kw.pop("init_score")
             model.fit(**fit_kw, **cont)
         else:
-            model = lgb.dask.DaskLGBMRegressor(objective="binary" if obj is None else obj,
-                                               n_estimators=task.n_rounds, client=client, **kw)
-            start = (None if obj is None or task.init is not None
-                     else label.astype(np.float64) * 0.0 + float(task.init_margin))
+            model = lgb.dask.DaskLGBMRegressor(
+                objective="binary" if obj is None else obj, n_estimators=task.n_rounds, client=client, **kw
+            )
+            start = (
+                None
+                if obj is None or task.init is not None
+                else label.astype(np.float64) * 0.0 + float(task.init_margin)
+            )
             model.fit(X, label, sample_weight=weight, init_score=start, **cont)
         offset = 0.0 if obj is None else float(task.init_margin) if task.init is None else float(task.init.offset)
         return FitResult(model.booster_, offset, model.booster_.current_iteration(), None, {})

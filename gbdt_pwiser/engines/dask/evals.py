@@ -46,8 +46,11 @@ _NATIVE = {"auc_click": 1, "auc_conv": 2}
 
 def check_eval_set(eval_set: Any) -> None:
     """The form of ``eval_set`` (what the engine can evaluate is refused in :mod:`gbdt_pwiser.engines.limits`)."""
-    if (not isinstance(eval_set, (list, tuple)) or not eval_set
-            or (isinstance(eval_set, tuple) and not isinstance(eval_set[0], (tuple, list)))):
+    if (
+        not isinstance(eval_set, (list, tuple))
+        or not eval_set
+        or (isinstance(eval_set, tuple) and not isinstance(eval_set[0], (tuple, list)))
+    ):
         raise TypeError("eval_set must be a non-empty list of (X, y) or (X, y, group) tuples")
 
 
@@ -68,18 +71,19 @@ def eval_frames(eval_set: Sequence, features: list, y_col: str) -> list:
             raise TypeError(f"eval_set[{k}] must be (X, y) or (X, y, group)")
         Xe, ye = item[0], item[1]
         if _is_dask(Xe) != _is_dask(ye):
-            raise TypeError(f"eval_set[{k}]: X and y must both be dask collections (partitioned alike) or both "
-                            "in memory")
+            raise TypeError(
+                f"eval_set[{k}]: X and y must both be dask collections (partitioned alike) or both in memory"
+            )
         if not _is_dask(Xe):
             if not isinstance(Xe, pd.DataFrame):
                 raise TypeError(f"eval_set[{k}] X must be a dask or pandas DataFrame, got {type(Xe).__name__}")
             y_arr = np.asarray(ye)
             Xe = dd.from_pandas(Xe.reset_index(drop=True), npartitions=1, sort=False)
-            ye = dd.from_pandas(pd.DataFrame(y_arr) if y_arr.ndim == 2 else pd.Series(y_arr), npartitions=1,
-                                sort=False)
+            ye = dd.from_pandas(pd.DataFrame(y_arr) if y_arr.ndim == 2 else pd.Series(y_arr), npartitions=1, sort=False)
         if not hasattr(Xe, "columns") or list(Xe.columns) != features:
-            raise ValueError(f"eval_set[{k}] X must have the training columns {features}, "
-                             f"got {list(getattr(Xe, 'columns', []))}")
+            raise ValueError(
+                f"eval_set[{k}] X must have the training columns {features}, got {list(getattr(Xe, 'columns', []))}"
+            )
         if ye.npartitions != Xe.npartitions:
             raise ValueError(f"eval_set[{k}]: y has {ye.npartitions} partitions but X has {Xe.npartitions}")
         meta = Xe._meta.assign(**{y_col: np.zeros(0, np.int8)})
@@ -108,8 +112,9 @@ def xgboost_evals(client: Any, frames: list, features: list, y_col: str, which: 
 def xgboost_result(out: dict, metric: str, early_stopping_rounds: int | None) -> FitResult:
     """A :class:`FitResult` from ``xgboost.dask.train``'s output, the history under ``metric``'s name."""
     booster = out["booster"]
-    history = {name: {metric: [float(v) for v in ms["auc"]]} for name, ms in out.get("history", {}).items()
-               if "auc" in ms}
+    history = {
+        name: {metric: [float(v) for v in ms["auc"]]} for name, ms in out.get("history", {}).items() if "auc" in ms
+    }
     best = None
     if early_stopping_rounds is not None:
         best = int(booster.best_iteration)
@@ -132,11 +137,13 @@ def _lost_errors() -> tuple:
     errs: list = [distributed.KilledWorker, CommClosedError]
     try:
         from xgboost.core import XGBoostError
+
         errs.append(XGBoostError)
     except ImportError:  # pragma: no cover
         pass
     try:
         from lightgbm.basic import LightGBMError
+
         errs.append(LightGBMError)
     except ImportError:  # pragma: no cover
         pass

@@ -16,8 +16,7 @@ from ...datasets.sources import group_starts
 from ...objectives._adapters import GROUP_START_FIELD
 from .partition import GlobalStats, _runs, group_statistics, partitions_of
 
-__all__ = ["funnel_labels", "global_qid", "group_sizes", "xgboost_dmatrix", "xgboost_params",
-           "lightgbm_fit_kwargs"]
+__all__ = ["funnel_labels", "global_qid", "group_sizes", "xgboost_dmatrix", "xgboost_params", "lightgbm_fit_kwargs"]
 
 
 def _aligned(parts: list, func: Any, lengths: np.ndarray, dtype: Any) -> Any:
@@ -80,21 +79,33 @@ def _const_block(i: int, n: int, value: float) -> np.ndarray:
     return np.full(n, value, dtype=np.float64)
 
 
-def _stats_for(y: Any, group: Any, sample_weight: Any, X: Any, stats: GlobalStats | None,
-               check_groups: bool) -> GlobalStats:
+def _stats_for(
+    y: Any, group: Any, sample_weight: Any, X: Any, stats: GlobalStats | None, check_groups: bool
+) -> GlobalStats:
     if stats is None:
         return group_statistics(y, group, sample_weight, X=X, check_groups=check_groups)
     if not isinstance(stats, GlobalStats):
         raise TypeError(f"stats must come from group_statistics, got {type(stats).__name__}")
     if len(partitions_of(y, "y")) != stats.npartitions:
-        raise ValueError(f"stats describe {stats.npartitions} partitions but y has "
-                         f"{len(partitions_of(y, 'y'))}: recompute them with group_statistics")
+        raise ValueError(
+            f"stats describe {stats.npartitions} partitions but y has "
+            f"{len(partitions_of(y, 'y'))}: recompute them with group_statistics"
+        )
     return stats
 
 
-def xgboost_dmatrix(client: Any, X: Any, y: Any, group: Any, sample_weight: Any = None, *,
-                    stats: GlobalStats | None = None, quantile: bool = True, check_groups: bool = True,
-                    **kwargs: Any) -> Any:
+def xgboost_dmatrix(
+    client: Any,
+    X: Any,
+    y: Any,
+    group: Any,
+    sample_weight: Any = None,
+    *,
+    stats: GlobalStats | None = None,
+    quantile: bool = True,
+    check_groups: bool = True,
+    **kwargs: Any,
+) -> Any:
     """A ``DaskQuantileDMatrix`` (or ``DaskDMatrix``) for PWiseR training with ``xgboost.dask.train``.
 
     Labels become funnel labels; groups become a global ``qid`` (rows of a
@@ -139,9 +150,16 @@ def xgboost_params(stats: GlobalStats, params: dict | None = None) -> dict:
     return out
 
 
-def lightgbm_fit_kwargs(X: Any, y: Any, group: Any, sample_weight: Any = None, *,
-                        stats: GlobalStats | None = None, check_groups: bool = True,
-                        init_margin: float | None = None) -> dict:
+def lightgbm_fit_kwargs(
+    X: Any,
+    y: Any,
+    group: Any,
+    sample_weight: Any = None,
+    *,
+    stats: GlobalStats | None = None,
+    check_groups: bool = True,
+    init_margin: float | None = None,
+) -> dict:
     """Keyword arguments of ``DaskLGBMRanker(objective=obj).fit(**kwargs)`` for PWiseR training.
 
     LightGBM's Dask estimators concatenate each worker's partitions and call

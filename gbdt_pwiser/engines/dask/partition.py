@@ -22,9 +22,18 @@ from ...datasets.sources import group_runs
 from ...exceptions import GroupLayoutError
 from ...objectives.pwiser import prepare_data
 
-__all__ = ["GlobalStats", "partition_by_group", "group_statistics", "partitions_of", "training_frame",
-           "nonempty_partitions",
-           "known_categories", "Y_COL", "G_COL", "W_COL"]
+__all__ = [
+    "GlobalStats",
+    "partition_by_group",
+    "group_statistics",
+    "partitions_of",
+    "training_frame",
+    "nonempty_partitions",
+    "known_categories",
+    "Y_COL",
+    "G_COL",
+    "W_COL",
+]
 
 _ROW_KEY, _HASH_KEY = "__gbdt_pwiser_row__", "__gbdt_pwiser_hash__"
 #: Columns of :func:`training_frame` besides the features: funnel label, group id, row weight.
@@ -68,8 +77,9 @@ def _rows_like(coll: Any, name: str, npartitions: int) -> Any:
     if coll is None:
         return None
     if not _is_dask(coll):
-        raise TypeError(f"{name} must be a dask Series, DataFrame or Array partitioned like X, "
-                        f"got {type(coll).__name__}")
+        raise TypeError(
+            f"{name} must be a dask Series, DataFrame or Array partitioned like X, got {type(coll).__name__}"
+        )
     import dask.array as da
 
     if not isinstance(coll, da.Array):
@@ -84,8 +94,10 @@ def _rows_like(coll: Any, name: str, npartitions: int) -> Any:
         n = int(coll.numblocks[0])
         coll = dd.from_dask_array(coll)
     if n != npartitions:
-        raise ValueError(f"{name} has {n} partitions but X has {npartitions}: X, y, group and sample_weight "
-                         "must be partitioned alike")
+        raise ValueError(
+            f"{name} has {n} partitions but X has {npartitions}: X, y, group and sample_weight "
+            "must be partitioned alike"
+        )
     return coll
 
 
@@ -94,10 +106,12 @@ def _assemble(X: pd.DataFrame, y: Any, g: Any, w: Any, partition_info: dict | No
     i = 0 if partition_info is None else int(partition_info["number"])
     for name, v in (("y", y), ("group", g), ("sample_weight", w)):
         if v is not None and len(v) != len(X):
-            raise ValueError(f"partition {i} of {name} has {len(v)} rows but partition {i} of X has {len(X)}: "
-                             "X, y, group and sample_weight must be partitioned alike (select them from one "
-                             "dask DataFrame, or persist them first: dask's optimiser may merge the partitions "
-                             "of separately read Parquet files differently)")
+            raise ValueError(
+                f"partition {i} of {name} has {len(v)} rows but partition {i} of X has {len(X)}: "
+                "X, y, group and sample_weight must be partitioned alike (select them from one "
+                "dask DataFrame, or persist them first: dask's optimiser may merge the partitions "
+                "of separately read Parquet files differently)"
+            )
     check_no_inf(X, f"X (partition {i})")
     out = X.copy()
     out[Y_COL] = as_funnel(y, f"y (partition {i})").astype(np.int8)
@@ -143,10 +157,15 @@ def training_frame(X: Any, y: Any, group: Any = None, sample_weight: Any = None)
     import dask.dataframe as dd
 
     X = known_categories(X)
-    y, group, sample_weight = (_rows_like(c, name, X.npartitions) for c, name in
-                               ((y, "y"), (group, "group"), (sample_weight, "sample_weight")))
-    meta = X._meta.assign(**{Y_COL: np.zeros(0, np.int8),
-                             G_COL: (np.zeros(0, np.int64) if group is None else _values(group._meta).reshape(-1)[:0])})
+    y, group, sample_weight = (
+        _rows_like(c, name, X.npartitions) for c, name in ((y, "y"), (group, "group"), (sample_weight, "sample_weight"))
+    )
+    meta = X._meta.assign(
+        **{
+            Y_COL: np.zeros(0, np.int8),
+            G_COL: (np.zeros(0, np.int64) if group is None else _values(group._meta).reshape(-1)[:0]),
+        }
+    )
     if sample_weight is not None:
         meta[W_COL] = np.zeros(0, np.float64)
     return dd.map_partitions(_assemble, X, y, group, sample_weight, meta=meta, align_dataframes=False)
@@ -223,10 +242,12 @@ def partition_by_group(df: Any, group: str, npartitions: int | None = None) -> A
         if part[group].isna().any():
             raise ValueError(f"group column {group!r} contains missing (NaN/None) group ids")
         return part.sort_values([group, _ROW_KEY], kind="stable").drop(
-            columns=[_ROW_KEY] + ([_HASH_KEY] if on == _HASH_KEY else []))
+            columns=[_ROW_KEY] + ([_HASH_KEY] if on == _HASH_KEY else [])
+        )
 
-    meta = df._meta.assign(**{k: np.zeros(0, dtype=np.int64) for k in (_ROW_KEY, _HASH_KEY)
-                              if k == _ROW_KEY or on == _HASH_KEY})
+    meta = df._meta.assign(
+        **{k: np.zeros(0, dtype=np.int64) for k in (_ROW_KEY, _HASH_KEY) if k == _ROW_KEY or on == _HASH_KEY}
+    )
     keyed = df.map_partitions(add_key, meta=meta)
     shuffled = keyed.shuffle(on=on, npartitions=nparts)
     return shuffled.map_partitions(sort_part, meta=df._meta)
@@ -276,17 +297,24 @@ class GlobalStats:
 
     def normalisers(self) -> dict[str, float]:
         """The three numbers every worker's objective needs."""
-        return {"total_weight": self.total_weight, "pair_weight_c": self.pair_weight_c,
-                "pair_weight_n": self.pair_weight_n}
+        return {
+            "total_weight": self.total_weight,
+            "pair_weight_c": self.pair_weight_c,
+            "pair_weight_n": self.pair_weight_n,
+        }
 
     def partitions(self, keep: np.ndarray) -> GlobalStats:
         """The statistics of partitions ``keep`` only (the totals must not change: drop empty ones)."""
         import dataclasses
 
         keep = np.asarray(keep, dtype=np.int64)
-        return dataclasses.replace(self, rows=self.rows[keep], groups=self.groups[keep],
-                                   min_group=[self.min_group[i] for i in keep] if self.min_group else [],
-                                   max_group=[self.max_group[i] for i in keep] if self.max_group else [])
+        return dataclasses.replace(
+            self,
+            rows=self.rows[keep],
+            groups=self.groups[keep],
+            min_group=[self.min_group[i] for i in keep] if self.min_group else [],
+            max_group=[self.max_group[i] for i in keep] if self.max_group else [],
+        )
 
 
 def nonempty_partitions(frame: Any, lengths: np.ndarray | None = None) -> tuple[Any, np.ndarray]:
@@ -315,18 +343,24 @@ def _partition_stats(i: int, y: Any, g: Any, w: Any, nx: Any) -> dict[str, Any]:
     lab = _labels_part(y, i)
     n = lab.size
     if nx is not None and int(nx) != n:
-        raise ValueError(f"partition {i} of X has {int(nx)} rows but partition {i} of y has {n}: "
-                         "X, y, group and sample_weight must be partitioned alike")
+        raise ValueError(
+            f"partition {i} of X has {int(nx)} rows but partition {i} of y has {n}: "
+            "X, y, group and sample_weight must be partitioned alike"
+        )
     gv = np.asarray(g.to_numpy() if hasattr(g, "to_numpy") else g).reshape(-1)
     if gv.size != n:
-        raise ValueError(f"partition {i} of group has {gv.size} rows but partition {i} of y has {n}: "
-                         "X, y, group and sample_weight must be partitioned alike")
+        raise ValueError(
+            f"partition {i} of group has {gv.size} rows but partition {i} of y has {n}: "
+            "X, y, group and sample_weight must be partitioned alike"
+        )
     wv = None
     if w is not None:
         wv = np.asarray(w.to_numpy() if hasattr(w, "to_numpy") else w, dtype=np.float64).reshape(-1)
         if wv.size != n:
-            raise ValueError(f"partition {i} of sample_weight has {wv.size} rows but partition {i} of y "
-                             f"has {n}: X, y, group and sample_weight must be partitioned alike")
+            raise ValueError(
+                f"partition {i} of sample_weight has {wv.size} rows but partition {i} of y "
+                f"has {n}: X, y, group and sample_weight must be partitioned alike"
+            )
         wv = check_weight(wv, n, f"sample_weight (partition {i})")
     ptr, heads = _runs(gv, i)
     data = prepare_data(lab, weight=wv, group_ptr=ptr)
@@ -340,8 +374,17 @@ def _partition_stats(i: int, y: Any, g: Any, w: Any, nx: Any) -> dict[str, Any]:
             lo, hi = min(heads), max(heads)
         except TypeError:  # ids of mixed, unordered types
             lo = hi = None
-    return {"n": n, "W": data.total_weight, "pc": data.pair_weight_c, "pn": data.pair_weight_n,
-            "cw": cw, "vw": vw, "G": ptr.size - 1, "min": lo, "max": hi}
+    return {
+        "n": n,
+        "W": data.total_weight,
+        "pc": data.pair_weight_c,
+        "pn": data.pair_weight_n,
+        "cw": cw,
+        "vw": vw,
+        "G": ptr.size - 1,
+        "min": lo,
+        "max": hi,
+    }
 
 
 def _unique_groups(g: Any) -> pd.Series:
@@ -373,8 +416,9 @@ def _straddlers(gparts: list, group: Any) -> list:
     return list(bad.head(3, npartitions=-1).index)
 
 
-def group_statistics(y: Any, group: Any, sample_weight: Any = None, *, X: Any = None,
-                     check_groups: bool = True) -> GlobalStats:
+def group_statistics(
+    y: Any, group: Any, sample_weight: Any = None, *, X: Any = None, check_groups: bool = True
+) -> GlobalStats:
     """One pass over the partitions: PWiseR's global normalisers, with the layout checked.
 
     Parameters
@@ -412,8 +456,10 @@ def group_statistics(y: Any, group: Any, sample_weight: Any = None, *, X: Any = 
     xp = partitions_of(X, "X") if X is not None else [None] * len(yp)
     for name, parted in (("group", gp), ("sample_weight", wp), ("X", xp)):
         if len(parted) != len(yp):
-            raise ValueError(f"{name} has {len(parted)} partitions but y has {len(yp)}: "
-                             "X, y, group and sample_weight must be partitioned alike")
+            raise ValueError(
+                f"{name} has {len(parted)} partitions but y has {len(yp)}: "
+                "X, y, group and sample_weight must be partitioned alike"
+            )
     nx = [dask.delayed(len)(p) if p is not None else None for p in xp]
     tasks = [dask.delayed(_partition_stats)(i, yp[i], gp[i], wp[i], nx[i]) for i in range(len(yp))]
     parts = list(dask.compute(*tasks))
@@ -422,7 +468,9 @@ def group_statistics(y: Any, group: Any, sample_weight: Any = None, *, X: Any = 
         if bad:
             raise GroupLayoutError(
                 f"groups straddle partitions (e.g. {bad!r}): every group must lie whole in one partition; "
-                "use gbdt_pwiser.dask.partition_by_group (or let fit repartition)", bad[0], "partitions"
+                "use gbdt_pwiser.dask.partition_by_group (or let fit repartition)",
+                bad[0],
+                "partitions",
             )
     stats = GlobalStats(
         total_weight=float(sum(p["W"] for p in parts)),
