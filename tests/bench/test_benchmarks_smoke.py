@@ -293,3 +293,16 @@ def test_bench_threads_smoke(no_results, capsys):
         "64t_2000000",
     }
     assert "| dense | exact, contiguous groups |" in printed and "efficiency at 2" in printed
+
+
+def test_bench_calibration_smoke(tmp_path, capsys):
+    import bench_calibration
+
+    out = bench_calibration.main(["--smoke", "--out", str(tmp_path)])
+    assert {(s["setting"], s["calibration"]) for s in out["summary"]} == {
+        (name, c) for name in bench_calibration.SETTINGS for c in ("none", "isotonic")
+    }
+    for s in out["summary"]:
+        assert s["ctr_ratio"] > 0 and 0 <= s["ctr_ece"] <= 1 and 0 <= s["ctcvr_auc"] <= 1
+    assert (tmp_path / "calibration.md").read_text().startswith("| setting | calibration |")
+    assert "| BCE (λ=0) | isotonic |" in capsys.readouterr().out
