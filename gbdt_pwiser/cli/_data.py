@@ -174,6 +174,21 @@ def make_model(args: argparse.Namespace, lam: float, **overrides: Any) -> Any:
     return cls(**estimator_params(args, lam=lam, random_state=args.seed, **overrides))
 
 
+def _close_cluster(cluster: Any) -> None:
+    """Close the local cluster once, here: a Ctrl-C can interrupt a worker's (re)start, and closing a cluster
+    whose worker is still in status ``init`` fails on distributed's assertion; the workers' processes end
+    with the command either way, so that failure is not reported again by distributed's exit hook (which
+    printed its traceback after the one-line 'interrupted')."""
+    from distributed.core import Status
+
+    try:
+        cluster.close(timeout=10)
+    except (AssertionError, TimeoutError):
+        pass
+    finally:
+        cluster.status = Status.closed
+
+
 @contextlib.contextmanager
 def dask_client(args: argparse.Namespace) -> Any:
     """A ``distributed.Client`` of ``--scheduler``, or of a local cluster of ``--dask-workers`` processes."""
@@ -203,7 +218,7 @@ def dask_client(args: argparse.Namespace) -> Any:
                 yield client
             return
         # the workers ignore Ctrl-C (it reaches the terminal's whole process group): the command handles it
-        with distributed.LocalCluster(
+        cluster = distributed.LocalCluster(
             n_workers=args.dask_workers,
             threads_per_worker=1,
             processes=True,
@@ -212,8 +227,11 @@ def dask_client(args: argparse.Namespace) -> Any:
             # no dashboard; its HTTP server on a free port (not 8787, maybe taken)
             scheduler_kwargs={"dashboard_address": ":0"},
             preload=["gbdt_pwiser.cli._dask_worker"],
-        ) as cluster:
+        )
+        try:
             with distributed.Client(cluster) as client:
                 yield client
+        finally:
+            _close_cluster(cluster)
     finally:
         asyncio_log.setLevel(previous)
