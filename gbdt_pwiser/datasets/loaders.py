@@ -388,9 +388,9 @@ def _layout(name: str) -> Layout:
 
 
 def _load_csv(path: PathLike, layout: str, nrows: int | None) -> AdLog:
-    require("pyarrow", extra="parquet", feature=f"reading the {layout} CSV layout")
-    nrows = None if nrows is None else check_int(nrows, "nrows", lo=0)
     spec = _layout(layout)
+    require("pyarrow", extra="parquet", feature=f"reading the {spec.name} CSV layout")
+    nrows = None if nrows is None else check_int(nrows, "nrows", lo=0)
     p = _check_file(path)
     _check_schema(p, csv_header(p), spec.expected, spec.name)
     return read_log([p], "csv", spec.columns, where=repr(p), nrows=nrows, types=spec.types())
