@@ -28,9 +28,15 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    import lightgbm
+    import importlib.metadata
+
     import numba
-    import xgboost
+
+    def version(dist: str) -> str | None:  # a booster the run does not use may be absent (the GPU machine)
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return None
 
     mem = None
     try:
@@ -44,8 +50,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
-        "xgboost": xgboost.__version__,
-        "lightgbm": lightgbm.__version__,
+        "xgboost": version("xgboost"),
+        "lightgbm": version("lightgbm"),
         "numba_threading_layer": _threading_layer(),
     }
 
