@@ -1,4 +1,8 @@
-"""Your own log, in its own column names: load it, compare BCE, PWiseR and conversion-weighted BCE, plot.
+"""
+Your own log, in its own column names
+=====================================
+
+Load a log in its own column names, compare BCE, PWiseR and conversion-weighted BCE, plot.
 
 The script first writes a log the way a team's export might look (a folder of
 Parquet files, or one CSV file with ``--csv``): a search id, a click and a
@@ -63,7 +67,7 @@ def write_export(folder: Path, n_requests: int, csv: bool) -> Path:
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description="Your own log: load_log, then compare BCE, PWiseR and weighted BCE.")
     ap.add_argument("--small", action="store_true", help="a tiny log and few trees (for tests)")
     ap.add_argument("--csv", action="store_true", help="write and read one CSV file instead of Parquet files")
     ap.add_argument("--out", type=Path, default=Path("own_log_out"), help="folder of the plots")

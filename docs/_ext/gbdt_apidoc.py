@@ -30,6 +30,7 @@ MODULES = [
     "gbdt_pwiser.datasets",
     "gbdt_pwiser.metrics",
     "gbdt_pwiser.calibration",
+    "gbdt_pwiser.evaluation",
     "gbdt_pwiser.dask",
     "gbdt_pwiser.engines",
     "gbdt_pwiser.exceptions",

@@ -7,6 +7,7 @@ run's output. A script not listed runs with none (its defaults).
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ SAMPLE = ROOT.parent / "shared" / "data" / "aliexpress_sample"
 def example_argv(gallery_conf: dict[str, Any], script_vars: dict[str, Any]) -> list[str]:
     """``sys.argv[1:]`` of the example ``script_vars["src_file"]``."""
     name = Path(script_vars["src_file"]).name
+    if name == "own_log_compare.py":
+        return ["--small", "--out", tempfile.mkdtemp(prefix="gbdt_gallery_")]  # its plots stay out of the tree
     if name == "sklearn_grid_search.py":
         return ["--small", "--n-jobs", "1"]  # tiny fits: one thread each is faster than two
     if name == "aliexpress_sample_estimator.py":
@@ -33,7 +36,13 @@ def example_argv(gallery_conf: dict[str, Any], script_vars: dict[str, Any]) -> l
 
 
 #: the gallery's order (the objectives, then the estimator); a script not listed comes after, by name
-ORDER = ["quickstart_xgboost.py", "quickstart_lightgbm.py", "sklearn_grid_search.py", "aliexpress_sample_estimator.py"]
+ORDER = [
+    "quickstart_xgboost.py",
+    "quickstart_lightgbm.py",
+    "sklearn_grid_search.py",
+    "own_log_compare.py",
+    "aliexpress_sample_estimator.py",
+]
 
 
 class ExampleOrder:

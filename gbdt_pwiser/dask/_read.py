@@ -14,7 +14,7 @@ def read_parquet_log(log: ParquetLog) -> tuple[Any, list[str]]:
     """The log as a dask DataFrame, one partition per shard, and its feature columns.
 
     Every partition is converted as :func:`~gbdt_pwiser.datasets.load_log`
-    converts a log (:meth:`ParquetLog.read_frame`: features, then the funnel
+    converts a log (:meth:`gbdt_pwiser.datasets.ParquetLog.read_frame`: features, then the funnel
     label ``LABEL_COLUMN``, the group id ``GROUP_COLUMN`` and, with weights,
     ``WEIGHT_COLUMN``), on the workers of the current Dask client: the
     client reads the first shard's schema only. The categorical features'

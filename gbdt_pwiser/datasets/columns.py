@@ -184,7 +184,7 @@ class LogColumns:
     def feature_names(self, available: Sequence[str], where: str) -> list[str]:
         """The feature columns, given the columns ``available`` in the data ``where`` names.
 
-        Checks that every needed column exists (a :class:`ColumnError` with
+        Checks that every needed column exists (a :class:`~gbdt_pwiser.exceptions.ColumnError` with
         the closest existing name) and that ``categorical`` lists features.
         """
         names = [str(c) for c in available]

@@ -332,8 +332,8 @@ class ParquetLog:
         return _category_values(self._read(shard, list(categorical)), categorical, f"shard {shard!r}")
 
     def read_frame(self, shard: str, features: Sequence[str], categories: dict[str, Any]) -> pd.DataFrame:
-        """One shard as a pandas frame: the features, :data:`LABEL_COLUMN` (funnel labels), :data:`GROUP_COLUMN`
-        and :data:`WEIGHT_COLUMN` (when the log has weights) — one partition of a Dask frame."""
+        """One shard as a pandas frame: the features, ``LABEL_COLUMN`` (funnel labels), ``GROUP_COLUMN``
+        and ``WEIGHT_COLUMN`` (when the log has weights) — one partition of a Dask frame."""
         spec, where = self.spec, f"shard {shard!r}"
         table = self._read(shard, list(dict.fromkeys(list(features) + spec.meta)))
         cols = {c: table.column(c) for c in table.column_names}

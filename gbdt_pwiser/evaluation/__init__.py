@@ -5,12 +5,12 @@ point) fits each method's models on splits of a log by group and returns a
 table of test metrics with differences to a baseline; ``gbdt-pwiser
 compare`` (the command line) calls :func:`run_comparison` and prints it.
 
-* :mod:`.methods` — :data:`METHODS` (BCE, the PWiseR chain, conversion-weighted
+* ``methods`` — :data:`METHODS` (BCE, the PWiseR chain, conversion-weighted
   BCE, the boosters' ranking objective, the shared booster) and :class:`Model`.
-* :mod:`.comparison` — :func:`compare`, :func:`run_comparison`, :class:`Comparison`.
-* :mod:`.data` — splitting a log by group and fitting, in memory or on Dask.
-* :mod:`.pairs` — the pairs PWiseR has in a test part, and when it cannot support a verdict.
-* :mod:`.plots` — ROC, reliability (calibration), λ sweep and trade-off figures.
+* ``comparison`` — :func:`compare`, :func:`run_comparison`, :class:`Comparison`.
+* ``data`` — splitting a log by group and fitting, in memory or on Dask.
+* ``pairs`` — the pairs PWiseR has in a test part, and when it cannot support a verdict.
+* ``plots`` — ROC, reliability (calibration), λ sweep and trade-off figures.
 
 The metrics themselves are :mod:`gbdt_pwiser.metrics`.
 """

@@ -124,7 +124,7 @@ class Comparison:
         """Each model's point metrics (:data:`POINT_METRICS`), mean and SD: over seeds, or over a bootstrap.
 
         With several seeds the SD is over seeds; with one, over ``n_resamples``
-        (at most :attr:`bootstrap`) bootstrap resamples of its test groups (NaN
+        (at most ``bootstrap``) bootstrap resamples of its test groups (NaN
         without a bootstrap).
         """
         rows = []
@@ -452,7 +452,7 @@ def compare(
     methods : list of str, default ("bce", "pwiser", "weighted")
         Among ``"bce"``, ``"pwiser"`` (knob ``lam``), ``"weighted"``
         (conversion-weighted BCE, knob ``conversion_weight``), ``"ranker"``
-        and ``"shared"`` (knob ``lam``): see :mod:`gbdt_pwiser.evaluation.methods`.
+        and ``"shared"`` (knob ``lam``): see ``gbdt_pwiser.evaluation.methods``.
     seeds : list of int, default (0,)
         One split and fit per seed (the estimators' ``random_state``).
     lam, conversion_weight : float or list of floats, default 1.0
@@ -473,13 +473,13 @@ def compare(
     plots : str or path, optional
         A folder to write the plots into (``roc.png``, ``calibration.png``,
         and the λ sweep / trade-off plots when they apply);
-        :meth:`run_comparison(...).figures() <Comparison.figures>` gives them
+        :meth:`run_comparison(...).figures() <gbdt_pwiser.evaluation.Comparison.figures>` gives them
         as matplotlib figures instead.
 
     Returns
     -------
     pandas.DataFrame
-        One row per model and seed (see :attr:`Comparison.table`) with the
+        One row per model and seed (see ``Comparison.table``) with the
         difference columns.
 
     Examples

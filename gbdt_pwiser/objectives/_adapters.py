@@ -69,7 +69,7 @@ class _CustomObjective:
     * ``_compute(z, data, iteration, reuse)`` — every round: gradient and Hessian.
     """
 
-    #: the parameter every objective has (see :func:`resolve_threads`)
+    #: the parameter every objective has (see ``gbdt_pwiser._threads.resolve_threads``)
     n_jobs: int | None
     #: the gradient and Hessian buffers reused across rounds (``_buffers``)
     _out: tuple[np.ndarray, np.ndarray] | None
