@@ -362,9 +362,10 @@ def _labels(cols: dict[str, Any], spec: LogColumns, where: str) -> np.ndarray:
 
     if spec.label is not None:
         return as_funnel(values(spec.label), f"{where}: column {spec.label!r}")
+    assert spec.click is not None and spec.conversion is not None  # LogColumns.of: a label, or both of these
     return _funnel_label(
         values(spec.click),
-        values(spec.conversion),  # type: ignore[arg-type]
+        values(spec.conversion),
         (f"column {spec.click!r}", f"column {spec.conversion!r}"),
         f"{where}: ",
     )
