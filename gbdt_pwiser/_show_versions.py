@@ -76,7 +76,7 @@ def declared_dependencies() -> dict[str, list[str]]:
     --------
     >>> from gbdt_pwiser._show_versions import declared_dependencies
     >>> deps = declared_dependencies()
-    >>> deps["numpy"], "cli" in deps["matplotlib"]
+    >>> deps["scipy"], "cli" in deps["matplotlib"]
     (['core'], True)
     """
     core, extras = _declared_requirements()

@@ -142,7 +142,7 @@ def run_parts(part: Callable[[int], Any], n_parts: int) -> None:
     >>> def part(p):
     ...     out[p] = p * p
     >>> run_parts(part, 3)
-    ... out
+    >>> out
     [0, 1, 4]
     """
     install_compile_notice()

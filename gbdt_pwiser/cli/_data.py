@@ -98,6 +98,8 @@ def read_log(args: argparse.Namespace) -> Any:
     what = f"as {args.format or 'aliexpress'}" if cols is None else "with the given columns"
     try:
         files, kind = list_log_files(path)
+    except FileNotFoundError as exc:  # its message repeats the path
+        raise UserError(f"cannot read {path}: no such file or folder") from exc
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from exc
     if kind == "parquet" and distributed(args):

@@ -127,7 +127,7 @@ class GlobalPWiseRObjective(_GlobalNormalisers, PWiseRObjective):
     >>> from gbdt_pwiser import PWiseRObjective
     >>> from gbdt_pwiser.dask import GlobalPWiseRObjective
     >>> y = np.array([2, 1, 0, 2, 0, 0])
-    ... g = np.array([0, 0, 0, 1, 1, 1])
+    >>> g = np.array([0, 0, 0, 1, 1, 1])
     >>> z = np.linspace(-1, 1, 6)
     >>> whole = PWiseRObjective(lam=1.0).grad_hess(z, y, group=g)[0]
     >>> obj = GlobalPWiseRObjective(lam=1.0, total_weight=6.0, pair_weight_c=1.0, pair_weight_n=3.0)
@@ -189,7 +189,7 @@ class GlobalSharedCTCVRObjective(_GlobalNormalisers, SharedCTCVRObjective):
     >>> from gbdt_pwiser.objectives import SharedCTCVRObjective
     >>> from gbdt_pwiser.objectives.distributed import GlobalSharedCTCVRObjective
     >>> y = np.array([2, 1, 0, 2, 0, 0])
-    ... g = np.array([0, 0, 0, 1, 1, 1])
+    >>> g = np.array([0, 0, 0, 1, 1, 1])
     >>> m = np.linspace(-1, 1, 12).reshape(6, 2)
     >>> whole = SharedCTCVRObjective(lam=1.0).grad_hess(m, y, group=g)[0]
     >>> obj = GlobalSharedCTCVRObjective(lam=1.0, total_weight=6.0, pair_weight_c=1.0, pair_weight_n=3.0)

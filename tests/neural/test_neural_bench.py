@@ -185,7 +185,7 @@ def test_user_errors_one_line(tmp_path, capsys):
         ["bench-neural", "--quiet", "--models", "gbdt", "--out", str(tmp_path), "--data", "/nonexistent/log.csv"]
     )
     assert rc == 2
-    assert capsys.readouterr().err == "gbdt-pwiser: error: cannot read /nonexistent/log.csv: no such file\n"
+    assert capsys.readouterr().err == "gbdt-pwiser: error: cannot read /nonexistent/log.csv: no such file or folder\n"
 
 
 def test_outputs_that_cannot_be_written_fail_before_any_work(tmp_path, capsys):
