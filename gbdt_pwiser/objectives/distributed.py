@@ -125,7 +125,7 @@ class GlobalPWiseRObjective(_GlobalNormalisers, PWiseRObjective):
     --------
     >>> import numpy as np
     >>> from gbdt_pwiser import PWiseRObjective
-    >>> from gbdt_pwiser.dask import GlobalPWiseRObjective
+    >>> from gbdt_pwiser.objectives.distributed import GlobalPWiseRObjective  # also gbdt_pwiser.dask
     >>> y = np.array([2, 1, 0, 2, 0, 0])
     >>> g = np.array([0, 0, 0, 1, 1, 1])
     >>> z = np.linspace(-1, 1, 6)
@@ -244,7 +244,7 @@ def entire_space_label(y: npt.ArrayLike, ctr_prob: npt.ArrayLike) -> np.ndarray:
 
     Examples
     --------
-    >>> from gbdt_pwiser.dask import entire_space_label
+    >>> from gbdt_pwiser.objectives.distributed import entire_space_label
     >>> entire_space_label([0, 1, 2], [0.25, 0.5, 0.5]).tolist()
     [0.25, 0.5, -0.5]
     """
@@ -281,7 +281,7 @@ class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
     --------
     >>> import numpy as np
     >>> from gbdt_pwiser import EntireSpaceCVRObjective
-    >>> from gbdt_pwiser.dask import EntireSpaceLabelObjective, entire_space_label
+    >>> from gbdt_pwiser.objectives.distributed import EntireSpaceLabelObjective, entire_space_label
     >>> y, a, u = np.array([0, 1, 2]), np.array([0.25, 0.5, 0.75]), np.zeros(3)
     >>> g1, _ = EntireSpaceLabelObjective()(entire_space_label(y, a), u)
     >>> g0, _ = EntireSpaceCVRObjective().grad_hess(u, y, ctr_prob=a)
