@@ -15,7 +15,9 @@ rm -rf "$work"
 mkdir -p "$work"
 cd "$work"  # outside the tree: nothing can be imported from the checkout
 
-"$py" -m zipfile -l "$wheel" | grep -q "gbdt_pwiser/py.typed" || { echo "wheel-smoke: no py.typed in $wheel" >&2; exit 1; }
+# no pipe into grep -q: it stops reading at the first match, and the listing's broken pipe failed the step
+"$py" -c 'import sys, zipfile; sys.exit("gbdt_pwiser/py.typed" not in zipfile.ZipFile(sys.argv[1]).namelist())' "$wheel" \
+  || { echo "wheel-smoke: no py.typed in $wheel" >&2; exit 1; }
 
 "$py" -m venv venv
 venv/bin/python -m pip install -q --upgrade pip
