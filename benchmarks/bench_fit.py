@@ -94,7 +94,9 @@ def bench_xgboost(X, y, group, rounds, repeat, threads):
     return _paired(times, "native binary:logistic")
 
 
-def bench_lightgbm(X, y, group, rounds, repeat, threads):
+def lgb_setup(X, y, group, threads):
+    """The LightGBM parameters of the fit benchmarks and their two constructed Datasets: the native one
+    (click labels) and PWiseR's (funnel labels, group sizes, the starting margin). Also bench_fit_gap.py's."""
     import lightgbm as lgb
 
     sizes = np.bincount(group - group.min())
@@ -120,6 +122,13 @@ def bench_lightgbm(X, y, group, rounds, repeat, threads):
     )
     ds_native.construct()
     ds_pw.construct()
+    return base, ds_native, ds_pw
+
+
+def bench_lightgbm(X, y, group, rounds, repeat, threads):
+    import lightgbm as lgb
+
+    base, ds_native, ds_pw = lgb_setup(X, y, group, threads)
     variants = {
         "native binary": (ds_native, {**base, "objective": "binary"}),
         "custom NumPy BCE": (ds_pw, {**base, "objective": NumpyBCE()}),

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fit import NumpyBCE
+from bench_fit import NumpyBCE, lgb_setup
 from common import REGIMES, condition, load_average, make_regime_data, write_result
 
 from gbdt_pwiser import PWiseRObjective, initial_margin
@@ -148,31 +148,10 @@ class _LGB:
         import lightgbm as lgb
 
         self.lgb, self.rounds, self.X = lgb, rounds, X
-        sizes = np.bincount(group - group.min())
-        base = {
-            "learning_rate": 0.1,
-            "num_leaves": 63,
-            "max_depth": 6,
-            "num_threads": threads,
-            "seed": 0,
-            "verbose": -1,
-            "max_bin": 255,
-            "metric": "None",
-            "deterministic": True,
-        }
+        base, self.d_native, self.d = lgb_setup(X, y, group, threads)
+        base = {**base, "deterministic": True}
         self.native_params = {**base, "objective": "binary"}
         self.params = base
-        self.d_native = lgb.Dataset(X, label=(y >= 1).astype(np.float32), params={"verbose": -1}, free_raw_data=False)
-        self.d = lgb.Dataset(
-            X,
-            label=y,
-            group=sizes[sizes > 0],
-            init_score=np.full(y.size, initial_margin(y)),
-            params={"verbose": -1},
-            free_raw_data=False,
-        )
-        self.d_native.construct()
-        self.d.construct()
 
     def native(self):
         return self.lgb.train(self.native_params, self.d_native, self.rounds)
