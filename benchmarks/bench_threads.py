@@ -8,18 +8,20 @@ Parts (``--parts``, all by default), each candidate and each runtime in a fresh 
   ``omp`` and ``workqueue`` layers, and the objectives' pool (``gbdt_pwiser._threads``).
 * ``candidates`` — fits with the booster on ``--threads`` threads (dense log, ``--rows`` × 30,
   ``--rounds`` rounds of depth 6; XGBoost and LightGBM), the objective's threads run by each
-  candidate: one thread (the old default), the objectives' pool (the new default), Numba ``prange``
-  over the same kernels on the ``omp`` and the ``workqueue`` layer, and ``OMP_WAIT_POLICY=passive``
-  (honoured by every libgomp at start-up) with Numba ``omp`` and with the pool. Per candidate:
-  exact fit / replayed fit (the same trees without computation) and λ=0 fit / NumPy BCE fit, medians
-  of ``--repeat`` interleaved passes, with the process CPU time of each fit.
+  candidate: one thread (the first default), the objectives' pool of sleeping threads (the second),
+  the booster's own OpenMP team (the default now: ``gbdt_pwiser._threads.OpenMPTeam``), Numba
+  ``prange`` over the same kernels on the ``omp`` and the ``workqueue`` layer, and
+  ``OMP_WAIT_POLICY=passive`` (honoured by every libgomp at start-up) with Numba ``omp`` and with
+  the pool. Per candidate: exact and k=4 fit / replayed fit (the same trees without computation)
+  and λ=0 fit / NumPy BCE fit, medians of ``--repeat`` interleaved passes, the objective's calls
+  timed inside the fits, and the process CPU time of each fit.
 * ``efficiency`` — the passes of one round (λ=0 BCE, exact and k=4 on contiguous groups, exact on
   scattered groups) at 1..``--threads`` threads, ``--eff-rows`` rows, both regimes, interleaved,
-  median wall time: parallel efficiency ``t1 / (T · tT)``; the pool's cost per part; the memory
-  bandwidth of 1..T threads copying at once.
+  median wall time, the parts run by the pool and by XGBoost's OpenMP team: parallel efficiency
+  ``t1 / (T · tT)``; each runner's cost per part; the memory bandwidth of 1..T threads copying at once.
 * ``model`` — the per-round cost at 16 and 64 threads from the measured one-thread time per row,
   the bytes per row each pass moves, a machine's memory bandwidth (``--model-bandwidth``, an
-  assumption: stated in the table) and the pool's measured cost per part.
+  assumption: stated in the table) and the team's measured cost per part.
 
 Writes ``results/threads.json`` and ``results/threads.md``. The fit and efficiency figures need a
 quiet machine (state the load average with them).
@@ -47,8 +49,9 @@ from gbdt_pwiser._threads import ROWS_PER_THREAD  # noqa: E402
 
 #: candidate -> (environment, how the objective's threads run, n_jobs: None = the booster's)
 CANDIDATES = {
-    "one thread (old default)": ({}, "pool", 1),
-    "pool (new default)": ({}, "pool", None),
+    "one thread (first default)": ({}, "pool", 1),
+    "objectives' pool (second default)": ({}, "pool", None),
+    "booster's OpenMP team (default)": ({}, "team", None),
     "Numba prange, omp layer": ({"NUMBA_THREADING_LAYER": "omp"}, "prange", None),
     "Numba prange, workqueue layer": ({"NUMBA_THREADING_LAYER": "workqueue"}, "prange", None),
     "Numba prange, omp, OMP_WAIT_POLICY=passive": (
@@ -213,40 +216,50 @@ def child_candidate(backend: str, mode: str, n_jobs, rows: int, rounds: int, rep
     import bench_fit_gap as F
     import numba
 
-    from gbdt_pwiser import PWiseRObjective
+    from gbdt_pwiser import PWiseRObjective, _threads
 
+    _threads.USE_BOOSTER_TEAMS = mode == "team"  # "pool": the pool runs the parts inside training too
     make = _prange_objective() if mode == "prange" else PWiseRObjective
     X, y, group = make_regime_data(rows, 30, "dense")
     b = F.BACKENDS[backend](X, y, group, threads, rounds)
-    rec = F.Recorder(make(n_jobs=n_jobs))
-    b.fit(rec)  # the candidate's gradients: the same bits as one thread's (checked below)
-    ref = F.Recorder(PWiseRObjective(n_jobs=1))
-    b.fit(ref)
-    got, want = rec.g + rec.h, ref.g + ref.h
-    if len(got) != len(want) or not all(np.array_equal(a, c) for a, c in zip(got, want, strict=True)):
-        raise RuntimeError(f"{mode} gave other gradients than one thread")
+    recorded = {}
+    for name, kw in (("exact", {}), ("k=4", {"pairs": 4})):
+        rec = F.Recorder(make(n_jobs=n_jobs, **kw))
+        b.fit(rec)  # the candidate's gradients: the same bits as one thread's (checked below)
+        ref = F.Recorder(PWiseRObjective(n_jobs=1, **kw))
+        b.fit(ref)
+        got, want = rec.g + rec.h, ref.g + ref.h
+        if len(got) != len(want) or not all(np.array_equal(a, c) for a, c in zip(got, want, strict=True)):
+            raise RuntimeError(f"{mode} gave other gradients than one thread ({name})")
+        recorded[name] = rec
     variants = {
-        "replay": lambda: F.Replay(rec),
+        "replay exact": lambda: F.Replay(recorded["exact"]),
         "exact": lambda: make(n_jobs=n_jobs),
+        "replay k=4": lambda: F.Replay(recorded["k=4"]),
+        "k=4": lambda: make(n_jobs=n_jobs, pairs=4),
         "NumPy BCE": F.NumpyBCE,
         "λ=0": lambda: make(lam=0.0, n_jobs=n_jobs),
     }
     wall = {k: [] for k in variants}
     cpu = {k: [] for k in variants}
+    calls = {k: [] for k in variants}
     for rep in range(repeat + 1):
         for name, mk in variants.items():
-            obj = mk()
+            obj = F.timed(mk())
             c0, t = time.process_time(), time.perf_counter()
             b.fit(obj)
             if rep:
                 wall[name].append(time.perf_counter() - t)
                 cpu[name].append(time.process_time() - c0)
+                calls[name].append(obj.s)
     med = {k: float(np.median(v)) for k, v in wall.items()}
     return {
-        "exact_over_replay": med["exact"] / med["replay"],
+        "exact_over_replay": med["exact"] / med["replay exact"],
+        "k4_over_replay": med["k=4"] / med["replay k=4"],
         "lam0_over_numpy": med["λ=0"] / med["NumPy BCE"],
         "wall_s": med,
         "cpu_s": {k: float(np.median(v)) for k, v in cpu.items()},
+        "calls_s": {k: float(np.median(v)) for k, v in calls.items()},
         "layer": numba.threading_layer() if mode == "prange" else None,
     }
 
@@ -282,18 +295,53 @@ def _round_cases(n: int, regime: str):
     }
     active = {name: d.perm.size / n for name, (_, d) in cases.items()}
 
-    def call(kw, data, threads):
+    def call(kw, data, threads, runner):
         obj = PWiseRObjective(n_jobs=threads, **kw)
-        return lambda: obj._compute(z, data, 1, reuse=True)
+
+        def one_round():
+            with parts_on(_runner(runner)):
+                obj._compute(z, data, 1, reuse=True)
+
+        return one_round
 
     return cases, active, call
 
 
-def efficiency(n: int, threads: int, repeat: int) -> dict:
-    out = {}
+#: who runs the parts of a pass: the objectives' pool (outside training) or XGBoost's OpenMP team
+#: (inside ``xgb.train``)
+RUNNERS = ("pool", "team")
+
+
+def _runner(runner: str):
+    from gbdt_pwiser._threads import booster_team
+
+    if runner == "pool":
+        return None
+    import xgboost  # noqa: F401  (its library, and so its OpenMP runtime, loaded)
+
+    team = booster_team("xgboost")
+    if team is None:
+        raise RuntimeError("XGBoost's library has no OpenMP team here")
+    return team
+
+
+def parts_on(team):
+    from gbdt_pwiser._threads import parts_on as on
+
+    return on(team)
+
+
+def efficiency(n: int, threads: int, repeat: int, runners=RUNNERS) -> dict:
+    """runner -> regime -> pass -> one round's wall and CPU ms at 1..threads threads, and the efficiency."""
+    out: dict = {r: {} for r in runners}
     for regime in REGIMES:
         cases, active, call = _round_cases(n, regime)
-        fns = {(name, t): call(kw, data, t) for name, (kw, data) in cases.items() for t in range(1, threads + 1)}
+        fns = {
+            (name, r, t): call(kw, data, t, r)
+            for name, (kw, data) in cases.items()
+            for r in runners
+            for t in range(1, threads + 1)
+        }
         for fn in fns.values():
             fn()
         wall = {k: [] for k in fns}
@@ -304,29 +352,33 @@ def efficiency(n: int, threads: int, repeat: int) -> dict:
                 fn()
                 wall[k].append(time.perf_counter() - t0)
                 cpu[k].append(time.process_time() - c0)
-        res = {}
-        for name in cases:
-            t1 = float(np.median(wall[(name, 1)]))
-            res[name] = {"active_share": active[name], "ms": {}, "cpu_ms": {}, "efficiency": {}}
-            for t in range(1, threads + 1):
-                tt = float(np.median(wall[(name, t)]))
-                res[name]["ms"][str(t)] = tt * 1e3
-                res[name]["cpu_ms"][str(t)] = float(np.median(cpu[(name, t)])) * 1e3
-                res[name]["efficiency"][str(t)] = t1 / (t * tt)
-        out[regime] = res
+        for r in runners:
+            res = out[r][regime] = {}
+            for name in cases:
+                t1 = float(np.median(wall[(name, r, 1)]))
+                res[name] = {"active_share": active[name], "ms": {}, "cpu_ms": {}, "efficiency": {}}
+                for t in range(1, threads + 1):
+                    tt = float(np.median(wall[(name, r, t)]))
+                    res[name]["ms"][str(t)] = tt * 1e3
+                    res[name]["cpu_ms"][str(t)] = float(np.median(cpu[(name, r, t)])) * 1e3
+                    res[name]["efficiency"][str(t)] = t1 / (t * tt)
     return out
 
 
-def pool_cost_us(threads: int, reps: int = 2000) -> float:
-    """Wall µs of one pass of ``threads`` empty parts on the pool, minus one empty part on the caller."""
+def part_cost_us(threads: int, runner: str = "pool", reps: int = 2000) -> float:
+    """Wall µs per extra part of a pass of ``threads`` empty parts (on the pool, or on XGBoost's
+    OpenMP team), beyond one empty part on the caller."""
     from gbdt_pwiser._threads import run_parts
+
+    team = _runner(runner)
 
     def median_us(parts: int) -> float:
         ts = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            run_parts(lambda p: None, parts)
-            ts.append(time.perf_counter() - t)
+        with parts_on(team):
+            for _ in range(reps):
+                t = time.perf_counter()
+                run_parts(lambda p: None, parts)
+                ts.append(time.perf_counter() - t)
         return float(np.median(ts)) * 1e6
 
     return (median_us(threads) - median_us(1)) / max(1, threads - 1)
@@ -418,54 +470,60 @@ def markdown(out: dict) -> str:
             f"Fits with the booster on {out['threads']} threads ({c}): the objective's threads run by "
             "each candidate (fresh process each).",
             "",
-            "| backend | candidate | exact / replayed fit (≤ 1.06) | λ=0 / NumPy BCE fit (≤ 1.03) | "
-            "native-like replay fit (s) | CPU s / wall s, exact fit |",
-            "|---|---|---|---|---|---|",
+            "| backend | candidate | exact / replayed fit (≤ 1.06) | k=4 / replayed fit (≤ 1.06) | "
+            "λ=0 / NumPy BCE fit (≤ 1.03) | replayed exact fit (s) | exact's calls, timed (s) | "
+            "CPU s / wall s, exact fit |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for backend, cands in out["candidates"].items():
             for name, v in cands.items():
                 if "error" in v:
-                    lines.append(f"| {backend} | {name} | {v['error']} | | | |")
+                    lines.append(f"| {backend} | {name} | {v['error']} | | | | | |")
                     continue
                 lines.append(
-                    f"| {backend} | {name} | {v['exact_over_replay']:.3f} | {v['lam0_over_numpy']:.3f} | "
-                    f"{v['wall_s']['replay']:.3f} | {v['cpu_s']['exact'] / v['wall_s']['exact']:.2f} |"
+                    f"| {backend} | {name} | {v['exact_over_replay']:.3f} | {v['k4_over_replay']:.3f} | "
+                    f"{v['lam0_over_numpy']:.3f} | {v['wall_s']['replay exact']:.3f} | "
+                    f"{v['calls_s']['exact']:.3f} | {v['cpu_s']['exact'] / v['wall_s']['exact']:.2f} |"
                 )
         lines.append("")
     if "efficiency" in out:
         e = out["efficiency"]
-        ts = sorted({t for r in e["regimes"].values() for v in r.values() for t in v["ms"]}, key=int)
+        runs = e["runners"]
+        ts = sorted({t for reg in next(iter(runs.values())).values() for v in reg.values() for t in v["ms"]}, key=int)
         lines += [
             f"Passes of one round, {e['rows']:,} rows in groups of 25, median wall time of {e['repeat']} "
-            f"interleaved reps; parallel efficiency t1 / (T·tT). Pool cost per extra part "
-            f"{e['pool_part_us']:.1f} µs; copy bandwidth "
+            "interleaved reps, the parts run by the objectives' pool and by XGBoost's OpenMP team; "
+            "parallel efficiency t1 / (T·tT). Cost per extra part: "
+            + ", ".join(f"{r} {us:.1f} µs" for r, us in e["part_us"].items())
+            + "; copy bandwidth "
             + ", ".join(f"{t} thread(s) {v:.1f} GB/s" for t, v in e["bandwidth_gbs"].items())
             + ".",
             "",
-            "| regime | pass | "
+            "| runner | regime | pass | "
             + " | ".join(f"{t} thread(s) ms" for t in ts)
             + " | "
             + " | ".join(f"efficiency at {t}" for t in ts if t != "1")
             + " |",
-            "|---|---|" + "---|" * (2 * len(ts) - 1),
+            "|---|---|---|" + "---|" * (2 * len(ts) - 1),
         ]
         ts_par = [t for t in ts if t != "1"]
-        for regime, cases in e["regimes"].items():
-            for name, v in cases.items():
-                lines.append(
-                    f"| {regime} | {name} | "
-                    + " | ".join(f"{v['ms'][t]:.2f}" for t in ts)
-                    + " | "
-                    + " | ".join(f"{v['efficiency'][t]:.2f}" for t in ts_par)
-                    + " |"
-                )
+        for runner, regimes in runs.items():
+            for regime, cases in regimes.items():
+                for name, v in cases.items():
+                    lines.append(
+                        f"| {runner} | {regime} | {name} | "
+                        + " | ".join(f"{v['ms'][t]:.2f}" for t in ts)
+                        + " | "
+                        + " | ".join(f"{v['efficiency'][t]:.2f}" for t in ts_par)
+                        + " |"
+                    )
         lines.append("")
     if "model" in out:
         m = out["model"]
         keys = list(next(iter(next(iter(m["ms"].values())).values())).keys())
         lines += [
             "Model of the objective's per-round cost at 16 and 64 threads: max(one thread's time here / T', "
-            "bytes per row × rows / memory bandwidth) + T' × the pool's cost per part, T' = min(T, rows / "
+            "bytes per row × rows / memory bandwidth) + T' × the team's cost per part, T' = min(T, rows / "
             f"{ROWS_PER_THREAD:,}) the threads a pass takes (in brackets: what bounds it). Bandwidths assumed: "
             + ", ".join(f"{t} threads {bw} GB/s" for t, bw in m["machines"].items())
             + f" (a thread moves at most {m['bw_1']:.1f} GB/s, as measured here).",
@@ -507,7 +565,7 @@ def main(argv=None) -> dict:
     spin = list(SPIN_RUNTIMES)
     if a.smoke:  # every code path once, at tiny sizes, in few processes
         a.rows, a.rounds, a.repeat, a.eff_rows, a.eff_repeat = 3000, 2, 1, 100_000, 2
-        a.candidates, a.backends = ["one thread (old default)", "Numba prange, omp layer"], ["xgboost"]
+        a.candidates, a.backends = ["booster's OpenMP team (default)", "Numba prange, omp layer"], ["xgboost"]
         spin = ["Numba omp layer", "objectives' pool"]
     out: dict = {"threads": a.threads, "load_average": {"before": load_average()}}
     if "spin" in a.parts:
@@ -535,14 +593,18 @@ def main(argv=None) -> dict:
                     res[name] = {**_child(code, env), "env": env}
                 except RuntimeError as exc:  # e.g. a threading layer that is not installed
                     res[name] = {"error": " ".join(str(exc).split())[-200:], "env": env}
-                print(backend, name, res[name].get("exact_over_replay"), res[name].get("lam0_over_numpy"), flush=True)
+                print(
+                    backend,
+                    name,
+                    *(res[name].get(k) for k in ("exact_over_replay", "k4_over_replay", "lam0_over_numpy")),
+                    flush=True,
+                )
     if "efficiency" in a.parts or "model" in a.parts:
-        eff = efficiency(a.eff_rows, a.threads, a.eff_repeat)
         out["efficiency"] = {
             "rows": a.eff_rows,
             "repeat": a.eff_repeat,
-            "regimes": eff,
-            "pool_part_us": pool_cost_us(a.threads),
+            "runners": efficiency(a.eff_rows, a.threads, a.eff_repeat),
+            "part_us": {r: part_cost_us(a.threads, r) for r in RUNNERS},
             "bandwidth_gbs": bandwidth(a.threads, 16 if a.smoke else 256),
         }
     if "model" in a.parts:
@@ -551,7 +613,7 @@ def main(argv=None) -> dict:
         out["model"] = {
             "machines": machines,
             "bw_1": e["bandwidth_gbs"]["1"],
-            "ms": model(e["regimes"], a.eff_rows, e["bandwidth_gbs"]["1"], e["pool_part_us"], machines),
+            "ms": model(e["runners"]["team"], a.eff_rows, e["bandwidth_gbs"]["1"], e["part_us"]["team"], machines),
         }
     out["load_average"]["after"] = load_average()
     if not a.smoke:

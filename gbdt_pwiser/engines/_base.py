@@ -234,6 +234,9 @@ class RoundGradients:
     ptr: np.ndarray | None = None
     codes: np.ndarray | None = None
     first_round: int = 0
+    #: the booster library whose update calls this (``"xgboost"``, ``"lightgbm"``): the kernels run
+    #: on its OpenMP team (see :mod:`gbdt_pwiser._threads`); None: on the objectives' pool
+    booster: str | None = None
     calls: int = field(default=0, init=False)
 
     def _make(self) -> Any:
@@ -244,7 +247,7 @@ class RoundGradients:
 
     def __call__(self, margin: Any) -> tuple[Any, Any]:
         it = self.first_round + self.calls
-        out = self.objective._adapt(margin, self.calls > 0, self._make, iteration=it)
+        out = self.objective._adapt(margin, self.calls > 0, self._make, iteration=it, booster=self.booster)
         self.calls += 1
         return out
 

@@ -164,7 +164,7 @@ class LocalEngine(Engine):
             obj, y = PWiseRObjective(lam=0.0, n_jobs=None), (y == 2).astype(np.int8)
         if task.ctr is not None:  # entire space: pCTR of every training row from the CTR booster
             obj = type(obj)(**{**obj._get_params(), "ctr_prob": expit(data.rows.margin(task.ctr))})
-            grad = RoundGradients(obj, y, w, first_round=task.first_round)
+            grad = RoundGradients(obj, y, w, first_round=task.first_round, booster=self.library.name)
         else:
             rows = task.rows != "clicked"
             grad = RoundGradients(
@@ -174,6 +174,7 @@ class LocalEngine(Engine):
                 ptr=data.ptr if rows else None,
                 codes=data.codes if rows else None,
                 first_round=task.first_round,
+                booster=self.library.name,
             )
         if exact_start:
             exact = data.rows.margin(task.init)

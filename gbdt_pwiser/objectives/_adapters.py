@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .._threads import resolve_threads
+from .._threads import booster_team, parts_on, resolve_threads
 from .._validation import check_labels, check_margin, check_weight
 from ._prepare import ptr_from_sizes
 
@@ -154,8 +154,12 @@ class _CustomObjective:
     #: booster that this training run continues, so that sampled pairs keep being redrawn.
     round_offset = 0
 
-    def _adapt(self, z: Any, same: bool, make: Any, iteration: int | None = None) -> tuple[Any, Any]:
-        """One round: prepare the data unless ``same``, check the margins, compute."""
+    def _adapt(
+        self, z: Any, same: bool, make: Any, iteration: int | None = None, booster: str | None = None
+    ) -> tuple[Any, Any]:
+        """One round: prepare the data unless ``same``, check the margins, compute; the kernels'
+        parts on the OpenMP team of ``booster`` (``"xgboost"``, ``"lightgbm"``: the library whose
+        update calls this round; see :mod:`gbdt_pwiser._threads`), else on the pool."""
         if not same:
             self._prepared = None  # a failed preparation must not leave the old data cached
             self._prepared = make()
@@ -174,7 +178,8 @@ class _CustomObjective:
             it = int(iteration)
             self._first_margin = None
             self.iteration_ = it + 1
-        return self._compute(z, self._prepared, it, reuse=True)
+        with parts_on(booster_team(booster)):
+            return self._compute(z, self._prepared, it, reuse=True)
 
     def _check_predictions(self, z: Any) -> Any:
         """The booster's margins for one round, checked (1-D; device arrays pass as they are).
@@ -243,14 +248,22 @@ class _CustomObjective:
                 self._same_booster_data(("xgb", id(d)), d),
                 lambda: self._prepare(*_read_dmatrix(d)),
                 iteration=int(a),
+                booster="xgboost",
             )
         if _is_dmatrix(b):
             self._booster_threads = booster_threads(b)
-            return self._adapt(a, self._same_booster_data(("xgb", id(b)), b), lambda: self._prepare(*_read_dmatrix(b)))
+            return self._adapt(
+                a,
+                self._same_booster_data(("xgb", id(b)), b),
+                lambda: self._prepare(*_read_dmatrix(b)),
+                booster="xgboost",
+            )
         mod = type(b).__module__ or ""
         if mod.startswith("lightgbm") and type(b).__name__ == "Dataset":
             self._booster_threads = booster_threads(b)
-            return self._adapt(a, self._same_booster_data(("lgb", id(b)), b), lambda: self._prepare(*_read_lgb(b)))
+            return self._adapt(
+                a, self._same_booster_data(("lgb", id(b)), b), lambda: self._prepare(*_read_lgb(b)), booster="lightgbm"
+            )
         self._booster_threads = None  # the scikit-learn wrappers pass no training data: every core
         if sample_weight is not None and np.size(sample_weight) == 0:
             sample_weight = None

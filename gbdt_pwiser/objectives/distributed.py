@@ -312,7 +312,7 @@ class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
                 w = None if w.size == 0 else check_weight(w, lab.size, "DMatrix weight")
                 return _LabelESMMData(lab, w, p)
 
-            return self._adapt(a, self._same_booster_data(("xgb", id(b)), b), make_xgb, iteration)
+            return self._adapt(a, self._same_booster_data(("xgb", id(b)), b), make_xgb, iteration, "xgboost")
         mod = type(b).__module__ or ""
         if mod.startswith("lightgbm") and type(b).__name__ == "Dataset":
 
@@ -322,7 +322,7 @@ class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
                 w = None if w is None or np.asarray(w).size == 0 else check_weight(w, lab.size, "Dataset weight")
                 return _LabelESMMData(lab, w, p)
 
-            return self._adapt(a, self._same_booster_data(("lgb", id(b)), b), make_lgb)
+            return self._adapt(a, self._same_booster_data(("lgb", id(b)), b), make_lgb, booster="lightgbm")
         if sample_weight is not None and np.size(sample_weight) == 0:
             sample_weight = None
         arrays = (a, sample_weight)

@@ -163,9 +163,10 @@ class PWiseRObjective(_CustomObjective):
         ``lightgbm.dask`` put in the ``Dataset``; each Dask worker's own), else every core (the
         boosters' default); every core for :meth:`grad_hess`. ``xgb.train(params, dtrain)`` does
         not show ``params["nthread"]`` to the objective: build the ``DMatrix`` with the same
-        ``nthread`` or set ``n_jobs``. The kernels run on a pool of threads that sleep between
-        calls, so they leave the booster's OpenMP threads their cores (see
-        ``benchmarks/README.md``); the gradients are the same bits on any number of threads.
+        ``nthread`` or set ``n_jobs``. Inside ``xgb.train``/``lgb.train`` (and the estimators) the
+        kernels run on the booster's own OpenMP threads, which are still spinning from the
+        booster's last parallel region (see ``docs/performance.md``); elsewhere on a pool of threads
+        that sleep between calls. The gradients are the same bits on any number of threads.
         A pass takes at most one thread per 65,536 rows.
 
     Attributes

@@ -278,21 +278,25 @@ def test_bench_threads_smoke(no_results, capsys):
     assert set(out["spin"]) == {"Numba omp layer", "objectives' pool"}
     assert out["spin"]["Numba omp layer"]["layer"] == "omp" and all(v["median_ms"] >= 0 for v in out["spin"].values())
     cands = out["candidates"]["xgboost"]
-    assert set(cands) == {"one thread (old default)", "Numba prange, omp layer"}
+    assert set(cands) == {"booster's OpenMP team (default)", "Numba prange, omp layer"}
     assert cands["Numba prange, omp layer"]["layer"] == "omp"  # (the child checked its gradients: one thread's bits)
     for v in cands.values():
-        assert v["exact_over_replay"] == pytest.approx(v["wall_s"]["exact"] / v["wall_s"]["replay"])
-    eff = out["efficiency"]["regimes"]
-    for regime in ("sparse", "dense"):
-        for v in eff[regime].values():
-            assert set(v["ms"]) == {"1", "2"} and v["efficiency"]["1"] == pytest.approx(1.0)
+        assert v["exact_over_replay"] == pytest.approx(v["wall_s"]["exact"] / v["wall_s"]["replay exact"])
+        assert v["k4_over_replay"] == pytest.approx(v["wall_s"]["k=4"] / v["wall_s"]["replay k=4"])
+        assert 0 < v["calls_s"]["exact"] < v["wall_s"]["exact"]
+    runners = out["efficiency"]["runners"]
+    assert set(runners) == {"pool", "team"} and set(out["efficiency"]["part_us"]) == {"pool", "team"}
+    for eff in runners.values():
+        for regime in ("sparse", "dense"):
+            for v in eff[regime].values():
+                assert set(v["ms"]) == {"1", "2"} and v["efficiency"]["1"] == pytest.approx(1.0)
     assert set(out["model"]["ms"]["dense"]["exact, contiguous groups"]) == {
         "16t_1000000",
         "16t_2000000",
         "64t_1000000",
         "64t_2000000",
     }
-    assert "| dense | exact, contiguous groups |" in printed and "efficiency at 2" in printed
+    assert "| team | dense | exact, contiguous groups |" in printed and "efficiency at 2" in printed
 
 
 def test_bench_calibration_smoke(tmp_path, capsys):
