@@ -23,11 +23,12 @@ Parts (``--parts``, all by default), each candidate and each runtime in a fresh 
   the bytes per row each pass moves, a machine's memory bandwidth (``--model-bandwidth``, an
   assumption: stated in the table) and the team's measured cost per part.
 
-Writes ``results/threads.json`` and ``results/threads.md``. The fit and efficiency figures need a
+Writes ``results/threads_t<threads>.json`` and ``.md`` (or ``--name``). The fit and efficiency figures need a
 quiet machine (state the load average with them).
 
     python benchmarks/bench_threads.py [--threads 2] [--rows 300000] [--rounds 40] [--repeat 5]
-                                       [--eff-rows 2000000] [--parts spin candidates efficiency model] [--smoke]
+                                       [--eff-rows 2000000] [--eff-threads 1 2 4 8 16]
+                                       [--parts spin candidates efficiency model] [--smoke]
 """
 
 from __future__ import annotations
@@ -47,11 +48,13 @@ from common import REGIMES, load_average, make_regime_data, run_python, write_re
 
 from gbdt_pwiser._threads import ROWS_PER_THREAD  # noqa: E402
 
-#: candidate -> (environment, how the objective's threads run, n_jobs: None = the booster's)
+#: candidate -> (environment, how the objective's threads run, n_jobs: None = the booster's[, rows per
+#: thread: the smallest part, ``gbdt_pwiser._threads.ROWS_PER_THREAD`` unless given])
 CANDIDATES = {
     "one thread (first default)": ({}, "pool", 1),
     "objectives' pool (second default)": ({}, "pool", None),
     "booster's OpenMP team (default)": ({}, "team", None),
+    "booster's OpenMP team, parts of 16,384 rows": ({}, "team", None, 16_384),
     "Numba prange, omp layer": ({"NUMBA_THREADING_LAYER": "omp"}, "prange", None),
     "Numba prange, workqueue layer": ({"NUMBA_THREADING_LAYER": "workqueue"}, "prange", None),
     "Numba prange, omp, OMP_WAIT_POLICY=passive": (
@@ -212,13 +215,17 @@ def _prange_objective():
     return PrangeObjective
 
 
-def child_candidate(backend: str, mode: str, n_jobs, rows: int, rounds: int, repeat: int, threads: int) -> dict:
+def child_candidate(
+    backend: str, mode: str, n_jobs, rows: int, rounds: int, repeat: int, threads: int, rows_per_thread=None
+) -> dict:
     import bench_fit_gap as F
     import numba
 
     from gbdt_pwiser import PWiseRObjective, _threads
 
     _threads.USE_BOOSTER_TEAMS = mode == "team"  # "pool": the pool runs the parts inside training too
+    if rows_per_thread is not None:
+        _threads.ROWS_PER_THREAD = rows_per_thread
     make = _prange_objective() if mode == "prange" else PWiseRObjective
     X, y, group = make_regime_data(rows, 30, "dense")
     b = F.BACKENDS[backend](X, y, group, threads, rounds)
@@ -331,8 +338,9 @@ def parts_on(team):
     return on(team)
 
 
-def efficiency(n: int, threads: int, repeat: int, runners=RUNNERS) -> dict:
-    """runner -> regime -> pass -> one round's wall and CPU ms at 1..threads threads, and the efficiency."""
+def efficiency(n: int, threads: list[int], repeat: int, runners=RUNNERS) -> dict:
+    """runner -> regime -> pass -> one round's wall and CPU ms on each number of ``threads`` (1 among
+    them), and the efficiency."""
     out: dict = {r: {} for r in runners}
     for regime in REGIMES:
         cases, active, call = _round_cases(n, regime)
@@ -340,7 +348,7 @@ def efficiency(n: int, threads: int, repeat: int, runners=RUNNERS) -> dict:
             (name, r, t): call(kw, data, t, r)
             for name, (kw, data) in cases.items()
             for r in runners
-            for t in range(1, threads + 1)
+            for t in threads
         }
         for fn in fns.values():
             fn()
@@ -357,7 +365,7 @@ def efficiency(n: int, threads: int, repeat: int, runners=RUNNERS) -> dict:
             for name in cases:
                 t1 = float(np.median(wall[(name, r, 1)]))
                 res[name] = {"active_share": active[name], "ms": {}, "cpu_ms": {}, "efficiency": {}}
-                for t in range(1, threads + 1):
+                for t in threads:
                     tt = float(np.median(wall[(name, r, t)]))
                     res[name]["ms"][str(t)] = tt * 1e3
                     res[name]["cpu_ms"][str(t)] = float(np.median(cpu[(name, r, t)])) * 1e3
@@ -551,6 +559,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--eff-rows", type=int, default=2_000_000)
     ap.add_argument("--eff-repeat", type=int, default=15)
+    ap.add_argument("--eff-threads", type=int, nargs="+", help="thread counts of the efficiency part (1..--threads)")
     ap.add_argument("--parts", nargs="+", default=["spin", "candidates", "efficiency", "model"])
     ap.add_argument("--backends", nargs="+", default=["xgboost", "lightgbm"])
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
@@ -560,6 +569,7 @@ def main(argv=None) -> dict:
         default=["16:80", "64:250"],
         help="threads:GB/s of the machines the model assumes",
     )
+    ap.add_argument("--name", help="results/<name>.json and .md (default threads_t<threads>)")
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args(argv)
     spin = list(SPIN_RUNTIMES)
@@ -583,11 +593,11 @@ def main(argv=None) -> dict:
         for backend in a.backends:
             res = out["candidates"][backend] = {}
             for name in a.candidates:
-                env, mode, n_jobs = CANDIDATES[name]
+                env, mode, n_jobs, *rpt = CANDIDATES[name]
                 code = (
                     ("B._ensure_prange()\n" if mode == "prange" else "")
                     + f"print(json.dumps(B.child_candidate({backend!r}, {mode!r}, {n_jobs!r}, {a.rows}, "
-                    f"{a.rounds}, {a.repeat}, {a.threads})))"
+                    f"{a.rounds}, {a.repeat}, {a.threads}, {(rpt or [None])[0]!r})))"
                 )
                 try:
                     res[name] = {**_child(code, env), "env": env}
@@ -603,7 +613,7 @@ def main(argv=None) -> dict:
         out["efficiency"] = {
             "rows": a.eff_rows,
             "repeat": a.eff_repeat,
-            "runners": efficiency(a.eff_rows, a.threads, a.eff_repeat),
+            "runners": efficiency(a.eff_rows, sorted({1, *(a.eff_threads or range(1, a.threads + 1))}), a.eff_repeat),
             "part_us": {r: part_cost_us(a.threads, r) for r in RUNNERS},
             "bandwidth_gbs": bandwidth(a.threads, 16 if a.smoke else 256),
         }
@@ -617,9 +627,9 @@ def main(argv=None) -> dict:
         }
     out["load_average"]["after"] = load_average()
     if not a.smoke:
-        path = write_result("threads", out)
+        path = write_result(a.name or f"threads_t{a.threads}", out)
         out = json.loads(path.read_text())
-        (common.RESULTS / "threads.md").write_text(markdown(out) + "\n")
+        path.with_suffix(".md").write_text(markdown(out) + "\n")
     else:
         out.update(date="smoke", machine=common.machine())
     print(markdown(out), flush=True)

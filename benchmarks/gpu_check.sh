@@ -40,31 +40,7 @@ echo "== machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null \
   || echo "nvidia-smi not available"
 
-mkdir -p "$JOIN"
-if [ -d "$WHL" ]; then
-  # parts: group by wheel name, join in part order (parts may sit in different sub-folders)
-  mapfile -t PARTS < <(find "$WHL" -type f -name 'xgboost-*.whl.part-*' -printf '%f\t%p\n' | sort | cut -f2)
-  if [ "${#PARTS[@]}" -gt 0 ]; then
-    name="$(basename "${PARTS[0]}")"
-    name="${name%.part-*}"
-    echo "== joining ${#PARTS[@]} part(s) into $name"
-    cat "${PARTS[@]}" > "$JOIN/$name"
-    sums="$(find "$WHL" -type f -name 'xgboost*.sha256' | head -n 1)"
-    if [ -n "$sums" ]; then
-      (cd "$JOIN" && sha256sum -c "$sums") || { echo "== $name: sha256 mismatch (a part is missing?)"; rm -f "$JOIN/$name"; }
-    fi
-  fi
-  find "$WHL" -type f -name '*.whl' -exec cp {} "$JOIN/" \;
-fi
-if compgen -G "$JOIN/*.whl" > /dev/null; then
-  echo "== installing $(ls "$JOIN"/*.whl | wc -l) wheel(s) into $SITE"
-  mkdir -p "$SITE"
-  "$PY" -m pip install --quiet --no-index --no-deps --upgrade --target "$SITE" "$JOIN"/*.whl \
-    || echo "== pip install of the wheels failed"
-  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-else
-  echo "== no wheels under $WHL"
-fi
+source "$ROOT/benchmarks/wheels.sh"  # joins the parts, installs the wheels into $SITE, sets PYTHONPATH
 "$PY" -c "import xgboost; print('== xgboost', xgboost.__version__)" 2>/dev/null \
   || echo "== xgboost not installed: the XGBoost fit will be skipped (see the header for the wheel parts)"
 

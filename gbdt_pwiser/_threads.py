@@ -198,7 +198,8 @@ class OpenMPTeam:
             errors.append(exc)
 
     def run(self, part: Callable[[int], Any], n_parts: int, threads: int | None = None) -> None:
-        """``part(p)`` for every ``p < n_parts``, on a region of ``threads`` threads (default ``n_parts``)."""
+        """``part(p)`` for every ``p < n_parts``, on a region of ``threads`` threads (default ``n_parts``;
+        threads left without a part return at once)."""
         key = next(self._keys)
         errors: list[BaseException] = []
         self._jobs[key] = (itertools.count().__next__, part, n_parts, errors)
@@ -234,10 +235,12 @@ _local = threading.local()
 
 
 @contextmanager
-def parts_on(team: OpenMPTeam | None) -> Iterator[None]:
-    """Within the block, :func:`run_parts` on this thread runs the parts on ``team`` (None: the pool)."""
+def parts_on(team: OpenMPTeam | None, threads: int | None = None) -> Iterator[None]:
+    """Within the block, :func:`run_parts` on this thread runs the parts on ``team`` (None: the pool),
+    in regions of ``threads`` threads: the team's size, the booster's threads (None: every core, the
+    boosters' default). A region of another size would resize the booster's team, every round."""
     before = getattr(_local, "team", None)
-    _local.team = team
+    _local.team = None if team is None else (team, threads or available_cores())
     try:
         yield
     finally:
@@ -267,9 +270,10 @@ def run_parts(part: Callable[[int], Any], n_parts: int) -> None:
         if n_parts == 1:
             part(0)
         return
-    team = getattr(_local, "team", None)
-    if team is not None:
-        team.run(part, n_parts)
+    on = getattr(_local, "team", None)
+    if on is not None:
+        team, size = on
+        team.run(part, n_parts, size)
         return
     pool = _executor(n_parts - 1)
     futures: list[Future] = [pool.submit(part, p) for p in range(1, n_parts)]

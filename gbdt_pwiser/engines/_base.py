@@ -237,6 +237,9 @@ class RoundGradients:
     #: the booster library whose update calls this (``"xgboost"``, ``"lightgbm"``): the kernels run
     #: on its OpenMP team (see :mod:`gbdt_pwiser._threads`); None: on the objectives' pool
     booster: str | None = None
+    #: the threads the booster trains on (None: every core), which the objective takes unless its
+    #: ``n_jobs`` says otherwise
+    threads: int | None = None
     calls: int = field(default=0, init=False)
 
     def _make(self) -> Any:
@@ -247,6 +250,7 @@ class RoundGradients:
 
     def __call__(self, margin: Any) -> tuple[Any, Any]:
         it = self.first_round + self.calls
+        self.objective._booster_threads = self.threads
         out = self.objective._adapt(margin, self.calls > 0, self._make, iteration=it, booster=self.booster)
         self.calls += 1
         return out

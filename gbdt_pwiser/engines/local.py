@@ -164,7 +164,9 @@ class LocalEngine(Engine):
             obj, y = PWiseRObjective(lam=0.0, n_jobs=None), (y == 2).astype(np.int8)
         if task.ctr is not None:  # entire space: pCTR of every training row from the CTR booster
             obj = type(obj)(**{**obj._get_params(), "ctr_prob": expit(data.rows.margin(task.ctr))})
-            grad = RoundGradients(obj, y, w, first_round=task.first_round, booster=self.library.name)
+            grad = RoundGradients(
+                obj, y, w, first_round=task.first_round, booster=self.library.name, threads=data.nthread
+            )
         else:
             rows = task.rows != "clicked"
             grad = RoundGradients(
@@ -175,6 +177,7 @@ class LocalEngine(Engine):
                 codes=data.codes if rows else None,
                 first_round=task.first_round,
                 booster=self.library.name,
+                threads=data.nthread,
             )
         if exact_start:
             exact = data.rows.margin(task.init)

@@ -178,7 +178,7 @@ class _CustomObjective:
             it = int(iteration)
             self._first_margin = None
             self.iteration_ = it + 1
-        with parts_on(booster_team(booster)):
+        with parts_on(booster_team(booster), self._booster_threads):
             return self._compute(z, self._prepared, it, reuse=True)
 
     def _check_predictions(self, z: Any) -> Any:

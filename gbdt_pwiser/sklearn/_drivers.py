@@ -186,8 +186,8 @@ def fit_chain(
     sums = data.sums
     alpha = float(est.conversion_weight)
     base = _base_params(est, engine, seed, nthread)
-    # n_jobs=None: the objectives' kernels run on one thread inside the boosting loop,
-    # leaving the cores to the booster (see PWiseRObjective's n_jobs).
+    # n_jobs=None: inside the boosting loop the objectives' kernels take the booster's threads
+    # (the estimator's n_jobs), on the booster's own OpenMP team (see PWiseRObjective's n_jobs).
     obj_kw = {"device": est.device, "n_jobs": None}
     es = est.early_stopping_rounds
 

@@ -77,12 +77,14 @@ def test_booster_team_is_the_boosters_runtime(monkeypatch):
 
 @pytest.fixture
 def where_parts_run(monkeypatch):
-    """Counts the passes run on an OpenMP team; fails if the pool is asked for threads."""
-    seen = {"team": 0}
+    """Counts the passes run on an OpenMP team and the sizes of their regions; fails if the pool is
+    asked for threads."""
+    seen = {"team": 0, "sizes": set()}
     real = _threads.OpenMPTeam.run
 
     def run(self, part, n_parts, threads=None):
         seen["team"] += 1
+        seen["sizes"].add(threads)
         return real(self, part, n_parts, threads)
 
     def no_pool(workers):
@@ -111,6 +113,7 @@ def test_inside_training_the_parts_run_on_the_boosters_team_with_the_same_bits(w
         for n_jobs in (None, 1)
     ]
     assert where_parts_run["team"] >= 4  # a pass a round in the 2-thread fit; one thread runs no region
+    assert where_parts_run["sizes"] == {2}  # regions of the booster's team size: no resizing of its team
     d = xgb.DMatrix(X)
     assert np.array_equal(models[0].predict(d, output_margin=True), models[1].predict(d, output_margin=True))
 
@@ -124,15 +127,18 @@ def test_inside_training_the_parts_run_on_the_boosters_team_with_the_same_bits(w
         )
         for n_jobs in (None, 1)
     ]
-    assert where_parts_run["team"] >= 4
+    assert where_parts_run["team"] >= 4 and where_parts_run["sizes"] == {2}
     assert np.array_equal(lgb_models[0].predict(X, raw_score=True), lgb_models[1].predict(X, raw_score=True))
 
 
 @pytest.mark.parametrize("booster", ["xgboost", "lightgbm"])
-def test_the_estimator_runs_the_parts_on_its_boosters_team(where_parts_run, booster):
+def test_the_estimator_runs_the_parts_on_its_boosters_team(where_parts_run, monkeypatch, booster):
+    """The estimator's n_jobs is the booster's threads and so the objective's, on a machine with more
+    cores (the objective took every core when the estimator trained on fewer)."""
+    monkeypatch.setattr(_threads, "available_cores", lambda: 8)
     X, y, qid = _data()
-    CTCVRClassifier(backend=booster, n_estimators=3, n_jobs=2).fit(X, y, group=qid)
-    assert where_parts_run["team"] >= 3
+    CTCVRClassifier(backend=booster, n_estimators=3, n_jobs=3).fit(X, y, group=qid)
+    assert where_parts_run["team"] >= 3 and where_parts_run["sizes"] == {3}
 
 
 def test_outside_training_the_pool_runs_the_parts(monkeypatch):
