@@ -345,10 +345,7 @@ def efficiency(n: int, threads: list[int], repeat: int, runners=RUNNERS) -> dict
     for regime in REGIMES:
         cases, active, call = _round_cases(n, regime)
         fns = {
-            (name, r, t): call(kw, data, t, r)
-            for name, (kw, data) in cases.items()
-            for r in runners
-            for t in threads
+            (name, r, t): call(kw, data, t, r) for name, (kw, data) in cases.items() for r in runners for t in threads
         }
         for fn in fns.values():
             fn()

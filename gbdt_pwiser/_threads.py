@@ -1,5 +1,6 @@
-"""The objectives' threads: how many, and the pool that runs the kernels' parts on them; the
-one-line notice while the kernels compile on first use.
+"""The objectives' threads: how many, and who runs the kernels' parts on them (the booster's own
+OpenMP team inside training, a pool of our own elsewhere); the one-line notice while the kernels
+compile on first use.
 
 **Why a pool of our own.** The kernels are plain ``@njit(nogil=True)`` functions over a range of
 rows or groups (:mod:`gbdt_pwiser.kernels.cpu`); the drivers split a pass into one part per thread
@@ -18,14 +19,20 @@ booster's do not: after each of its parallel regions a booster's OpenMP threads 
 milliseconds before they sleep (libgomp's default), and the objective runs right after the region
 that computed the margins. On T cores, T - 1 of them still spun while the objective ran, so the
 pool's parts shared cores with spinning threads and a 2-part pass took as long as one thread's
-(2.5 ms against 1.5 ms standalone, dense exact, 300k rows, ``bench_threads.py``). Inside
+(2.5 ms against 1.5 ms standalone, dense exact, 300k rows, in a 2-thread XGBoost fit). Inside
 ``xgb.train``/``lgb.train`` the adapters therefore run the parts on the booster's own team
 (:class:`OpenMPTeam`: ``GOMP_parallel`` of the OpenMP runtime the booster's library links to,
 looked up through that library): the spinning threads take the parts at once, and spin again,
 ready for the booster's next region. Each team thread takes the next part that is left (the
 parts are the same fixed ranges), so the results are the same bits whichever thread runs a part
-and however many threads the runtime gives. Where a booster's library has no ``GOMP_parallel``
-(a build without OpenMP, MSVC's runtime), the pool runs the parts.
+and however many threads the runtime gives. A region has the booster's number of threads (a
+region of another size would resize the booster's team every round). Where a booster's library
+has no ``GOMP_parallel`` (a build without OpenMP, MSVC's runtime), the pool runs the parts.
+
+Each part still starts in Python (pick the part, call the kernel), one thread at a time under the
+GIL: 17-40 µs a part measured on 16 cores (``benchmarks/bench_threads.py``), which is why a part
+has at least ``ROWS_PER_THREAD`` rows and why a pass on 2M rows runs at a parallel efficiency of
+0.4-0.5 on 16 threads (0.9-1.0 on 2 and 4).
 
 **How many.** :func:`resolve_threads`: ``n_jobs`` when it is given (``-1``: every core this
 process may use), else the booster's threads when the adapters know them (XGBoost: the
@@ -42,6 +49,7 @@ one of this package's kernels prints one line to stderr, once per process.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import os
 import sys
@@ -50,6 +58,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
+
+import numpy as np
+from llvmlite import ir
+from numba import carray, cfunc, types
+from numba.extending import intrinsic
 
 #: A pass takes at most one thread per this many rows (one below twice as many): handing a part to a
 #: thread costs ~10-30 µs (``benchmarks/bench_threads.py``), a part of this many rows 0.2-0.5 ms.
@@ -147,27 +160,69 @@ if hasattr(os, "register_at_fork"):
 
 # --------------------------------------------------------------------------- the booster's team
 
-#: ``void (*)(void *)``: the function every thread of an OpenMP team runs (``GOMP_parallel``'s ``fn``)
+#: ``void (*)(void *)``: the Python side of a region, which a team thread with a part calls
 _TEAM_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 #: ``void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags)``;
 #: CFUNCTYPE, so ctypes releases the GIL for the call
-_GOMP_PARALLEL = ctypes.CFUNCTYPE(None, _TEAM_FN, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint)
+_GOMP_PARALLEL = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint)
+#: the block a region's threads read: parts, address of the runtime's omp_get_thread_num, address
+#: of the Python side (:data:`_TEAM_FN`), the job's key
+_N_PARTS, _THREAD_NUM, _PYTHON_SIDE, _KEY = range(4)
+
+
+@intrinsic
+def _call_int_fn(typingctx: Any, address: Any) -> Any:
+    """``int f(void)`` at ``address``: the runtime's ``omp_get_thread_num``."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        fnty = ir.FunctionType(ir.IntType(32), [])
+        return builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [])
+
+    return types.int32(types.int64), codegen
+
+
+@intrinsic
+def _call_void_fn(typingctx: Any, address: Any, data: Any) -> Any:
+    """``void f(void *)`` at ``address``: the Python side of the region."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer()])
+        builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [args[1]])
+        return context.get_dummy_value()
+
+    return types.void(types.int64, types.voidptr), codegen
+
+
+def _team_entry(data: Any) -> None:
+    # every thread of the region runs this, without the GIL; only threads numbered below the number
+    # of parts go on to Python (the others return at once: a region has the booster's team size,
+    # and a thread entering Python only to find no part would wait for the GIL for nothing)
+    block = carray(data, (4,), dtype=np.int64)
+    if _call_int_fn(block[_THREAD_NUM]) < block[_N_PARTS]:
+        _call_void_fn(block[_PYTHON_SIDE], data)
+
+
+@functools.cache
+def _entry_address() -> int:
+    """Address of :func:`_team_entry` compiled as a C function (compiled once, cached by Numba)."""
+    return int(cfunc(types.void(types.voidptr), cache=True)(_team_entry).address)
 
 
 class OpenMPTeam:
     """Run the parts of a pass on an OpenMP runtime's own threads (one parallel region a pass).
 
     ``library``: a loaded shared library (``ctypes.CDLL``) linked to the runtime; its
-    ``GOMP_parallel`` is looked up through it (the dynamic linker searches the library and then
-    its dependencies, so it is the runtime *that* library uses: XGBoost's wheels bring their own
-    libgomp, LightGBM's use the system's). libgomp, LLVM's libomp and Intel's libiomp5 all export
-    ``GOMP_parallel``. The region runs on the calling thread's team, the one whose threads the
-    booster's last region left spinning when the objective is called from the booster's update.
+    ``GOMP_parallel`` and ``omp_get_thread_num`` are looked up through it (the dynamic linker
+    searches the library and then its dependencies, so they are those of the runtime *that*
+    library uses: XGBoost's wheels bring their own libgomp, LightGBM's use the system's). libgomp,
+    LLVM's libomp and Intel's libiomp5 all export both. The region runs on the calling thread's
+    team, the one whose threads the booster's last region left spinning when the objective is
+    called from the booster's update.
 
-    Every thread of the region runs the same Python function, which takes the GIL only to pick
-    the next part and to call the part, which releases it in its ``nogil`` kernels; each part is
-    taken by exactly one thread, whichever it is. Exceptions are kept and the first is raised
-    once the region has ended.
+    Every thread of the region runs a small compiled function; the threads numbered below the
+    number of parts then take the GIL only to pick the next part and call it (the parts release
+    it in their ``nogil`` kernels). Each part is taken by exactly one thread, whichever it is.
+    Exceptions are kept and the first is raised once the region has ended.
 
     Examples
     --------
@@ -183,14 +238,18 @@ class OpenMPTeam:
     """
 
     def __init__(self, library: Any) -> None:
-        address = ctypes.cast(library.GOMP_parallel, ctypes.c_void_p).value  # AttributeError: no OpenMP
+        # AttributeError: a runtime without them (no OpenMP)
+        address = ctypes.cast(library.GOMP_parallel, ctypes.c_void_p).value
+        self._thread_num = ctypes.cast(library.omp_get_thread_num, ctypes.c_void_p).value
         self._parallel = _GOMP_PARALLEL(address)
         self._jobs: dict[int, tuple[Callable[[], int], Callable[[int], Any], int, list]] = {}
         self._keys = itertools.count(1)
         self._fn = _TEAM_FN(self._body)  # kept alive as long as the team
+        self._fn_address = ctypes.cast(self._fn, ctypes.c_void_p).value
 
-    def _body(self, key: int | None) -> None:
-        take, part, n_parts, errors = self._jobs[int(key or 0)]
+    def _body(self, data: int | None) -> None:
+        key = ctypes.cast(data, ctypes.POINTER(ctypes.c_int64))[_KEY]
+        take, part, n_parts, errors = self._jobs[key]
         try:
             while (p := take()) < n_parts:
                 part(p)
@@ -199,12 +258,13 @@ class OpenMPTeam:
 
     def run(self, part: Callable[[int], Any], n_parts: int, threads: int | None = None) -> None:
         """``part(p)`` for every ``p < n_parts``, on a region of ``threads`` threads (default ``n_parts``;
-        threads left without a part return at once)."""
+        threads numbered from ``n_parts`` on return at once)."""
         key = next(self._keys)
         errors: list[BaseException] = []
         self._jobs[key] = (itertools.count().__next__, part, n_parts, errors)
+        block = np.array([n_parts, self._thread_num, self._fn_address, key], dtype=np.int64)
         try:
-            self._parallel(self._fn, key, n_parts if threads is None else threads, 0)
+            self._parallel(_entry_address(), block.ctypes.data, n_parts if threads is None else threads, 0)
         finally:
             del self._jobs[key]
         if errors:

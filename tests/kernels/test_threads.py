@@ -48,6 +48,27 @@ def test_team_runs_parts_at_the_same_time_on_the_runtimes_threads(team):
     assert not set(where.values()) & python_threads
 
 
+def test_only_threads_with_a_part_enter_python():
+    """A region has the booster's team size; its threads numbered from the number of parts on return
+    in compiled code, without waiting for the GIL."""
+    if GOMP is None:
+        pytest.skip("no libgomp on this machine")
+    entered: list[int] = []
+
+    class Counting(_threads.OpenMPTeam):
+        def _body(self, data):
+            entered.append(threading.get_native_id())
+            return super()._body(data)
+
+    team = Counting(ctypes.CDLL(GOMP))
+    done: list[int] = []
+    team.run(lambda p: (time.sleep(0.05), done.append(p)), 2, threads=8)
+    assert sorted(done) == [0, 1] and 1 <= len(entered) <= 2
+    entered.clear()
+    team.run(done.append, 5, threads=3)  # more parts than threads: every thread enters and loops
+    assert sorted(done[2:]) == [0, 1, 2, 3, 4] and len(entered) <= 3
+
+
 def test_team_raises_a_parts_error_after_every_part_ran(team):
     done: list[int] = []
 
