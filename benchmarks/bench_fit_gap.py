@@ -252,11 +252,13 @@ def run(backend, n, regime, rounds, repeat, threads, features=30):
 def markdown(r: dict) -> str:
     backend = r.get("backend", "xgboost")
     la = r["load_average"]
-    cond = condition(la.get("before"), la.get("after"))
+    cond = condition(la.get("before"), la.get("after"), r.get("machine", {}).get("cores"))
     lines = [
         f"**Where the fit time goes** ({backend}, {r['regime']} regime, {int(r['n']):,} rows × 30, "
         f"{r['rounds']} rounds, depth 6, booster and objective on {r['threads']} thread(s), median of "
-        f"{r['repeat']}; load average {la['before']} before, {la['after']} after ({cond}); {r['date']}). "
+        f"{r['repeat']}; load average {la['before']} before, {la['after']} after ({cond}); {r['date']}"
+        + (f"; {r['machine']['cores']} cores, {r['machine']['cpu']}" if "machine" in r else "")
+        + "). "
         f"Native {r['native_s']:.3f} s, {r['native_nodes']:,} tree nodes; the custom-objective path itself "
         f"(replayed NumPy BCE − native) {r['custom_path_s']:+.3f} s.",
         "",

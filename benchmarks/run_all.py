@@ -70,7 +70,7 @@ def tables() -> str:
             f"{r['threads']} threads, median of {r['repeat']} interleaved paired ratios over `{ref}`; "
             + (
                 f"load average {la['before']} before, {la['after']} after, "
-                f"{condition(la['before'], la['after'])}; measured {r['date']})"
+                f"{condition(la['before'], la['after'], r.get('machine', {}).get('cores'))}; measured {r['date']})"
                 if la
                 else f"load average not recorded; measured {r['date']}, simulator labels)"
             )

@@ -198,14 +198,23 @@ def _team_entry(data: Any) -> None:
     # of parts go on to Python (the others return at once: a region has the booster's team size,
     # and a thread entering Python only to find no part would wait for the GIL for nothing)
     block = carray(data, (4,), dtype=np.int64)
-    if _call_int_fn(block[_THREAD_NUM]) < block[_N_PARTS]:
+    # @intrinsic: Numba passes the typing context, the stubs count it as an argument
+    if _call_int_fn(block[_THREAD_NUM]) < block[_N_PARTS]:  # type: ignore[call-arg]
         _call_void_fn(block[_PYTHON_SIDE], data)
 
 
 @functools.cache
 def _entry_address() -> int:
     """Address of :func:`_team_entry` compiled as a C function (compiled once, cached by Numba)."""
-    return int(cfunc(types.void(types.voidptr), cache=True)(_team_entry).address)
+    return _address(cfunc(types.void(types.voidptr), cache=True)(_team_entry).address)
+
+
+def _address(value: Any) -> int:
+    """A function's (or a block's) address (``ctypes`` gives None for a null pointer)."""
+    address = ctypes.cast(value, ctypes.c_void_p).value if not isinstance(value, int) else value
+    if not address:
+        raise AttributeError("a null function pointer")
+    return int(address)
 
 
 class OpenMPTeam:
@@ -239,16 +248,15 @@ class OpenMPTeam:
 
     def __init__(self, library: Any) -> None:
         # AttributeError: a runtime without them (no OpenMP)
-        address = ctypes.cast(library.GOMP_parallel, ctypes.c_void_p).value
-        self._thread_num = ctypes.cast(library.omp_get_thread_num, ctypes.c_void_p).value
-        self._parallel = _GOMP_PARALLEL(address)
+        self._parallel = _GOMP_PARALLEL(_address(library.GOMP_parallel))
+        self._thread_num = _address(library.omp_get_thread_num)
         self._jobs: dict[int, tuple[Callable[[], int], Callable[[int], Any], int, list]] = {}
         self._keys = itertools.count(1)
         self._fn = _TEAM_FN(self._body)  # kept alive as long as the team
-        self._fn_address = ctypes.cast(self._fn, ctypes.c_void_p).value
+        self._fn_address = _address(self._fn)
 
     def _body(self, data: int | None) -> None:
-        key = ctypes.cast(data, ctypes.POINTER(ctypes.c_int64))[_KEY]
+        key = ctypes.cast(_address(data), ctypes.POINTER(ctypes.c_int64))[_KEY]
         take, part, n_parts, errors = self._jobs[key]
         try:
             while (p := take()) < n_parts:
