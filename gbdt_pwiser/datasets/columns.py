@@ -362,11 +362,12 @@ def _labels(cols: dict[str, Any], spec: LogColumns, where: str) -> np.ndarray:
 
     if spec.label is not None:
         return as_funnel(values(spec.label), f"{where}: column {spec.label!r}")
-    assert spec.click is not None and spec.conversion is not None  # LogColumns.of: a label, or both of these
+    click, conversion = spec.click, spec.conversion
+    assert click is not None and conversion is not None  # LogColumns.of: a label, or both of these
     return _funnel_label(
-        values(spec.click),
-        values(spec.conversion),
-        (f"column {spec.click!r}", f"column {spec.conversion!r}"),
+        values(click),
+        values(conversion),
+        (f"column {click!r}", f"column {conversion!r}"),
         f"{where}: ",
     )
 
