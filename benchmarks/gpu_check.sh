@@ -21,7 +21,7 @@
 #   mv /tmp/xgbwhl/part-00 .whl/p1/xgboost-3.2.0-py3-none-manylinux_2_28_x86_64.whl.part-00   (p2: part-01, ...)
 #   (cd /tmp/xgbwhl && sha256sum xgboost-*.whl) > .whl/p1/xgboost.sha256
 # then carry .whl/p1, .whl/p2, .whl/p3 in three consecutive calls (a warm machine keeps them).
-# This script finds every xgboost-*.whl.part-* under .whl/ (or $GPU_CHECK_WHEELS), joins them in
+# This script (through benchmarks/wheels.sh) finds every xgboost-*.whl.part-* under .whl/ (or $GPU_CHECK_WHEELS), joins them in
 # name order with cat, checks the sha256 when given, and installs the wheel (and any whole *.whl
 # there) with pip --no-index --no-deps --target $GPU_CHECK_SITE. No wheel and no xgboost: the fit
 # is skipped with a line saying so.

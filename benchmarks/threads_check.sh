@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The prepared run of issue #23's figures on a machine with many cores (the GPU test machine's 16):
 # the objective's threads next to the booster's, measured in fits, not modelled. One command,
-# about 6 minutes on 16 cores, no network:
+# about 4 minutes on 16 cores (232 s measured), no network:
 #
 #   * bench_fit_gap.py --threads T: PWiseR exact and k=4 against their replayed fits, λ=0 against a
 #     NumPy BCE objective (XGBoost and LightGBM, dense 300k rows × 30, 40 rounds);
