@@ -219,21 +219,32 @@ def dask_client(args: argparse.Namespace) -> Any:
             with client:
                 yield client
             return
-        # the workers ignore Ctrl-C (it reaches the terminal's whole process group): the command handles it
-        cluster = distributed.LocalCluster(
-            n_workers=args.dask_workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=quiet,
-            # no dashboard; its HTTP server on a free port (not 8787, maybe taken)
-            scheduler_kwargs={"dashboard_address": ":0"},
-            preload=["gbdt_pwiser.cli._dask_worker"],
-        )
+        # the workers ignore Ctrl-C (it reaches the terminal's whole process group): the command handles it,
+        # also while the cluster starts (what had started is closed here, not by distributed's exit hook)
+        from distributed.deploy.spec import SpecCluster
+
+        before = set(getattr(SpecCluster, "_instances", ()))
+        cluster = None
         try:
+            try:
+                cluster = distributed.LocalCluster(
+                    n_workers=args.dask_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=quiet,
+                    # no dashboard; its HTTP server on a free port (not 8787, maybe taken)
+                    scheduler_kwargs={"dashboard_address": ":0"},
+                    preload=["gbdt_pwiser.cli._dask_worker"],
+                )
+            except BaseException:
+                for started in set(getattr(SpecCluster, "_instances", ())) - before:
+                    _close_cluster(started)
+                raise
             with distributed.Client(cluster) as client:
                 yield client
         finally:
-            _close_cluster(cluster)
+            if cluster is not None:
+                _close_cluster(cluster)
     finally:
         asyncio_log.setLevel(previous)

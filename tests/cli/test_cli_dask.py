@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -142,19 +143,24 @@ def test_ctrl_c_on_dask_is_one_line_and_leaves_no_process(tmp_path):
         res = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)
         return set(res.stdout.split()) - {str(proc.pid)}
 
-    try:  # wait for a cluster that has been up for 3 s (a fit in progress, not a cluster starting)
-        seen, since = set(), time.monotonic()
-        while time.monotonic() - since < 3.0:
-            assert proc.poll() is None, proc.communicate()
-            now = group()
-            if len(now) < 2 or now != seen:
-                seen, since = now, time.monotonic()
-            time.sleep(0.2)
+    err_lines: list[str] = []
+    reader = threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:  # wait for a fit in progress on the workers (XGBoost's tracker gave them their ranks), not a
+        # cluster still starting: a slow machine can take longer than any fixed wait to start one
+        deadline = time.monotonic() + 120
+        while not any("got rank" in line for line in list(err_lines)):
+            assert proc.poll() is None, "".join(err_lines)
+            assert time.monotonic() < deadline, "no fit started on the workers in 120 s"
+            time.sleep(0.1)
+        time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    err = "".join(err_lines)
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "gbdt-pwiser: interrupted" and "Traceback" not in err, err
     deadline = time.monotonic() + 10
