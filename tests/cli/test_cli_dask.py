@@ -136,8 +136,11 @@ def test_ctrl_c_on_dask_is_one_line_and_leaves_no_process(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        start_new_session=True,
-    )  # its own process group, as a terminal's job
+        start_new_session=True,  # its own process group, as a terminal's job
+        # with Ctrl-C's default action, as in a terminal's foreground job: a shell starts background
+        # jobs (e.g. a CI run started with &) with SIGINT ignored, and a child inherits that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
     def group() -> set:
         res = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)
