@@ -170,6 +170,27 @@ class _LGB:
 BACKENDS = {"xgboost": _XGB, "lightgbm": _LGB}
 
 
+def interleaved(b, variants: dict, repeat: int) -> tuple[dict, dict, dict]:
+    """Fit every variant (name -> objective maker; None: the native objective) once a pass, for
+    ``repeat`` passes after one that warms caches and is dropped. Per variant: the fits' wall
+    seconds, process CPU seconds and seconds in the objective's timed calls (custom objectives)."""
+    wall: dict = {k: [] for k in variants}
+    cpu: dict = {k: [] for k in variants}
+    calls: dict = {k: [] for k in variants if variants[k]}
+    for rep in range(repeat + 1):
+        for name, mk in variants.items():
+            obj = timed(mk()) if mk else None
+            c0, t = time.process_time(), time.perf_counter()
+            b.native() if obj is None else b.fit(obj)
+            w, proc = time.perf_counter() - t, time.process_time() - c0
+            if rep:
+                wall[name].append(w)
+                cpu[name].append(proc)
+                if obj is not None:
+                    calls[name].append(obj.s)
+    return wall, cpu, calls
+
+
 def run(backend, n, regime, rounds, repeat, threads, features=30):
     X, y, group = make_regime_data(n, features, regime)
     b = BACKENDS[backend](X, y, group, threads, rounds)
@@ -189,20 +210,7 @@ def run(backend, n, regime, rounds, repeat, threads, features=30):
     variants = {"native": None, **MAKERS}
     for name in REPLAYED:
         variants[f"replay {name}"] = lambda rec=recorded[name]: Replay(rec)
-    times = {k: [] for k in variants}
-    cpu = {k: [] for k in variants}
-    calls = {k: [] for k in variants if variants[k]}
-    for rep in range(repeat + 1):  # the first pass warms caches and is dropped
-        for name, mk in variants.items():
-            obj = timed(mk()) if mk else None
-            c0, t = time.process_time(), time.perf_counter()
-            b.native() if obj is None else b.fit(obj)
-            wall, proc = time.perf_counter() - t, time.process_time() - c0
-            if rep:
-                times[name].append(wall)
-                cpu[name].append(proc)
-                if obj is not None:
-                    calls[name].append(obj.s)
+    times, cpu, calls = interleaved(b, variants, repeat)
     med = {k: float(np.median(v)) for k, v in times.items()}
     med_cpu = {k: float(np.median(v)) for k, v in cpu.items()}
     med_calls = {k: float(np.median(v)) for k, v in calls.items()}

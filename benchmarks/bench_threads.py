@@ -46,7 +46,7 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 from common import REGIMES, load_average, make_regime_data, run_python, write_result  # noqa: E402
 
-from gbdt_pwiser._threads import ROWS_PER_THREAD  # noqa: E402
+from gbdt_pwiser._threads import ROWS_PER_THREAD, booster_team, parts_on, run_parts  # noqa: E402
 
 #: candidate -> (environment, how the objective's threads run, n_jobs: None = the booster's[, rows per
 #: thread: the smallest part, ``gbdt_pwiser._threads.ROWS_PER_THREAD`` unless given])
@@ -247,18 +247,7 @@ def child_candidate(
         "NumPy BCE": F.NumpyBCE,
         "λ=0": lambda: make(lam=0.0, n_jobs=n_jobs),
     }
-    wall = {k: [] for k in variants}
-    cpu = {k: [] for k in variants}
-    calls = {k: [] for k in variants}
-    for rep in range(repeat + 1):
-        for name, mk in variants.items():
-            obj = F.timed(mk())
-            c0, t = time.process_time(), time.perf_counter()
-            b.fit(obj)
-            if rep:
-                wall[name].append(time.perf_counter() - t)
-                cpu[name].append(time.process_time() - c0)
-                calls[name].append(obj.s)
+    wall, cpu, calls = F.interleaved(b, variants, repeat)
     med = {k: float(np.median(v)) for k, v in wall.items()}
     return {
         "exact_over_replay": med["exact"] / med["replay exact"],
@@ -320,8 +309,6 @@ RUNNERS = ("pool", "team")
 
 
 def _runner(runner: str):
-    from gbdt_pwiser._threads import booster_team
-
     if runner == "pool":
         return None
     import xgboost  # noqa: F401  (its library, and so its OpenMP runtime, loaded)
@@ -330,12 +317,6 @@ def _runner(runner: str):
     if team is None:
         raise RuntimeError("XGBoost's library has no OpenMP team here")
     return team
-
-
-def parts_on(team):
-    from gbdt_pwiser._threads import parts_on as on
-
-    return on(team)
 
 
 def efficiency(n: int, threads: list[int], repeat: int, runners=RUNNERS) -> dict:
@@ -373,8 +354,6 @@ def efficiency(n: int, threads: list[int], repeat: int, runners=RUNNERS) -> dict
 def part_cost_us(threads: int, runner: str = "pool", reps: int = 2000) -> float:
     """Wall µs per extra part of a pass of ``threads`` empty parts (on the pool, or on XGBoost's
     OpenMP team), beyond one empty part on the caller."""
-    from gbdt_pwiser._threads import run_parts
-
     team = _runner(runner)
 
     def median_us(parts: int) -> float:
@@ -392,8 +371,6 @@ def part_cost_us(threads: int, runner: str = "pool", reps: int = 2000) -> float:
 def bandwidth(threads: int, mib: int = 256, reps: int = 5) -> dict:
     """Copy bandwidth (read + write, GB/s) of 1..threads threads copying disjoint parts at once."""
     from numba import njit
-
-    from gbdt_pwiser._threads import run_parts
 
     @njit(nogil=True)
     def copy(a, b):

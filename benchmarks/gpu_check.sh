@@ -33,7 +33,6 @@ PY="${PYTHON:-python3}"
 SITE="${GPU_CHECK_SITE:-/tmp/gpu_check_site}"
 WHL="${GPU_CHECK_WHEELS:-$ROOT/.whl}"
 JOIN="${TMPDIR:-/tmp}/gpu_check_wheels"
-[ -d "$WHL" ] && WHL="$(cd "$WHL" && pwd)"
 
 echo "== machine"
 "$PY" --version

@@ -26,7 +26,6 @@ T="${1:-$(nproc)}"
 SITE="${THREADS_CHECK_SITE:-/tmp/threads_check_site}"
 WHL="${THREADS_CHECK_WHEELS:-$ROOT/.whl-cpu}"
 JOIN="${TMPDIR:-/tmp}/threads_check_wheels"
-[ -d "$WHL" ] && WHL="$(cd "$WHL" && pwd)"
 source "$ROOT/benchmarks/wheels.sh"
 
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"

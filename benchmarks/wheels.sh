@@ -4,6 +4,7 @@
 # it may come in parts (xgboost-*.whl.part-NN, in sub-folders, joined here in name order, checked
 # against an xgboost*.sha256 when there is one); other wheels come whole. Installs every wheel with
 # pip --no-index --no-deps --target "$SITE" and puts SITE first on PYTHONPATH.
+[ -d "$WHL" ] && WHL="$(cd "$WHL" && pwd)"
 mkdir -p "$JOIN"
 if [ -d "$WHL" ]; then
   # parts: group by wheel name, join in part order (parts may sit in different sub-folders)

@@ -17,10 +17,16 @@ GOMP = ctypes.util.find_library("gomp")
 
 
 @pytest.fixture(scope="module")
-def team():
+def gomp():
+    """The system's libgomp (LightGBM's OpenMP runtime)."""
     if GOMP is None:
         pytest.skip("no libgomp on this machine")
-    return _threads.OpenMPTeam(ctypes.CDLL(GOMP))
+    return ctypes.CDLL(GOMP)
+
+
+@pytest.fixture(scope="module")
+def team(gomp):
+    return _threads.OpenMPTeam(gomp)
 
 
 @pytest.mark.parametrize("n_parts, threads", [(2, None), (3, 1), (7, 2), (5, 4), (2, 8)])
@@ -48,11 +54,9 @@ def test_team_runs_parts_at_the_same_time_on_the_runtimes_threads(team):
     assert not set(where.values()) & python_threads
 
 
-def test_only_threads_with_a_part_enter_python():
+def test_only_threads_with_a_part_enter_python(gomp):
     """A region has the booster's team size; its threads numbered from the number of parts on return
     in compiled code, without waiting for the GIL."""
-    if GOMP is None:
-        pytest.skip("no libgomp on this machine")
     entered: list[int] = []
 
     class Counting(_threads.OpenMPTeam):
@@ -60,7 +64,7 @@ def test_only_threads_with_a_part_enter_python():
             entered.append(threading.get_native_id())
             return super()._body(data)
 
-    team = Counting(ctypes.CDLL(GOMP))
+    team = Counting(gomp)
     done: list[int] = []
     team.run(lambda p: (time.sleep(0.05), done.append(p)), 2, threads=8)
     assert sorted(done) == [0, 1] and 1 <= len(entered) <= 2
