@@ -152,13 +152,15 @@ def _prange_drivers():
     from gbdt_pwiser.kernels.groups import Rows
 
     @njit(parallel=True)
-    def chunks(R, floor, crow, cgrp, G, P, S, g, h, parts, rows):
+    def chunks(R, floor, crow, cgrp, G, P, S, ga, ha, g, h, parts, rows):
         C = crow.size - 1
         for p in prange(parts):
             c0 = C * p // parts
             c1 = C * (p + 1) // parts
-            Rp = Rows(R.z, R.y, R.w, R.has_w, R.pp[p * rows : (p + 1) * rows], R.pd[p * rows : (p + 1) * rows], 0)
-            K.bce_pair_chunks(Rp, floor, crow[c0 : c1 + 1], cgrp[c0 : c1 + 1], G, P, S, g, h)
+            o0 = p * rows
+            o1 = (p + 1) * rows
+            Rp = Rows(R.z, R.y, R.w, R.has_w, R.pp[o0:o1], R.pd[o0:o1], 0)
+            K.bce_pair_chunks(Rp, floor, crow[c0 : c1 + 1], cgrp[c0 : c1 + 1], G, P, S, ga[o0:o1], ha[o0:o1], g, h)
 
     @njit(parallel=True)
     def bce(z, y, w, has_w, floor, g, h, parts):
@@ -195,7 +197,7 @@ def _prange_objective():
                 sc_c, sc_n = data.scales(lam)
                 P = K.cpu_pairs(Pairs(sc_c, sc_n, m1, m2, loss_kind, k, K.round_key(seed, iteration)))
                 parts = min(threads, data.chunks[0].size - 1)
-                pp, pd = data.row_buffers(parts * data.max_chunk_rows)
+                pp, pd, ga, ha = data.row_buffers(parts * data.max_chunk_rows)
                 chunks(
                     Rows(z, data.y, data.w, data.has_w, pp, pd, 0),
                     HESSIAN_FLOOR,
@@ -203,6 +205,8 @@ def _prange_objective():
                     data.groups,
                     P,
                     data.scratch(),
+                    ga,
+                    ha,
                     g,
                     h,
                     parts,

@@ -109,3 +109,22 @@ def central_difference(f, x, eps=1e-6):
         fu, fd = f(up), f(down)
         out[i] = ((fu - fd) if np.ndim(fu) == 0 else (np.asarray(fu)[i] - np.asarray(fd)[i])) / (2 * eps)
     return out
+
+
+def assert_handed_to_booster(got, want, rtol=0.0):
+    """``got``: gradients or Hessians an adapter handed a booster, which must be float32 and each
+    value of ``want`` (float64) rounded to nearest, what XGBoost and LightGBM keep of float64 ones.
+
+    ``rtol`` > 0: ``want`` was computed another way (other partitions, another order of sums) and
+    agrees to ``rtol`` before rounding. Then every value is within the rounding (2**-24 of itself)
+    plus ``rtol``, and at least 99 % are exactly the rounded ones (a truncation would miss half).
+    """
+    got = np.asarray(got)
+    want = np.asarray(want, dtype=np.float64)
+    assert got.dtype == np.float32, got.dtype
+    rounded = want.astype(np.float32)
+    if rtol == 0.0:
+        np.testing.assert_array_equal(got, rounded)
+        return
+    np.testing.assert_allclose(got, want, rtol=2.0**-24 + 2 * rtol, atol=0)
+    assert np.mean(got == rounded) >= 0.99

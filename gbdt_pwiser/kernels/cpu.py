@@ -17,6 +17,9 @@ then every boosting round runs either
   range of *active* groups: a conversion and at least one partner), with p and σ' of
   every row in between; :func:`bce_rows` alone when λ = 0.
 
+The pair terms add to float64 sums; the gradients a booster gets are those sums rounded
+once to float32 (:func:`store_rows`), what XGBoost and LightGBM keep of them.
+
 A group's pair terms are one call, :func:`~gbdt_pwiser.kernels.groups.pair_group`
 (the same function the CUDA group kernel calls; here its group function is chosen
 while compiling and inlined), reading p and σ' instead of a sigmoid per partner.
@@ -232,13 +235,15 @@ def pair_groups(a0, a1, R, G, P, S, g, h):
 
 
 @njit(**_KERNEL)
-def bce_pair_chunks(R, floor, crow, cgrp, G, P, S, g, h):
+def bce_pair_chunks(R, floor, crow, cgrp, G, P, S, ga, ha, g, h):
     """BCE then pair terms, chunk by chunk, for contiguous groups.
 
     Chunk c (rows ``crow[c]:crow[c+1]``, active groups ``cgrp[c]:cgrp[c+1]``, whole) gets its BCE
     terms and then its pair terms while its rows are in cache: run as two passes over 2M rows, the
     pair pass waited on memory at every active group. Same arithmetic, same bits. ``R.pp``/``R.pd``
-    hold p and σ' of one chunk at a time (row r at r - crow[c]): at least the largest chunk's rows.
+    hold p and σ' of one chunk at a time and ``ga``/``ha`` its float64 gradient and Hessian sums
+    (row r at r - crow[c]: at least the largest chunk's rows), stored in g, h once the chunk is done:
+    the sums rounded once to g, h's dtype (float32 for a booster: what it keeps of them).
     """
     z = R.z
     y = R.y
@@ -248,10 +253,20 @@ def bce_pair_chunks(R, floor, crow, cgrp, G, P, S, g, h):
     for c in range(crow.size - 1):
         r0 = crow[c]
         r1 = crow[c + 1]
-        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], R.has_w, floor, g[r0:r1], h[r0:r1], pp[: r1 - r0], pd[: r1 - r0])
+        nr = r1 - r0
+        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], R.has_w, floor, ga[:nr], ha[:nr], pp[:nr], pd[:nr])
         rows = Rows(z, y, w, R.has_w, pp, pd, r0)
         for a in range(cgrp[c], cgrp[c + 1]):
-            pair_group(a, rows, G, P, S, g, h)
+            pair_group(a, rows, G, P, S, ga, ha)
+        store_rows(ga[:nr], ha[:nr], g[r0:r1], h[r0:r1])
+
+
+@njit(**_KERNEL)
+def store_rows(ga, ha, g, h):
+    """g = ga, h = ha, each value rounded to g, h's dtype (float32 for a booster, else a copy)."""
+    for i in range(ga.size):
+        g[i] = ga[i]
+        h[i] = ha[i]
 
 
 @njit(cache=True)

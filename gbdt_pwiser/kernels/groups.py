@@ -12,8 +12,9 @@ functions read them (one sigmoid per row, not one per partner or drawn pair).
 group functions) as one argument each, with the outputs ``g, h`` (gradient and Hessian, added to):
 
 * :class:`Rows` ``(z, y, w, has_w, pp, pd, ro)`` — per-row inputs: margins, funnel labels, weights
-  (``has_w`` False: all 1), p and σ' of row r at ``pp[r - ro]``, ``pd[r - ro]`` (``ro`` = 0 for
-  buffers of all rows; the first row of a chunk for the CPU's one-thread chunked pass);
+  (``has_w`` False: all 1), p and σ' of row r at ``pp[r - ro]``, ``pd[r - ro]``, and its gradient
+  and Hessian at ``g[r - ro]``, ``h[r - ro]`` (``ro`` = 0 for buffers of all rows; the first row of
+  a chunk for the CPU's one-thread chunked pass, whose buffers hold one chunk);
 * :class:`Groups` ``(perm, aptr, anP, anC, pptr)`` — the active groups, fixed for a training run:
   group a's rows are ``perm[aptr[a]:aptr[a+1]]`` laid out as [P | C | N], with ``anP[a]``
   conversions and ``anC[a]`` click-only rows; its conversions' scratch starts at ``pptr[a]``;
@@ -212,8 +213,8 @@ def sq_hinge_partner(R, S, j, po, nP, bo, bb, m, sc, g, h, atomic):
     if r > 0 or not atomic:
         wj = weight(R.w, R.has_w, j)
         gj, hj = sq_hinge_partner_terms(pj, R.pd[j - R.ro], wj, m, sc, S.pa[bo + r], S.pb[bo + r])
-        g[j] += gj
-        h[j] += hj
+        g[j - R.ro] += gj
+        h[j - R.ro] += hj
         add_at(S.bw, bb + r, wj, atomic)
         add_at(S.bwp, bb + r, wj * pj, atomic)
 
@@ -229,8 +230,8 @@ def sq_hinge_suffix(R, S, po, nP, bb, m, sc, g, h):
         if SW != 0.0:
             i = S.si[po + q]
             gi, hi = sq_hinge_conversion_terms(weight(R.w, R.has_w, i), R.pd[i - R.ro], S.sp[po + q], m, sc, SW, SWP)
-            g[i] += gi
-            h[i] += hi
+            g[i - R.ro] += gi
+            h[i - R.ro] += hi
 
 
 @_inlined
@@ -261,14 +262,14 @@ def sq_hinge_single(R, G, P, s, nC, e, g, h):
             if (pj - pi) + m > 0.0:
                 wj = weight(R.w, R.has_w, j)
                 gj, hj = sq_hinge_partner_terms(pj, pd[j - ro], wj, m, sc, wi, wpi)
-                g[j] += gj
-                h[j] += hj
+                g[j - R.ro] += gj
+                h[j - R.ro] += hj
                 SW += wj
                 SWP += wj * pj
         if SW != 0.0:
             gi, hi = sq_hinge_conversion_terms(wi, pd[i - ro], pi, m, sc, SW, SWP)
-            g[i] += gi
-            h[i] += hi
+            g[i - R.ro] += gi
+            h[i - R.ro] += hi
 
 
 @_outlined
@@ -316,10 +317,10 @@ def all_pairs_conversion(R, G, P, s, nP, nC, e, t, g, h, to_partners):
             gi += gq
             hi += hq
             if to_partners:
-                g[j] += gj
-                h[j] += hj
-    g[i] += gi
-    h[i] += hi
+                g[j - R.ro] += gj
+                h[j - R.ro] += hj
+    g[i - R.ro] += gi
+    h[i - R.ro] += hi
 
 
 @_outlined
@@ -328,16 +329,16 @@ def all_pairs_partner(R, G, P, s, nP, nC, t, g, h):
     m, sc = partner_term(P, t, s, nP, nC)
     j = G.perm[t]
     wj = weight(R.w, R.has_w, j)
-    gj = g[j]
-    hj = h[j]
+    gj = g[j - R.ro]
+    hj = h[j - R.ro]
     for q in range(nP):
         zi, pi, di, wi = row_values(R, G.perm[s + q])
         act, _, _, gq, hq = pair_terms(P.loss_kind, zi, pi, di, R, j, m, sc * wi * wj)
         if act:
             gj += gq
             hj += hq
-    g[j] = gj
-    h[j] = hj
+    g[j - R.ro] = gj
+    h[j - R.ro] = hj
 
 
 @_outlined
@@ -367,10 +368,10 @@ def sampled_conversion(R, G, P, s, nP, nC, e, t, g, h, atomic):
             j = G.perm[base + draw_index(P.key, (np.int64(i) * 2 + term) * k + dd, nT)]
             act, gi, hi, gj, hj = pair_terms(P.loss_kind, zi, pi, di, R, j, m, fac * weight(R.w, R.has_w, j))
             if act:
-                g[i] += gi
-                h[i] += hi
-                add_at(g, j, gj, atomic)
-                add_at(h, j, hj, atomic)
+                g[i - R.ro] += gi
+                h[i - R.ro] += hi
+                add_at(g, j - R.ro, gj, atomic)
+                add_at(h, j - R.ro, hj, atomic)
 
 
 @_outlined

@@ -98,22 +98,36 @@ def bce_pass(
 
 
 def pair_pass(
-    R: Rows, floor: float, G: Groups, P: Pairs, S: Scratch, g: np.ndarray, h: np.ndarray, threads: int = 1
+    R: Rows,
+    floor: float,
+    G: Groups,
+    P: Pairs,
+    S: Scratch,
+    acc: tuple[np.ndarray, np.ndarray],
+    g: np.ndarray,
+    h: np.ndarray,
+    threads: int = 1,
 ) -> None:
     """BCE of every row (storing p and σ' in ``R.pp``/``R.pd``), then the pair terms of every
     active group: two passes, for groups in any row order.
 
     ``R``, ``G``, ``P``, ``S``: :class:`~gbdt_pwiser.kernels.groups.Rows` (``R.pp``/``R.pd`` hold
-    every row, ``R.ro`` = 0), ``Groups``, ``Pairs`` (with the round key) and ``Scratch``.
+    every row, ``R.ro`` = 0), ``Groups``, ``Pairs`` (with the round key) and ``Scratch``. The terms
+    add to ``acc``, float64 gradient and Hessian sums of every row, then stored in ``g, h`` (float32
+    for a booster); ``acc`` may be ``(g, h)`` themselves when they are float64.
     """
     n = R.z.shape[0]
-    if min(R.pp.size, R.pd.size) < n or R.ro != 0:
-        raise ValueError("pair_pass: the p/σ' buffers must hold every row (ro = 0)")
-    rows(K.bce_rows_pd, n, threads, R.z, R.y, R.w, R.has_w, floor, g, h, R.pp[:n], R.pd[:n])
+    ga, ha = acc
+    if min(R.pp.size, R.pd.size, ga.size, ha.size) < n or R.ro != 0:
+        raise ValueError("pair_pass: the p/σ' and sum buffers must hold every row (ro = 0)")
+    ga, ha = ga[:n], ha[:n]
+    rows(K.bce_rows_pd, n, threads, R.z, R.y, R.w, R.has_w, floor, ga, ha, R.pp[:n], R.pd[:n])
     A = G.aptr.size - 1
     b = bounds(A, max(1, min(threads, A)))
     P = K.cpu_pairs(P)
-    run_parts(lambda p: K.pair_groups(b[p], b[p + 1], R, G, P, S, g, h), len(b) - 1)
+    run_parts(lambda p: K.pair_groups(b[p], b[p + 1], R, G, P, S, ga, ha), len(b) - 1)
+    if not (np.may_share_memory(ga, g) and np.may_share_memory(ha, h)):
+        rows(K.store_rows, n, threads, ga, ha, g, h)
 
 
 def bce_pair_pass(
@@ -124,6 +138,7 @@ def bce_pair_pass(
     G: Groups,
     P: Pairs,
     S: Scratch,
+    acc: tuple[np.ndarray, np.ndarray],
     g: np.ndarray,
     h: np.ndarray,
     threads: int = 1,
@@ -131,21 +146,24 @@ def bce_pair_pass(
     """BCE then pair terms chunk by chunk (:func:`~gbdt_pwiser.kernels.cpu.bce_pair_chunks`), for
     contiguous groups: one part per thread, a range of chunks each.
 
-    ``R.pp``/``R.pd`` hold p and σ' of one chunk per part: at least ``parts × largest chunk`` rows
-    (``parts = min(threads, chunks)``; 16 B per row of the largest chunk and part, not per row).
+    ``R.pp``/``R.pd`` hold p and σ' of one chunk per part, and ``acc`` its float64 gradient and
+    Hessian sums, stored in ``g, h`` (float32 for a booster) when the chunk is done: each at least
+    ``parts × largest chunk`` rows (``parts = min(threads, chunks)``; 32 B per row of the largest
+    chunk and part, not per row).
     """
     C = crow.size - 1
     parts = max(1, min(threads, C))
     rows_ = int(np.max(np.diff(crow))) if C > 0 else 0
-    if min(R.pp.size, R.pd.size) < parts * rows_:
-        raise ValueError("bce_pair_pass: the p/σ' buffers are smaller than the largest chunk times the parts")
+    if min(R.pp.size, R.pd.size, acc[0].size, acc[1].size) < parts * rows_:
+        raise ValueError("bce_pair_pass: the p/σ' or sum buffers are smaller than the largest chunk times the parts")
     b = bounds(C, parts)
     P = K.cpu_pairs(P)
 
     def part(p: int) -> None:
         c0, c1 = b[p], b[p + 1]
-        buf = Rows(R.z, R.y, R.w, R.has_w, R.pp[p * rows_ : (p + 1) * rows_], R.pd[p * rows_ : (p + 1) * rows_], 0)
-        K.bce_pair_chunks(buf, floor, crow[c0 : c1 + 1], cgrp[c0 : c1 + 1], G, P, S, g, h)
+        own = slice(p * rows_, (p + 1) * rows_)
+        buf = Rows(R.z, R.y, R.w, R.has_w, R.pp[own], R.pd[own], 0)
+        K.bce_pair_chunks(buf, floor, crow[c0 : c1 + 1], cgrp[c0 : c1 + 1], G, P, S, acc[0][own], acc[1][own], g, h)
 
     run_parts(part, parts)
 

@@ -124,8 +124,7 @@ def _pow2_scale_cpu(q, n):
         # the exponent bits 2**n from the low bits of n + ROUND_MAGIC (an exact sum for integral n;
         # the magic's own bits are shifted out): no float-to-integer conversion, which AVX2 cannot
         # vectorise. The @intrinsics get the typing context from Numba; the stubs count it as an argument
-        k = _float64_to_bits(n + ROUND_MAGIC)  # type: ignore[call-arg]
-        return q * _bits_to_float64((k + 1023) << 52)  # type: ignore[call-arg]
+        return q * _bits_to_float64((_float64_to_bits(n + ROUND_MAGIC) + 1023) << 52)  # type: ignore[call-arg]
 
     return impl
 

@@ -86,11 +86,13 @@ class PreparedData:
             return 0
         return int(np.max(np.diff(self.chunks[0])))
 
-    def row_buffers(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """Buffers for p and σ' of ``rows`` rows (every row: ``passes.pair_pass``; one chunk per part
-        at a time: ``passes.bce_pair_pass``), kept across rounds and grown when a call needs more."""
+    def row_buffers(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """float64 buffers for p, σ', and the gradient and Hessian sums of ``rows`` rows (every row:
+        ``passes.pair_pass``; one chunk per part at a time: ``passes.bce_pair_pass``), kept across
+        rounds and grown when a call needs more (pages never written, as the sums of a pass that
+        adds straight to float64 outputs, take no memory)."""
         if self._rows is None or self._rows[0].size < rows:
-            self._rows = (np.empty(rows, dtype=np.float64), np.empty(rows, dtype=np.float64))
+            self._rows = (np.empty(rows), np.empty(rows), np.empty(rows), np.empty(rows))
         return self._rows
 
     def scales(self, lam: float) -> tuple[float, float]:

@@ -191,6 +191,7 @@ class SharedCTCVRObjective(_CustomObjective):
         cached = getattr(self, "_ctr", None)
         if cached is None or cached._get_params() != {**params, "device": "cpu"}:
             cached = PWiseRObjective(**params)
+            cached._out_dtype = np.float64  # its gradients are summed with the pCTCVR terms here
             self._ctr = cached
         return cached
 
@@ -305,12 +306,7 @@ class SharedCTCVRObjective(_CustomObjective):
         self._ctr._booster_threads = self._booster_threads  # as this adapter read them
         gz, hz = self._ctr._compute(z, data, iteration, reuse)  # BCE on clicks + λ·PWiseR
         n = z.size
-        if reuse and self._out is not None and self._out[0].shape == (n, 2):
-            g, h = self._out
-        else:
-            g, h = np.empty((n, 2)), np.empty((n, 2))
-            if reuse:
-                self._out = (g, h)
+        g, h = self._buffers(n, reuse, (2,))
         KP.rows(
             KM.shared_ctcvr_rows,
             n,

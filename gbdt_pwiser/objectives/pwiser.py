@@ -192,6 +192,10 @@ class PWiseRObjective(_CustomObjective):
       sizes all rows form one group. Rounds: XGBoost >= 3.2 passes the true
       boosting round (the objective is an ``xgboost.objective.Objective``);
       elsewhere rounds are counted and restart when a new run starts.
+    * Called by a booster (the three conventions above), the CPU objective returns float32
+      gradients and Hessians: the float64 sums rounded to nearest once, the values XGBoost and
+      LightGBM would have kept of float64 ones (the same model, bit for bit), without the
+      conversion they made of them every round. :meth:`grad_hess` returns the float64 values.
     * Labels without any conversion (no 2) with ``lam > 0`` raise a
       :class:`~gbdt_pwiser.objectives.NoConversionWarning` once per training
       data in the booster adapters (the pair term is then zero). LightGBM turns
@@ -360,13 +364,16 @@ class PWiseRObjective(_CustomObjective):
             pairs = Pairs(sc_c, sc_n, m1, m2, loss_kind, k, K.round_key(seed, iteration))
             if data.chunks is not None:  # contiguous groups: BCE then pairs, chunk by chunk, in cache
                 parts = min(threads, data.chunks[0].size - 1)
-                pp, pd = data.row_buffers(parts * data.max_chunk_rows)
+                pp, pd, ga, ha = data.row_buffers(parts * data.max_chunk_rows)
                 rows = Rows(z, data.y, data.w, data.has_w, pp, pd, 0)
-                KP.bce_pair_pass(rows, HESSIAN_FLOOR, *data.chunks, data.groups, pairs, data.scratch(), g, h, threads)
+                KP.bce_pair_pass(
+                    rows, HESSIAN_FLOOR, *data.chunks, data.groups, pairs, data.scratch(), (ga, ha), g, h, threads
+                )
             else:  # p and σ' of every row computed once, then read by the pair terms
-                pp, pd = data.row_buffers(data.n)
+                pp, pd, ga, ha = data.row_buffers(data.n)
                 rows = Rows(z, data.y, data.w, data.has_w, pp, pd, 0)
-                KP.pair_pass(rows, HESSIAN_FLOOR, data.groups, pairs, data.scratch(), g, h, threads)
+                acc = (g, h) if g.dtype == np.float64 else (ga, ha)  # float64 outputs: the sums themselves
+                KP.pair_pass(rows, HESSIAN_FLOOR, data.groups, pairs, data.scratch(), acc, g, h, threads)
         else:
             KP.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, threads)
         return g, h

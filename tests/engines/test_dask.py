@@ -17,6 +17,7 @@ lgb = pytest.importorskip("lightgbm")
 pytest.importorskip("lightgbm.dask")
 
 import _dask_helpers as H  # noqa: E402
+from reference import assert_handed_to_booster  # noqa: E402
 
 from gbdt_pwiser import EntireSpaceCVRObjective, PWiseRObjective  # noqa: E402
 from gbdt_pwiser.dask import (  # noqa: E402
@@ -87,8 +88,8 @@ def _collect(client, df):
     pos = pd.Series(np.arange(len(df)), index=df["z"].to_numpy())
     rows = pos.loc[z if z.ndim == 1 else z[:, 0]].to_numpy()
     assert np.array_equal(np.sort(rows), np.arange(len(df))), "every row exactly once"
-    G = np.empty((len(df), *g.shape[1:]))
-    Hh = np.empty((len(df), *h.shape[1:]))
+    G = np.empty((len(df), *g.shape[1:]), g.dtype)
+    Hh = np.empty((len(df), *h.shape[1:]), h.dtype)
     G[rows] = g
     Hh[rows] = h
     return G, Hh
@@ -135,8 +136,8 @@ def test_xgboost_first_round_gradients_exact(client, pair_loss, weighted):
     params = {"lam": 2.0, "pair_loss": pair_loss, "margin_click_only": 0.1, "margin_no_click": 0.3}
     g, h = _xgb_first_round(client, df, H.RecordingGlobal(**params, **STATS0), weighted)
     g0, h0 = _reference(df, weighted, **params)
-    np.testing.assert_allclose(g, g0, rtol=1e-9, atol=0)
-    np.testing.assert_allclose(h, h0, rtol=1e-9, atol=0)
+    assert_handed_to_booster(g, g0, rtol=1e-9)
+    assert_handed_to_booster(h, h0, rtol=1e-9)
 
 
 def test_shared_booster_first_round_gradients_exact(client):
@@ -178,8 +179,8 @@ def test_shared_booster_first_round_gradients_exact(client):
         group=df["group"].to_numpy(),
         weight=df["w"].to_numpy() if weighted else None,
     )
-    np.testing.assert_allclose(g, g0, rtol=1e-9, atol=0)
-    np.testing.assert_allclose(h, h0, rtol=1e-9, atol=0)
+    assert_handed_to_booster(g, g0, rtol=1e-9)
+    assert_handed_to_booster(h, h0, rtol=1e-9)
 
 
 def test_per_worker_normalisers_would_fail(client):
@@ -204,8 +205,8 @@ def test_lightgbm_first_round_gradients_exact(client):
     model.fit(**kw)
     g, h = _collect(client, df)
     g0, h0 = _reference(df, True, **params)
-    np.testing.assert_allclose(g, g0, rtol=1e-9, atol=0)
-    np.testing.assert_allclose(h, h0, rtol=1e-9, atol=0)
+    assert_handed_to_booster(g, g0, rtol=1e-9)
+    assert_handed_to_booster(h, h0, rtol=1e-9)
 
 
 def test_sampled_mode_is_a_function_of_each_workers_rows(client):
@@ -232,7 +233,7 @@ def test_sampled_mode_is_a_function_of_each_workers_rows(client):
     for z, g, _ in recs:
         rows = df.iloc[pos.loc[z].to_numpy()]
         g1, _ = local.grad_hess(z, rows["y"].to_numpy(), group=rows["group"].to_numpy(), weight=rows["w"].to_numpy())
-        np.testing.assert_array_equal(g, g1)
+        assert_handed_to_booster(g, g1)
     g_all, _ = _reference(df, True, lam=1.0)
     g_s = np.concatenate([r[1] for r in recs])
     rows = pos.loc[np.concatenate([r[0] for r in recs])].to_numpy()
@@ -267,8 +268,8 @@ def test_entire_space_first_round_gradients(client, booster):
     g0, h0 = EntireSpaceCVRObjective().grad_hess(
         df["z"].to_numpy(), df["y"].to_numpy(), ctr_prob=df["pctr"].to_numpy(), weight=df["w"].to_numpy()
     )
-    np.testing.assert_allclose(g, g0, rtol=1e-9, atol=0)
-    np.testing.assert_allclose(h, h0, rtol=1e-9, atol=0)
+    assert_handed_to_booster(g, g0, rtol=1e-9)
+    assert_handed_to_booster(h, h0, rtol=1e-9)
 
 
 # --------------------------------------------------------------------------- partitioning

@@ -75,13 +75,21 @@ def test_every_driver_gives_the_bits_of_the_group_functions(loss_kind, k, weight
     for threads in (1, 2, 3):
         g, h = np.full(n, np.nan), np.full(n, np.nan)
         R2 = GR.Rows(z, data.y, data.w, data.has_w, np.full(n, np.nan), np.full(n, np.nan), 0)
-        KP.pair_pass(R2, HESSIAN_FLOOR, data.groups, P, data.scratch(), g, h, threads)
+        KP.pair_pass(R2, HESSIAN_FLOOR, data.groups, P, data.scratch(), (g, h), g, h, threads)  # float64: in place
         assert np.array_equal(g, g_ref) and np.array_equal(h, h_ref)
-        # p and σ' of one chunk per part at a time (row r at r - r0): buffers of the largest chunk
-        g2, h2 = np.full(n, np.nan), np.full(n, np.nan)
-        Rc = GR.Rows(z, data.y, data.w, data.has_w, np.full(threads * rows, np.nan), np.full(threads * rows, np.nan), 0)
-        KP.bce_pair_pass(Rc, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), g2, h2, threads)
-        assert np.array_equal(g2, g_ref) and np.array_equal(h2, h_ref)
+        # float32 outputs (a booster's): the float64 sums rounded once
+        g32, h32 = np.full(n, np.nan, np.float32), np.full(n, np.nan, np.float32)
+        acc = (np.full(n, np.nan), np.full(n, np.nan))
+        KP.pair_pass(R2, HESSIAN_FLOOR, data.groups, P, data.scratch(), acc, g32, h32, threads)
+        assert np.array_equal(g32, g_ref.astype(np.float32)) and np.array_equal(h32, h_ref.astype(np.float32))
+        # p, σ' and the sums of one chunk per part at a time (row r at r - r0): buffers of the largest
+        # chunk; float64 and float32 outputs
+        for dtype in (np.float64, np.float32):
+            g2, h2 = np.full(n, np.nan, dtype), np.full(n, np.nan, dtype)
+            Rc = GR.Rows(z, data.y, data.w, data.has_w, *(np.full(threads * rows, np.nan) for _ in range(2)), 0)
+            acc = (np.full(threads * rows, np.nan), np.full(threads * rows, np.nan))
+            KP.bce_pair_pass(Rc, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), acc, g2, h2, threads)
+            assert np.array_equal(g2, g_ref.astype(dtype)) and np.array_equal(h2, h_ref.astype(dtype))
 
 
 def test_buffers_too_small_are_refused():
@@ -89,12 +97,18 @@ def test_buffers_too_small_are_refused():
     P = GR.Pairs(1.0, 1.0, 0.03, 0.05, SC.LOSS_SQUARED_HINGE, 0, K.round_key(0, 0))
     g, h = np.empty(data.n), np.empty(data.n)
     rows = data.max_chunk_rows
-    short = GR.Rows(z, data.y, data.w, data.has_w, np.empty(2 * rows - 1), np.empty(2 * rows - 1), 0)
-    KP.bce_pair_pass(short, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), g, h, 1)
+    R = GR.Rows(z, data.y, data.w, data.has_w, np.empty(2 * rows), np.empty(2 * rows), 0)
+    short = R._replace(pp=np.empty(2 * rows - 1))
+    acc = (np.empty(2 * rows), np.empty(2 * rows))
+    KP.bce_pair_pass(short, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), acc, g, h, 1)
     with pytest.raises(ValueError, match="smaller than the largest chunk"):
-        KP.bce_pair_pass(short, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), g, h, 2)
+        KP.bce_pair_pass(short, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), acc, g, h, 2)
+    with pytest.raises(ValueError, match="smaller than the largest chunk"):
+        KP.bce_pair_pass(R, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), (acc[0][1:], acc[1]), g, h, 2)
     with pytest.raises(ValueError, match="must hold every row"):
-        KP.pair_pass(short, HESSIAN_FLOOR, data.groups, P, data.scratch(), g, h, 2)
+        KP.pair_pass(short, HESSIAN_FLOOR, data.groups, P, data.scratch(), (g, h), g, h, 2)
+    with pytest.raises(ValueError, match="must hold every row"):
+        KP.pair_pass(R._replace(pp=g, pd=h), HESSIAN_FLOOR, data.groups, P, data.scratch(), (g[1:], h), g, h, 2)
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -13,9 +13,10 @@ import xgboost as xgb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
+from reference import assert_handed_to_booster
 
 import gbdt_pwiser.objectives._adapters as A
-from gbdt_pwiser import EntireSpaceCVRObjective, PWiseRObjective, funnel_label, initial_margin
+from gbdt_pwiser import EntireSpaceCVRObjective, PWiseRObjective, funnel_label, initial_margin, prepare_data
 from gbdt_pwiser._validation import check_labels, check_lam_margins, check_n_jobs
 from gbdt_pwiser.objectives import NoConversionWarning
 
@@ -324,7 +325,7 @@ def test_direct_sklearn_calls_detect_new_data_and_in_place_edits(spy_prepare):
     yf[0] = 2.0 if yf[0] != 2 else 0.0  # same object, edited (row 0 is in the sample)
     g2, _ = obj(yf, z)
     assert len(calls) == 2
-    assert_allclose(g2, PWiseRObjective().grad_hess(z, yf)[0], rtol=1e-12)
+    assert_handed_to_booster(g2, PWiseRObjective().grad_hess(z, yf)[0])
     assert not np.allclose(g1, g2)
     obj(yf, z, np.ones(y.size))  # weights appear: new data
     assert len(calls) == 3
@@ -494,3 +495,58 @@ def test_gradients_are_the_same_bits_on_any_number_of_threads():
                 assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1]), (kw, threads)
             loss = [PWiseRObjective(n_jobs=t, **kw).loss(z, y, group, w) for t in (1, 2, 3)]
             assert loss[0] == loss[1] == loss[2]  # sums over fixed blocks, added in order
+
+
+# --------------------------------------------------------------------------- what a booster is handed
+
+
+def _unrounded(obj):
+    """``obj`` whose adapters hand the booster its float64 sums (the booster then rounds them)."""
+    obj._out_dtype = np.float64
+    return obj
+
+
+@pytest.mark.parametrize("kw", [{}, {"pairs": 3}, {"pair_loss": "logistic"}, {"lam": 0.0}])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_adapters_hand_boosters_float32_the_float64_values_rounded_once(kw, weighted):
+    X, y, qid = _data(seed=5)
+    w = np.random.default_rng(6).uniform(0.5, 2.0, y.size).astype(np.float32) if weighted else None
+    z = np.random.default_rng(7).normal(-1.0, 1.5, y.size).astype(np.float32)
+    sizes = np.bincount(qid)
+    want = PWiseRObjective(**kw).grad_hess(z, y, group=qid, weight=w)  # round 0: the first call
+    handed = {
+        "Dataset": PWiseRObjective(**kw)(z, lgb.Dataset(X, label=y, group=sizes, weight=w).construct()),
+        "scikit-learn": PWiseRObjective(**kw)(y, z, w, sizes),
+    }
+    if w is None:  # with qid, a DMatrix keeps one weight per group, not per-row weights
+        handed["DMatrix"] = PWiseRObjective(**kw)(0, z, xgb.DMatrix(X, label=y, qid=qid))
+    for out in handed.values():
+        for got, ref in zip(out, want, strict=True):
+            assert_handed_to_booster(got, ref)
+    # scattered groups (the engines' group codes): the two-pass path, float64 sums then rounded
+    codes = np.random.default_rng(8).permutation(qid)
+    data = prepare_data(y, group=codes, weight=w)
+    assert data.chunks is None
+    want = PWiseRObjective(**kw).grad_hess(z, y, group=codes, weight=w, iteration=4)
+    for threads in (1, 3):
+        got = PWiseRObjective(**kw, n_jobs=threads)._compute(z, data, 4, reuse=True)
+        for g, ref in zip(got, want, strict=True):
+            assert_handed_to_booster(g, ref)
+
+
+@pytest.mark.parametrize("booster", ["xgboost", "lightgbm"])
+@pytest.mark.parametrize("kw", [{}, {"pairs": 3}])
+def test_float32_gradients_grow_the_model_the_booster_grew_from_float64_ones(booster, kw):
+    # XGBoost and LightGBM keep gradients as float32, rounding float64 ones to nearest: the model
+    # from the rounded values handed over is the model from the unrounded sums, bit for bit
+    X, y, qid = _data(seed=9, n_groups=60)
+    models = []
+    for obj in (PWiseRObjective(**kw), _unrounded(PWiseRObjective(**kw))):
+        if booster == "xgboost":
+            b = xgb.train(_params(y), xgb.DMatrix(X, label=y, qid=qid), 8, obj=obj)
+            models.append(b.predict(xgb.DMatrix(X), output_margin=True))
+        else:
+            params = {"objective": obj, "num_leaves": 7, "verbose": -1, "num_threads": 1, "deterministic": True}
+            ds = lgb.Dataset(X, label=y, group=np.bincount(qid), init_score=np.full(y.size, initial_margin(y)))
+            models.append(lgb.train(params, ds, 8).predict(X, raw_score=True))
+    np.testing.assert_array_equal(models[0], models[1])
