@@ -14,8 +14,9 @@ then every boosting round runs either
   terms (:func:`bce_rows_pd`, storing p and σ' = p(1 - p) of its rows) and then its
   active groups' pair terms, while its rows are in cache (a part: a range of chunks); or
 * :func:`bce_rows_pd` (a part: a range of rows) then :func:`pair_groups` (a part: a
-  range of *active* groups: a conversion and at least one partner), with p and σ' of
-  every row in between; :func:`bce_rows` alone when λ = 0.
+  range of *active* groups: a conversion and at least one partner, whose rows' sums
+  start again from p and σ'), with p and σ' of every row in between; :func:`bce_rows`
+  alone when λ = 0.
 
 The pair terms add to float64 sums; the gradients a booster gets are those sums rounded
 once to float32 (:func:`store_rows`), what XGBoost and LightGBM keep of them.
@@ -46,6 +47,7 @@ from .._threads import install_compile_notice
 from .groups import Rows, mode_key, pair_group, sort_conversions
 from .scalars import (
     LOSS_SQUARED_HINGE,
+    bce_from_pd,
     bce_row,
     bce_row_pd,
     count_active,
@@ -227,11 +229,25 @@ def cpu_pairs(P):
 
 
 @njit(**_KERNEL)
-def pair_groups(a0, a1, R, G, P, S, g, h):
-    """The pair terms of active groups a0..a1-1 (``R.pp``/``R.pd``: p and σ' of every row, ``R.ro`` 0;
-    ``P``: :func:`cpu_pairs`). Pairs never cross groups: parts over disjoint groups write disjoint rows."""
+def pair_groups(a0, a1, R, G, P, S, floor, ga, ha, g, h):
+    """BCE plus pair terms of the rows of active groups a0..a1-1 (``R.pp``/``R.pd``: p and σ' of
+    every row, ``R.ro`` 0; ``P``: :func:`cpu_pairs`), group by group: the float64 sums ``ga``/``ha``
+    of the group's rows start from their BCE terms (from p and σ': the bits of the BCE pass), take
+    the pair terms and are stored in g, h (rounded to their dtype; ``(ga, ha)`` may be ``(g, h)``).
+    Rows of no active group keep what the BCE pass wrote, and no pass reads every row again. Pairs
+    never cross groups: parts over disjoint groups write disjoint rows."""
+    perm = G.perm
     for a in range(a0, a1):
-        pair_group(a, R, G, P, S, g, h)
+        s = G.aptr[a]
+        e = G.aptr[a + 1]
+        for t in range(s, e):
+            j = perm[t]
+            ga[j], ha[j] = bce_from_pd(R.pp[j], R.pd[j], R.y[j], weight(R.w, R.has_w, j), floor)
+        pair_group(a, R, G, P, S, ga, ha)
+        for t in range(s, e):
+            j = perm[t]
+            g[j] = ga[j]
+            h[j] = ha[j]
 
 
 @njit(**_KERNEL)

@@ -112,22 +112,21 @@ def pair_pass(
     active group: two passes, for groups in any row order.
 
     ``R``, ``G``, ``P``, ``S``: :class:`~gbdt_pwiser.kernels.groups.Rows` (``R.pp``/``R.pd`` hold
-    every row, ``R.ro`` = 0), ``Groups``, ``Pairs`` (with the round key) and ``Scratch``. The terms
-    add to ``acc``, float64 gradient and Hessian sums of every row, then stored in ``g, h`` (float32
-    for a booster); ``acc`` may be ``(g, h)`` themselves when they are float64.
+    every row, ``R.ro`` = 0), ``Groups``, ``Pairs`` (with the round key) and ``Scratch``. The BCE
+    pass writes ``g, h`` (float32 for a booster); the rows of active groups are summed again in
+    ``acc``, float64 sums of every row (touched at those rows only), and stored in ``g, h`` group by
+    group (:func:`~gbdt_pwiser.kernels.cpu.pair_groups`); ``acc`` may be ``(g, h)`` themselves when
+    they are float64.
     """
     n = R.z.shape[0]
     ga, ha = acc
     if min(R.pp.size, R.pd.size, ga.size, ha.size) < n or R.ro != 0:
         raise ValueError("pair_pass: the p/σ' and sum buffers must hold every row (ro = 0)")
-    ga, ha = ga[:n], ha[:n]
-    rows(K.bce_rows_pd, n, threads, R.z, R.y, R.w, R.has_w, floor, ga, ha, R.pp[:n], R.pd[:n])
+    rows(K.bce_rows_pd, n, threads, R.z, R.y, R.w, R.has_w, floor, g, h, R.pp[:n], R.pd[:n])
     A = G.aptr.size - 1
     b = bounds(A, max(1, min(threads, A)))
     P = K.cpu_pairs(P)
-    run_parts(lambda p: K.pair_groups(b[p], b[p + 1], R, G, P, S, ga, ha), len(b) - 1)
-    if not (np.may_share_memory(ga, g) and np.may_share_memory(ha, h)):
-        rows(K.store_rows, n, threads, ga, ha, g, h)
+    run_parts(lambda p: K.pair_groups(b[p], b[p + 1], R, G, P, S, floor, ga, ha, g, h), len(b) - 1)
 
 
 def bce_pair_pass(

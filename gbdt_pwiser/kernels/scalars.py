@@ -231,12 +231,19 @@ def weight(w, has_w, r):
 
 
 @_scalar
+def bce_from_pd(p, d, yi, wi, floor):
+    """BCE gradient w (p - c) and floored Hessian max(w σ', floor) of a row with p and σ' = d (c = y >= 1)."""
+    c = 1.0 if yi >= 1 else 0.0
+    hh = wi * d
+    return wi * (p - c), (hh if hh > floor else floor)
+
+
+@_scalar
 def bce_row_pd(zi, yi, wi, floor):
     """BCE gradient w (p - c), floored Hessian max(w σ', floor), p and σ' of one row (c = y >= 1)."""
     p, d = sigmoid_and_deriv(zi)
-    c = 1.0 if yi >= 1 else 0.0
-    hh = wi * d
-    return wi * (p - c), (hh if hh > floor else floor), p, d
+    gi, hi = bce_from_pd(p, d, yi, wi, floor)
+    return gi, hi, p, d
 
 
 @_scalar
