@@ -72,14 +72,15 @@ SPIN_RUNTIMES = {
     "objectives' pool": ({}, "pool"),
 }
 #: bytes each pass moves to or from memory per row (a: share of rows in active groups): margins (4)
-#: and labels (1) read, g and h (16) written; the chunked passes also read perm (8 per active row)
-#: while the chunk stays in cache; the two passes write and read p, σ' (16 + 16) and read perm and
-#: read + write g, h of the active rows again (8 + 32)
+#: and labels (1) read, g and h written as float32, what a booster is handed (8); the chunked passes
+#: also read perm (8 per active row) while the chunk stays in cache; the two passes write the float64
+#: sums of g, h and p, σ' (16 + 16), read perm, p, σ' and read + write the sums of the active rows
+#: again (8 + 16 + 32), then read the sums and write g, h (16 + 8)
 BYTES = {
-    "BCE (λ=0)": lambda a: 21.0,
-    "exact, contiguous groups": lambda a: 21.0 + 8 * a,
-    "k=4, contiguous groups": lambda a: 21.0 + 8 * a,
-    "exact, scattered groups": lambda a: 37.0 + 56 * a,
+    "BCE (λ=0)": lambda a: 13.0,
+    "exact, contiguous groups": lambda a: 13.0 + 8 * a,
+    "k=4, contiguous groups": lambda a: 13.0 + 8 * a,
+    "exact, scattered groups": lambda a: 61.0 + 56 * a,
 }
 
 
@@ -325,32 +326,36 @@ def _runner(runner: str):
 
 def efficiency(n: int, threads: list[int], repeat: int, runners=RUNNERS) -> dict:
     """runner -> regime -> pass -> one round's wall and CPU ms on each number of ``threads`` (1 among
-    them), and the efficiency."""
+    them), and the efficiency.
+
+    One runner at a time (its passes and thread counts interleaved): the team's threads spin ~9 ms
+    after each of its regions (the spin part), as they do inside training, and a pool pass started
+    meanwhile shared a core with them (the pool's 2.6 ms BCE pass measured 4.9 ms). Sleeping 30 ms
+    before every pass instead measured threads woken from sleep: efficiencies of 0.2-0.7 on this
+    machine, what neither runner sees in use."""
     out: dict = {r: {} for r in runners}
     for regime in REGIMES:
         cases, active, call = _round_cases(n, regime)
-        fns = {
-            (name, r, t): call(kw, data, t, r) for name, (kw, data) in cases.items() for r in runners for t in threads
-        }
-        for fn in fns.values():
-            fn()
-        wall = {k: [] for k in fns}
-        cpu = {k: [] for k in fns}
-        for _ in range(repeat):
-            for k, fn in fns.items():
-                c0, t0 = time.process_time(), time.perf_counter()
-                fn()
-                wall[k].append(time.perf_counter() - t0)
-                cpu[k].append(time.process_time() - c0)
         for r in runners:
+            fns = {(name, t): call(kw, data, t, r) for name, (kw, data) in cases.items() for t in threads}
+            for fn in fns.values():
+                fn()
+            wall: dict = {k: [] for k in fns}
+            cpu: dict = {k: [] for k in fns}
+            for _ in range(repeat):
+                for k, fn in fns.items():
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    fn()
+                    wall[k].append(time.perf_counter() - t0)
+                    cpu[k].append(time.process_time() - c0)
             res = out[r][regime] = {}
             for name in cases:
-                t1 = float(np.median(wall[(name, r, 1)]))
+                t1 = float(np.median(wall[(name, 1)]))
                 res[name] = {"active_share": active[name], "ms": {}, "cpu_ms": {}, "efficiency": {}}
                 for t in threads:
-                    tt = float(np.median(wall[(name, r, t)]))
+                    tt = float(np.median(wall[(name, t)]))
                     res[name]["ms"][str(t)] = tt * 1e3
-                    res[name]["cpu_ms"][str(t)] = float(np.median(cpu[(name, r, t)])) * 1e3
+                    res[name]["cpu_ms"][str(t)] = float(np.median(cpu[(name, t)])) * 1e3
                     res[name]["efficiency"][str(t)] = t1 / (t * tt)
     return out
 
@@ -478,7 +483,8 @@ def markdown(out: dict) -> str:
         ts = sorted({t for reg in next(iter(runs.values())).values() for v in reg.values() for t in v["ms"]}, key=int)
         lines += [
             f"Passes of one round, {e['rows']:,} rows in groups of 25, median wall time of {e['repeat']} "
-            "interleaved reps, the parts run by the objectives' pool and by XGBoost's OpenMP team; "
+            "interleaved reps, the parts run by the objectives' pool and by XGBoost's OpenMP team (one "
+            "runner at a time); "
             "parallel efficiency t1 / (T·tT). Cost per extra part: "
             + ", ".join(f"{r} {us:.1f} µs" for r, us in e["part_us"].items())
             + "; copy bandwidth "
