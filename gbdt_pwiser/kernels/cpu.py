@@ -233,7 +233,7 @@ def pair_groups(a0, a1, R, G, P, S, floor, ga, ha, g, h):
     """BCE plus pair terms of the rows of active groups a0..a1-1 (``R.pp``/``R.pd``: p and σ' of
     every row, ``R.ro`` 0; ``P``: :func:`cpu_pairs`), group by group: the float64 sums ``ga``/``ha``
     of the group's rows start from their BCE terms (from p and σ': the bits of the BCE pass), take
-    the pair terms and are stored in g, h (rounded to their dtype; ``(ga, ha)`` may be ``(g, h)``).
+    the pair terms and are stored in g, h (rounded to their dtype).
     Rows of no active group keep what the BCE pass wrote, and no pass reads every row again. Pairs
     never cross groups: parts over disjoint groups write disjoint rows."""
     perm = G.perm

@@ -115,8 +115,7 @@ def pair_pass(
     every row, ``R.ro`` = 0), ``Groups``, ``Pairs`` (with the round key) and ``Scratch``. The BCE
     pass writes ``g, h`` (float32 for a booster); the rows of active groups are summed again in
     ``acc``, float64 sums of every row (touched at those rows only), and stored in ``g, h`` group by
-    group (:func:`~gbdt_pwiser.kernels.cpu.pair_groups`); ``acc`` may be ``(g, h)`` themselves when
-    they are float64.
+    group (:func:`~gbdt_pwiser.kernels.cpu.pair_groups`).
     """
     n = R.z.shape[0]
     ga, ha = acc

@@ -89,8 +89,8 @@ class PreparedData:
     def row_buffers(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """float64 buffers for p, σ', and the gradient and Hessian sums of ``rows`` rows (every row:
         ``passes.pair_pass``; one chunk per part at a time: ``passes.bce_pair_pass``), kept across
-        rounds and grown when a call needs more (pages never written, as the sums of a pass that
-        adds straight to float64 outputs, take no memory)."""
+        rounds and grown when a call needs more (the two-pass path writes the sums at the rows of
+        active groups only: pages it never writes take no memory)."""
         if self._rows is None or self._rows[0].size < rows:
             self._rows = (np.empty(rows), np.empty(rows), np.empty(rows), np.empty(rows))
         return self._rows

@@ -372,8 +372,7 @@ class PWiseRObjective(_CustomObjective):
             else:  # p and σ' of every row computed once, then read by the pair terms
                 pp, pd, ga, ha = data.row_buffers(data.n)
                 rows = Rows(z, data.y, data.w, data.has_w, pp, pd, 0)
-                acc = (g, h) if g.dtype == np.float64 else (ga, ha)  # float64 outputs: the sums themselves
-                KP.pair_pass(rows, HESSIAN_FLOOR, data.groups, pairs, data.scratch(), acc, g, h, threads)
+                KP.pair_pass(rows, HESSIAN_FLOOR, data.groups, pairs, data.scratch(), (ga, ha), g, h, threads)
         else:
             KP.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, threads)
         return g, h

@@ -73,15 +73,13 @@ def test_every_driver_gives_the_bits_of_the_group_functions(loss_kind, k, weight
     rows = data.max_chunk_rows
     assert 0 < rows < n // 2
     for threads in (1, 2, 3):
-        g, h = np.full(n, np.nan), np.full(n, np.nan)
         R2 = GR.Rows(z, data.y, data.w, data.has_w, np.full(n, np.nan), np.full(n, np.nan), 0)
-        KP.pair_pass(R2, HESSIAN_FLOOR, data.groups, P, data.scratch(), (g, h), g, h, threads)  # float64: in place
-        assert np.array_equal(g, g_ref) and np.array_equal(h, h_ref)
-        # float32 outputs (a booster's): the float64 sums rounded once
-        g32, h32 = np.full(n, np.nan, np.float32), np.full(n, np.nan, np.float32)
-        acc = (np.full(n, np.nan), np.full(n, np.nan))
-        KP.pair_pass(R2, HESSIAN_FLOOR, data.groups, P, data.scratch(), acc, g32, h32, threads)
-        assert np.array_equal(g32, g_ref.astype(np.float32)) and np.array_equal(h32, h_ref.astype(np.float32))
+        # float64 outputs (grad_hess's), and float32 (a booster's): the float64 sums rounded once
+        for dtype in (np.float64, np.float32):
+            g, h = np.full(n, np.nan, dtype), np.full(n, np.nan, dtype)
+            acc = (np.full(n, np.nan), np.full(n, np.nan))
+            KP.pair_pass(R2, HESSIAN_FLOOR, data.groups, P, data.scratch(), acc, g, h, threads)
+            assert np.array_equal(g, g_ref.astype(dtype)) and np.array_equal(h, h_ref.astype(dtype))
         # p, σ' and the sums of one chunk per part at a time (row r at r - r0): buffers of the largest
         # chunk; float64 and float32 outputs
         for dtype in (np.float64, np.float32):
