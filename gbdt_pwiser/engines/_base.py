@@ -250,8 +250,9 @@ class RoundGradients:
 
     def __call__(self, margin: Any) -> tuple[Any, Any]:
         it = self.first_round + self.calls
-        self.objective._booster_threads = self.threads
-        out = self.objective._adapt(margin, self.calls > 0, self._make, iteration=it, booster=self.booster)
+        out = self.objective._adapt(
+            margin, self.calls > 0, self._make, iteration=it, booster=self.booster, threads=self.threads
+        )
         self.calls += 1
         return out
 

@@ -166,11 +166,21 @@ class _CustomObjective:
     round_offset = 0
 
     def _adapt(
-        self, z: Any, same: bool, make: Any, iteration: int | None = None, booster: str | None = None
+        self,
+        z: Any,
+        same: bool,
+        make: Any,
+        iteration: int | None = None,
+        booster: str | None = None,
+        threads: int | None = None,
     ) -> tuple[Any, Any]:
         """One round: prepare the data unless ``same``, check the margins, compute; the kernels'
         parts on the OpenMP team of ``booster`` (``"xgboost"``, ``"lightgbm"``: the library whose
-        update calls this round; see :mod:`gbdt_pwiser._threads`), else on the pool."""
+        update calls this round; see :mod:`gbdt_pwiser._threads`), else on the pool. ``threads``:
+        the booster's, as its training data tells them (:func:`booster_threads`), which the
+        objective takes unless its ``n_jobs`` says otherwise; None (the scikit-learn wrappers pass
+        no training data): every core, their boosters' default."""
+        self._booster_threads = threads
         if not same:
             self._prepared = None  # a failed preparation must not leave the old data cached
             self._prepared = make()
@@ -253,29 +263,32 @@ class _CustomObjective:
         _register_xgboost_objective()
         if _is_dmatrix(sample_weight) and isinstance(a, numbers.Integral) and group is None:
             d = sample_weight
-            self._booster_threads = booster_threads(d)
             return self._adapt(
                 b,
                 self._same_booster_data(("xgb", id(d)), d),
                 lambda: self._prepare(*_read_dmatrix(d)),
                 iteration=int(a),
                 booster="xgboost",
+                threads=booster_threads(d),
             )
         if _is_dmatrix(b):
-            self._booster_threads = booster_threads(b)
             return self._adapt(
                 a,
                 self._same_booster_data(("xgb", id(b)), b),
                 lambda: self._prepare(*_read_dmatrix(b)),
                 booster="xgboost",
+                threads=booster_threads(b),
             )
         mod = type(b).__module__ or ""
         if mod.startswith("lightgbm") and type(b).__name__ == "Dataset":
-            self._booster_threads = booster_threads(b)
             return self._adapt(
-                a, self._same_booster_data(("lgb", id(b)), b), lambda: self._prepare(*_read_lgb(b)), booster="lightgbm"
+                a,
+                self._same_booster_data(("lgb", id(b)), b),
+                lambda: self._prepare(*_read_lgb(b)),
+                booster="lightgbm",
+                threads=booster_threads(b),
             )
-        self._booster_threads = None  # the scikit-learn wrappers pass no training data: every core
+        # the scikit-learn wrappers pass no training data: every core
         if sample_weight is not None and np.size(sample_weight) == 0:
             sample_weight = None
         arrays = (a, sample_weight, group)

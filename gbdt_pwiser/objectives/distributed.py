@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
 from .._validation import check_labels, check_margin, check_real, check_weight
-from ._adapters import _CustomObjective, _is_dmatrix, _snapshot
+from ._adapters import _CustomObjective, _is_dmatrix, _snapshot, booster_threads
 from ._prepare import PreparedData, prepare_ptr
 from .entire_space import EntireSpaceCVRObjective, _ESMMData, check_ctr_prob
 from .multitask import SharedCTCVRObjective
@@ -312,7 +312,8 @@ class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
                 w = None if w.size == 0 else check_weight(w, lab.size, "DMatrix weight")
                 return _LabelESMMData(lab, w, p)
 
-            return self._adapt(a, self._same_booster_data(("xgb", id(b)), b), make_xgb, iteration, "xgboost")
+            same = self._same_booster_data(("xgb", id(b)), b)
+            return self._adapt(a, same, make_xgb, iteration, "xgboost", booster_threads(b))
         mod = type(b).__module__ or ""
         if mod.startswith("lightgbm") and type(b).__name__ == "Dataset":
 
@@ -322,7 +323,9 @@ class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
                 w = None if w is None or np.asarray(w).size == 0 else check_weight(w, lab.size, "Dataset weight")
                 return _LabelESMMData(lab, w, p)
 
-            return self._adapt(a, self._same_booster_data(("lgb", id(b)), b), make_lgb, booster="lightgbm")
+            return self._adapt(
+                a, self._same_booster_data(("lgb", id(b)), b), make_lgb, booster="lightgbm", threads=booster_threads(b)
+            )
         if sample_weight is not None and np.size(sample_weight) == 0:
             sample_weight = None
         arrays = (a, sample_weight)

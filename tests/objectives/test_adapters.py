@@ -477,6 +477,40 @@ def test_objective_takes_the_boosters_threads_inside_training(spy_threads, monke
     assert spy_threads == [(True, 8)]
 
 
+def test_entire_space_label_objective_takes_the_boosters_threads(monkeypatch):
+    """The distributed entire-space objective reads the booster's threads from its training data too."""
+    from gbdt_pwiser import _threads
+    from gbdt_pwiser.objectives.distributed import EntireSpaceLabelObjective, entire_space_label
+
+    monkeypatch.setattr(_threads, "available_cores", lambda: 8)
+    seen = []
+    real = EntireSpaceLabelObjective._threads
+
+    def spy(self, in_booster, n_rows):
+        seen.append((in_booster, real(self, in_booster, 10**6)))
+        return real(self, in_booster, n_rows)
+
+    monkeypatch.setattr(EntireSpaceLabelObjective, "_threads", spy)
+    X, y, _ = _data(n_groups=20)
+    lab = entire_space_label(y, np.random.default_rng(0).uniform(0.05, 0.9, y.size))
+    params = {"tree_method": "hist", "max_depth": 2, "base_score": 0.0, "disable_default_eval_metric": 1}
+    # a DMatrix's nthread, else XGBoost's global one (XGBoost does not restore a global 0 once a
+    # config_context has set another: earlier tests may have left one), else every core
+    for kw, want in (({"nthread": 3}, 3), ({}, xgb.get_config()["nthread"] or 8)):
+        seen.clear()
+        xgb.train(params, xgb.DMatrix(X, label=lab, **kw), 2, obj=EntireSpaceLabelObjective())
+        assert seen == [(True, want)] * 2, kw
+    for kw, want in (({"num_threads": 2}, 2), ({}, 8)):
+        seen.clear()
+        lgb.train(
+            {"objective": EntireSpaceLabelObjective(), "verbose": -1, "metric": "None", **kw}, lgb.Dataset(X, lab), 2
+        )
+        assert seen == [(True, want)] * 2, kw
+    seen.clear()
+    EntireSpaceLabelObjective(n_jobs=2)(lab, np.zeros(y.size))  # the scikit-learn form: n_jobs
+    assert seen == [(True, 2)]
+
+
 def test_gradients_are_the_same_bits_on_any_number_of_threads():
     """Every pass cut into 1..5 parts gives the gradients of one thread, bit for bit (also the sampled
     mode and groups given as unsorted ids, which take the two-pass path)."""
