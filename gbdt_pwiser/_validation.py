@@ -59,8 +59,13 @@ def _to_numeric_array(values: Any, name: str) -> np.ndarray:
     return arr
 
 
-def check_margin(margin: npt.ArrayLike, name: str = "margin") -> np.ndarray:
-    """Return the margins as a 1-D float32/float64 array (float32 is not copied)."""
+def check_margin(margin: npt.ArrayLike, name: str = "margin", finite: bool = True) -> np.ndarray:
+    """Return the margins as a 1-D float32/float64 array (float32 is not copied).
+
+    ``finite=False`` leaves the NaN/infinity check to the caller: the CPU kernels count non-finite
+    margins as they read them, and the objective then raises :func:`non_finite_margin` (no pass of
+    its own over the margins every round).
+    """
     arr = _to_numeric_array(margin, name)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D raw scores of shape (n,), got shape {arr.shape}")
@@ -68,10 +73,15 @@ def check_margin(margin: npt.ArrayLike, name: str = "margin") -> np.ndarray:
         arr = arr.astype(np.float64)
     if not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)
-    if not np.all(np.isfinite(arr)):
-        bad = np.flatnonzero(~np.isfinite(arr))
-        raise ValueError(f"{name} contains {bad.size} NaN or infinite value(s) (first at index {int(bad[0])})")
+    if finite and not np.all(np.isfinite(arr)):
+        raise non_finite_margin(arr, name)
     return arr
+
+
+def non_finite_margin(arr: np.ndarray, name: str) -> ValueError:
+    """The error for 1-D margins ``arr`` that hold a NaN or an infinity (how many, and the first)."""
+    bad = np.flatnonzero(~np.isfinite(arr))
+    return ValueError(f"{name} contains {bad.size} NaN or infinite value(s) (first at index {int(bad[0])})")
 
 
 def check_labels(y: npt.ArrayLike, n: int | None = None, name: str = "y") -> np.ndarray:

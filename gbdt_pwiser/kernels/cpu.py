@@ -55,6 +55,7 @@ from .scalars import (
     esmm_row,
     esmm_terms,
     log1pexp,
+    non_finite,
     pair_value,
     sigmoid_and_deriv,
     weight,
@@ -180,6 +181,11 @@ def fill_perm_codes(y, codes, slot, aptr, counts, active, perm):
 
 # --------------------------------------------------------------------------- BCE
 #
+# The row kernels count the margins that are NaN or infinite as they read them (no pass of its own
+# over cold margins before the kernels); the objective raises when the count is not 0, after the
+# pass (:mod:`gbdt_pwiser.objectives.pwiser`). Nothing a non-finite margin computes indexes memory:
+# the pair terms' only index that depends on p (``count_active``) stays in [0, nP].
+#
 # Every kernel below runs on one thread over a range of rows or groups, without the GIL
 # (``nogil``): :mod:`gbdt_pwiser.kernels.passes` cuts a pass into one part per thread and runs the
 # parts on the objectives' threads (:func:`gbdt_pwiser._threads.run_parts`). The row kernels take
@@ -191,22 +197,31 @@ _KERNEL: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 @njit(**_KERNEL)
 def bce_rows(z, y, w, has_w, floor, g, h):
-    """g = w (p - c), h = max(w σ', floor) for every row (c = click = y >= 1)."""
+    """g = w (p - c), h = max(w σ', floor) for every row (c = click = y >= 1); returns the number
+    of margins that are NaN or infinite (:func:`non_finite`)."""
+    bad = 0
     for i in range(z.size):
-        gi, hi = bce_row(np.float64(z[i]), y[i], w[i] if has_w else 1.0, floor)
+        zi = np.float64(z[i])
+        bad += non_finite(zi)
+        gi, hi = bce_row(zi, y[i], w[i] if has_w else 1.0, floor)
         g[i] = gi
         h[i] = hi
+    return bad
 
 
 @njit(**_KERNEL)
 def bce_rows_pd(z, y, w, has_w, floor, g, h, pp, pd):
     """:func:`bce_rows` that also stores p and σ' of every row in pp, pd (read by the pair terms)."""
+    bad = 0
     for i in range(z.size):
-        gi, hi, p, d = bce_row_pd(np.float64(z[i]), y[i], w[i] if has_w else 1.0, floor)
+        zi = np.float64(z[i])
+        bad += non_finite(zi)
+        gi, hi, p, d = bce_row_pd(zi, y[i], w[i] if has_w else 1.0, floor)
         g[i] = gi
         h[i] = hi
         pp[i] = p
         pd[i] = d
+    return bad
 
 
 @njit(**_KERNEL)
@@ -259,22 +274,25 @@ def bce_pair_chunks(R, floor, crow, cgrp, G, P, S, ga, ha, g, h):
     pair pass waited on memory at every active group. Same arithmetic, same bits. ``R.pp``/``R.pd``
     hold p and σ' of one chunk at a time and ``ga``/``ha`` its float64 gradient and Hessian sums
     (row r at r - crow[c]: at least the largest chunk's rows), stored in g, h once the chunk is done:
-    the sums rounded once to g, h's dtype (float32 for a booster: what it keeps of them).
+    the sums rounded once to g, h's dtype (float32 for a booster: what it keeps of them). Returns
+    the number of margins that are NaN or infinite (:func:`bce_rows`).
     """
     z = R.z
     y = R.y
     w = R.w
     pp = R.pp
     pd = R.pd
+    bad = 0
     for c in range(crow.size - 1):
         r0 = crow[c]
         r1 = crow[c + 1]
         nr = r1 - r0
-        bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], R.has_w, floor, ga[:nr], ha[:nr], pp[:nr], pd[:nr])
+        bad += bce_rows_pd(z[r0:r1], y[r0:r1], w[r0:r1], R.has_w, floor, ga[:nr], ha[:nr], pp[:nr], pd[:nr])
         rows = Rows(z, y, w, R.has_w, pp, pd, r0)
         for a in range(cgrp[c], cgrp[c + 1]):
             pair_group(a, rows, G, P, S, ga, ha)
         store_rows(ga[:nr], ha[:nr], g[r0:r1], h[r0:r1])
+    return bad
 
 
 @njit(**_KERNEL)

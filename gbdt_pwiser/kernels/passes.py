@@ -39,10 +39,17 @@ def _cut(args: tuple, n: int, r0: int, r1: int) -> list:
     return [a[r0:r1] if isinstance(a, np.ndarray) and a.ndim and a.shape[0] in (n, 0) else a for a in args]
 
 
-def rows(kernel: Callable, n: int, threads: int, *args: Any) -> None:
-    """``kernel(*args)`` on every row: one part per thread, each with its rows of the per-row arrays."""
+def rows(kernel: Callable, n: int, threads: int, *args: Any) -> list:
+    """``kernel(*args)`` on every row: one part per thread, each with its rows of the per-row arrays.
+    Returns what each part's kernel returned, in row order."""
     b = bounds(n, max(1, min(threads, n)))
-    run_parts(lambda p: kernel(*_cut(args, n, b[p], b[p + 1])), len(b) - 1)
+    out: list = [None] * (len(b) - 1)
+
+    def part(p: int) -> None:
+        out[p] = kernel(*_cut(args, n, b[p], b[p + 1]))
+
+    run_parts(part, len(out))
+    return out
 
 
 def _block_sum(block: Callable[[int], Any], n_blocks: int, threads: int) -> Any:
@@ -92,9 +99,10 @@ def bce_pass(
     g: np.ndarray,
     h: np.ndarray,
     threads: int = 1,
-) -> None:
-    """BCE gradient and floored Hessian of every row (λ = 0)."""
-    rows(K.bce_rows, z.shape[0], threads, z, y, w, has_w, floor, g, h)
+) -> int:
+    """BCE gradient and floored Hessian of every row (λ = 0). Returns the number of margins that
+    are NaN or infinite, like the other passes (the kernels count them as they read them)."""
+    return sum(rows(K.bce_rows, z.shape[0], threads, z, y, w, has_w, floor, g, h))
 
 
 def pair_pass(
@@ -107,9 +115,9 @@ def pair_pass(
     g: np.ndarray,
     h: np.ndarray,
     threads: int = 1,
-) -> None:
+) -> int:
     """BCE of every row (storing p and σ' in ``R.pp``/``R.pd``), then the pair terms of every
-    active group: two passes, for groups in any row order.
+    active group: two passes, for groups in any row order. Returns the number of non-finite margins.
 
     ``R``, ``G``, ``P``, ``S``: :class:`~gbdt_pwiser.kernels.groups.Rows` (``R.pp``/``R.pd`` hold
     every row, ``R.ro`` = 0), ``Groups``, ``Pairs`` (with the round key) and ``Scratch``. The BCE
@@ -121,11 +129,12 @@ def pair_pass(
     ga, ha = acc
     if min(R.pp.size, R.pd.size, ga.size, ha.size) < n or R.ro != 0:
         raise ValueError("pair_pass: the p/σ' and sum buffers must hold every row (ro = 0)")
-    rows(K.bce_rows_pd, n, threads, R.z, R.y, R.w, R.has_w, floor, g, h, R.pp[:n], R.pd[:n])
+    bad = sum(rows(K.bce_rows_pd, n, threads, R.z, R.y, R.w, R.has_w, floor, g, h, R.pp[:n], R.pd[:n]))
     A = G.aptr.size - 1
     b = bounds(A, max(1, min(threads, A)))
     P = K.cpu_pairs(P)
     run_parts(lambda p: K.pair_groups(b[p], b[p + 1], R, G, P, S, floor, ga, ha, g, h), len(b) - 1)
+    return bad
 
 
 def bce_pair_pass(
@@ -140,9 +149,10 @@ def bce_pair_pass(
     g: np.ndarray,
     h: np.ndarray,
     threads: int = 1,
-) -> None:
+) -> int:
     """BCE then pair terms chunk by chunk (:func:`~gbdt_pwiser.kernels.cpu.bce_pair_chunks`), for
-    contiguous groups: one part per thread, a range of chunks each.
+    contiguous groups: one part per thread, a range of chunks each. Returns the number of
+    non-finite margins.
 
     ``R.pp``/``R.pd`` hold p and σ' of one chunk per part, and ``acc`` its float64 gradient and
     Hessian sums, stored in ``g, h`` (float32 for a booster) when the chunk is done: each at least
@@ -156,14 +166,18 @@ def bce_pair_pass(
         raise ValueError("bce_pair_pass: the p/σ' or sum buffers are smaller than the largest chunk times the parts")
     b = bounds(C, parts)
     P = K.cpu_pairs(P)
+    bad = [0] * parts
 
     def part(p: int) -> None:
         c0, c1 = b[p], b[p + 1]
         own = slice(p * rows_, (p + 1) * rows_)
         buf = Rows(R.z, R.y, R.w, R.has_w, R.pp[own], R.pd[own], 0)
-        K.bce_pair_chunks(buf, floor, crow[c0 : c1 + 1], cgrp[c0 : c1 + 1], G, P, S, acc[0][own], acc[1][own], g, h)
+        bad[p] = K.bce_pair_chunks(
+            buf, floor, crow[c0 : c1 + 1], cgrp[c0 : c1 + 1], G, P, S, acc[0][own], acc[1][own], g, h
+        )
 
     run_parts(part, parts)
+    return sum(bad)
 
 
 def bce_loss(z: np.ndarray, y: np.ndarray, w: np.ndarray, has_w: bool, threads: int = 1) -> float:

@@ -140,11 +140,24 @@ class _CustomObjective:
         """Forget the cached training data and restart the round counter."""
         self._reset_adapter_state()
 
-    @staticmethod
-    def _fingerprint(z: np.ndarray) -> np.ndarray:
+    #: margins in a fingerprint (evenly spaced), and every how many of them a first look compares
+    _FINGERPRINT, _PROBE = 4096, 256
+
+    @classmethod
+    def _fingerprint(cls, z: np.ndarray) -> np.ndarray:
         # up to 4096 evenly spaced margins: a boosting round changes (almost) all of them
-        step = max(1, z.shape[0] // 4096)
-        return np.array(z[::step], dtype=np.float64)
+        return np.array(z[:: max(1, z.shape[0] // cls._FINGERPRINT)], dtype=np.float64)
+
+    def _first_round_again(self, z: np.ndarray) -> bool:
+        """Whether ``z`` are the first round's margins again (a new run). 16 of the fingerprint's
+        margins first: a later round differs there, and the check reads 16 cache lines of the cold
+        margins, not 4096 (0.07 ms a round at 300k rows, inside a LightGBM fit)."""
+        first = self._first_margin
+        assert first is not None
+        step = max(1, z.shape[0] // self._FINGERPRINT)
+        if not np.array_equal(z[:: step * self._PROBE], first[:: self._PROBE]):
+            return False
+        return np.array_equal(self._fingerprint(z), first)
 
     def _next_round(self, z: Any, same_data: bool) -> int:
         # A new training run on the same data starts again from the same margins.
@@ -152,11 +165,9 @@ class _CustomObjective:
         if zh is None:  # device margins: count rounds per data object only
             if not same_data:
                 self.iteration_ = 0
-        else:
-            fp = self._fingerprint(zh)
-            if not same_data or self._first_margin is None or np.array_equal(self._first_margin, fp):
-                self._first_margin = fp
-                self.iteration_ = 0
+        elif not same_data or self._first_margin is None or self._first_round_again(zh):
+            self._first_margin = self._fingerprint(zh)
+            self.iteration_ = 0
         it = self.iteration_
         self.iteration_ += 1
         return it + self.round_offset
@@ -209,7 +220,13 @@ class _CustomObjective:
         """
         if hasattr(z, "__cuda_array_interface__"):
             return z
-        return check_margin(np.asarray(z).reshape(-1) if np.ndim(z) == 2 and np.shape(z)[1] == 1 else z, "predictions")
+        z = np.asarray(z).reshape(-1) if np.ndim(z) == 2 and np.shape(z)[1] == 1 else z
+        return check_margin(z, "predictions", finite=not self._kernels_check_finite)
+
+    #: True where :meth:`_compute` raises for NaN or infinite margins itself (its CPU kernels count
+    #: them as they read them; its CUDA path checks host margins): the adapters then check only the
+    #: shape and dtype of a round's margins, not every value a second time.
+    _kernels_check_finite = False
 
     def _same_booster_data(self, key: Any, obj: Any) -> bool:
         same = (

@@ -25,6 +25,7 @@ from .._validation import (
     check_random_state,
     check_weight,
     group_layout,
+    non_finite_margin,
 )
 from ..kernels import cpu as K
 from ..kernels import passes as KP
@@ -350,7 +351,7 @@ class PWiseRObjective(_CustomObjective):
         ``iteration`` selects the pairs of the sampled mode; ``reuse`` lets the
         adapters reuse one pair of output buffers across rounds.
         """
-        lam, m1, m2, loss_kind, k, seed = self._check_params()
+        params = self._check_params()
         if iteration < 0:
             raise ValueError(f"iteration must be >= 0, got {iteration}")
         if self.device.startswith("cuda"):
@@ -358,7 +359,27 @@ class PWiseRObjective(_CustomObjective):
 
             return gpu.pwiser_grad_hess_cuda(self, z, data, iteration, reuse=reuse)
         g, h = self._buffers(z.size, reuse)
-        threads = self._threads(reuse, z.size)
+        if self._cpu_pass(z, data, params, iteration, g, h, self._threads(reuse, z.size)):
+            # only a booster's margins get here unchecked (_kernels_check_finite)
+            raise non_finite_margin(z, "predictions")
+        return g, h
+
+    #: The CPU kernels count NaN and infinite margins as they read them (:meth:`_compute` raises),
+    #: the CUDA path checks host margins before it copies them: the adapters check no value twice.
+    _kernels_check_finite = True
+
+    def _cpu_pass(
+        self,
+        z: np.ndarray,
+        data: PreparedData,
+        params: tuple,
+        iteration: int,
+        g: np.ndarray,
+        h: np.ndarray,
+        threads: int,
+    ) -> int:
+        """The CPU kernels' pass of one round into ``g, h``; returns the number of non-finite margins."""
+        lam, m1, m2, loss_kind, k, seed = params
         if lam > 0.0 and data.n_active_groups > 0:
             sc_c, sc_n = data.scales(lam)
             pairs = Pairs(sc_c, sc_n, m1, m2, loss_kind, k, K.round_key(seed, iteration))
@@ -366,16 +387,14 @@ class PWiseRObjective(_CustomObjective):
                 parts = min(threads, data.chunks[0].size - 1)
                 pp, pd, ga, ha = data.row_buffers(parts * data.max_chunk_rows)
                 rows = Rows(z, data.y, data.w, data.has_w, pp, pd, 0)
-                KP.bce_pair_pass(
+                return KP.bce_pair_pass(
                     rows, HESSIAN_FLOOR, *data.chunks, data.groups, pairs, data.scratch(), (ga, ha), g, h, threads
                 )
-            else:  # p and σ' of every row computed once, then read by the pair terms
-                pp, pd, ga, ha = data.row_buffers(data.n)
-                rows = Rows(z, data.y, data.w, data.has_w, pp, pd, 0)
-                KP.pair_pass(rows, HESSIAN_FLOOR, data.groups, pairs, data.scratch(), (ga, ha), g, h, threads)
-        else:
-            KP.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, threads)
-        return g, h
+            # p and σ' of every row computed once, then read by the pair terms
+            pp, pd, ga, ha = data.row_buffers(data.n)
+            rows = Rows(z, data.y, data.w, data.has_w, pp, pd, 0)
+            return KP.pair_pass(rows, HESSIAN_FLOOR, data.groups, pairs, data.scratch(), (ga, ha), g, h, threads)
+        return KP.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, threads)
 
     def _prepare(self, y: np.ndarray, w: np.ndarray | None, ptr: np.ndarray) -> PreparedData:
         """Extension point: validated labels, weights and group boundaries → :class:`PreparedData`.

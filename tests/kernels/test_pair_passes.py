@@ -90,6 +90,40 @@ def test_every_driver_gives_the_bits_of_the_group_functions(loss_kind, k, weight
             assert np.array_equal(g2, g_ref.astype(dtype)) and np.array_equal(h2, h_ref.astype(dtype))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_pass_counts_the_non_finite_margins(dtype):
+    """The passes count NaN and ±inf margins as they read them (the objective raises on a count):
+    every pass, 1-3 threads, at the first and last row and at chunk boundaries; 0 for finite ones,
+    the largest finite values included."""
+    z0, data = _data(25, 0.3, 0.4, True, 11)
+    n = data.n
+    P = GR.Pairs(*data.scales(1.0), 0.03, 0.05, SC.LOSS_SQUARED_HINGE, 0, K.round_key(0, 0))
+    crow = data.chunks[0]
+    rng = np.random.default_rng(0)
+    big = np.finfo(dtype).max
+    places = [[], [0, n - 1], [int(crow[1]), int(crow[1]) - 1, int(crow[2])], list(rng.choice(n, 9, replace=False))]
+    for rows_ in places:
+        z = z0.astype(dtype)
+        z[: n // 2 : 97] = big  # finite, however large
+        z[1 : n // 2 : 89] = -big
+        bad = [np.nan, np.inf, -np.inf]
+        for i, r in enumerate(rows_):
+            z[r] = bad[i % 3]
+        want = int(np.count_nonzero(~np.isfinite(z)))
+        assert want == len(set(rows_))
+        for threads in (1, 2, 3):
+            g, h = np.empty(n, np.float32), np.empty(n, np.float32)
+            assert KP.bce_pass(z, data.y, data.w, data.has_w, HESSIAN_FLOOR, g, h, threads) == want
+            m = max(n, threads * data.max_chunk_rows)  # every row's p (two passes), or a chunk's per part
+            R = GR.Rows(z, data.y, data.w, data.has_w, np.empty(m), np.empty(m), 0)
+            acc = (np.empty(m), np.empty(m))
+            assert KP.pair_pass(R, HESSIAN_FLOOR, data.groups, P, data.scratch(), acc, g, h, threads) == want
+            assert (
+                KP.bce_pair_pass(R, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), acc, g, h, threads)
+                == want
+            )
+
+
 def test_buffers_too_small_are_refused():
     z, data = _data(25, 0.3, 0.4, False, 0)
     P = GR.Pairs(1.0, 1.0, 0.03, 0.05, SC.LOSS_SQUARED_HINGE, 0, K.round_key(0, 0))

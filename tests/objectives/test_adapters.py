@@ -201,6 +201,42 @@ def test_float_label_check_rejects_every_bad_value(bad, msg, dtype):
         check_labels(y)
 
 
+@pytest.mark.parametrize("kw", [{}, {"pairs": 2}, {"lam": 0.0}, {"pair_loss": "logistic"}])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("convention", ["dmatrix", "dataset", "sklearn"])
+def test_non_finite_predictions_are_named_in_every_convention(kw, dtype, convention):
+    """A booster's margins are not checked before the kernels (they count NaN and ±inf as they read
+    them); the error names the predictions, the count and the first row, as check_margin's does."""
+    X, y, qid = _data(n_groups=200, size=10)
+    n = y.size
+    obj = PWiseRObjective(**kw)
+    if convention == "dmatrix":
+        d = xgb.DMatrix(X, label=y, qid=qid)
+        call = lambda z: obj(z, d)
+    elif convention == "dataset":
+        ds = lgb.Dataset(X, label=y, group=np.full(200, 10), params={"verbose": -1}).construct()
+        call = lambda z: obj(z, ds)
+    else:
+        call = lambda z: obj(y, z, None, np.full(200, 10))
+    z = np.random.default_rng(1).normal(size=n).astype(dtype)
+    g, h = (a.copy() for a in call(z))  # finite margins: no error, and the values of grad_hess
+    want = obj.grad_hess(z, y, group=qid)
+    assert_handed_to_booster(g, want[0], rtol=0)
+    assert_handed_to_booster(h, want[1], rtol=0)
+    for bad, rows_ in [(np.nan, [1999]), (np.inf, [0]), (-np.inf, [1003, 17])]:
+        zb = z.copy()
+        zb[rows_] = bad
+        with pytest.raises(
+            ValueError,
+            match=rf"predictions contains {len(rows_)} NaN or infinite value\(s\) \(first at index {min(rows_)}\)",
+        ):
+            call(zb)
+        assert np.array_equal(call(z)[0], g)  # the next round with finite margins is fine
+    if convention == "dmatrix":  # a 2-D column of margins too
+        with pytest.raises(ValueError, match="predictions contains 1 NaN"):
+            call(np.where(np.arange(n) == 5, np.nan, z)[:, None].astype(dtype))
+
+
 # ---------------------------------------------------------------- 4. round counting
 @pytest.mark.skipif(not XGB_NEW, reason="XGBoost < 3.2 passes no round")
 def test_xgboost_passes_the_true_round_and_a_new_run_restarts_at_zero(spy_rounds):
@@ -266,6 +302,26 @@ def test_lightgbm_rounds_are_counted_and_restart_for_a_new_run(spy_rounds):
     m2 = lgb.train(params, ds, 4)
     assert seen == [0, 1, 2, 3, 0, 1, 2, 3]
     assert_allclose(m1.predict(X, raw_score=True), m2.predict(X, raw_score=True), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("n", [50, 300_001])
+def test_a_new_run_is_the_first_rounds_margins_at_every_fingerprinted_row(n):
+    """A round's margins start a new run only if they equal the first round's at every fingerprinted
+    row: the 16 probed first, the whole fingerprint when those match."""
+    obj = PWiseRObjective()
+    z0 = np.random.default_rng(0).normal(size=n)
+    obj._next_round(z0, False)
+    assert obj.iteration_ == 1
+    step = max(1, n // obj._FINGERPRINT)
+    fp_rows = np.arange(0, n, step)
+    probed = fp_rows[:: obj._PROBE]
+    others = np.setdiff1d(fp_rows, probed)
+    for rows_, restart in ((others[len(others) // 2 :], False), (probed[-1:], False), ([], True)):
+        z = z0.copy()
+        z[np.setdiff1d(np.arange(n), fp_rows)] += 1.0  # rows outside the fingerprint never count
+        z[rows_] += 1.0
+        obj.iteration_ = 5
+        assert obj._next_round(z, True) == (0 if restart else 5), (len(rows_), restart)
 
 
 # ---------------------------------------------------------------- 5. no per-round re-hash
