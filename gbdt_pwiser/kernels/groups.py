@@ -240,8 +240,11 @@ def sq_hinge_single(R, G, P, s, nC, e, g, h):
 
     Nothing to sort; the prefix sums are A = w_i, B = w_i p_i (``0.0 + x`` is x) and the one
     bucket the conversion reads is a running sum in registers (the buckets' sums in the same
-    order). A partner with no active pair adds a signed zero to g, h in the general path, which
-    changes no value: it is skipped.
+    order). No branch on a partner's activity: an inactive partner's weight is selected to 0, so it
+    adds zeros to g, h and the sums, which changes no value, as in the general path. The branch was
+    mispredicted about as often as not: a dense exact pass on one thread took 1.91 ms with it,
+    1.58-1.61 ms without (300k rows, random margins; 1.63 against 1.60 with margins that follow
+    the labels).
     """
     pp = R.pp
     pd = R.pd
@@ -259,13 +262,12 @@ def sq_hinge_single(R, G, P, s, nC, e, g, h):
         for t in range(js, je):
             j = G.perm[t]
             pj = pp[j - ro]
-            if (pj - pi) + m > 0.0:
-                wj = weight(R.w, R.has_w, j)
-                gj, hj = sq_hinge_partner_terms(pj, pd[j - ro], wj, m, sc, wi, wpi)
-                g[j - R.ro] += gj
-                h[j - R.ro] += hj
-                SW += wj
-                SWP += wj * pj
+            wj = weight(R.w, R.has_w, j) if (pj - pi) + m > 0.0 else 0.0
+            gj, hj = sq_hinge_partner_terms(pj, pd[j - ro], wj, m, sc, wi, wpi)
+            g[j - R.ro] += gj
+            h[j - R.ro] += hj
+            SW += wj
+            SWP += wj * pj
         if SW != 0.0:
             gi, hi = sq_hinge_conversion_terms(wi, pd[i - ro], pi, m, sc, SW, SWP)
             g[i - R.ro] += gi

@@ -32,6 +32,28 @@ def _group_by_group(R, G, P, S, g, h, which):
             GR.sampled_group(a, R, G, P, S, g, h)
 
 
+@njit(cache=False)
+def _general_path(R, G, P, S, g, h):
+    # exact_sq_hinge_group's general path (sort, prefix sums, buckets) for every group, one
+    # conversion or more: the reference for sq_hinge_single, which must give the same bits
+    for a in range(G.aptr.size - 1):
+        s, e, nP, nC = GR.group_span(G, a)
+        po = G.pptr[a]
+        bo = po + a
+        for q in range(nP):
+            GR.load_conversion(R, G.perm, s, q, S.sp, S.si, po)
+        GR.sort_conversions(S.sp, S.si, S.tp, S.ti, po, nP)
+        GR.conversion_prefix(R, S, po, bo, nP)
+        for term in range(2):
+            js, je, m, sc = SC.term_span(P, term, s, nP, nC, e)
+            if je == js or sc == 0.0:
+                continue
+            GR.clear_buckets(S, bo, nP)
+            for t in range(js, je):
+                GR.sq_hinge_partner(R, S, G.perm[t], po, nP, bo, bo, m, sc, g, h, False)
+            GR.sq_hinge_suffix(R, S, po, nP, bo, m, sc, g, h)
+
+
 def _data(size, ctr, cvr, weighted, seed):
     rng = np.random.default_rng(seed)
     n = 400 * size + 13  # > CHUNK_ROWS rows: several chunks
@@ -122,6 +144,34 @@ def test_every_pass_counts_the_non_finite_margins(dtype):
                 KP.bce_pair_pass(R, HESSIAN_FLOOR, *data.chunks, data.groups, P, data.scratch(), acc, g, h, threads)
                 == want
             )
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("margins", ["random", "labels", "equal"])
+def test_one_conversion_groups_give_the_bits_of_the_general_path(weighted, margins):
+    """sq_hinge_single (no sort, no buckets, no branch on a partner's activity) against the general
+    path on the same groups: the same bits, with active and inactive partners, zero weights and
+    the margins' ties."""
+    z, data = _data(25, 0.3, 0.4, weighted, 21 + weighted)
+    assert np.count_nonzero(data.anP == 1) > 50
+    y = data.y
+    if margins == "labels":
+        z = (-1.0 + 0.6 * (y >= 1) + 0.6 * (y == 2) + np.random.default_rng(2).normal(0, 0.4, y.size)).astype(z.dtype)
+    elif margins == "equal":
+        z = np.where(np.arange(y.size) % 3 == 0, -1.0, z).astype(z.dtype)  # partners tied with conversions
+    n = data.n
+    for m1, m2 in ((0.03, 0.05), (0.0, 0.4), (-0.05, 0.0)):
+        P = GR.Pairs(*data.scales(1.3), m1, m2, SC.LOSS_SQUARED_HINGE, 0, K.round_key(0, 0))
+        pp, pd, g0, h0 = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        K.bce_rows_pd(z, y, data.w, data.has_w, HESSIAN_FLOOR, g0, h0, pp, pd)
+        R = GR.Rows(z, y, data.w, data.has_w, pp, pd, 0)
+        g1, h1 = g0.copy(), h0.copy()
+        _group_by_group(R, data.groups, P, data.scratch(), g1, h1, 0)  # sq_hinge_single where nP == 1
+        g2, h2 = g0.copy(), h0.copy()
+        _general_path(R, data.groups, P, data.scratch(), g2, h2)
+        assert np.array_equal(g1.view(np.int64), g2.view(np.int64)), (m1, m2)
+        assert np.array_equal(h1.view(np.int64), h2.view(np.int64)), (m1, m2)
+        assert np.any(g1 != g0)
 
 
 def test_buffers_too_small_are_refused():
