@@ -152,6 +152,7 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 def _forget_pool() -> None:  # a forked child has none of the parent's threads
     _pool["executor"] = None
     _pool["size"] = 0
+    _kept.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -250,14 +251,16 @@ class OpenMPTeam:
         # AttributeError: a runtime without them (no OpenMP)
         self._parallel = _GOMP_PARALLEL(_address(library.GOMP_parallel))
         self._thread_num = _address(library.omp_get_thread_num)
-        self._jobs: dict[int, tuple[Callable[[], int], Callable[[int], Any], int, list]] = {}
+        self._jobs: dict[int, tuple[Callable[[], int], Callable[[int], Any], int, list, int]] = {}
         self._keys = itertools.count(1)
         self._fn = _TEAM_FN(self._body)  # kept alive as long as the team
         self._fn_address = _address(self._fn)
 
     def _body(self, data: int | None) -> None:
         key = ctypes.cast(_address(data), ctypes.POINTER(ctypes.c_int64))[_KEY]
-        take, part, n_parts, errors = self._jobs[key]
+        take, part, n_parts, errors, caller = self._jobs[key]
+        if (tid := threading.get_native_id()) != caller and tid not in _kept:
+            _keep_thread_state(tid)
         try:
             while (p := take()) < n_parts:
                 part(p)
@@ -269,7 +272,7 @@ class OpenMPTeam:
         threads numbered from ``n_parts`` on return at once)."""
         key = next(self._keys)
         errors: list[BaseException] = []
-        self._jobs[key] = (itertools.count().__next__, part, n_parts, errors)
+        self._jobs[key] = (itertools.count().__next__, part, n_parts, errors, threading.get_native_id())
         block = np.array([n_parts, self._thread_num, self._fn_address, key], dtype=np.int64)
         try:
             self._parallel(_entry_address(), block.ctypes.data, n_parts if threads is None else threads, 0)
@@ -277,6 +280,29 @@ class OpenMPTeam:
             del self._jobs[key]
         if errors:
             raise errors[0]
+
+
+#: native ids of the threads whose Python thread state is kept between regions (see below)
+_kept: set[int] = set()
+
+
+def _keep_thread_state(tid: int) -> None:
+    """Keep the Python thread state of this thread, one of a runtime's OpenMP threads (not the
+    Python thread that opened the region), between regions; called with the GIL held, once per
+    thread.
+
+    A ctypes callback on a thread that Python did not start creates a thread state for the call
+    and deletes it on return, so every region made each team thread but the caller build a new one
+    before it could take a part: 35-40 µs of a 2-part region's 70-75 µs (trivial parts, measured
+    here). One ``PyGILState_Ensure`` that is never released keeps the count of the thread's
+    ``PyGILState`` calls above zero, so the state outlives the callback, as pybind11 does for the
+    threads it adopts. A forked child forgets the ids (:func:`_forget_pool`).
+    """
+    _kept.add(tid)
+    ensure = ctypes.pythonapi.PyGILState_Ensure
+    ensure.restype = ctypes.c_int
+    ensure.argtypes = []
+    ensure()
 
 
 _teams: dict[str, OpenMPTeam | None] = {}

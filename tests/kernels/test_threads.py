@@ -73,6 +73,28 @@ def test_only_threads_with_a_part_enter_python(gomp):
     assert sorted(done[2:]) == [0, 1, 2, 3, 4] and len(entered) <= 3
 
 
+def test_the_runtimes_threads_keep_their_python_thread_state_between_regions(team):
+    """A team thread keeps one Python thread state across regions (a thread-local set in one region
+    is there in the next), instead of a new one per region; the caller's is its own."""
+    local = threading.local()
+    seen: list[tuple[int, bool]] = []
+
+    def part(p):
+        seen.append((threading.get_native_id(), getattr(local, "mark", False)))
+        local.mark = True
+        time.sleep(0.02)  # every thread of the region takes a part
+
+    for _ in range(4):
+        team.run(part, 3)
+    by_thread: dict[int, list[bool]] = {}
+    for tid, marked in seen:
+        by_thread.setdefault(tid, []).append(marked)
+    workers = {tid: m for tid, m in by_thread.items() if tid != threading.get_native_id()}
+    assert len(workers) == 2 and all(len(m) >= 2 for m in workers.values())
+    assert all(m == [False] + [True] * (len(m) - 1) for m in by_thread.values()), by_thread
+    assert set(workers) <= _threads._kept
+
+
 def test_team_raises_a_parts_error_after_every_part_ran(team):
     done: list[int] = []
 
