@@ -123,7 +123,14 @@ def test_every_pass_counts_the_non_finite_margins(dtype):
     crow = data.chunks[0]
     rng = np.random.default_rng(0)
     big = np.finfo(dtype).max
-    places = [[], [0, n - 1], [int(crow[1]), int(crow[1]) - 1, int(crow[2])], list(rng.choice(n, 9, replace=False))]
+    B = K.ROW_BLOCK
+    places = [
+        [],
+        [0, n - 1],
+        [int(crow[1]), int(crow[1]) - 1, int(crow[2])],  # chunk boundaries
+        [B - 1, B, 2 * B, n // 2, n // 2 + 1],  # the row kernels' blocks (of a part, and of a 2-part pass)
+        list(rng.choice(n, 9, replace=False)),
+    ]
     for rows_ in places:
         z = z0.astype(dtype)
         z[: n // 2 : 97] = big  # finite, however large
