@@ -487,18 +487,22 @@ def test_preparation_and_initial_margin_make_no_blas_call(monkeypatch):
 # ----------------------------------------------------------------- threads: the booster's inside training
 
 
-@pytest.fixture
-def spy_threads(monkeypatch):
-    """(in_booster, threads) of every PWiseRObjective pass, for inputs of 10^6 rows (no small-input rule)."""
+def _spy_threads(monkeypatch, cls):
+    """(in_booster, threads) of every pass of ``cls``, for inputs of 10^6 rows (no small-input rule)."""
     seen = []
-    real = PWiseRObjective._threads
+    real = cls._threads
 
     def spy(self, in_booster, n_rows):
         seen.append((in_booster, real(self, in_booster, 10**6)))
         return real(self, in_booster, n_rows)
 
-    monkeypatch.setattr(PWiseRObjective, "_threads", spy)
+    monkeypatch.setattr(cls, "_threads", spy)
     return seen
+
+
+@pytest.fixture
+def spy_threads(monkeypatch):
+    return _spy_threads(monkeypatch, PWiseRObjective)
 
 
 def test_objective_takes_the_boosters_threads_inside_training(spy_threads, monkeypatch):
@@ -539,14 +543,7 @@ def test_entire_space_label_objective_takes_the_boosters_threads(monkeypatch):
     from gbdt_pwiser.objectives.distributed import EntireSpaceLabelObjective, entire_space_label
 
     monkeypatch.setattr(_threads, "available_cores", lambda: 8)
-    seen = []
-    real = EntireSpaceLabelObjective._threads
-
-    def spy(self, in_booster, n_rows):
-        seen.append((in_booster, real(self, in_booster, 10**6)))
-        return real(self, in_booster, n_rows)
-
-    monkeypatch.setattr(EntireSpaceLabelObjective, "_threads", spy)
+    seen = _spy_threads(monkeypatch, EntireSpaceLabelObjective)
     X, y, _ = _data(n_groups=20)
     lab = entire_space_label(y, np.random.default_rng(0).uniform(0.05, 0.9, y.size))
     params = {"tree_method": "hist", "max_depth": 2, "base_score": 0.0, "disable_default_eval_metric": 1}
