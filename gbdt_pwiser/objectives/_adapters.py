@@ -283,7 +283,7 @@ class _CustomObjective:
             return self._adapt(
                 b,
                 self._same_booster_data(("xgb", id(d)), d),
-                lambda: self._prepare(*_read_dmatrix(d)),
+                lambda: self._from_dmatrix(d),
                 iteration=int(a),
                 booster="xgboost",
                 threads=booster_threads(d),
@@ -292,7 +292,7 @@ class _CustomObjective:
             return self._adapt(
                 a,
                 self._same_booster_data(("xgb", id(b)), b),
-                lambda: self._prepare(*_read_dmatrix(b)),
+                lambda: self._from_dmatrix(b),
                 booster="xgboost",
                 threads=booster_threads(b),
             )
@@ -301,7 +301,7 @@ class _CustomObjective:
             return self._adapt(
                 a,
                 self._same_booster_data(("lgb", id(b)), b),
-                lambda: self._prepare(*_read_lgb(b)),
+                lambda: self._from_dataset(b),
                 booster="lightgbm",
                 threads=booster_threads(b),
             )
@@ -312,11 +312,7 @@ class _CustomObjective:
         same = self._same_sklearn_data(arrays)
 
         def make() -> Any:
-            y_true = check_labels(a, name="y_true")
-            n = y_true.size
-            w = check_weight(sample_weight, n, "sample_weight")
-            ptr = np.array([0, n], dtype=np.int64) if group is None else ptr_from_sizes(group, n, "group")
-            prepared = self._prepare(y_true, w, ptr)
+            prepared = self._from_arrays(a, sample_weight, group)
             self._data_key = self._data_ref = None
             self._skl_ref = tuple(
                 (None, None, None) if x is None else (x, np.array(x, copy=True), _snapshot(np.asarray(x)))
@@ -325,6 +321,25 @@ class _CustomObjective:
             return prepared
 
         return self._adapt(b, same, make)
+
+    # The prepared data of each convention's training data: extension points for an objective whose
+    # labels are not funnel labels (``EntireSpaceLabelObjective``); the conventions themselves, the
+    # booster's threads and the caching stay in :meth:`__call__`.
+    def _from_dmatrix(self, d: Any) -> Any:
+        """Prepared data of an XGBoost ``DMatrix`` (labels, weights, ``qid`` groups)."""
+        return self._prepare(*_read_dmatrix(d))
+
+    def _from_dataset(self, ds: Any) -> Any:
+        """Prepared data of a LightGBM ``Dataset`` (labels, weights, group sizes)."""
+        return self._prepare(*_read_lgb(ds))
+
+    def _from_arrays(self, y_true: Any, sample_weight: Any, group: Any) -> Any:
+        """Prepared data of a scikit-learn wrapper's arrays (``group``: LightGBM-style group sizes)."""
+        y = check_labels(y_true, name="y_true")
+        n = y.size
+        w = check_weight(sample_weight, n, "sample_weight")
+        ptr = np.array([0, n], dtype=np.int64) if group is None else ptr_from_sizes(group, n, "group")
+        return self._prepare(y, w, ptr)
 
 
 #: LightGBM's names of ``num_threads`` (its parameter aliases)

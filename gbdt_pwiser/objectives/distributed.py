@@ -15,7 +15,6 @@ Neither imports dask: workers only need gbdt_pwiser, XGBoost/LightGBM and numpy.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ import numpy.typing as npt
 
 from .._defaults import DEFAULT_LAM, DEFAULT_MARGIN_CLICK_ONLY, DEFAULT_MARGIN_NO_CLICK
 from .._validation import check_labels, check_margin, check_real, check_weight
-from ._adapters import _CustomObjective, _is_dmatrix, _snapshot, booster_threads
+from ._adapters import _CustomObjective
 from ._prepare import PreparedData, prepare_ptr
 from .entire_space import EntireSpaceCVRObjective, _ESMMData, check_ctr_prob
 from .multitask import SharedCTCVRObjective
@@ -299,46 +298,19 @@ class EntireSpaceLabelObjective(EntireSpaceCVRObjective):
             raise TypeError("EntireSpaceLabelObjective computes on the labels of entire_space_label only")
         return self._run(z, data, data.a, reuse)
 
-    def __call__(self, a: Any, b: Any, sample_weight: Any = None, group: Any = None) -> tuple[Any, Any]:
-        iteration = None
-        if _is_dmatrix(sample_weight) and isinstance(a, numbers.Integral) and group is None:
-            # XGBoost >= 3.2 calls a registered Objective as obj(iteration, predt, dtrain)
-            iteration, a, b = int(a), b, sample_weight
-        if _is_dmatrix(b):
+    # the adapters' conventions are _CustomObjective.__call__'s; only the labels are read differently
+    def _from_dmatrix(self, d: Any) -> _LabelESMMData:
+        lab, p = _decode_label(d.get_label(), "DMatrix label")
+        w = d.get_weight()
+        w = None if w.size == 0 else check_weight(w, lab.size, "DMatrix weight")
+        return _LabelESMMData(lab, w, p)
 
-            def make_xgb() -> _LabelESMMData:
-                lab, p = _decode_label(b.get_label(), "DMatrix label")
-                w = b.get_weight()
-                w = None if w.size == 0 else check_weight(w, lab.size, "DMatrix weight")
-                return _LabelESMMData(lab, w, p)
+    def _from_dataset(self, ds: Any) -> _LabelESMMData:
+        lab, p = _decode_label(ds.get_label(), "Dataset label")
+        w = ds.get_weight()
+        w = None if w is None or np.asarray(w).size == 0 else check_weight(w, lab.size, "Dataset weight")
+        return _LabelESMMData(lab, w, p)
 
-            same = self._same_booster_data(("xgb", id(b)), b)
-            return self._adapt(a, same, make_xgb, iteration, "xgboost", booster_threads(b))
-        mod = type(b).__module__ or ""
-        if mod.startswith("lightgbm") and type(b).__name__ == "Dataset":
-
-            def make_lgb() -> _LabelESMMData:
-                lab, p = _decode_label(b.get_label(), "Dataset label")
-                w = b.get_weight()
-                w = None if w is None or np.asarray(w).size == 0 else check_weight(w, lab.size, "Dataset weight")
-                return _LabelESMMData(lab, w, p)
-
-            return self._adapt(
-                a, self._same_booster_data(("lgb", id(b)), b), make_lgb, booster="lightgbm", threads=booster_threads(b)
-            )
-        if sample_weight is not None and np.size(sample_weight) == 0:
-            sample_weight = None
-        arrays = (a, sample_weight)
-        same = self._same_sklearn_data(arrays)
-
-        def make() -> _LabelESMMData:
-            lab, p = _decode_label(a, "y_true")
-            w = check_weight(sample_weight, lab.size, "sample_weight")
-            self._data_key = self._data_ref = None
-            self._skl_ref = tuple(
-                (None, None, None) if x is None else (x, np.array(x, copy=True), _snapshot(np.asarray(x)))
-                for x in arrays
-            )
-            return _LabelESMMData(lab, w, p)
-
-        return self._adapt(b, same, make)
+    def _from_arrays(self, y_true: Any, sample_weight: Any, group: Any) -> _LabelESMMData:
+        lab, p = _decode_label(y_true, "y_true")
+        return _LabelESMMData(lab, check_weight(sample_weight, lab.size, "sample_weight"), p)
